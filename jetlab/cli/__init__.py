@@ -1,0 +1,1 @@
+"""The ``jetlab`` command line; each sub-command lives in its own module."""

@@ -1,0 +1,48 @@
+"""Data layer: manifests, downloads, readers, the offline generator and preprocessing.
+
+Everything converges on one schema (:mod:`jetlab.data.schema`).
+"""
+
+from .schema import (
+    ALL_PARTICLE_FEATURES,
+    JET_FEATURES,
+    KINEMATIC_FEATURES,
+    JetSet,
+    SchemaError,
+    inspect_file,
+    read_jetset,
+    read_jetsets,
+    write_jetset,
+    write_jetsets,
+)
+from .preprocess import (
+    FEATURE_GROUPS,
+    JET_INPUTS,
+    PARTICLE_INPUTS,
+    Standardizer,
+    available_groups,
+    jet_inputs,
+    model_inputs,
+    particle_inputs,
+)
+
+__all__ = [
+    "ALL_PARTICLE_FEATURES",
+    "FEATURE_GROUPS",
+    "JET_FEATURES",
+    "JET_INPUTS",
+    "KINEMATIC_FEATURES",
+    "PARTICLE_INPUTS",
+    "JetSet",
+    "SchemaError",
+    "Standardizer",
+    "available_groups",
+    "inspect_file",
+    "jet_inputs",
+    "model_inputs",
+    "particle_inputs",
+    "read_jetset",
+    "read_jetsets",
+    "write_jetset",
+    "write_jetsets",
+]
