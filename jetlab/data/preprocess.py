@@ -58,7 +58,8 @@ _EPS = 1e-8
 
 
 def wrap_phi(dphi: np.ndarray) -> np.ndarray:
-    return (dphi + np.pi) % (2 * np.pi) - np.pi
+    with np.errstate(invalid="ignore"):  # inf stays non-finite and is reported by the caller
+        return (dphi + np.pi) % (2 * np.pi) - np.pi
 
 
 def available_groups(jetset: JetSet) -> tuple[str, ...]:
