@@ -1,0 +1,173 @@
+"""``jetlab data list|info|fetch|verify``: the public datasets and their local copies."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import textwrap
+
+CONVERT_MODULE = "jetlab.cli.convert_cmd"
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _size_text(known: int, unknown: int) -> str:
+    if unknown and not known:
+        return "unknown"
+    if unknown:
+        return f">= {_human(known)} ({unknown} unknown)"
+    return _human(known)
+
+
+def _load(name: str):
+    from jetlab.cli.main import CLIError
+    from jetlab.data.manifests import ManifestError, load_manifest
+
+    try:
+        return load_manifest(name)
+    except ManifestError as exc:
+        raise CLIError(str(exc)) from exc
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from jetlab.cli.main import CLIError
+    from jetlab.data.manifests import ManifestError, list_datasets, load_manifest
+
+    rows = [("NAME", "TITLE", "FILES", "SIZE (default subsets)")]
+    for name in list_datasets():
+        try:
+            m = load_manifest(name)
+        except ManifestError as exc:
+            raise CLIError(str(exc)) from exc
+        default = m.files_for()
+        rows.append((m.name, m.title, f"{len(default)}/{len(m.files)}", _size_text(*m.total_size(default))))
+    if len(rows) == 1:
+        print("no dataset manifests found (check $JETLAB_MANIFESTS)")
+        return 0
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    m = _load(args.name)
+    wrap = lambda text, indent="  ": textwrap.fill(text, 88, initial_indent=indent, subsequent_indent=indent)  # noqa: E731
+    print(f"{m.name}: {m.title}")
+    print(wrap(m.description))
+    record = " ".join(x for x in (m.publisher, f"record {m.record_id}" if m.record_id else None) if x)
+    print(f"record:   {record or '-'}" + (f"  {m.record_url}" if m.record_url else ""))
+    print(f"doi:      {m.doi or '-'}")
+    print(f"license:  {m.license or 'not recorded (see the record page)'}")
+    print(f"format:   {m.format}")
+    print(f"reader:   jetlab.data.readers.{m.reader}")
+    print("subsets:")
+    for s in m.subsets.values():
+        files = m.files_for(s.name)
+        flag = "default" if s.default else "optional"
+        with_sum = sum(1 for f in files if f.checksum)
+        print(
+            f"  {s.name:<14} {flag:<8} {len(files):>5} files  {_size_text(*m.total_size(files)):<24} "
+            f"{with_sum}/{len(files)} with checksum"
+        )
+        if s.description:
+            print(wrap(s.description, " " * 18))
+    schema_keys = ", ".join(m.schema)
+    print("schema:   " + (schema_keys if len(schema_keys) < 80 else schema_keys[:77] + "..."))
+    if "max_particles" in m.schema:
+        print(f"max particles: {m.schema['max_particles']}")
+    if m.notes:
+        print("notes:")
+        for n in m.notes:
+            print(textwrap.fill(n, 88, initial_indent="  - ", subsequent_indent="    "))
+    print("citation:")
+    print(textwrap.indent(m.citation, "  "))
+    return 0
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from jetlab.cli.main import CLIError
+    from jetlab.data.download import DownloadError, data_dir, fetch
+    from jetlab.data.manifests import ManifestError
+
+    m = _load(args.name)
+    try:
+        files = m.files_for(args.subset)
+        known, unknown = m.total_size(files)
+        where = data_dir(m.name, args.dest)
+        print(f"fetching {len(files)} file(s) of {m.name} ({_size_text(known, unknown)}) into {where}")
+        paths = fetch(m, subset=args.subset, dest=args.dest, progress=not args.no_progress, retries=args.retries)
+    except (ManifestError, DownloadError) as exc:
+        raise CLIError(str(exc)) from exc
+    for p in paths:
+        print(p)
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from jetlab.cli.main import CLIError
+    from jetlab.data.download import verify
+    from jetlab.data.manifests import ManifestError
+
+    m = _load(args.name)
+    try:
+        report = verify(m, dest=args.dest, subset=args.subset)
+    except ManifestError as exc:
+        raise CLIError(str(exc)) from exc
+    print(report)
+    return 0 if report.complete else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``jetlab data`` and its sub-commands to the top-level parser."""
+    parser = subparsers.add_parser(
+        "data",
+        help="list, describe, download and verify the public datasets",
+        description="Public jet datasets: manifests (data_manifests/*.yaml), verified downloads, local checks.",
+    )
+    parser.set_defaults(func=lambda a: (parser.print_help(), 1)[1])
+    sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+
+    p = sub.add_parser("list", help="table of the datasets with a manifest")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("info", help="manifest summary, schema and citation of a dataset")
+    p.add_argument("name", help="dataset name (see `jetlab data list`)")
+    p.set_defaults(func=_cmd_info)
+
+    subset_help = "subset to use (repeatable; 'all' for every file; default: the manifest's default subsets)"
+    p = sub.add_parser("fetch", help="download and verify a dataset (resumable)")
+    p.add_argument("name", help="dataset name (see `jetlab data list`)")
+    p.add_argument("--subset", action="append", metavar="S", help=subset_help)
+    p.add_argument("--dest", metavar="DIR", help="target directory (default: $JETLAB_DATA/<name> or ~/.cache/jetlab/data/<name>)")
+    p.add_argument("--retries", type=int, default=3, help="retries per file for transient errors (default: 3)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_fetch)
+
+    p = sub.add_parser("verify", help="check size and checksum of the local files (no network)")
+    p.add_argument("name", help="dataset name (see `jetlab data list`)")
+    p.add_argument("--subset", action="append", metavar="S", help=subset_help)
+    p.add_argument("--dest", metavar="DIR", help="directory holding the files")
+    p.set_defaults(func=_cmd_verify)
+
+    # `jetlab data convert` lives in its own module (readers); plug it in when it exists.
+    try:
+        convert = importlib.import_module(CONVERT_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != CONVERT_MODULE:
+            raise
+    else:
+        convert.register(sub)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from jetlab.cli.main import main
+
+    sys.exit(main(["data", *sys.argv[1:]]))
