@@ -1,1 +1,64 @@
-"""jetlab.physics"""
+"""Physics tools: jet substructure observables, classifier / distribution metrics and
+iterative Bayesian unfolding (the binned baseline for OmniFold)."""
+
+from .metrics import (
+    bootstrap,
+    inverse_background_efficiency,
+    max_sic,
+    mean_and_spread,
+    roc_metrics,
+    sic_curve,
+    triangular_discriminator,
+    triangular_discriminator_samples,
+    wasserstein_1d,
+)
+from .observables import (
+    DEFAULT_OBSERVABLES,
+    OBSERVABLES,
+    ObservableSpec,
+    compute_observables,
+    jet_mass,
+    jet_pt,
+    jet_width,
+    log_rho,
+    multiplicity,
+    nsubjettiness,
+    observable_bins,
+    soft_drop,
+    tau21,
+    tau32,
+    zg,
+)
+from .unfolding import IBUResult, Response, ibu, ibu_unfold_samples, response_matrix
+
+__all__ = [
+    "DEFAULT_OBSERVABLES",
+    "IBUResult",
+    "OBSERVABLES",
+    "ObservableSpec",
+    "Response",
+    "bootstrap",
+    "compute_observables",
+    "ibu",
+    "ibu_unfold_samples",
+    "inverse_background_efficiency",
+    "jet_mass",
+    "jet_pt",
+    "jet_width",
+    "log_rho",
+    "max_sic",
+    "mean_and_spread",
+    "multiplicity",
+    "nsubjettiness",
+    "observable_bins",
+    "response_matrix",
+    "roc_metrics",
+    "sic_curve",
+    "soft_drop",
+    "tau21",
+    "tau32",
+    "triangular_discriminator",
+    "triangular_discriminator_samples",
+    "wasserstein_1d",
+    "zg",
+]

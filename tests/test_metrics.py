@@ -1,0 +1,138 @@
+"""Metrics against hand-computed values on small score sets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jetlab.physics import (
+    bootstrap,
+    inverse_background_efficiency,
+    max_sic,
+    mean_and_spread,
+    roc_metrics,
+    sic_curve,
+    triangular_discriminator,
+    triangular_discriminator_samples,
+    wasserstein_1d,
+)
+
+# 4 signal, 4 background. Ordered by score: S S B S B S B B, so the ROC (fpr, tpr) corners are
+# (0, .5), (.25, .5), (.25, .75), (.5, .75), (.5, 1), (1, 1).
+SIG = [0.9, 0.8, 0.6, 0.3]
+BKG = [0.7, 0.4, 0.2, 0.1]
+LABELS = np.array([1] * 4 + [0] * 4)
+SCORES = np.array(SIG + BKG)
+
+
+def test_roc_metrics_hand_values():
+    m = roc_metrics(LABELS, SCORES)
+    assert m["auc"] == pytest.approx(13 / 16)  # 13 of 16 (s, b) pairs ordered correctly
+    assert m["accuracy"] == pytest.approx(6 / 8)  # one bkg (0.7) and one sig (0.3) wrong
+    assert m["rej_at_0.5"] == np.inf  # tpr 0.5 is reached at fpr 0
+    assert m["rej_at_0.8"] == pytest.approx(1 / 0.3)  # fpr interpolated .25 -> .5 over tpr .75 -> 1
+    assert m["fpr"].shape == m["tpr"].shape == m["thresholds"].shape
+    assert m["tpr"][-1] == 1.0 and m["fpr"][-1] == 1.0
+
+
+def test_inverse_background_efficiency_methods():
+    ibe = inverse_background_efficiency
+    assert ibe(LABELS, SCORES, 0.6, method="interp") == pytest.approx(1 / 0.1)
+    assert ibe(LABELS, SCORES, 0.6, method="first_above") == pytest.approx(1 / 0.25)
+    # OmniLearn convention is strictly above: at eps_s = 0.5 it moves on to tpr = .75
+    assert ibe(LABELS, SCORES, 0.5, method="first_above") == pytest.approx(4.0)
+    assert ibe(LABELS, SCORES, 0.8, method="first_above") == pytest.approx(2.0)
+    np.testing.assert_allclose(ibe(LABELS, SCORES, [0.6, 0.8]), [10.0, 1 / 0.3])
+    assert np.isnan(ibe(LABELS, SCORES, 1.0, method="first_above"))
+    with pytest.raises(ValueError, match="'interp' or 'first_above'"):
+        ibe(LABELS, SCORES, 0.5, method="nearest")
+    with pytest.raises(ValueError, match=r"eps_s must lie in \[0, 1\]"):
+        ibe(LABELS, SCORES, 1.5)
+
+
+def test_sic_hand_values():
+    eps_s, sic = sic_curve(LABELS, SCORES)
+    # the fpr = 0 points are excluded by min_fpr
+    np.testing.assert_allclose(eps_s, [0.5, 0.75, 0.75, 1.0, 1.0])
+    np.testing.assert_allclose(sic, [1.0, 1.5, 0.75 / np.sqrt(0.5), 1 / np.sqrt(0.5), 1.0])
+    assert max_sic(LABELS, SCORES) == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="no ROC point has fpr > min_fpr"):
+        max_sic(LABELS, SCORES, min_fpr=1.0)
+
+
+def test_weights_equal_duplication_and_two_column_scores():
+    w = np.array([1, 1, 2, 1, 1, 3, 1, 1.0])
+    dup = np.repeat(np.arange(8), w.astype(int))
+    a = roc_metrics(LABELS, SCORES, weights=w)
+    b = roc_metrics(LABELS[dup], SCORES[dup])
+    for key in ("auc", "accuracy", "rej_at_0.5", "rej_at_0.8"):
+        assert a[key] == pytest.approx(b[key]), key
+    probs = np.stack([1 - SCORES, SCORES], 1)
+    assert roc_metrics(LABELS, probs)["auc"] == pytest.approx(13 / 16)
+
+
+def test_input_errors_name_the_problem():
+    with pytest.raises(ValueError, match="labels must be 0"):
+        roc_metrics([0, 2, 1], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="need both signal"):
+        roc_metrics([1, 1], [0.1, 0.2])
+    with pytest.raises(ValueError, match="differ in length"):
+        roc_metrics([0, 1], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="NaN"):
+        roc_metrics([0, 1], [0.1, np.nan])
+    with pytest.raises(ValueError, match="weights shape"):
+        roc_metrics([0, 1], [0.1, 0.2], weights=[1.0])
+
+
+def test_triangular_discriminator_values():
+    assert triangular_discriminator([1, 0], [0, 1], scale=1) == pytest.approx(1.0)
+    assert triangular_discriminator([3, 5, 0], [6, 10, 0]) == 0.0  # normalised + empty bin
+    expected = 0.5 * (0.25**2 / 0.75 + 0.25**2 / 1.25)
+    assert triangular_discriminator([2, 2], [1, 3], scale=1) == pytest.approx(expected)
+    assert triangular_discriminator([2, 2], [1, 3]) == pytest.approx(1e3 * expected)
+    # non-uniform widths: densities p = c / (sum c w)
+    w = np.array([1.0, 3.0])
+    p = np.array([1.0, 1.0]) / 4.0
+    q = np.array([1.0, 3.0]) / 10.0
+    ref = 0.5 * np.sum(w * (p - q) ** 2 / (p + q))
+    assert triangular_discriminator([1, 1], [1, 3], w, scale=1) == pytest.approx(ref)
+    assert triangular_discriminator(p, q, w, scale=1, normalize=False) == pytest.approx(ref)
+    with pytest.raises(ValueError, match="equal shapes"):
+        triangular_discriminator([1, 2], [1, 2, 3])
+    with pytest.raises(ValueError, match="q_hist has no positive content"):
+        triangular_discriminator([1, 2], [0, 0])
+
+
+def test_triangular_discriminator_samples():
+    x = np.array([0.1, 0.2, 0.6, 0.7, 5.0])  # 5.0 is outside the edges and ignored
+    y = np.array([0.1, 0.6, 0.65, 0.8])
+    edges = np.array([0.0, 0.5, 1.0, 2.0])
+    p = np.array([2, 2, 0]) / (4 * 0.5)
+    q = np.array([1, 3, 0]) / (4 * 0.5)
+    ref = 0.5 * np.sum(0.5 * (p[:2] - q[:2]) ** 2 / (p[:2] + q[:2]))
+    assert triangular_discriminator_samples(x, y, edges, scale=1) == pytest.approx(ref)
+    # weights: doubling every y weight changes nothing after normalisation
+    assert triangular_discriminator_samples(x, y, edges, wy=np.full(4, 2.0)) == pytest.approx(1e3 * ref)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=5000), rng.normal(0.5, 1, 5000)
+    assert triangular_discriminator_samples(a, b, 20) > triangular_discriminator_samples(a, rng.normal(size=5000), 20)
+
+
+def test_wasserstein_bootstrap_mean_and_spread():
+    assert wasserstein_1d([0, 1], [1, 2]) == pytest.approx(1.0)
+    assert wasserstein_1d([0, 1], [0, 1], [1, 0], [0, 1]) == pytest.approx(1.0)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=400)
+    mean, std = bootstrap(np.mean, x, n=200, seed=1)
+    assert mean == pytest.approx(x.mean(), abs=0.02)
+    assert std == pytest.approx(x.std() / np.sqrt(len(x)), rel=0.25)
+    assert bootstrap(np.mean, x, n=20, seed=5) == bootstrap(np.mean, x, n=20, seed=5)
+    # rows stay aligned across arrays; None passes through
+    m2, s2 = bootstrap(lambda a, b, w: float(np.mean(a - b)) + (0 if w is None else 1), x, x.copy(), None, n=10)
+    assert (m2, s2) == (0.0, 0.0)
+    auc_mean, auc_std = bootstrap(lambda y, s: roc_metrics(y, s)["auc"], np.tile(LABELS, 50), np.tile(SCORES, 50), n=10)
+    assert 0.7 < auc_mean < 0.92 and auc_std > 0
+    with pytest.raises(ValueError, match="common length"):
+        bootstrap(np.mean, x, x[:3])
+    assert mean_and_spread([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert mean_and_spread([4.0]) == (4.0, 0.0)
