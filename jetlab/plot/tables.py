@@ -1,0 +1,133 @@
+"""Results tables (like Tables I/II of the OmniLearn paper) as markdown and HTML, without pandas."""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+
+def _fmt(value: Any, spec: str) -> str:
+    """Format one cell: floats with ``spec``, (mean, std) pairs as 'mean ± std', None as '–'."""
+    if value is None:
+        return "–"
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return f"{_fmt(value[0], spec)} ± {_fmt(value[1], spec)}"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10000 else str(value)
+    if isinstance(value, float) or hasattr(value, "dtype"):
+        v = float(value)
+        if math.isnan(v):
+            return "–"
+        if math.isinf(v):
+            return "∞" if v > 0 else "-∞"
+        return format(v, spec)
+    return str(value)
+
+
+def _key(value: Any) -> float | None:
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        value = value[0]
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+@dataclass
+class ResultsTable:
+    """A formatted table; ``str()`` gives markdown, Jupyter renders :meth:`to_html`."""
+
+    columns: list[str]
+    cells: list[list[str]]
+    bold: set[tuple[int, int]] = field(default_factory=set)
+    title: str | None = None
+
+    def to_markdown(self) -> str:
+        cells = [[f"**{c}**" if (i, j) in self.bold else c for j, c in enumerate(row)] for i, row in enumerate(self.cells)]
+        widths = [max([len(h)] + [len(r[j]) for r in cells]) for j, h in enumerate(self.columns)]
+        line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
+        sep = "|" + "|".join(":" + "-" * (w + 1) if j == 0 else "-" * (w + 1) + ":" for j, w in enumerate(widths)) + "|"
+        out = [line(self.columns), sep] + [line(r) for r in cells]
+        if self.title:
+            out.insert(0, f"**{self.title}**\n")
+        return "\n".join(out)
+
+    def to_html(self) -> str:
+        esc = html.escape
+        head = "".join(f"<th>{esc(c)}</th>" for c in self.columns)
+        body = []
+        for i, row in enumerate(self.cells):
+            tds = []
+            for j, c in enumerate(row):
+                text = f"<b>{esc(c)}</b>" if (i, j) in self.bold else esc(c)
+                align = "left" if j == 0 else "right"
+                tds.append(f'<td style="text-align:{align}">{text}</td>')
+            body.append("<tr>" + "".join(tds) + "</tr>")
+        caption = f"<caption>{esc(self.title)}</caption>" if self.title else ""
+        return f'<table class="jetlab-table">{caption}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+
+def results_table(
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    columns: Sequence[str] | None = None,
+    *,
+    formats: Mapping[str, str] | None = None,
+    floatfmt: str = ".3f",
+    highlight: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> ResultsTable:
+    """Build a results table from dict rows (column order from ``columns`` or first appearance)
+    or sequence rows (``columns`` required).
+
+    ``formats`` gives a per-column format spec (e.g. ``{"1/eps_B @ 0.5": ".1f"}``); values that are
+    ``(mean, std)`` pairs print as 'mean ± std'; ``highlight`` marks the best entry of a column in
+    bold (``{"AUC": "max", "Loss": "min"}``).
+    """
+    where = "results_table"
+    rows = list(rows)
+    if not rows:
+        raise ValueError(f"{where}: no rows given")
+    if isinstance(rows[0], Mapping):
+        if columns is None:
+            columns = []
+            for r in rows:
+                columns += [k for k in r if k not in columns]
+        data = [[r.get(c) for c in columns] for r in rows]
+    else:
+        if columns is None:
+            raise ValueError(f"{where}: sequence rows need columns=[...]")
+        data = [list(r) for r in rows]
+        bad = [i for i, r in enumerate(data) if len(r) != len(columns)]
+        if bad:
+            raise ValueError(f"{where}: rows {bad} do not have {len(columns)} entries (columns {list(columns)})")
+    columns = [str(c) for c in columns]
+    formats = dict(formats or {})
+    unknown = (set(formats) | set(highlight or {})) - set(columns)
+    if unknown:
+        raise ValueError(f"{where}: formats/highlight name unknown columns {sorted(unknown)}; columns are {columns}")
+    cells = [[_fmt(v, formats.get(c, floatfmt)) for v, c in zip(r, columns)] for r in data]
+    bold: set[tuple[int, int]] = set()
+    for col, how in (highlight or {}).items():
+        if how not in ("max", "min"):
+            raise ValueError(f"{where}: highlight[{col!r}] must be 'max' or 'min', got {how!r}")
+        j = columns.index(col)
+        keys = [(_key(r[j]), i) for i, r in enumerate(data)]
+        keys = [(k, i) for k, i in keys if k is not None]
+        if keys:
+            best = max(k for k, _ in keys) if how == "max" else min(k for k, _ in keys)
+            bold |= {(i, j) for k, i in keys if k == best}
+    return ResultsTable(columns=columns, cells=cells, bold=bold, title=title)

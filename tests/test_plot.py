@@ -1,0 +1,229 @@
+"""Tests for jetlab.plot: every figure has labelled axes with units and saves a real PNG."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+import jetlab.plot as jp
+from jetlab.data.schema import JetSet, jet_features_from_particles, sort_and_truncate
+from jetlab.plot._numeric import asimov_significance, rejection_at, roc, triangular_discriminator
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def make_jets(n: int, seed: int, n_part: int = 24) -> JetSet:
+    rng = np.random.default_rng(seed)
+    pt = rng.exponential(20.0, (n, n_part))
+    eta = rng.normal(0.0, 0.3, (n, n_part))
+    phi = rng.normal(0.0, 0.3, (n, n_part))
+    mult = rng.integers(3, n_part, n)
+    mask = np.arange(n_part)[None] < mult[:, None]
+    p = np.stack([pt, eta, phi, pt * np.cosh(eta)], -1) * mask[..., None]
+    p, mask = sort_and_truncate(p, mask, n_part)
+    return JetSet(p, mask, jet_features_from_particles(p, mask), rng.integers(0, 2, n))
+
+
+def saved_png(fig: Figure, tmp_path, name: str) -> bytes:
+    path = jp.save_figure(fig, tmp_path / name, dpi=60)
+    assert path == tmp_path / name
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 2000
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]  # atomic: no leftovers
+    return data
+
+
+def test_compare_hist_density_ratio_and_png(tmp_path):
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(100, 20, 4000), rng.normal(105, 20, 3000)
+    fig = jp.compare_hist({"Pythia": a, "Herwig": b}, bins=np.linspace(0, 200, 41), xlabel="Jet mass [GeV]")
+    main, ratio = fig.axes
+    assert "[GeV]" in ratio.get_xlabel()
+    assert main.get_ylabel() == "Normalised entries" and ratio.get_ylabel() == "Ratio"
+    # the drawn histograms integrate to one (density) over the bin range
+    steps = [p for p in main.patches if hasattr(p, "get_data")]
+    assert len(steps) == 2
+    for st in steps:
+        values, edges = st.get_data().values, st.get_data().edges
+        assert np.sum(values * np.diff(edges)) == pytest.approx(1.0, rel=1e-9)
+    # reference is the first sample, marked in the legend
+    labels = [t.get_text() for t in main.get_legend().get_texts()]
+    assert labels == ["Pythia (ref.)", "Herwig"]
+    saved_png(fig, tmp_path, "compare.png")
+
+
+def test_compare_hist_weights_counts_and_errors():
+    fig = jp.compare_hist(
+        {"x": [0.5, 1.5, 1.5]}, bins=[0, 1, 2], weights={"x": [2.0, 1.0, 3.0]}, density=False, ratio=False,
+        xlabel="Particle $p_T$ [GeV]",
+    )
+    (ax,) = fig.axes
+    st = [p for p in ax.patches if hasattr(p, "get_data")][0]
+    np.testing.assert_allclose(st.get_data().values, [2.0, 4.0])
+    assert ax.get_ylabel() == "Entries" and "[GeV]" in ax.get_xlabel()
+
+
+def test_compare_hist_errors_name_the_parameter():
+    with pytest.raises(ValueError, match="reference 'nope'"):
+        jp.compare_hist({"a": [1, 2]}, reference="nope")
+    with pytest.raises(ValueError, match=r"weights\['a'\] has 1 entries, expected 2"):
+        jp.compare_hist({"a": [1, 2]}, weights={"a": [1.0]})
+    with pytest.raises(ValueError, match="increasing bin edges"):
+        jp.compare_hist({"a": [1, 2]}, bins=[0, 2, 1])
+
+
+def test_compare_jets_grid(tmp_path):
+    real, gen = make_jets(200, 1), make_jets(200, 2)
+    fig = jp.compare_jets(real, gen)
+    # 5 observables x (main + ratio)
+    assert len(fig.axes) == 10
+    xlabels = [ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()]
+    assert any("Particle $p_{T}$ [GeV]" == x for x in xlabels)
+    assert "Jet mass [GeV]" in xlabels and "Particle $\\phi$ [rad]" in xlabels
+    saved_png(fig, tmp_path, "jets.png")
+    with pytest.raises(ValueError, match="unknown observables \\['tau42'\\]"):
+        jp.compare_jets(real, gen, observables=("tau42",))
+
+
+def test_jet_observables_match_hand_computation():
+    js = make_jets(30, 3)
+    mult, w = jp.JET_OBSERVABLES["multiplicity"][0](js)
+    np.testing.assert_array_equal(mult, js.mask.sum(1))
+    mass, _ = jp.JET_OBSERVABLES["jet mass"][0](js)
+    np.testing.assert_allclose(mass, js.jets[:, 3], rtol=1e-5)
+    pt, pw = jp.JET_OBSERVABLES["particle pt"][0](js)
+    assert len(pt) == js.mask.sum() == len(pw)
+    dphi, _ = jp.JET_OBSERVABLES["particle dphi"][0](js)
+    assert np.all(np.abs(dphi) <= np.pi)
+
+
+def test_roc_rejection_sic_curves(tmp_path):
+    rng = np.random.default_rng(4)
+    labels = np.r_[np.ones(1000), np.zeros(1000)]
+    scores = np.r_[rng.normal(1, 1, 1000), rng.normal(-1, 1, 1000)]
+    results = {"PET": (labels, scores, None), "Random": (labels, rng.random(2000))}
+    fig = jp.roc_curves(results)
+    ax = fig.axes[0]
+    assert "efficiency" in ax.get_xlabel() and "efficiency" in ax.get_ylabel()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[0].startswith("PET (AUC = 0.9")  # separation of 2 sigma: AUC ~ 0.92
+    saved_png(fig, tmp_path, "roc.png")
+    fig = jp.rejection_curves(results)
+    assert fig.axes[0].get_yscale() == "log" and "1/" in fig.axes[0].get_ylabel()
+    saved_png(fig, tmp_path, "rej.png")
+    fig = jp.sic_curves(results)
+    assert "SIC" in fig.axes[0].get_ylabel()
+    saved_png(fig, tmp_path, "sic.png")
+
+
+def test_roc_numbers_by_hand():
+    # sig 0.9 0.7 | bkg 0.8 0.1 -> thresholds 0.9, 0.8, 0.7, 0.1
+    fpr, tpr, thr = roc([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1])
+    np.testing.assert_allclose(thr, [np.inf, 0.9, 0.8, 0.7, 0.1])
+    np.testing.assert_allclose(tpr, [0, 0.5, 0.5, 1.0, 1.0])
+    np.testing.assert_allclose(fpr, [0, 0, 0.5, 0.5, 1.0])
+    # first point with tpr > 0.5 has fpr 0.5 -> rejection 2
+    assert rejection_at(fpr, tpr, 0.5) == 2.0
+    # weights: background at 0.8 weighs 3 -> fpr after it 3/4
+    fpr_w, _, _ = roc([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1], [1, 3, 1, 1])
+    np.testing.assert_allclose(fpr_w, [0, 0, 0.75, 0.75, 1.0])
+    with pytest.raises(ValueError, match="need both signal"):
+        roc([1, 1], [0.1, 0.2])
+
+
+def test_loss_curves_and_errors(tmp_path):
+    hist = {
+        "OmniLearn": {"epoch": [1, 2, 3], "train_loss": [0.5, 0.4, 0.35], "val_loss": [0.45, 0.4, 0.38]},
+        "Scratch": {"epoch": [1, 2, 3], "train_loss": [0.7, 0.6, 0.5], "val_loss": [0.66, 0.58, 0.5]},
+    }
+    fig = jp.loss_curves(hist)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "Epoch" and ax.get_ylabel() == "Loss"
+    assert len(ax.get_lines()) == 4
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.45, 0.4, 0.38])
+    saved_png(fig, tmp_path, "loss.png")
+    with pytest.raises(ValueError, match="'epoch' has 2 entries but 'val_loss' has 3"):
+        jp.loss_curves({"x": {"epoch": [1, 2], "val_loss": [1, 2, 3]}})
+
+
+def test_confusion_matrix(tmp_path):
+    labels = [0, 0, 1, 1, 2, 2]
+    pred = np.array([[0.9, 0.1, 0], [0.1, 0.8, 0.1], [0, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]])
+    fig = jp.confusion_matrix(labels, pred, ["QCD", "W", "top"])
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "Predicted class" and ax.get_ylabel() == "True class"
+    np.testing.assert_allclose(ax.images[0].get_array(), [[0.5, 0.5, 0], [0, 1, 0], [0.5, 0, 0.5]])
+    saved_png(fig, tmp_path, "cm.png")
+    with pytest.raises(ValueError, match=r"outside \[0, 2\]"):
+        jp.confusion_matrix([0, 3], [0, 1], ["a", "b", "c"])
+
+
+def test_mjj_spectrum(tmp_path):
+    rng = np.random.default_rng(5)
+    mjj = 2.3 + rng.exponential(0.6, 5000)
+    fig = jp.mjj_spectrum(mjj, cut_masks={"top 10%": rng.random(5000) < 0.1})
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "Dijet mass $m_{jj}$ [TeV]" and ax.get_yscale() == "log"
+    assert {"Signal region", "Sidebands", "All events", "top 10%"} <= {t.get_text() for t in ax.get_legend().get_texts()}
+    saved_png(fig, tmp_path, "mjj.png")
+    with pytest.raises(ValueError, match="sr="):
+        jp.mjj_spectrum(mjj, sr=(2.0, 2.5))
+
+
+def test_jet_image(tmp_path):
+    js = make_jets(2, 6)
+    fig = jp.jet_image(js.particles[0], js.mask[0], title="jet 0")
+    ax, cbar = fig.axes
+    assert "[rad]" in ax.get_ylabel() and "[GeV]" in cbar.get_ylabel()
+    offsets = ax.collections[0].get_offsets()
+    assert len(offsets) == js.mask[0].sum()
+    sizes = ax.collections[0].get_sizes()
+    pt = js.particles[0, js.mask[0], 0]
+    np.testing.assert_allclose(sizes / sizes.max(), pt / pt.max(), rtol=1e-6)  # area ~ pT
+    saved_png(fig, tmp_path, "image.png")
+    with pytest.raises(ValueError, match=r"\(P, >=3\)"):
+        jp.jet_image(np.zeros((3, 2)))
+
+
+def test_results_table_markdown_and_html():
+    rows = [
+        {"Model": "PET", "AUC": 0.959, "1/eps_B": (146.5, 3.2)},
+        {"Model": "OmniLearn <new>", "AUC": 0.961, "1/eps_B": None},
+    ]
+    t = jp.results_table(rows, highlight={"AUC": "max"}, formats={"1/eps_B": ".1f"})
+    md = str(t).splitlines()
+    assert md[0].split("|")[1].strip() == "Model"
+    assert "146.5 ± 3.2" in md[2] and "**0.961**" in md[3] and "–" in md[3]
+    html = t.to_html()
+    assert "<b>0.961</b>" in html and "OmniLearn &lt;new&gt;" in html and html.startswith("<table")
+    assert t._repr_html_() == html
+    with pytest.raises(ValueError, match="unknown columns \\['ACC'\\]"):
+        jp.results_table(rows, highlight={"ACC": "max"})
+    with pytest.raises(ValueError, match="sequence rows need columns"):
+        jp.results_table([[1, 2]])
+
+
+def test_numeric_helpers():
+    # identical histograms -> 0; disjoint -> 0.5 * (1 + 1) = 1
+    assert triangular_discriminator([1, 2, 3], [2, 4, 6]) == 0.0
+    assert triangular_discriminator([1, 0], [0, 1]) == pytest.approx(1.0)
+    # Z for n = 20 observed over b = 10: sqrt(2 (20 ln 2 - 10))
+    assert asimov_significance(20, 10) == pytest.approx(np.sqrt(2 * (20 * np.log(2) - 10)))
+    assert asimov_significance(5, 10) < 0 and asimov_significance(10, 10) == 0.0
+
+
+def test_style_and_save_figure(tmp_path):
+    import matplotlib as mpl
+
+    before = mpl.rcParams["font.size"]
+    with jp.style():
+        assert mpl.rcParams["xtick.direction"] == "in"
+    assert mpl.rcParams["font.size"] == before
+    with pytest.raises(TypeError, match="expected a matplotlib Figure"):
+        jp.save_figure("not a figure", tmp_path / "x.png")
+    fig = jp.roc_curves({"a": ([0, 1, 0, 1], [0.1, 0.9, 0.3, 0.6])})
+    path = jp.save_figure(fig, tmp_path / "sub" / "roc")
+    assert path.suffix == ".png" and path.read_bytes().startswith(PNG_MAGIC)
