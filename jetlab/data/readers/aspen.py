@@ -1,0 +1,99 @@
+"""Aspen Open Jets (UHH record 16505): unlabelled CMS 2016 AK8 jets with PF candidates."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from ..schema import ALL_PARTICLE_FEATURES, JetSet, SchemaError
+from ._common import (
+    PathLike,
+    check_finite,
+    check_shape,
+    existing_file,
+    fail,
+    finish_particles,
+    four_vector_features,
+    pid_flags,
+    ptetaphi,
+    resolve_range,
+    unknown_pdg,
+)
+
+ASPEN_LABELS: tuple[str, ...] = ("unlabelled",)
+#: PFCands columns, in file order.
+PFCANDS_COLUMNS: tuple[str, ...] = ("px", "py", "pz", "E", "d0", "d0Err", "dz", "dzErr", "charge", "pdgId", "puppi_weight")
+CM_TO_MM = 10.0  # CMS stores impact parameters in cm; the schema follows JetClass (mm)
+
+
+def _open(path: PathLike):
+    import h5py
+
+    path = existing_file(path)
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise SchemaError(f"{path}: not a readable HDF5 file ({exc})") from None
+
+
+def _layout(path, f) -> int:
+    for key in ("PFCands", "jet_kinematics"):
+        if key not in f:
+            raise fail(path, key, f"missing (Aspen Open Jets files have 'PFCands' and 'jet_kinematics'; has {list(f.keys())})")
+    n = int(f["jet_kinematics"].shape[0]) if f["jet_kinematics"].ndim else -1
+    check_shape(path, "jet_kinematics", f["jet_kinematics"].shape, (n, 4), "pT, eta, phi, soft-drop mass")
+    check_shape(path, "PFCands", f["PFCands"].shape, (n, None, len(PFCANDS_COLUMNS)), ", ".join(PFCANDS_COLUMNS))
+    return n
+
+
+def aspen_num_jets(path: PathLike) -> int:
+    with _open(path) as f:
+        return _layout(path, f)
+
+
+def read_aspen(path: PathLike, max_particles: int = 150, start: int = 0, stop: int | None = None) -> JetSet:
+    """Read jets ``[start, stop)`` of an Aspen Open Jets file (``RunG_batch*.h5``).
+
+    Particles: (pT, eta, phi) from px/py/pz, E, charge, PID flags from |pdgId| (211 charged
+    hadron, 130 neutral hadron, 22 photon, 11 electron, 13 muon; HF cells 1/2 as neutral
+    hadron/photon) and d0/d0err/dz/dzerr converted cm -> mm. The PUPPI weight of each kept
+    candidate is ``extra["puppi_weight"]`` (N, max_particles), aligned with the particle slots.
+    Jets: pT, eta, phi from ``jet_kinematics``; mass of the sum of all candidates (ungroomed,
+    as the other datasets; the soft-drop mass is ``extra["sdmass"]``); candidate count.
+    Labels are all 0 (unlabelled data).
+    """
+    with _open(path) as f:
+        n = _layout(path, f)
+        start, stop = resolve_range(path, n, start, stop)
+        pf = np.asarray(f["PFCands"][start:stop], dtype=np.float64)
+        kin = np.asarray(f["jet_kinematics"][start:stop], dtype=np.float64)
+    check_finite(path, "PFCands", pf, start)
+    check_finite(path, "jet_kinematics", kin, start)
+
+    px, py, pz, energy = (pf[..., i] for i in range(4))
+    pt, eta, phi = ptetaphi(px, py, pz)
+    mask = pt > 0
+    pdg = pf[..., 9]
+    unknown = unknown_pdg(pdg, mask)
+    if len(unknown):
+        raise fail(path, "PFCands", f"unknown pdgId values {unknown[:5].tolist()} in column 9")
+    cols = [pt, eta, phi, energy, pf[..., 8], *pid_flags(pdg)]
+    cols += [pf[..., 4] * CM_TO_MM, pf[..., 5] * CM_TO_MM, pf[..., 6] * CM_TO_MM, pf[..., 7] * CM_TO_MM]
+    cols.append(pf[..., 10])  # carried through the sort, split off below
+    particles, pmask = finish_particles(cols, mask, max_particles)
+    puppi = particles[..., -1].copy()
+    particles = np.ascontiguousarray(particles[..., :-1])
+
+    m = np.where(mask, 1.0, 0.0)
+    jmass = four_vector_features((px * m).sum(1), (py * m).sum(1), (pz * m).sum(1), (energy * m).sum(1))[3]
+    jets = np.stack([kin[:, 0], kin[:, 1], kin[:, 2], jmass, mask.sum(1)], axis=1)
+    extra = {"sdmass": kin[:, 3].astype(np.float32), "puppi_weight": puppi}
+    js = JetSet(particles, pmask, jets, np.zeros(len(jets), np.int64), None, ALL_PARTICLE_FEATURES, extra)
+    return js.validate(where=str(path))
+
+
+def iter_aspen(path: PathLike, max_particles: int = 150, chunk_size: int = 100_000) -> Iterator[JetSet]:
+    n = aspen_num_jets(path)
+    for lo in range(0, n, chunk_size):
+        yield read_aspen(path, max_particles, lo, min(lo + chunk_size, n))

@@ -1,0 +1,240 @@
+"""LHC Olympics 2020 R&D (Zenodo 4536377): pandas HDF5 events, re-clustered with FastJet.
+
+``events_anomalydetection_v2.h5`` is a pandas DataFrame (key ``df``, 'fixed' format) of
+700 massless particles x (pT, eta, phi) = 2100 zero-padded columns plus a label column.
+pandas' fixed format stores ``df/axis0`` (column labels), ``df/axis1`` (row index) and the
+values in type-homogeneous blocks ``df/block{k}_values`` (rows x columns of the block) whose
+column labels are ``df/block{k}_items``; we read those with h5py, slicing rows directly.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..schema import KINEMATIC_FEATURES, JetSet, SchemaError
+from ._common import (
+    DroppedEventsWarning,
+    PathLike,
+    check_finite,
+    existing_file,
+    fail,
+    finish_particles,
+    four_vector_features,
+    resolve_range,
+    wrap_phi,
+)
+
+LHCO_LABELS: tuple[str, ...] = ("QCD", "signal")
+N_PARTICLES = 700
+N_COLUMNS = 3 * N_PARTICLES
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "pxj1", "pyj1", "pzj1", "mj1", "tau1j1", "tau2j1", "tau3j1",
+    "pxj2", "pyj2", "pzj2", "mj2", "tau1j2", "tau2j2", "tau3j2",
+)  # fmt: skip
+
+
+def _decode(values) -> list:
+    return [v.decode() if isinstance(v, bytes) else v.item() if hasattr(v, "item") else v for v in values]
+
+
+class PandasFrame:
+    """Row-sliced access to a DataFrame written by ``DataFrame.to_hdf`` without loading it all.
+
+    'fixed' files are read with h5py (rows sliced on disk); 'table' files fall back to
+    ``pandas.read_hdf(start=, stop=)``.
+    """
+
+    def __init__(self, path: PathLike, key: str = "df") -> None:
+        import h5py
+
+        self.path = existing_file(path)
+        self.key = key
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise SchemaError(f"{self.path}: not a readable HDF5 file ({exc})") from None
+        with f:
+            if key not in f:
+                raise fail(self.path, key, f"missing (a pandas HDF5 file with key {key!r} was expected; has {list(f.keys())})")
+            g = f[key]
+            self.table = "table" in g
+            if self.table:
+                self._init_table()
+                return
+            if "axis0" not in g or "block0_values" not in g:
+                raise fail(self.path, key, "not a pandas 'fixed' frame (no axis0/block0_values) nor a 'table' frame")
+            self.columns = _decode(g["axis0"][:])
+            self.n_rows = int(g["block0_values"].shape[0])
+            self.blocks: list[tuple[str, list]] = []
+            nblocks = int(g.attrs.get("nblocks", 1))
+            for b in range(nblocks):
+                vals, items = f"block{b}_values", f"block{b}_items"
+                if vals not in g or items not in g:
+                    raise fail(self.path, f"{key}/{vals}", "missing pandas block")
+                if g[vals].ndim != 2 or g[vals].shape[0] != self.n_rows:
+                    raise fail(self.path, f"{key}/{vals}", f"expected shape ({self.n_rows}, n_columns), got {g[vals].shape}")
+                self.blocks.append((vals, _decode(g[items][:])))
+
+    def _init_table(self) -> None:
+        import pandas as pd
+
+        with pd.HDFStore(self.path, "r") as store:
+            storer = store.get_storer(self.key)
+            self.n_rows = int(storer.nrows)
+            self.columns = list(pd.read_hdf(store, self.key, start=0, stop=0).columns)
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Rows ``[start, stop)`` as float64 (n, n_columns) in column order."""
+        start, stop = resolve_range(self.path, self.n_rows, start, stop)
+        if self.table:
+            import pandas as pd
+
+            return pd.read_hdf(self.path, self.key, start=start, stop=stop).to_numpy(dtype=np.float64)
+        import h5py
+
+        out = np.empty((stop - start, len(self.columns)), dtype=np.float64)
+        pos = {c: i for i, c in enumerate(self.columns)}
+        with h5py.File(self.path, "r") as f:
+            g = f[self.key]
+            for vals, items in self.blocks:
+                block = g[vals][start:stop]
+                idx = [pos[c] for c in items]
+                if idx == list(range(idx[0], idx[0] + len(idx))):
+                    out[:, idx[0] : idx[0] + len(idx)] = block
+                else:
+                    out[:, idx] = block
+        return out
+
+
+def lhco_num_events(path: PathLike) -> int:
+    return PandasFrame(path).n_rows
+
+
+def _cluster(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mask: np.ndarray, R: float):
+    """Anti-kT over a whole chunk at once; returns per-event jets (px, py, pz, E) and constituent indices."""
+    import awkward as ak
+    import fastjet
+
+    counts = mask.sum(1)
+    cols = {
+        "px": pt[mask] * np.cos(phi[mask]),
+        "py": pt[mask] * np.sin(phi[mask]),
+        "pz": pt[mask] * np.sinh(eta[mask]),
+        "E": pt[mask] * np.cosh(eta[mask]),
+    }
+    events = ak.unflatten(ak.zip(cols), counts)
+    cs = fastjet.ClusterSequence(events, fastjet.JetDefinition(fastjet.antikt_algorithm, R))
+    return cs.inclusive_jets(), cs.constituent_index()
+
+
+def read_lhco(
+    path: PathLike, max_particles: int = 279, start: int = 0, stop: int | None = None, R: float = 1.0
+) -> dict[str, JetSet]:
+    """Cluster LHCO R&D events ``[start, stop)`` with anti-kT ``R`` into ``{"jet1", "jet2"}``.
+
+    The two highest-pT jets of each event are kept and then ordered by mass: ``jet1`` is the
+    heavier (the usual LHCO convention, m_J1 >= m_J2). Each collection stores the jet's
+    constituents (massless, pT-ordered, truncated to ``max_particles``), jet (pT, eta, phi, m,
+    constituent count), ``extra["mjj"]`` (dijet invariant mass) and ``extra["event_index"]``
+    (row in the file). Labels: 0 QCD, 1 signal (label column; 0 when the file has none, as
+    in the black boxes). Events with fewer than two jets are dropped with a
+    :class:`DroppedEventsWarning` carrying the count; ``event_index`` shows which survived.
+    """
+    import awkward as ak
+
+    frame = PandasFrame(path)
+    if len(frame.columns) not in (N_COLUMNS, N_COLUMNS + 1):
+        raise fail(
+            frame.path,
+            "df",
+            f"expected {N_COLUMNS} particle columns (700 x pT, eta, phi) plus an optional label column, "
+            f"got {len(frame.columns)} columns",
+        )
+    start, stop = resolve_range(frame.path, frame.n_rows, start, stop)
+    data = frame.read(start, stop)
+    check_finite(frame.path, "df", data, row_offset=start)
+    n = len(data)
+    parts = data[:, :N_COLUMNS].reshape(n, N_PARTICLES, 3)
+    labels = data[:, N_COLUMNS] if data.shape[1] > N_COLUMNS else np.zeros(n)
+    if not np.isin(labels, (0.0, 1.0)).all():
+        raise fail(frame.path, "df", f"label column must be 0 or 1, got {np.unique(labels)[:5].tolist()}")
+    pt, eta, phi = parts[..., 0], parts[..., 1], parts[..., 2]
+    mask = pt > 0
+
+    jets, cidx = _cluster(pt, eta, phi, mask, R)
+    jpt_all = np.hypot(jets.px, jets.py)
+    order = ak.argsort(jpt_all, axis=1, ascending=False, stable=True)
+    jets, cidx = jets[order][:, :2], cidx[order][:, :2]
+    keep = ak.to_numpy(ak.num(jets, axis=1)) >= 2
+    n_drop = int((~keep).sum())
+    if n_drop:
+        warnings.warn(
+            DroppedEventsWarning(f"{frame.path}: dropped {n_drop} of {n} event(s) with fewer than two jets", n_drop),
+            stacklevel=2,
+        )
+    jets, cidx = jets[keep], cidx[keep]
+    event_index = np.nonzero(keep)[0] + start
+    # compact real particles per event (the order fastjet saw them), for constituent lookup
+    nk = int(keep.sum())
+    comp_order = np.argsort(~mask[keep], axis=1, kind="stable")
+    comp = np.take_along_axis(parts[keep], comp_order[..., None], axis=1)
+
+    four = {k: ak.to_numpy(jets[k]).reshape(nk, 2) for k in ("px", "py", "pz", "E")}
+    jpt, jeta, jphi, jm = four_vector_features(four["px"], four["py"], four["pz"], four["E"])
+    tot = {k: v.sum(1) for k, v in four.items()}
+    mjj = four_vector_features(tot["px"], tot["py"], tot["pz"], tot["E"])[3]
+    heavier_second = jm[:, 1] > jm[:, 0]
+    slot = np.stack([heavier_second.astype(int), 1 - heavier_second.astype(int)], axis=1)  # [jet1, jet2]
+
+    out = {}
+    for name, k in (("jet1", 0), ("jet2", 1)):
+        which = slot[:, k]
+        rows = np.arange(nk)
+        idx_k = cidx[ak.from_regular(which[:, None])][:, 0]  # var-list index = jagged: per event, jet `which`
+        ncon = ak.to_numpy(ak.num(idx_k, axis=1)).astype(np.int64)
+        width = max(int(ncon.max()) if nk else 0, 1)
+        idx = ak.to_numpy(ak.fill_none(ak.pad_none(idx_k, width, axis=1), -1)).reshape(nk, width).astype(np.int64)
+        cmask = idx >= 0
+        cp = np.take_along_axis(comp, np.where(cmask, idx, 0)[..., None], axis=1)
+        c_pt, c_eta, c_phi = cp[..., 0], cp[..., 1], cp[..., 2]
+        particles, pmask = finish_particles(
+            [c_pt, c_eta, wrap_phi(c_phi), c_pt * np.cosh(c_eta)], cmask & (c_pt > 0), max_particles
+        )
+        jetf = np.stack([jpt[rows, which], jeta[rows, which], jphi[rows, which], jm[rows, which], ncon], axis=1)
+        js = JetSet(
+            particles,
+            pmask,
+            jetf,
+            labels[keep].astype(np.int64),
+            None,
+            KINEMATIC_FEATURES,
+            {"mjj": mjj.astype(np.float32), "event_index": event_index.astype(np.int64)},
+        )
+        out[name] = js.validate(where=f"{frame.path}:{name}")
+    return out
+
+
+def read_lhco_features(path: PathLike) -> dict[str, np.ndarray]:
+    """The R&D ``.features.h5`` table as ``{column: array}`` plus ``mjj`` from the two jets.
+
+    Columns (GeV): ``pxj1, pyj1, pzj1, mj1, tau1j1..3, ...j2, label`` for the two leading
+    anti-kT R = 1 jets. ``mjj`` is the invariant mass of their four-vector sum.
+    """
+    frame = PandasFrame(path)
+    cols = [str(c) for c in frame.columns]
+    missing = [c for c in FEATURE_COLUMNS if c not in cols]
+    if missing:
+        raise fail(frame.path, "df", f"missing feature column(s) {missing} (has {cols})")
+    data = frame.read()
+    check_finite(frame.path, "df", data)
+    out = {c: data[:, i] for i, c in enumerate(cols)}
+    e = {}
+    for j in ("j1", "j2"):
+        e[j] = np.sqrt(out[f"px{j}"] ** 2 + out[f"py{j}"] ** 2 + out[f"pz{j}"] ** 2 + out[f"m{j}"] ** 2)
+    px, py, pz = (out[f"{a}j1"] + out[f"{a}j2"] for a in ("px", "py", "pz"))
+    out["mjj"] = np.sqrt(np.clip((e["j1"] + e["j2"]) ** 2 - px**2 - py**2 - pz**2, 0.0, None))
+    if "label" in out:
+        out["label"] = out["label"].astype(np.int64)
+    return out
