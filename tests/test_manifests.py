@@ -35,7 +35,7 @@ def test_shipped_datasets_are_listed():
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_manifest_validates(name):
     m = load_manifest(name)
-    assert m.name == name and m.path == REPO_MANIFESTS / f"{name}.yaml"
+    assert m.name == name and m.path.resolve() == (REPO_MANIFESTS / f"{name}.yaml").resolve()
     assert m.title and m.citation and m.reader.startswith("read_")
     assert m.record_id and m.record_url.startswith("https://")
     assert m.files and m.files_for()  # default subsets are non-empty
