@@ -1,1 +1,30 @@
-"""jetlab.train"""
+"""Training: a model-agnostic Trainer (exact resume, EMA, AMP, DDP), pretraining and fine-tuning.
+
+Imports of :mod:`jetlab.model` happen inside :func:`pretrain` so the trainer works with any module.
+"""
+
+from .callbacks import Callback, EarlyStopping, History, LiveLossPlot, ProgressBar
+from .ema import ModelEMA
+from .finetune import classifier_loss, fit_classifier, predict
+from .pretrain import pretrain
+from .schedule import WarmupCosine, warmup_cosine_factor
+from .trainer import Lion, Trainer, load_checkpoint, save_checkpoint
+
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "History",
+    "LiveLossPlot",
+    "Lion",
+    "ModelEMA",
+    "ProgressBar",
+    "Trainer",
+    "WarmupCosine",
+    "classifier_loss",
+    "fit_classifier",
+    "load_checkpoint",
+    "predict",
+    "pretrain",
+    "save_checkpoint",
+    "warmup_cosine_factor",
+]
