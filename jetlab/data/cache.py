@@ -1,0 +1,92 @@
+"""A process-safe cache of generated mini datasets.
+
+``dataset_file("jetclass-mini", 20_000)`` returns ``$JETLAB_CACHE/jetclass-mini-n20000-s0.h5``
+(default cache dir ``~/.cache/jetlab``), generating it first if it is missing or unreadable.
+An exclusive ``fcntl`` lock on a side file makes concurrent callers (notebooks, DDP ranks,
+pytest workers) generate the file once; the file itself appears atomically (temp + rename in
+:func:`jetlab.data.schema.write_jetsets`), so nobody ever sees a partial file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .schema import SchemaError, inspect_file
+
+__all__ = ["dataset_file", "resolve_cache_dir", "cached_name"]
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cache directory: argument, else ``$JETLAB_CACHE``, else ``~/.cache/jetlab``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("JETLAB_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "jetlab"
+
+
+def cached_name(name: str, n_jets: int, seed: int = 0, **options: Any) -> str:
+    """File name of a cached dataset; non-default options become part of the name."""
+    extra = "".join(f"-{k}{_fmt(v)}" for k, v in sorted(options.items()) if v is not None)
+    return f"{name}-n{int(n_jets)}-s{int(seed)}{extra}.h5"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return "+".join(str(x) for x in v)
+    return str(v)
+
+
+def _valid(path: Path, name: str, n_jets: int) -> bool:
+    try:
+        meta = inspect_file(path)
+    except (SchemaError, OSError, KeyError, ValueError):
+        return False
+    return meta.dataset == name and meta.n_rows == int(n_jets)
+
+
+def dataset_file(
+    name: str,
+    n_jets: int,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+    *,
+    progress: bool = True,
+    **options: Any,
+) -> Path:
+    """Path of the cached mini dataset ``name`` with ``n_jets`` rows, generated if needed.
+
+    A present file that is not a valid jetlab file for this request (foreign, truncated, wrong
+    size) is regenerated. The result does not depend on ``workers`` (see
+    :func:`jetlab.data.generate.generate`), so it is not part of the file name.
+    """
+    import fcntl
+
+    from .generate import GENERATORS, generate
+
+    if name not in GENERATORS:
+        raise ValueError(f"unknown generated dataset {name!r}; valid names: {sorted(GENERATORS)}")
+    if isinstance(n_jets, bool) or int(n_jets) != n_jets or n_jets <= 0:
+        raise ValueError(f"{name}: n_jets must be a positive integer, got {n_jets!r}")
+    directory = resolve_cache_dir(cache_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / cached_name(name, n_jets, seed, **options)
+    if _valid(path, name, n_jets):
+        return path
+    lock = path.with_name(path.name + ".lock")
+    with open(lock, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            # somebody else may have produced it while we waited for the lock
+            if _valid(path, name, n_jets):
+                return path
+            if path.exists():
+                path.unlink()
+            generate(name, int(n_jets), path, workers=workers, seed=seed, progress=progress, **options)
+            if not _valid(path, name, n_jets):  # pragma: no cover - defensive
+                raise SchemaError(f"{path}: generated file is not a valid {name} file with {n_jets} rows")
+            return path
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
