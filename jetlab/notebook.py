@@ -1,0 +1,346 @@
+"""Helpers that every jetlab notebook calls at its top and bottom.
+
+A notebook run must be reproducible and self-describing: :func:`setup` seeds every RNG, picks
+the device, applies the plot style, and records the parameters together with the jetlab/torch
+versions both as a visible cell output and in ``run_info.json`` of the run's output directory.
+:func:`save_metrics` and :func:`save_figure` write results there atomically, so ``jetlab run``
+(papermill) and interactive Jupyter sessions leave the same artefacts behind.
+
+Typical use::
+
+    import jetlab.notebook as jnb
+    run = jnb.setup(dict(n_jets=n_jets, seed=seed, output_dir=output_dir), seed=seed)
+    ...
+    jnb.save_figure(fig, "roc")
+    jnb.save_metrics({"auc": auc}, "metrics")
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import random
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = [
+    "RunInfo",
+    "current",
+    "output_dir",
+    "resolve_checkpoint",
+    "resolve_device",
+    "save_figure",
+    "save_metrics",
+    "seed_everything",
+    "setup",
+    "to_jsonable",
+]
+
+#: Output directory used when neither ``setup`` nor ``output_dir`` was given one.
+DEFAULT_OUTPUT_DIR = "jetlab_output"
+#: Where notebook 01 leaves its pretrained checkpoint, relative to the common output root.
+PRETRAINED_CHECKPOINT = Path("01_pretraining") / "checkpoint"
+#: Values of a ``checkpoint`` parameter meaning "whatever notebook 01 produced, if anything".
+AUTO_CHECKPOINT_VALUES = ("auto", "")
+#: Values meaning "no checkpoint: start from an untrained model" (reproducible tests, baselines).
+NO_CHECKPOINT_VALUES = ("none",)
+
+
+@dataclass
+class RunInfo:
+    """What :func:`setup` decided for this run; ``to_dict`` is what lands in run_info.json."""
+
+    parameters: dict[str, Any]
+    seed: int
+    device: Any  # torch.device (typed loosely so this module imports without torch)
+    output_dir: Path
+    versions: dict[str, str] = field(default_factory=dict)
+    started: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "parameters": to_jsonable(self.parameters),
+            "seed": self.seed,
+            "device": str(self.device),
+            "output_dir": str(self.output_dir),
+            "versions": dict(self.versions),
+            "started": self.started,
+        }
+
+
+_CURRENT: RunInfo | None = None
+_OUTPUT_DIR: Path | None = None
+
+
+# --------------------------------------------------------------------------- primitives
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy/torch scalars and arrays, paths and tuples into plain JSON types.
+
+    Non-finite floats become ``None`` (strict JSON has no NaN/Infinity)."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if obj is None or isinstance(obj, str):
+        return obj
+    if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # torch tensor
+        return to_jsonable(obj.detach().cpu().tolist())
+    if hasattr(obj, "item"):
+        return to_jsonable(obj.item())
+    return str(obj)
+
+
+def _umask_mode() -> int:
+    """File mode a plain ``open()`` would give (mkstemp's files are private: 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _atomic_write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, _umask_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so a rerun gives the same numbers."""
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    os.environ["PYTHONHASHSEED"] = str(seed)  # inherited by worker subprocesses
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        return
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def resolve_device(device: Any = "auto"):
+    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``.
+
+    Asking for CUDA on a machine without it is an error rather than a silent CPU fallback."""
+    import torch
+
+    if device is None or str(device).lower() == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} requested but CUDA is not available; use device='auto' or 'cpu'")
+    return dev
+
+
+def _apply_style() -> None:
+    try:
+        from jetlab.plot import use_style
+    except ImportError:
+        try:
+            from jetlab.plot._style import use_style
+        except ImportError:
+            use_style = None
+    if use_style is not None:
+        use_style()
+        return
+    try:  # minimal fallback: mplhep's look without claiming an experiment
+        import mplhep
+
+        mplhep.style.use("CMS")
+    except Exception:  # pragma: no cover - style is cosmetic
+        pass
+
+
+def _versions(device) -> dict[str, str]:
+    import jetlab
+
+    out = {"jetlab": jetlab.__version__, "python": platform.python_version(), "numpy": np.__version__}
+    try:
+        import torch
+
+        out["torch"] = torch.__version__
+        if device is not None and getattr(device, "type", "") == "cuda":
+            out["cuda"] = str(torch.version.cuda)
+            out["gpu"] = torch.cuda.get_device_name(device)
+    except ImportError:  # pragma: no cover
+        pass
+    return out
+
+
+def _in_notebook() -> bool:
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # pragma: no cover
+        return False
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
+
+
+# --------------------------------------------------------------------------- public API
+def output_dir(path: str | os.PathLike | None = None) -> Path:
+    """The run's output directory (created). With ``path``, make it the current one.
+
+    Without a path: the directory set by :func:`setup` or a previous call, else ``jetlab_output``."""
+    global _OUTPUT_DIR
+    if path is not None:
+        _OUTPUT_DIR = Path(path).expanduser()
+    elif _OUTPUT_DIR is None:
+        _OUTPUT_DIR = Path(DEFAULT_OUTPUT_DIR)
+    _OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    return _OUTPUT_DIR
+
+
+def setup(parameters: Mapping[str, Any], seed: int | None = None, *, style: bool = True, quiet: bool = False) -> RunInfo:
+    """Start a notebook run: seed, pick the device, style plots, record parameters + versions.
+
+    ``parameters`` is the notebook's parameter dict (its ``parameters`` cell). ``seed`` defaults
+    to ``parameters["seed"]`` (else 0), the device to ``parameters["device"]`` (else ``"auto"``)
+    and the output directory to ``parameters["output_dir"]``. The record is printed (so it is
+    kept in the executed notebook) and written to ``<output_dir>/run_info.json``.
+    """
+    global _CURRENT
+    params = dict(parameters)
+    if seed is None:
+        seed = params.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"setup: seed must be an int, got {type(seed).__name__} ({seed!r})")
+    seed = int(seed)
+    seed_everything(seed)
+    device = resolve_device(params.get("device", "auto"))
+    if style:
+        _apply_style()
+    out = output_dir(params.get("output_dir") or None)
+    info = RunInfo(
+        parameters=params,
+        seed=seed,
+        device=device,
+        output_dir=out.resolve(),
+        versions=_versions(device),
+        started=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    _atomic_write_text(out / "run_info.json", json.dumps(info.to_dict(), indent=2, sort_keys=True) + "\n")
+    _CURRENT = info
+    if not quiet:
+        v = info.versions
+        print(f"jetlab {v['jetlab']} | torch {v.get('torch', 'n/a')} | python {v['python']} | device {device} | seed {seed}")
+        print("parameters:")
+        width = max((len(k) for k in params), default=0)
+        for key, value in params.items():
+            print(f"  {key:<{width}} = {value!r}")
+        print(f"run info written to {out / 'run_info.json'}")
+    return info
+
+
+def current() -> RunInfo | None:
+    """The :class:`RunInfo` of the last :func:`setup` call in this process (None before)."""
+    return _CURRENT
+
+
+def save_metrics(metrics: Mapping[str, Any], name: str = "metrics") -> Path:
+    """Write ``metrics`` as ``<output_dir>/<name>.json`` atomically and return the path.
+
+    numpy/torch scalars are converted; non-finite numbers are stored as null."""
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"save_metrics: expected a dict of metrics, got {type(metrics).__name__}")
+    path = output_dir() / (name if name.endswith(".json") else f"{name}.json")
+    return _atomic_write_text(path, json.dumps(to_jsonable(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def save_figure(fig, name: str, *, display: bool = True, dpi: int | None = None) -> Path:
+    """Write ``fig`` as ``<output_dir>/<name>.png`` atomically and show it once in the notebook.
+
+    pyplot figures are closed after display so Jupyter does not render them a second time."""
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        raise TypeError(f"save_figure: expected a matplotlib Figure, got {type(fig).__name__}")
+    path = output_dir() / name
+    if not path.suffix:
+        path = path.with_suffix(".png")
+    try:
+        from jetlab.plot import save_figure as _plot_save
+    except ImportError:
+        _plot_save = None
+    if _plot_save is not None:
+        path = Path(_plot_save(fig, path, dpi=dpi))
+        os.chmod(path, _umask_mode())
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format=path.suffix.lstrip(".").lower(), dpi=dpi, bbox_inches="tight")
+            os.chmod(tmp, _umask_mode())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+    if display and _in_notebook():
+        from IPython.display import display as _display
+
+        _display(fig)
+        if getattr(fig.canvas, "manager", None) is not None:  # pyplot-managed figure
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+    return path
+
+
+def resolve_checkpoint(value: str | os.PathLike | None, output_dir: str | os.PathLike | None = None) -> Path | None:
+    """Turn a notebook's ``checkpoint`` parameter into a path, or None when there is none.
+
+    ``"auto"``/``""`` mean "the checkpoint notebook 01 wrote, if any": looked up next to this
+    run's output directory (``<out>/../01_pretraining/checkpoint``) and under ``jetlab_output/``
+    in the working directory and its parent. ``"none"``/None mean no checkpoint. An explicit
+    path must exist.
+    """
+    if value is None or str(value).strip().lower() in NO_CHECKPOINT_VALUES:
+        return None
+    if str(value).strip().lower() in AUTO_CHECKPOINT_VALUES:
+        candidates = []
+        base = Path(output_dir) if output_dir is not None else (_OUTPUT_DIR or None)
+        if base is not None:
+            candidates.append(base.expanduser().resolve().parent / PRETRAINED_CHECKPOINT)
+        cwd = Path.cwd()
+        candidates += [cwd / DEFAULT_OUTPUT_DIR / PRETRAINED_CHECKPOINT, cwd.parent / DEFAULT_OUTPUT_DIR / PRETRAINED_CHECKPOINT]
+        for cand in candidates:
+            if cand.exists():
+                return cand
+        return None
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"checkpoint {os.fspath(value)!r} does not exist; pass an existing checkpoint path, "
+            "'auto' (notebook 01's output if present) or 'none'"
+        )
+    return path

@@ -1,0 +1,500 @@
+"""Execute jetlab notebooks headless with validated parameters (``jetlab run``).
+
+A notebook declares its parameters in the one cell tagged ``parameters`` (papermill's
+convention) as simple assignments ``name = literal``. Everything the user passes (``-p`` values,
+a profile from ``jetlab/profiles/*.yaml``) is checked against those declarations *before* a
+kernel starts, so a typo in a parameter name, a wrong type, a missing checkpoint or an unknown
+dataset fails in a second with a message naming the parameter, instead of an hour into a run.
+
+Execution goes through :func:`papermill.execute_notebook` with the notebook's own directory as
+working directory (as in Jupyter); every path parameter is made absolute first. The executed
+notebook is written to ``<out>/<stem>.ipynb`` and the notebook writes its figures, metrics and
+``run_info.json`` into ``<out>`` (passed as the ``output_dir`` parameter).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+__all__ = [
+    "DEFAULT_KERNEL",
+    "DEFAULT_OUTPUT_ROOT",
+    "NotebookExecutionError",
+    "NotebookParameter",
+    "ParameterError",
+    "RunPlan",
+    "RunResult",
+    "find_notebooks",
+    "known_datasets",
+    "list_profiles",
+    "load_profile",
+    "parse_cli_value",
+    "plan_run",
+    "profile_parameters",
+    "read_parameters",
+    "run_all",
+    "run_notebook",
+    "validate_parameters",
+]
+
+DEFAULT_KERNEL = "python3"
+DEFAULT_OUTPUT_ROOT = "jetlab_output"
+PROFILE_DIR = Path(__file__).parent / "profiles"
+#: The notebook whose output (``<out>/01_pretraining/checkpoint``) feeds the others in ``--all``.
+PRETRAINING_STEM = "01_pretraining"
+CHECKPOINT_SUBPATH = "checkpoint"
+#: Used only when jetlab.data.generate / jetlab.data.manifests cannot be imported.
+_FALLBACK_GENERATORS = ("jetclass-mini", "toptag-mini", "zjets-mini", "lhco-mini")
+_FALLBACK_MANIFESTS = ("jetclass", "atlas_toptag", "omnifold_zjets", "lhco_rnd", "aspen_open_jets")
+_NOT_A_PATH = ("auto", "", "none")  # see jetlab.notebook.resolve_checkpoint
+
+
+class ParameterError(ValueError):
+    """A notebook parameter (or profile) is invalid; raised before any execution starts."""
+
+
+class NotebookExecutionError(RuntimeError):
+    """A notebook cell raised; the executed notebook with the traceback was still written."""
+
+    def __init__(self, message: str, executed: Path | None = None):
+        super().__init__(message)
+        self.executed = executed
+
+
+@dataclass(frozen=True)
+class NotebookParameter:
+    """One assignment of a ``parameters`` cell. If its value is not a Python literal,
+    ``literal`` is False, ``default`` is None and any type is accepted for it."""
+
+    name: str
+    default: Any
+    line: int
+    literal: bool = True
+
+    @property
+    def expected(self) -> str | None:
+        """Human name of the accepted type, or None when any type is accepted."""
+        if not self.literal or self.default is None:
+            return None
+        return _type_name(self.default)
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, dict):
+        return "dict"
+    return type(value).__name__
+
+
+# --------------------------------------------------------------------------- reading notebooks
+def _load(notebook: str | os.PathLike):
+    import nbformat
+
+    path = Path(notebook)
+    if not path.is_file():
+        raise ParameterError(f"notebook {os.fspath(notebook)!r} does not exist")
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as exc:  # malformed JSON / not a notebook
+        raise ParameterError(f"cannot read notebook {path}: {exc}") from exc
+
+
+def read_parameters(notebook: str | os.PathLike) -> dict[str, NotebookParameter]:
+    """Parse the notebook's ``parameters`` cell with :mod:`ast` (no code is executed).
+
+    Only ``name = value`` and ``name: type = value`` statements are allowed; values that are
+    not Python literals are accepted but not type-checked."""
+    nb = _load(notebook)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not cells:
+        raise ParameterError(f"{notebook}: no cell is tagged 'parameters' (papermill needs exactly one)")
+    if len(cells) > 1:
+        raise ParameterError(f"{notebook}: {len(cells)} cells are tagged 'parameters'; keep exactly one")
+    source = cells[0].source
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ParameterError(f"{notebook}: parameters cell line {exc.lineno}: {exc.msg}") from exc
+    params: dict[str, NotebookParameter] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # a bare string used as a comment
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name, value = node.targets[0].id, node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            name, value = node.target.id, node.value
+        else:
+            raise ParameterError(
+                f"{notebook}: parameters cell line {node.lineno}: only simple assignments "
+                f"'name = value' are allowed, got {ast.unparse(node)!r}"
+            )
+        try:
+            params[name] = NotebookParameter(name, ast.literal_eval(value), node.lineno)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            params[name] = NotebookParameter(name, None, node.lineno, literal=False)
+    return params
+
+
+def find_notebooks(directory: str | os.PathLike = "notebooks") -> list[Path]:
+    """The notebooks of a series, sorted by name (``_``-prefixed and checkpoint copies skipped)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ParameterError(f"notebook directory {os.fspath(directory)!r} does not exist")
+    return sorted(p for p in directory.glob("*.ipynb") if not p.name.startswith(("_", ".")))
+
+
+# --------------------------------------------------------------------------- values and types
+def parse_cli_value(text: str) -> Any:
+    """Interpret a ``-p NAME VALUE`` string like papermill: True/False/None, int, float, then
+    any Python literal (lists, dicts, quoted strings); otherwise the text itself."""
+    if text in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[text]
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def _coerce(notebook: Path, name: str, value: Any, param: NotebookParameter, source: str) -> Any:
+    expected = param.expected
+    if isinstance(value, str) and expected != "str":
+        # CLI values are always text; YAML also leaves e.g. "1e-4" as text.
+        if expected == "bool" and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        else:
+            value = parse_cli_value(value)
+    if expected is None:
+        return value
+    got = _type_name(value)
+    if expected == "float" and got == "int":
+        return float(value)
+    if expected == "list" and isinstance(value, tuple):
+        return list(value)
+    if got != expected:
+        raise ParameterError(
+            f"{notebook.name}: parameter {name!r} ({source}) expects {expected} "
+            f"(default {param.default!r}), got {got} {value!r}"
+        )
+    return value
+
+
+def known_datasets() -> tuple[list[str], list[str]]:
+    """(generator names, manifest dataset names) that a ``dataset`` parameter may name."""
+    try:
+        from jetlab.data.generate import GENERATORS
+
+        generators = sorted(GENERATORS)
+    except ImportError:
+        generators = list(_FALLBACK_GENERATORS)
+    try:
+        from jetlab.data.manifests import list_datasets
+
+        manifests = sorted(list_datasets())
+    except ImportError:
+        manifests = list(_FALLBACK_MANIFESTS)
+    return generators, manifests
+
+
+def _is_checkpoint(name: str) -> bool:
+    return name == "checkpoint" or name.endswith("_checkpoint")
+
+
+def _is_dataset(name: str) -> bool:
+    return name == "dataset" or name.endswith("_dataset")
+
+
+def validate_parameters(
+    notebook: str | os.PathLike,
+    parameters: Mapping[str, Any],
+    *,
+    source: str = "-p",
+    declared: Mapping[str, NotebookParameter] | None = None,
+    pending: Iterable[str | os.PathLike] = (),
+) -> dict[str, Any]:
+    """Check ``parameters`` against the notebook's declarations; return them coerced.
+
+    Raises :class:`ParameterError` for an unknown name (listing the valid ones), a wrong type,
+    a checkpoint path that does not exist (``"auto"``/empty/``"none"`` are fine; paths in ``pending`` will
+    be written by an earlier notebook), or a dataset that is neither a generator, a manifest
+    dataset nor an existing file. Existing paths are made absolute, since the notebook runs in
+    its own directory.
+    """
+    notebook = Path(notebook)
+    declared = read_parameters(notebook) if declared is None else declared
+    pending_paths = {Path(p).expanduser().resolve() for p in pending}
+    out: dict[str, Any] = {}
+    for name, raw in parameters.items():
+        if name not in declared:
+            valid = ", ".join(sorted(declared)) or "(none)"
+            raise ParameterError(f"{notebook.name}: unknown parameter {name!r} ({source}); valid parameters: {valid}")
+        value = _coerce(notebook, name, raw, declared[name], source)
+        if _is_checkpoint(name) and isinstance(value, (str, os.PathLike)) and str(value).strip().lower() not in _NOT_A_PATH:
+            path = Path(value).expanduser().resolve()
+            if not path.exists() and path not in pending_paths:
+                raise ParameterError(
+                    f"{notebook.name}: parameter {name!r} ({source}): checkpoint {os.fspath(value)!r} does not exist; "
+                    "give an existing checkpoint path, 'auto' (notebook 01's output if present) or 'none'"
+                )
+            value = str(path)
+        if _is_dataset(name) and isinstance(value, str) and value:
+            generators, manifests = known_datasets()
+            if value not in generators and value not in manifests:
+                path = Path(value).expanduser()
+                if not path.is_file():
+                    raise ParameterError(
+                        f"{notebook.name}: parameter {name!r} ({source}): dataset {value!r} is neither a generator "
+                        f"({', '.join(generators)}), a manifest dataset ({', '.join(manifests)}) nor an existing file"
+                    )
+                value = str(path.resolve())
+        out[name] = value
+    return out
+
+
+# --------------------------------------------------------------------------- profiles
+def list_profiles() -> list[str]:
+    """Names of the profiles shipped in ``jetlab/profiles``."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_profile(profile: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """A profile by name (``cpu-quick``, ``gpu-full``, ``ci-tiny``) or a path to a YAML file
+    mapping notebook stem -> {parameter: value}."""
+    import yaml
+
+    candidate = Path(profile)
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        path = candidate
+        if not path.is_file():
+            raise ParameterError(f"profile file {os.fspath(profile)!r} does not exist")
+    else:
+        path = PROFILE_DIR / f"{profile}.yaml"
+        if not path.is_file():
+            raise ParameterError(f"unknown profile {os.fspath(profile)!r}; available: {', '.join(list_profiles())}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"profile {path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ParameterError(f"profile {path}: expected a mapping notebook-stem -> parameters, got {type(data).__name__}")
+    for stem, params in data.items():
+        if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+            raise ParameterError(f"profile {path}: entry {stem!r} must map parameter names to values")
+    return {str(k): dict(v) for k, v in data.items()}
+
+
+def profile_parameters(profile: str | os.PathLike | Mapping | None, notebook: str | os.PathLike) -> dict[str, Any]:
+    """The parameters a profile sets for one notebook (empty if the profile has no entry)."""
+    if profile is None:
+        return {}
+    data = profile if isinstance(profile, Mapping) else load_profile(profile)
+    return dict(data.get(Path(notebook).stem, {}))
+
+
+# --------------------------------------------------------------------------- running
+@dataclass
+class RunPlan:
+    """A validated run: what will be executed, with which parameters, into which directory."""
+
+    notebook: Path
+    output_dir: Path
+    executed: Path
+    parameters: dict[str, Any]
+    kernel: str = DEFAULT_KERNEL
+
+
+@dataclass
+class RunResult:
+    """The outcome of :func:`run_notebook`."""
+
+    notebook: Path
+    output_dir: Path
+    executed: Path
+    parameters: dict[str, Any]
+    seconds: float = 0.0
+    files: list[Path] = field(default_factory=list)
+
+
+def _check_kernel(kernel: str) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    manager = KernelSpecManager()
+    try:
+        manager.get_kernel_spec(kernel)
+    except NoSuchKernel:
+        available = ", ".join(sorted(manager.find_kernel_specs())) or "(none)"
+        raise ParameterError(
+            f"Jupyter kernel {kernel!r} is not installed (available: {available}); "
+            "install one with 'python -m ipykernel install --user --name python3'"
+        ) from None
+
+
+def plan_run(
+    notebook: str | os.PathLike,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    profile: str | os.PathLike | Mapping | None = None,
+    out: str | os.PathLike | None = None,
+    kernel: str = DEFAULT_KERNEL,
+    pending: Iterable[str | os.PathLike] = (),
+    check_kernel: bool = True,
+) -> RunPlan:
+    """Validate everything about a run without executing it (see :func:`run_notebook`)."""
+    notebook = Path(notebook)
+    declared = read_parameters(notebook)
+    if "output_dir" not in declared:
+        raise ParameterError(
+            f"{notebook.name}: the parameters cell must declare 'output_dir' (jetlab run passes the output directory in it)"
+        )
+    parameters = dict(parameters or {})
+    if "output_dir" in parameters:
+        raise ParameterError(f"{notebook.name}: set the output directory with --out, not as parameter 'output_dir'")
+    pending = list(pending)
+    merged = validate_parameters(
+        notebook, profile_parameters(profile, notebook), source=f"profile {profile}", declared=declared, pending=pending
+    )
+    merged.update(validate_parameters(notebook, parameters, source="-p", declared=declared, pending=pending))
+    out_dir = Path(out) if out is not None else Path(DEFAULT_OUTPUT_ROOT) / notebook.stem
+    out_dir = out_dir.expanduser().resolve()
+    merged["output_dir"] = str(out_dir)
+    if check_kernel:
+        _check_kernel(kernel)
+    return RunPlan(notebook.resolve(), out_dir, out_dir / notebook.name, merged, kernel)
+
+
+def _execute(plan: RunPlan, *, progress: bool, log_output: bool, prepare_only: bool) -> RunResult:
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    plan.output_dir.mkdir(parents=True, exist_ok=True)
+    before = set(plan.output_dir.rglob("*"))
+    start = time.perf_counter()
+    # widgets render static figures in executed notebooks (see jetlab.widgets); the kernel
+    # inherits this process's environment
+    headless_was = os.environ.get("JETLAB_HEADLESS")
+    os.environ.setdefault("JETLAB_HEADLESS", "1")
+    try:
+        pm.execute_notebook(
+            str(plan.notebook),
+            str(plan.executed),
+            parameters=plan.parameters,
+            kernel_name=plan.kernel,
+            cwd=str(plan.notebook.parent),
+            progress_bar=progress,
+            log_output=log_output,
+            prepare_only=prepare_only,
+            request_save_on_cell_execute=not prepare_only,
+        )
+    except PapermillExecutionError as exc:
+        raise NotebookExecutionError(
+            f"{plan.notebook.name} failed in cell [{exc.exec_count}]: {exc.ename}: {exc.evalue}\n"
+            f"the executed notebook with the full traceback is {plan.executed}",
+            executed=plan.executed,
+        ) from exc
+    finally:
+        if headless_was is None:
+            os.environ.pop("JETLAB_HEADLESS", None)
+    seconds = time.perf_counter() - start
+    files = sorted(p for p in set(plan.output_dir.rglob("*")) - before if p.is_file())
+    return RunResult(plan.notebook, plan.output_dir, plan.executed, plan.parameters, seconds, files)
+
+
+def run_notebook(
+    notebook: str | os.PathLike,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    profile: str | os.PathLike | Mapping | None = None,
+    out: str | os.PathLike | None = None,
+    kernel: str = DEFAULT_KERNEL,
+    progress: bool = False,
+    log_output: bool = False,
+    prepare_only: bool = False,
+) -> RunResult:
+    """Validate, then execute ``notebook`` with papermill into ``out``.
+
+    ``parameters`` override the ``profile``'s entry for this notebook; strings (as from the
+    command line) are parsed against the declared types. ``out`` defaults to
+    ``jetlab_output/<stem>``. With ``prepare_only`` the parameterised notebook is written but
+    not executed (used to hand a notebook to nbval)."""
+    plan = plan_run(notebook, parameters, profile=profile, out=out, kernel=kernel, check_kernel=not prepare_only)
+    return _execute(plan, progress=progress, log_output=log_output, prepare_only=prepare_only)
+
+
+def run_all(
+    notebook_dir: str | os.PathLike = "notebooks",
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    profile: str | os.PathLike | Mapping | None = None,
+    out: str | os.PathLike = DEFAULT_OUTPUT_ROOT,
+    kernel: str = DEFAULT_KERNEL,
+    progress: bool = False,
+    log_output: bool = False,
+    echo=None,
+) -> list[RunResult]:
+    """Run the series: ``01_pretraining`` first, then every other notebook (sorted) with its
+    ``checkpoint`` parameter pointing at ``<out>/01_pretraining/checkpoint``.
+
+    ``parameters`` apply to every notebook that declares them (a name no notebook declares is an
+    error). All notebooks are validated before the first one starts."""
+    notebooks = find_notebooks(notebook_dir)
+    if not notebooks:
+        raise ParameterError(f"no notebooks found in {os.fspath(notebook_dir)!r}")
+    notebooks.sort(key=lambda p: (p.stem != PRETRAINING_STEM, p.name))
+    out = Path(out).expanduser().resolve()
+    parameters = dict(parameters or {})
+    declared = {nb: read_parameters(nb) for nb in notebooks}
+    unknown = [n for n in parameters if not any(n in d for d in declared.values())]
+    if unknown:
+        valid = sorted(set().union(*declared.values()) - {"output_dir"})
+        raise ParameterError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for --all; valid: {', '.join(valid)}")
+    has_pretraining = notebooks[0].stem == PRETRAINING_STEM
+    checkpoint = out / PRETRAINING_STEM / CHECKPOINT_SUBPATH
+    plans = []
+    for nb in notebooks:
+        own = {k: v for k, v in parameters.items() if k in declared[nb]}
+        if has_pretraining and nb.stem != PRETRAINING_STEM and "checkpoint" in declared[nb] and "checkpoint" not in own:
+            own["checkpoint"] = str(checkpoint)
+        plans.append(
+            plan_run(nb, own, profile=profile, out=out / nb.stem, kernel=kernel, pending=[checkpoint] if has_pretraining else ())
+        )
+    results = []
+    for plan in plans:
+        if echo:
+            echo(f"running {plan.notebook.name} -> {plan.output_dir}")
+        if plan.notebook.stem != PRETRAINING_STEM and has_pretraining and plan.parameters.get("checkpoint") == str(checkpoint):
+            if not checkpoint.exists():
+                raise NotebookExecutionError(
+                    f"{PRETRAINING_STEM}.ipynb finished but wrote no checkpoint at {checkpoint}; "
+                    f"{plan.notebook.name} and the following notebooks need it"
+                )
+        results.append(_execute(plan, progress=progress, log_output=log_output, prepare_only=False))
+    return results
+
+
+def _main() -> int:  # pragma: no cover - convenience: python -m jetlab.runner NOTEBOOK
+    from jetlab.cli.main import main
+
+    return main(["run", *sys.argv[1:]])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(_main())

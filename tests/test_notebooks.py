@@ -1,0 +1,108 @@
+"""Every notebook in notebooks/ runs end to end with the ``ci-tiny`` profile.
+
+(1) through :mod:`jetlab.runner` (the code path of ``jetlab run``): no error outputs, the
+parameters and jetlab version are recorded in the outputs and in run_info.json, figures exist;
+(2) through nbval (``--nbval-lax``): cells marked ``# NBVAL_CHECK_OUTPUT`` reproduce the
+outputs stored in the committed notebook.
+
+Notebooks are collected by glob, so new ones are tested as soon as they are added.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import jetlab
+from jetlab import runner
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+NOTEBOOKS = runner.find_notebooks(NOTEBOOK_DIR) if NOTEBOOK_DIR.is_dir() else []
+PROFILE = "ci-tiny"
+
+pytestmark = pytest.mark.notebook
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One generated-data cache for all notebook runs of this module (never ~/.cache)."""
+    return tmp_path_factory.mktemp("jetlab_cache")
+
+
+@pytest.fixture
+def notebook_env(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment inherited by the kernels: isolated cache, headless widgets, few threads."""
+    monkeypatch.setenv("JETLAB_CACHE", str(cache_dir))
+    monkeypatch.setenv("JETLAB_HEADLESS", "1")
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    return dict(os.environ)
+
+
+def _outputs_text(nb) -> str:
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            parts.append(out.get("data", {}).get("text/plain", ""))
+    return "\n".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def test_series_is_collected() -> None:
+    """The glob finds the quickstart, and every notebook has a ci-tiny entry."""
+    stems = [nb.stem for nb in NOTEBOOKS]
+    assert "00_quickstart" in stems
+    profile = runner.load_profile(PROFILE)
+    assert [s for s in stems if s not in profile] == []
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_notebook_runs_with_papermill(notebook: Path, tmp_path: Path, notebook_env) -> None:
+    out = tmp_path / notebook.stem
+    result = runner.run_notebook(notebook, profile=PROFILE, out=out)
+    executed = nbformat.read(result.executed, as_version=4)
+
+    errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors == []
+    assert sum("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells) == 1
+
+    expected = runner.profile_parameters(PROFILE, notebook)
+    text = _outputs_text(executed)
+    assert f"jetlab {jetlab.__version__}" in text
+    for name, value in expected.items():  # as printed by jetlab.notebook.setup
+        shown = re.search(rf"\b{re.escape(name)}\s*= {re.escape(repr(value))}", text)
+        assert shown, f"parameter {name} = {value!r} not shown in the outputs of {notebook.name}"
+
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["versions"]["jetlab"] == jetlab.__version__ and "torch" in info["versions"]
+    assert info["parameters"]["output_dir"] == str(out.resolve())
+    for name, value in expected.items():
+        assert info["parameters"][name] == (pytest.approx(value) if isinstance(value, float) else value), name
+
+    pngs = [p for p in out.rglob("*.png") if p.stat().st_size > 0]
+    assert pngs, f"{notebook.name} saved no figure into {out}"
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_notebook_passes_nbval(notebook: Path, tmp_path: Path, notebook_env) -> None:
+    prepared = runner.run_notebook(notebook, profile=PROFILE, out=tmp_path / "nbval", prepare_only=True).executed
+    assert prepared.is_file()
+    cmd = [
+        sys.executable, "-m", "pytest", str(prepared),
+        "--nbval-lax", "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE),
+        "--nbval-cell-timeout", "600",
+        "-p", "no:cacheprovider", "-o", "addopts=", "--rootdir", str(tmp_path), "-q",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=notebook_env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"nbval failed for {notebook.name}:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+    assert " passed" in proc.stdout and " failed" not in proc.stdout
