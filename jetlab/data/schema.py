@@ -276,6 +276,9 @@ def write_jetsets(
                     e = g.create_group("extra")
                     for k, v in js.extra.items():
                         e.create_dataset(k, data=v)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

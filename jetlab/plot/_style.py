@@ -74,9 +74,15 @@ def new_figure(**subplots_kw) -> tuple[Figure, object]:
 
 def label_axes(ax: Axes, rlabel: str | None = None, llabel: str = "Simulation") -> None:
     """Draw the neutral 'jetlab Simulation' label (plus an optional right label) above ``ax``."""
+    import matplotlib.pyplot as plt
     import mplhep
 
+    before = set(plt.get_fignums())
     mplhep.label.exp_label(exp=EXPERIMENT_LABEL, llabel=llabel, rlabel=rlabel or "", loc=0, ax=ax, fontsize=13)
+    # mplhep calls plt.gca() internally, which opens a blank pyplot figure when none exists:
+    # close it so notebooks do not show an empty extra figure.
+    for num in set(plt.get_fignums()) - before:
+        plt.close(num)
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int | None = None) -> Path:
@@ -97,9 +103,16 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int | None = None)
     try:
         with style():
             fig.savefig(tmp, format=fmt, dpi=dpi)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
