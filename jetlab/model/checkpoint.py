@@ -1,0 +1,230 @@
+"""Model checkpoints: a directory with ``model.safetensors`` and a human-readable ``model_card.json``.
+
+The card carries everything needed to use the weights correctly later: the full
+:class:`PETConfig`, the standardizer the model was trained with, input names, training data
+and metrics. Directories are written atomically (temp directory + ``os.replace``), so a crash
+never leaves a half-written checkpoint where a good one was.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import PETConfig
+from .pet import PET
+
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "model_card.json"
+
+
+class ConfigMismatchError(ValueError):
+    """The checkpoint's config differs from the expected one; the message names each field."""
+
+    def __init__(self, diffs: Mapping[str, tuple[Any, Any]], path: str | os.PathLike = "") -> None:
+        self.diffs = dict(diffs)
+        items = ", ".join(f"{k}: checkpoint={a!r} expected={b!r}" for k, (a, b) in self.diffs.items())
+        super().__init__(f"checkpoint {path} config differs in {len(self.diffs)} field(s): {items}")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory is missing files or its weights do not fit the model."""
+
+
+def _jetlab_version() -> str:
+    from jetlab import __version__
+
+    return __version__
+
+
+def _default_inputs(kind: str) -> list[str]:
+    from jetlab.data.preprocess import JET_INPUTS, PARTICLE_INPUTS
+
+    return list(PARTICLE_INPUTS if kind == "particle" else JET_INPUTS)
+
+
+@dataclass
+class ModelCard:
+    """What a checkpoint is: config, provenance, inputs, normalisation and results."""
+
+    config: dict = field(default_factory=dict)
+    jetlab_version: str = field(default_factory=_jetlab_version)
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    training_data: str | None = None
+    training_size: int | None = None
+    particle_inputs: list[str] = field(default_factory=lambda: _default_inputs("particle"))
+    jet_inputs: list[str] = field(default_factory=lambda: _default_inputs("jet"))
+    standardizer: dict | None = None
+    metrics: dict = field(default_factory=dict)
+    class_names: list[str] | None = None
+    notes: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ModelCard":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"ModelCard.from_dict: unknown field(s) {unknown}; known are {sorted(known)}")
+        return cls(**dict(d))
+
+    def get_standardizer(self):
+        """The :class:`jetlab.data.preprocess.Standardizer` stored with the model (or None)."""
+        if self.standardizer is None:
+            return None
+        from jetlab.data.preprocess import Standardizer
+
+        return Standardizer.from_dict(self.standardizer)
+
+
+def _as_card(model: PET, card: ModelCard | Mapping[str, Any] | None) -> ModelCard:
+    if card is None:
+        card = ModelCard()
+    elif not isinstance(card, ModelCard):
+        d = dict(card)
+        if "standardizer" in d and d["standardizer"] is not None and not isinstance(d["standardizer"], Mapping):
+            d["standardizer"] = d["standardizer"].to_dict()
+        card = ModelCard.from_dict(d)
+    card.config = model.config.to_dict()  # the model's config is authoritative
+    if card.standardizer is not None and not isinstance(card.standardizer, Mapping):
+        card.standardizer = card.standardizer.to_dict()
+    if card.class_names is not None and len(card.class_names) != model.config.num_classes and model.config.num_classes > 1:
+        raise ValueError(
+            f"ModelCard.class_names has {len(card.class_names)} names but the model has "
+            f"num_classes={model.config.num_classes}"
+        )
+    return card
+
+
+def save(model: PET, path: str | os.PathLike, card: ModelCard | Mapping[str, Any] | None = None) -> Path:
+    """Write ``path/model.safetensors`` and ``path/model_card.json`` atomically; returns ``path``."""
+    path = Path(path)
+    card = _as_card(model, card)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "jetlab_version": card.jetlab_version})
+        with open(tmp / CARD_FILE, "w") as f:
+            json.dump(card.to_dict(), f, indent=2, sort_keys=False)
+            f.write("\n")
+        old = None
+        if path.exists():
+            if not (path / CARD_FILE).exists() and any(path.iterdir()):
+                raise FileExistsError(f"save: {path} exists and is not a jetlab checkpoint; refusing to overwrite it")
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / "ckpt")
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_card(path: str | os.PathLike) -> ModelCard:
+    path = Path(path)
+    card_file = path / CARD_FILE
+    if not card_file.is_file():
+        raise CheckpointError(f"{path}: not a jetlab checkpoint (missing {CARD_FILE})")
+    try:
+        with open(card_file) as f:
+            return ModelCard.from_dict(json.load(f))
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise CheckpointError(f"{card_file}: invalid model card: {exc}") from exc
+
+
+def _check_state(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], where: str) -> None:
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+              for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors {missing[:10]}{' ...' if len(missing) > 10 else ''}")
+    if unexpected:
+        problems.append(f"unexpected tensors {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}")
+    if shapes:
+        problems.append("shape mismatch " + "; ".join(shapes[:10]))
+    if problems:
+        raise CheckpointError(f"{where}: weights do not fit the model: " + "; ".join(problems))
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", config: PETConfig | None = None) -> PET:
+    """Rebuild the model from a checkpoint directory; the card is attached as ``model.card``.
+
+    If ``config`` is given, every field must equal the stored one, otherwise
+    :class:`ConfigMismatchError` names the differing fields with both values.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"load: checkpoint directory {path} does not exist")
+    card = read_card(path)
+    try:
+        stored = PETConfig.from_dict(card.config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path / CARD_FILE}: invalid config: {exc}") from exc
+    if config is not None:
+        diffs = stored.diff(config)
+        if diffs:
+            raise ConfigMismatchError(diffs, path)
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{path}: missing {WEIGHTS_FILE}")
+    device = torch.device(map_location)
+    state = load_file(str(weights), device=str(device))
+    model = PET(stored)
+    _check_state(state, model.state_dict(), str(weights))
+    model.load_state_dict(state, strict=True)
+    model.to(device)
+    model.card = card
+    model.eval()
+    return model
+
+
+def load_body_into(model: PET, checkpoint: str | os.PathLike | PET | Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
+    """Copy pretrained weights into ``model`` for fine-tuning with a different head size.
+
+    All body tensors must match (else :class:`CheckpointError` naming the tensor); head tensors
+    are copied where names and shapes match (the class output layer of a new class count is
+    skipped). Returns ``{"loaded": [...], "skipped": [...]}``.
+    """
+    if isinstance(checkpoint, PET):
+        src = checkpoint.state_dict()
+        where = "source model"
+    elif isinstance(checkpoint, Mapping):
+        src = dict(checkpoint)
+        where = "state dict"
+    else:
+        p = Path(checkpoint)
+        where = str(p / WEIGHTS_FILE)
+        if not (p / WEIGHTS_FILE).is_file():
+            raise CheckpointError(f"load_body_into: {p} has no {WEIGHTS_FILE}")
+        src = load_file(where)
+    dst = model.state_dict()
+    body_keys = [k for k in dst if k.startswith("body.")]
+    body_dst = {k: dst[k] for k in body_keys}
+    body_src = {k: v for k, v in src.items() if k.startswith("body.")}
+    _check_state(body_src, body_dst, where)
+    new_state, loaded, skipped = {}, [], []
+    for k, v in dst.items():
+        s = src.get(k)
+        if s is not None and tuple(s.shape) == tuple(v.shape):
+            new_state[k] = s.to(v.device, v.dtype)
+            loaded.append(k)
+        else:
+            skipped.append(k)
+    model.load_state_dict(new_state, strict=False)
+    return {"loaded": loaded, "skipped": skipped}
