@@ -132,3 +132,16 @@ def test_load_body_into_new_head_size(model, tmp_path):
     wide = PET(model.config.replace(projection_dim=32))
     with pytest.raises(CheckpointError, match=r"body\.embed\.fc1\.weight"):
         load_body_into(wide, path)
+
+
+def test_load_by_name_and_from_pretrain_output_dir(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("JETLAB_CHECKPOINTS", str(tmp_path / "named"))
+    monkeypatch.setenv("JETLAB_CACHE", str(tmp_path / "cache"))
+    save(model, tmp_path / "named" / "pet-unit" / "model")
+    by_name = load("pet-unit")
+    ref = {k: v.clone() for k, v in model.state_dict().items()}
+    assert all(torch.equal(by_name.state_dict()[k], v) for k, v in ref.items())
+    # the parent directory that `jetlab pretrain` writes (holding model/) also loads
+    assert load(tmp_path / "named" / "pet-unit").card.config == by_name.card.config
+    with pytest.raises(FileNotFoundError, match=r"named checkpoint 'nope'.*pet-unit"):
+        load("nope")

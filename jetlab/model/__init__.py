@@ -11,7 +11,16 @@ Typical use::
 
 from __future__ import annotations
 
-from .checkpoint import CheckpointError, ConfigMismatchError, ModelCard, load, load_body_into, read_card, save
+from .checkpoint import (
+    CheckpointError,
+    ConfigMismatchError,
+    ModelCard,
+    available_checkpoints,
+    load,
+    load_body_into,
+    read_card,
+    save,
+)
 from .config import PETConfig
 from .diffusion import alpha_sigma, complete_particle_inputs, logsnr_schedule, sample, v_loss
 from .losses import LossWeights, classification_loss, pretraining_loss
@@ -26,6 +35,7 @@ __all__ = [
     "save",
     "load",
     "load_body_into",
+    "available_checkpoints",
     "read_card",
     "LossWeights",
     "pretraining_loss",

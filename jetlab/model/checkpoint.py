@@ -162,15 +162,59 @@ def _check_state(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch
         raise CheckpointError(f"{where}: weights do not fit the model: " + "; ".join(problems))
 
 
+def checkpoint_search_dirs() -> list[Path]:
+    """Where checkpoints named without a path are looked up: ``$JETLAB_CHECKPOINTS``, then the cache."""
+    dirs = []
+    if os.environ.get("JETLAB_CHECKPOINTS"):
+        dirs.append(Path(os.environ["JETLAB_CHECKPOINTS"]).expanduser())
+    cache = os.environ.get("JETLAB_CACHE") or Path.home() / ".cache" / "jetlab"
+    dirs.append(Path(cache).expanduser() / "checkpoints")
+    return dirs
+
+
+def available_checkpoints() -> dict[str, Path]:
+    """Named checkpoints found in :func:`checkpoint_search_dirs` (name -> directory)."""
+    found: dict[str, Path] = {}
+    for d in checkpoint_search_dirs():
+        if not d.is_dir():
+            continue
+        for cand in sorted(d.iterdir()):
+            for sub in (cand, cand / "model"):
+                if (sub / CARD_FILE).is_file() and cand.name not in found:
+                    found[cand.name] = sub
+    return found
+
+
+def resolve_checkpoint_path(path_or_name: str | os.PathLike) -> Path:
+    """A checkpoint directory from a path (or its ``model/`` sub-directory) or a bare name."""
+    path = Path(path_or_name).expanduser()
+    for cand in (path, path / "model"):
+        if (cand / CARD_FILE).is_file():
+            return cand
+    if path.exists():
+        return path  # read_card names what is missing
+    if len(path.parts) == 1:
+        named = available_checkpoints()
+        if path.name in named:
+            return named[path.name]
+        known = ", ".join(sorted(named)) or "none"
+        raise FileNotFoundError(
+            f"load: no checkpoint directory or named checkpoint {str(path_or_name)!r} "
+            f"(named checkpoints in {[str(d) for d in checkpoint_search_dirs()]}: {known})"
+        )
+    raise FileNotFoundError(f"load: checkpoint directory {path} does not exist")
+
+
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", config: PETConfig | None = None) -> PET:
-    """Rebuild the model from a checkpoint directory; the card is attached as ``model.card``.
+    """Rebuild the model from a checkpoint directory or name; the card is attached as ``model.card``.
+
+    ``path`` may be a checkpoint directory, a directory holding ``model/`` (what ``jetlab
+    pretrain`` writes) or a bare name looked up in :func:`checkpoint_search_dirs`.
 
     If ``config`` is given, every field must equal the stored one, otherwise
     :class:`ConfigMismatchError` names the differing fields with both values.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"load: checkpoint directory {path} does not exist")
+    path = resolve_checkpoint_path(path)
     card = read_card(path)
     try:
         stored = PETConfig.from_dict(card.config)
