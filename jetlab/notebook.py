@@ -24,12 +24,13 @@ import os
 import platform
 import random
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+
+from jetlab._io import atomic_write_text
 
 __all__ = [
     "RunInfo",
@@ -107,28 +108,6 @@ def to_jsonable(obj: Any) -> Any:
     if hasattr(obj, "item"):
         return to_jsonable(obj.item())
     return str(obj)
-
-
-def _umask_mode() -> int:
-    """File mode a plain ``open()`` would give (mkstemp's files are private: 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic_write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
 
 
 def seed_everything(seed: int) -> None:
@@ -248,7 +227,7 @@ def setup(parameters: Mapping[str, Any], seed: int | None = None, *, style: bool
         versions=_versions(device),
         started=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    _atomic_write_text(out / "run_info.json", json.dumps(info.to_dict(), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out / "run_info.json", json.dumps(info.to_dict(), indent=2, sort_keys=True) + "\n")
     _CURRENT = info
     if not quiet:
         v = info.versions
@@ -273,7 +252,7 @@ def save_metrics(metrics: Mapping[str, Any], name: str = "metrics") -> Path:
     if not isinstance(metrics, Mapping):
         raise TypeError(f"save_metrics: expected a dict of metrics, got {type(metrics).__name__}")
     path = output_dir() / (name if name.endswith(".json") else f"{name}.json")
-    return _atomic_write_text(path, json.dumps(to_jsonable(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return atomic_write_text(path, json.dumps(to_jsonable(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def save_figure(fig, name: str, *, display: bool = True, dpi: int | None = None) -> Path:
@@ -287,24 +266,9 @@ def save_figure(fig, name: str, *, display: bool = True, dpi: int | None = None)
     path = output_dir() / name
     if not path.suffix:
         path = path.with_suffix(".png")
-    try:
-        from jetlab.plot import save_figure as _plot_save
-    except ImportError:
-        _plot_save = None
-    if _plot_save is not None:
-        path = Path(_plot_save(fig, path, dpi=dpi))
-        os.chmod(path, _umask_mode())
-    else:
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=path.suffix.lstrip(".").lower(), dpi=dpi, bbox_inches="tight")
-            os.chmod(tmp, _umask_mode())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+    from jetlab.plot import save_figure as _plot_save
+
+    path = Path(_plot_save(fig, path, dpi=dpi))
     if display and _in_notebook():
         from IPython.display import display as _display
 

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
+
+from jetlab._io import atomic_path
 
 SCHEMA_VERSION = 1
 
@@ -239,8 +240,6 @@ def write_jetsets(
     """Write named, row-aligned JetSets to ``path`` atomically (temp file + rename)."""
     import h5py
 
-    from jetlab import __version__
-
     path = Path(path)
     if not collections:
         raise SchemaError(f"{path}: nothing to write (no collections)")
@@ -249,42 +248,37 @@ def write_jetsets(
         raise SchemaError(f"{path}: collections must be row-aligned, got lengths {lengths}")
     for name, js in collections.items():
         js.validate(where=f"{path}:{name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["jetlab_schema"] = SCHEMA_VERSION
-            f.attrs["dataset"] = dataset
-            f.attrs["label_names"] = json.dumps(list(label_names))
-            f.attrs["jetlab_version"] = __version__
-            f.attrs["collections"] = json.dumps(list(collections))
-            f.attrs["info"] = json.dumps(dict(info or {}), default=str)
-            for name, js in collections.items():
-                g = f.create_group(name)
-                g.attrs["particle_features"] = json.dumps(list(js.particle_features))
-                g.attrs["jet_features"] = json.dumps(list(JET_FEATURES))
-                n = max(len(js), 1)
-                chunk_rows = min(n, 1024)
-                kw = dict(compression=compression) if compression else {}
-                g.create_dataset("particles", data=js.particles, chunks=(chunk_rows,) + js.particles.shape[1:] if len(js) else None, **kw)
-                g.create_dataset("mask", data=js.mask, chunks=(chunk_rows,) + js.mask.shape[1:] if len(js) else None, **kw)
-                g.create_dataset("jets", data=js.jets)
-                g.create_dataset("labels", data=js.labels)
-                g.create_dataset("weights", data=js.weights)
-                if js.extra:
-                    e = g.create_group("extra")
-                    for k, v in js.extra.items():
-                        e.create_dataset(k, data=v)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600 files; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        write_header(f, dataset=dataset, label_names=label_names, collections=list(collections), info=info)
+        for name, js in collections.items():
+            g = f.create_group(name)
+            g.attrs["particle_features"] = json.dumps(list(js.particle_features))
+            g.attrs["jet_features"] = json.dumps(list(JET_FEATURES))
+            chunk_rows = min(max(len(js), 1), 1024)
+            kw = dict(compression=compression) if compression else {}
+            for key in ("particles", "mask"):
+                arr = getattr(js, key)
+                g.create_dataset(key, data=arr, chunks=(chunk_rows,) + arr.shape[1:] if len(js) else None, **kw)
+            g.create_dataset("jets", data=js.jets)
+            g.create_dataset("labels", data=js.labels)
+            g.create_dataset("weights", data=js.weights)
+            if js.extra:
+                e = g.create_group("extra")
+                for k, v in js.extra.items():
+                    e.create_dataset(k, data=v)
     return path
+
+
+def write_header(f, *, dataset: str, label_names: Iterable[str], collections: list[str], info: Mapping | None) -> None:
+    """The root attributes that make an HDF5 file a jetlab schema file (see module docstring)."""
+    from jetlab import __version__
+
+    f.attrs["jetlab_schema"] = SCHEMA_VERSION
+    f.attrs["dataset"] = dataset
+    f.attrs["label_names"] = json.dumps(list(label_names))
+    f.attrs["jetlab_version"] = __version__
+    f.attrs["collections"] = json.dumps(list(collections))
+    f.attrs["info"] = json.dumps(dict(info or {}), default=str)
 
 
 def write_jetset(path, jetset: JetSet, *, dataset: str, label_names, info=None, collection="jets") -> Path:

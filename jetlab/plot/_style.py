@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import matplotlib as mpl
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from jetlab._io import atomic_path
 
 #: Label drawn in the top-left corner: the software, not an experiment.
 EXPERIMENT_LABEL = "jetlab"
@@ -97,22 +98,7 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int | None = None)
     if not path.suffix:
         path = path.with_suffix(".png")
     fmt = path.suffix.lstrip(".").lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with style():
-            fig.savefig(tmp, format=fmt, dpi=dpi)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, style():
+        fig.savefig(tmp, format=fmt, dpi=dpi)
     return path
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

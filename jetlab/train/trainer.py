@@ -11,11 +11,9 @@ resumed run sees exactly the batches the interrupted one would have seen.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import random
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -26,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from jetlab._io import atomic_path
 from jetlab.data.torchdata import EpochBatchSampler, collate_batches, make_loader
 
 from . import ddp
@@ -99,16 +98,8 @@ def build_optimizer(name: str | torch.optim.Optimizer, params, lr: float, weight
 def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """``torch.save`` to a temp file in the same directory, then ``os.replace`` (never half-written)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(dict(state), tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
 
 

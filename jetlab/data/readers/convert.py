@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +10,9 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..schema import JET_FEATURES, SCHEMA_VERSION, JetSet, SchemaError
+from jetlab._io import atomic_path
+
+from ..schema import JET_FEATURES, JetSet, SchemaError, write_header
 from ._common import DroppedEventsWarning, PathLike, existing_file
 from .aspen import ASPEN_LABELS, iter_aspen
 from .atlas import ATLAS_LABELS, iter_atlas_toptag
@@ -43,72 +43,56 @@ def write_jetsets_chunked(
     """
     import h5py
 
-    from jetlab import __version__
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     kw = dict(compression=compression) if compression else {}
-    try:
-        with h5py.File(tmp, "w") as f:
-            layout: dict[str, tuple] | None = None
-            n_total = 0
-            for i, chunk in enumerate(chunks):
-                if not chunk:
-                    raise SchemaError(f"{path}: chunk {i} has no collections")
-                lengths = {c: len(js) for c, js in chunk.items()}
-                if len(set(lengths.values())) != 1:
-                    raise SchemaError(f"{path}: chunk {i}: collections must be row-aligned, got lengths {lengths}")
-                for c, js in chunk.items():
-                    js.validate(where=f"{path}:{c} (chunk {i})")
-                this = {
-                    c: (js.particle_features, js.max_particles, tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in js.extra.items())))
-                    for c, js in chunk.items()
-                }
-                if layout is None:
-                    layout = this
-                    for c, js in chunk.items():
-                        g = f.create_group(c)
-                        g.attrs["particle_features"] = json.dumps(list(js.particle_features))
-                        g.attrs["jet_features"] = json.dumps(list(JET_FEATURES))
-                        p, fdim = js.max_particles, len(js.particle_features)
-                        g.create_dataset("particles", shape=(0, p, fdim), maxshape=(None, p, fdim), dtype=np.float32, chunks=(_ROW_CHUNK, p, fdim), **kw)
-                        g.create_dataset("mask", shape=(0, p), maxshape=(None, p), dtype=bool, chunks=(_ROW_CHUNK, p), **kw)
-                        g.create_dataset("jets", shape=(0, len(JET_FEATURES)), maxshape=(None, len(JET_FEATURES)), dtype=np.float32, chunks=True)
-                        g.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=True)
-                        g.create_dataset("weights", shape=(0,), maxshape=(None,), dtype=np.float32, chunks=True)
-                        if js.extra:
-                            e = g.create_group("extra")
-                            for k, v in js.extra.items():
-                                e.create_dataset(k, shape=(0,) + v.shape[1:], maxshape=(None,) + v.shape[1:], dtype=v.dtype, chunks=True)
-                elif this != layout:
-                    raise SchemaError(f"{path}: chunk {i} has a different layout {this} than the first chunk {layout}")
-                n = next(iter(lengths.values()))
-                if n == 0:
-                    continue
-                for c, js in chunk.items():
-                    g = f[c]
-                    arrays = {"particles": js.particles, "mask": js.mask, "jets": js.jets, "labels": js.labels, "weights": js.weights}
-                    arrays.update({f"extra/{k}": v for k, v in js.extra.items()})
-                    for name, arr in arrays.items():
-                        d = g[name]
-                        d.resize(n_total + n, axis=0)
-                        d[n_total : n_total + n] = arr
-                n_total += n
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        layout: dict[str, tuple] | None = None
+        n_total = 0
+        for i, chunk in enumerate(chunks):
+            if not chunk:
+                raise SchemaError(f"{path}: chunk {i} has no collections")
+            lengths = {c: len(js) for c, js in chunk.items()}
+            if len(set(lengths.values())) != 1:
+                raise SchemaError(f"{path}: chunk {i}: collections must be row-aligned, got lengths {lengths}")
+            for c, js in chunk.items():
+                js.validate(where=f"{path}:{c} (chunk {i})")
+            this = {
+                c: (js.particle_features, js.max_particles, tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in js.extra.items())))
+                for c, js in chunk.items()
+            }
             if layout is None:
-                raise SchemaError(f"{path}: nothing to write (no chunks)")
-            f.attrs["jetlab_schema"] = SCHEMA_VERSION
-            f.attrs["dataset"] = dataset
-            f.attrs["label_names"] = json.dumps(list(label_names))
-            f.attrs["jetlab_version"] = __version__
-            f.attrs["collections"] = json.dumps(list(layout))
-            f.attrs["info"] = json.dumps(dict(info or {}), default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+                layout = this
+                for c, js in chunk.items():
+                    g = f.create_group(c)
+                    g.attrs["particle_features"] = json.dumps(list(js.particle_features))
+                    g.attrs["jet_features"] = json.dumps(list(JET_FEATURES))
+                    p, fdim = js.max_particles, len(js.particle_features)
+                    g.create_dataset("particles", shape=(0, p, fdim), maxshape=(None, p, fdim), dtype=np.float32, chunks=(_ROW_CHUNK, p, fdim), **kw)
+                    g.create_dataset("mask", shape=(0, p), maxshape=(None, p), dtype=bool, chunks=(_ROW_CHUNK, p), **kw)
+                    g.create_dataset("jets", shape=(0, len(JET_FEATURES)), maxshape=(None, len(JET_FEATURES)), dtype=np.float32, chunks=True)
+                    g.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=True)
+                    g.create_dataset("weights", shape=(0,), maxshape=(None,), dtype=np.float32, chunks=True)
+                    if js.extra:
+                        e = g.create_group("extra")
+                        for k, v in js.extra.items():
+                            e.create_dataset(k, shape=(0,) + v.shape[1:], maxshape=(None,) + v.shape[1:], dtype=v.dtype, chunks=True)
+            elif this != layout:
+                raise SchemaError(f"{path}: chunk {i} has a different layout {this} than the first chunk {layout}")
+            n = next(iter(lengths.values()))
+            if n == 0:
+                continue
+            for c, js in chunk.items():
+                g = f[c]
+                arrays = {"particles": js.particles, "mask": js.mask, "jets": js.jets, "labels": js.labels, "weights": js.weights}
+                arrays.update({f"extra/{k}": v for k, v in js.extra.items()})
+                for name, arr in arrays.items():
+                    d = g[name]
+                    d.resize(n_total + n, axis=0)
+                    d[n_total : n_total + n] = arr
+            n_total += n
+        if layout is None:
+            raise SchemaError(f"{path}: nothing to write (no chunks)")
+        write_header(f, dataset=dataset, label_names=label_names, collections=list(layout), info=info)
     return path
 
 
