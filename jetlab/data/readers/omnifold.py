@@ -8,6 +8,8 @@ with energyflow's code table (22 -> 0.0, 211 -> 0.1, ..., -2112 -> 1.3), zero-pa
 from __future__ import annotations
 
 import re
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -111,7 +113,7 @@ def _load(path: PathLike) -> _Arrays:
         with np.load(path, allow_pickle=False) as npz:
             wanted = [k for k in npz.files if k.split("_", 1)[0] in LEVELS]
             arrays = _Arrays((k, npz[k]) for k in wanted)
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise SchemaError(f"{path}: not a readable .npz file ({exc})") from None
     for prefix in LEVELS:
         for what in ("jets", "particles"):
