@@ -5,14 +5,21 @@
 An exclusive ``fcntl`` lock on a side file makes concurrent callers (notebooks, DDP ranks,
 pytest workers) generate the file once; the file itself appears atomically (temp + rename in
 :func:`jetlab.data.schema.write_jetsets`), so nobody ever sees a partial file.
+
+A valid header is not enough: a damaged data chunk (disk error, a crash on a filesystem without
+data journaling) only shows when the arrays are read. So after generating, the SHA-256 of the
+file is written (atomically) to ``<file>.sha256`` in ``sha256sum`` format, and a cached file is
+only handed out when that marker exists and matches; otherwise it is regenerated.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write_text
 from .schema import SchemaError, inspect_file
 
 __all__ = ["dataset_file", "resolve_cache_dir", "cached_name"]
@@ -38,12 +45,37 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _valid(path: Path, name: str, n_jets: int) -> bool:
+def checksum_path(path: Path) -> Path:
+    """The completion marker beside a cached file: its SHA-256, ``sha256sum`` format."""
+    return path.with_name(path.name + ".sha256")
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _write_checksum(path: Path) -> None:
+    atomic_write_text(checksum_path(path), f"{_sha256(path)}  {path.name}\n")
+
+
+def _header_ok(path: Path, name: str, n_jets: int) -> bool:
     try:
         meta = inspect_file(path)
     except (SchemaError, OSError, KeyError, ValueError):
         return False
     return meta.dataset == name and meta.n_rows == int(n_jets)
+
+
+def _valid(path: Path, name: str, n_jets: int) -> bool:
+    """Header matches the request and the file's SHA-256 matches its completion marker."""
+    if not _header_ok(path, name, n_jets):
+        return False
+    try:
+        expected = checksum_path(path).read_text(encoding="utf-8").split()[0]
+        return _sha256(path) == expected
+    except (OSError, UnicodeDecodeError, IndexError):  # marker missing, unreadable or empty
+        return False
 
 
 def dataset_file(
@@ -59,7 +91,8 @@ def dataset_file(
     """Path of the cached mini dataset ``name`` with ``n_jets`` rows, generated if needed.
 
     A present file that is not a valid jetlab file for this request (foreign, truncated, wrong
-    size) is regenerated. The result does not depend on ``workers`` (see
+    size, or not matching its ``.sha256`` completion marker, e.g. a corrupt data chunk) is
+    regenerated. The result does not depend on ``workers`` (see
     :func:`jetlab.data.generate.generate`), so it is not part of the file name.
     """
     import fcntl
@@ -82,11 +115,13 @@ def dataset_file(
             # somebody else may have produced it while we waited for the lock
             if _valid(path, name, n_jets):
                 return path
-            if path.exists():
-                path.unlink()
+            # marker first: a crash from here on leaves a file without one, which is regenerated
+            checksum_path(path).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
             generate(name, int(n_jets), path, workers=workers, seed=seed, progress=progress, **options)
-            if not _valid(path, name, n_jets):  # pragma: no cover - defensive
+            if not _header_ok(path, name, n_jets):  # pragma: no cover - defensive
                 raise SchemaError(f"{path}: generated file is not a valid {name} file with {n_jets} rows")
+            _write_checksum(path)
             return path
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

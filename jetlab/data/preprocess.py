@@ -29,7 +29,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .schema import JetSet, PID_FEATURES, SchemaError
+from .schema import JET_FEATURES, JetSet, PID_FEATURES, SchemaError
 
 PARTICLE_INPUTS: tuple[str, ...] = (
     "deta",
@@ -70,9 +70,32 @@ def available_groups(jetset: JetSet) -> tuple[str, ...]:
     return tuple(groups)
 
 
+def _bad_rows(bad: np.ndarray) -> list[int]:
+    """The first (at most five) jet indices with a True anywhere in ``bad`` (N, ...)."""
+    return np.unique(np.nonzero(bad)[0])[:5].tolist()
+
+
+def _check_jets_finite(jetset: JetSet, columns: tuple[int, ...]) -> None:
+    """Raise if a used jet feature is NaN/inf: it would poison the standardiser for every jet."""
+    bad = ~np.isfinite(jetset.jets[:, list(columns)])
+    if bad.any():
+        names = [JET_FEATURES[c] for c in columns]
+        raise SchemaError(f"non-finite jet inputs in jets {_bad_rows(bad)} (NaN/inf in jet features {names})")
+
+
 def particle_inputs(jetset: JetSet) -> np.ndarray:
-    """(N, P, 13) float32 raw (unstandardised) particle inputs; padded slots are 0."""
+    """(N, P, 13) float32 raw (unstandardised) particle inputs; padded slots are 0.
+
+    NaN/inf in a real particle (or in the jet pT, eta, phi, mass it is measured against) is an
+    error naming the jets; garbage in padded slots is ignored (they are zeroed).
+    """
     mask = jetset.mask
+    bad = ~np.isfinite(jetset.particles) & mask[..., None]
+    if bad.any():
+        raise SchemaError(
+            f"non-finite particle inputs in jets {_bad_rows(bad)} (NaN/inf in particle features of real particles)"
+        )
+    _check_jets_finite(jetset, (0, 1, 2, 3))
     pt, eta, phi, e = (jetset.particles[..., i].astype(np.float64) for i in range(4))
     jpt = jetset.jets[:, 0:1].astype(np.float64)
     jeta = jetset.jets[:, 1:2].astype(np.float64)
@@ -106,7 +129,8 @@ def particle_inputs(jetset: JetSet) -> np.ndarray:
 
 
 def jet_inputs(jetset: JetSet) -> np.ndarray:
-    """(N, 4) float32 raw jet inputs: pT, eta, mass, multiplicity."""
+    """(N, 4) float32 raw jet inputs: pT, eta, mass, multiplicity (NaN/inf is an error)."""
+    _check_jets_finite(jetset, (0, 1, 3, 4))
     j = jetset.jets
     return np.stack([j[:, 0], j[:, 1], j[:, 3], j[:, 4]], axis=1).astype(np.float32)
 

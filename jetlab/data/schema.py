@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -62,6 +63,33 @@ JET_FEATURES: tuple[str, ...] = ("pt", "eta", "phi", "mass", "n_particles")
 
 class SchemaError(ValueError):
     """Raised when data does not follow the jetlab schema; the message names file and field."""
+
+
+#: Low-level exceptions h5py / uproot raise on damaged files: a bad chunk or a short read is an
+#: ``OSError``, a zeroed object header a ``KeyError``, some HDF5 internals a ``RuntimeError``.
+DAMAGED_FILE_ERRORS: tuple[type[BaseException], ...] = (OSError, KeyError, RuntimeError)
+
+
+@contextmanager
+def damaged_file_errors(
+    path: str | os.PathLike,
+    what: str,
+    kind: str = "file",
+    errors: tuple[type[BaseException], ...] = DAMAGED_FILE_ERRORS,
+) -> Iterator[None]:
+    """Re-raise low-level read errors (``errors``) inside the block as a SchemaError naming ``path``.
+
+    A truncated, zero-filled or bit-flipped file otherwise surfaces as a bare h5py/uproot
+    ``OSError``/``KeyError`` deep in a traceback; users need to know *which* file is damaged
+    and what was being read. ``SchemaError`` and ``FileNotFoundError`` pass through unchanged.
+    """
+    try:
+        yield
+    except (SchemaError, FileNotFoundError):
+        raise
+    except errors as exc:
+        detail = str(exc).strip().replace("\n", " ") or type(exc).__name__
+        raise SchemaError(f"{path}: {kind} truncated or corrupt (while reading {what}: {detail})") from exc
 
 
 @dataclass
@@ -310,7 +338,7 @@ def inspect_file(path: str | os.PathLike) -> FileInfo:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise SchemaError(f"{path}: not a readable HDF5 file ({exc})") from None
-    with f:
+    with f, damaged_file_errors(path, "the jetlab header", "HDF5 file"):
         if "jetlab_schema" not in f.attrs:
             raise SchemaError(f"{path}: not a jetlab file (missing root attribute 'jetlab_schema')")
         version = int(f.attrs["jetlab_schema"])
@@ -360,7 +388,8 @@ def read_jetset(
         collection = meta.collections[0]
     if collection not in meta.collections:
         raise SchemaError(f"{path}: no collection {collection!r} (has {list(meta.collections)})")
-    with h5py.File(path, "r") as f:
+    reading = damaged_file_errors(path, f"collection {collection!r} rows [{start}:{stop}]", "HDF5 file")
+    with reading, h5py.File(path, "r") as f:
         g = f[collection]
         sl = slice(start, stop)
         js = JetSet(

@@ -205,6 +205,18 @@ def resolve_checkpoint_path(path_or_name: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"load: checkpoint directory {path} does not exist")
 
 
+def _load_weights(weights: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """``safetensors`` load with damaged files (truncated, empty, not safetensors) named."""
+    from safetensors import SafetensorError
+
+    try:
+        return load_file(str(weights), device=device)
+    except (SafetensorError, OSError, EOFError) as exc:
+        raise CheckpointError(
+            f"{weights}: truncated or corrupt {WEIGHTS_FILE} ({exc}); re-save or re-download the checkpoint"
+        ) from exc
+
+
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", config: PETConfig | None = None) -> PET:
     """Rebuild the model from a checkpoint directory or name; the card is attached as ``model.card``.
 
@@ -228,7 +240,7 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", conf
     if not weights.is_file():
         raise CheckpointError(f"{path}: missing {WEIGHTS_FILE}")
     device = torch.device(map_location)
-    state = load_file(str(weights), device=str(device))
+    state = _load_weights(weights, device=str(device))
     model = PET(stored)
     _check_state(state, model.state_dict(), str(weights))
     model.load_state_dict(state, strict=True)
@@ -256,7 +268,7 @@ def load_body_into(model: PET, checkpoint: str | os.PathLike | PET | Mapping[str
         where = str(p / WEIGHTS_FILE)
         if not (p / WEIGHTS_FILE).is_file():
             raise CheckpointError(f"load_body_into: {p} has no {WEIGHTS_FILE}")
-        src = load_file(where)
+        src = _load_weights(p / WEIGHTS_FILE)
     dst = model.state_dict()
     body_keys = [k for k in dst if k.startswith("body.")]
     body_dst = {k: dst[k] for k in body_keys}

@@ -104,11 +104,26 @@ def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Load a trainer checkpoint, checking its format marker."""
+    """Load a trainer checkpoint, checking its format marker.
+
+    A truncated, empty or otherwise damaged file is a ``ValueError`` naming it (torch.load alone
+    raises a bare ``OSError``/``EOFError``/``UnpicklingError`` that does not say which file).
+    """
+    import pickle
+    import zipfile
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such trainer checkpoint")
-    state = torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except (PermissionError, IsADirectoryError):
+        raise
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        raise ValueError(
+            f"{path}: truncated or corrupt trainer checkpoint ({type(exc).__name__}: {exc}); "
+            "delete it to start over, or resume from another checkpoint"
+        ) from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a jetlab trainer checkpoint (missing format={CHECKPOINT_FORMAT!r})")
     if state.get("version", 0) > CHECKPOINT_VERSION:

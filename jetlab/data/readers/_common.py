@@ -8,7 +8,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..schema import SchemaError, pad_particles
+from ..schema import SchemaError, damaged_file_errors, pad_particles
+
+__all__ = ["damaged_file_errors"]  # re-exported: the readers wrap their low-level reads in it
 
 PathLike = str | os.PathLike
 

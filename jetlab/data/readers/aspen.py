@@ -11,6 +11,7 @@ from ._common import (
     PathLike,
     check_finite,
     check_shape,
+    damaged_file_errors,
     existing_file,
     fail,
     finish_particles,
@@ -48,7 +49,7 @@ def _layout(path, f) -> int:
 
 
 def aspen_num_jets(path: PathLike) -> int:
-    with _open(path) as f:
+    with _open(path) as f, damaged_file_errors(path, "the layout", "HDF5 file"):
         return _layout(path, f)
 
 
@@ -63,7 +64,7 @@ def read_aspen(path: PathLike, max_particles: int = 150, start: int = 0, stop: i
     as the other datasets; the soft-drop mass is ``extra["sdmass"]``); candidate count.
     Labels are all 0 (unlabelled data).
     """
-    with _open(path) as f:
+    with _open(path) as f, damaged_file_errors(path, "'PFCands' / 'jet_kinematics'", "HDF5 file"):
         n = _layout(path, f)
         start, stop = resolve_range(path, n, start, stop)
         pf = np.asarray(f["PFCands"][start:stop], dtype=np.float64)

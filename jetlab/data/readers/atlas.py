@@ -7,7 +7,16 @@ from typing import Iterator
 import numpy as np
 
 from ..schema import KINEMATIC_FEATURES, JetSet, SchemaError
-from ._common import PathLike, check_finite, check_shape, existing_file, fail, finish_particles, resolve_range
+from ._common import (
+    PathLike,
+    check_finite,
+    check_shape,
+    damaged_file_errors,
+    existing_file,
+    fail,
+    finish_particles,
+    resolve_range,
+)
 
 ATLAS_LABELS: tuple[str, ...] = ("QCD", "top")
 CONSTITUENT_KEYS: tuple[str, ...] = ("fjet_clus_pt", "fjet_clus_eta", "fjet_clus_phi", "fjet_clus_E")
@@ -48,7 +57,7 @@ def _layout(path, f) -> tuple[int, int, str | None]:
 
 
 def atlas_num_jets(path: PathLike) -> int:
-    with _open(path) as f:
+    with _open(path) as f, damaged_file_errors(path, "the layout", "HDF5 file"):
         return _layout(path, f)[0]
 
 
@@ -60,12 +69,14 @@ def read_atlas_toptag(path: PathLike, max_particles: int = 120, start: int = 0, 
     Weights come from ``training_weights`` (else ``weights``, else 1).
     """
     with _open(path) as f:
-        n, _, wkey = _layout(path, f)
+        with damaged_file_errors(path, "the layout", "HDF5 file"):
+            n, _, wkey = _layout(path, f)
         start, stop = resolve_range(path, n, start, stop)
         sl = slice(start, stop)
         cols = {}
         for key in CONSTITUENT_KEYS + JET_KEYS + (LABEL_KEY,) + ((wkey,) if wkey else ()):
-            cols[key] = np.asarray(f[key][sl])  # native dtype (float32): no large float64 copies
+            with damaged_file_errors(path, f"key {key!r} rows [{start}:{stop}]", "HDF5 file"):
+                cols[key] = np.asarray(f[key][sl])  # native dtype (float32): no large float64 copies
             check_finite(path, key, cols[key], row_offset=start)
 
     pt = cols["fjet_clus_pt"] * MEV

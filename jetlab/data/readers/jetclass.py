@@ -7,8 +7,17 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..schema import ALL_PARTICLE_FEATURES, JetSet, SchemaError
-from ._common import PathLike, check_finite, existing_file, fail, finish_particles, ptetaphi, resolve_range
+from ..schema import ALL_PARTICLE_FEATURES, DAMAGED_FILE_ERRORS, JetSet, SchemaError
+from ._common import (
+    PathLike,
+    check_finite,
+    damaged_file_errors,
+    existing_file,
+    fail,
+    finish_particles,
+    ptetaphi,
+    resolve_range,
+)
 
 #: Class order of the ``labels`` column (the ParT / OmniLearn order of the one-hot branches).
 JETCLASS_LABELS: tuple[str, ...] = ("QCD", "Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Zqq", "Wqq", "Tbqq", "Tbl")
@@ -39,6 +48,16 @@ EXTRA_BRANCHES: dict[str, str] = {
 TREE = "tree"
 
 
+def _root_errors() -> tuple[type[BaseException], ...]:
+    """What uproot raises on damaged baskets: short reads, bad zlib/lz4/zstd data, garbled streamers."""
+    import zlib
+
+    from uproot.deserialization import DeserializationError
+    from uproot.interpretation.identify import UnknownInterpretation
+
+    return DAMAGED_FILE_ERRORS + (ValueError, zlib.error, DeserializationError, UnknownInterpretation)
+
+
 def _as_paths(paths: PathLike | Sequence[PathLike]) -> list[Path]:
     """A path, a list of paths, or a directory (all ``*.root`` inside, sorted)."""
     if isinstance(paths, (str, Path)) or hasattr(paths, "__fspath__"):
@@ -66,22 +85,27 @@ def _open(path: Path):
         f = uproot.open(path)
     except Exception as exc:  # uproot raises several types for foreign files
         raise SchemaError(f"{path}: not a readable ROOT file ({exc})") from None
-    if TREE not in f:
+    try:
+        with damaged_file_errors(path, "the directory of keys", "ROOT file", _root_errors()):
+            if TREE not in f:
+                raise fail(path, TREE, f"no TTree named {TREE!r} (JetClass files have one); found {list(f.keys())}")
+    except BaseException:
         f.close()
-        raise fail(path, TREE, f"no TTree named {TREE!r} (JetClass files have one); found {list(f.keys())}")
+        raise
     return f
 
 
 def jetclass_num_entries(path: PathLike) -> int:
     """Number of jets in one JetClass ROOT file (reads only the header)."""
-    with _open(Path(path)) as f:
+    with _open(Path(path)) as f, damaged_file_errors(path, f"TTree {TREE!r}", "ROOT file", _root_errors()):
         return int(f[TREE].num_entries)
 
 
 def _read_file(path: Path, max_particles: int, start: int, stop: int) -> JetSet:
     import awkward as ak
 
-    with _open(path) as f:
+    reading = damaged_file_errors(path, f"TTree {TREE!r} entries [{start}:{stop}]", "ROOT file", _root_errors())
+    with _open(path) as f, reading:
         tree = f[TREE]
         names = set(tree.keys())
         required = KINEMATIC_BRANCHES + FEATURE_BRANCHES + JET_BRANCHES + LABEL_BRANCHES
