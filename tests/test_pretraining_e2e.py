@@ -1,0 +1,123 @@
+"""A tiny end-to-end pretraining run: checkpoint, jet generation and evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from jetlab.data.schema import JetSet, SchemaError
+from jetlab.model import load
+from jetlab.tasks.pretraining import OBSERVABLES, generate_jets, load_pretrained, run_pretraining, wasserstein_table
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory):
+    torch.set_num_threads(1)
+    cache = tmp_path_factory.mktemp("cache")
+    out = tmp_path_factory.mktemp("out") / "01_pretraining"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("JETLAB_CACHE", str(cache))
+    try:
+        result = run_pretraining("jetclass-mini", n_jets=200, epochs=1, model_size="tiny", device="cpu", output_dir=out,
+                                 seed=0, batch_size=64, jet_epochs=20, gen_steps=4, n_generate=15, progress=False,
+                                 workers=2)
+    finally:
+        mp.undo()
+    return result
+
+
+def test_checkpoint_is_loadable_and_documented(run) -> None:
+    ckpt = run.checkpoint
+    assert ckpt.name == "checkpoint" and ckpt.parent.name == "01_pretraining"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["jet_generator.json", "jet_generator.safetensors",
+                                                      "model.safetensors", "model_card.json"]
+    card = json.loads((ckpt / "model_card.json").read_text())
+    assert card["training_data"] == "jetclass-mini"
+    assert card["training_size"] == len(run.train) == 160
+    assert card["class_names"] == ["QCD", "Tbqq", "Wqq", "Zqq", "Hbb"]
+    assert len(card["standardizer"]["jet_mean"]) == 4 and len(card["standardizer"]["particle_mean"]) == 13
+    assert "jet_generator.safetensors" in card["notes"]
+    assert 0.0 <= card["metrics"]["accuracy"] <= 1.0
+    model = load(ckpt)
+    for k, v in run.model.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v.cpu()), k
+    pet, jg = load_pretrained(ckpt)
+    assert jg is not None and jg.integer_features == {3: (1.0, 128.0)}
+    assert jg.metadata["training_data"] == "jetclass-mini"
+    assert np.allclose(jg.feature_mean.numpy(), run.standardizer.jet_mean)
+    assert not [p for p in ckpt.parent.iterdir() if p.name.startswith(".checkpoint")]
+
+
+def test_splits_are_disjoint_and_complete(run) -> None:
+    assert len(run.train) + len(run.val) + len(run.test) == 200
+    assert len(run.val) == len(run.test) == 20
+
+
+def test_generate_jets_gives_a_valid_jetset(run) -> None:
+    labels = np.array([0] * 7 + [3] * 5 + [4] * 3)
+    js = generate_jets(run.model, run.jet_generator, 15, labels=labels, standardizer=run.standardizer, steps=3, seed=1)
+    assert isinstance(js, JetSet)
+    js.validate()
+    assert len(js) == 15 and np.array_equal(np.bincount(js.labels, minlength=5), [7, 0, 0, 5, 3])
+    assert js.max_particles == 128 and js.particle_features == ("pt", "eta", "phi", "energy")
+    n = js.mask.sum(1)
+    assert (n >= 1).all() and (n <= 128).all()
+    assert np.array_equal(n, js.extra["cond_jets"][:, 3].astype(int))  # mask built from the sampled N
+    pt, eta, phi, e = (js.particles[..., i][js.mask] for i in range(4))
+    assert np.isfinite(js.particles).all() and (pt > 0).all()
+    assert (np.abs(phi) <= np.pi + 1e-5).all()
+    assert np.allclose(e, pt * np.cosh(eta), rtol=1e-4)  # massless particles
+    # pT-ordered within each jet; padding exactly zero
+    ordered = np.where(js.mask, js.particles[..., 0], 0.0)
+    assert (np.diff(ordered, axis=1)[js.mask[:, 1:]] <= 0).all()
+    assert (js.particles[~js.mask] == 0).all()
+    # jet features recomputed from the particles
+    assert np.array_equal(js.jets[:, 4], n.astype(np.float32)) and (js.jets[:, 3] >= 0).all()
+    again = generate_jets(run.model, run.jet_generator, 15, labels=labels, standardizer=run.standardizer, steps=3, seed=1)
+    assert np.array_equal(again.particles, js.particles)
+
+
+def test_generate_jets_balanced_default_and_errors(run) -> None:
+    js = generate_jets(run.model, run.jet_generator, 10, standardizer=run.standardizer, steps=2, seed=0)
+    assert np.array_equal(np.bincount(js.labels, minlength=5), [2, 2, 2, 2, 2])
+    with pytest.raises(ValueError, match="labels has 3 entries, expected n=4"):
+        generate_jets(run.model, run.jet_generator, 4, labels=[0, 1, 2], standardizer=run.standardizer)
+    with pytest.raises(ValueError, match=r"class indices in \[0, 4\]"):
+        generate_jets(run.model, run.jet_generator, 2, labels=[0, 9], standardizer=run.standardizer)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        generate_jets(run.model, run.jet_generator, 0, standardizer=run.standardizer)
+
+
+def test_evaluation_metrics(run) -> None:
+    ev = run.evaluation
+    assert 0.0 <= ev["accuracy"] <= 1.0 and 0.0 <= ev["generated_accuracy"] <= 1.0
+    cm = np.asarray(ev["confusion_matrix"])
+    assert cm.shape == (5, 5)
+    present = np.bincount(run.test.labels[:15], minlength=5) > 0
+    assert np.allclose(cm.sum(1)[present], 1.0)
+    assert len(ev["generated"]) == 15
+    for table in (ev["w1"], ev["w1_reference"]):
+        assert set(table) == set(OBSERVABLES)
+        for obs, per in table.items():
+            assert "all" in per and all(np.isfinite(v) and v >= 0 for v in per.values()), (obs, per)
+
+
+def test_wasserstein_table_is_zero_on_identical_sets_and_positive_otherwise(run) -> None:
+    t = wasserstein_table(run.test, run.test, run.class_names)
+    assert all(v == 0.0 for per in t.values() for v in per.values())
+    t2 = wasserstein_table(run.val, run.test, run.class_names)
+    assert t2["jet_mass"]["all"] > 0 and t2["multiplicity"]["all"] > 0
+    with pytest.raises(ValueError, match="unknown observables"):
+        wasserstein_table(run.val, run.test, observables=("tau21",))
+
+
+def test_run_pretraining_rejects_unknown_dataset(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="neither a schema file nor a generator"):
+        run_pretraining("no-such-dataset", n_jets=10, output_dir=tmp_path)
+    bad = tmp_path / "x.h5"
+    bad.write_text("not hdf5")
+    with pytest.raises(SchemaError, match="not a readable HDF5 file"):
+        run_pretraining(bad, n_jets=10, output_dir=tmp_path)
