@@ -33,7 +33,7 @@ particles (deterministic DDIM)."""),
 dataset = "jetclass-mini"   # a generator name (generated + cached) or a schema .h5 file
 n_jets = 4000               # jets generated / read (split 80/10/10 train/val/test)
 epochs = 5
-model_size = "tiny"         # tiny | small | paper
+model = "tiny"              # model size: tiny | small | paper
 batch_size = 128
 lr = 1e-3
 jet_epochs = 100            # epochs of the jet-feature generator (a small MLP)
@@ -54,13 +54,13 @@ from jetlab.tasks.pretraining import run_pretraining
 from jetlab.train import LiveLossPlot
 from jetlab.widgets import TrainingMonitor
 
-run = jnb.setup(dict(dataset=dataset, n_jets=n_jets, epochs=epochs, model_size=model_size, batch_size=batch_size,
+run = jnb.setup(dict(dataset=dataset, n_jets=n_jets, epochs=epochs, model=model, batch_size=batch_size,
                      lr=lr, jet_epochs=jet_epochs, gen_steps=gen_steps, n_generate=n_generate, device=device,
                      output_dir=output_dir, seed=seed), seed=seed)
 t_start = time.perf_counter()"""),
     new_markdown_cell("## The model\nThe parameter count per part (body, classifier head, generator head):"),
     new_code_cell("""presets = {"tiny": PETConfig.tiny, "small": PETConfig.small, "paper": PETConfig.paper}
-PET(presets[model_size](num_classes=5)).describe();"""),
+PET(presets[model](num_classes=5)).describe();"""),
     new_markdown_cell("""## Train
 Data are generated (Pythia 8 + FastJet, cached) on first use. The loss curves update live in
 JupyterLab; run headless they are drawn once training is done."""),
@@ -70,7 +70,7 @@ def on_update(update):
     monitor.update({"epoch": [e["epoch"] + 1 for e in h.epochs], "train_loss": h.train_loss,
                     "val_loss": h.val_loss, "step_loss": h.step_loss})
 monitor.display()
-result = run_pretraining(dataset, n_jets=n_jets, epochs=epochs, model_size=model_size, device=run.device,
+result = run_pretraining(dataset, n_jets=n_jets, epochs=epochs, model_size=model, device=run.device,
                          output_dir=jnb.output_dir(), seed=seed, batch_size=batch_size, lr=lr, jet_epochs=jet_epochs,
                          gen_steps=gen_steps, n_generate=n_generate or None,
                          callbacks=[LiveLossPlot(on_update, every=5)], progress=False)
