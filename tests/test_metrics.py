@@ -52,9 +52,9 @@ def test_inverse_background_efficiency_methods():
 
 def test_sic_hand_values():
     eps_s, sic = sic_curve(LABELS, SCORES)
-    # the fpr = 0 points are excluded by min_fpr
-    np.testing.assert_allclose(eps_s, [0.5, 0.75, 0.75, 1.0, 1.0])
-    np.testing.assert_allclose(sic, [1.0, 1.5, 0.75 / np.sqrt(0.5), 1 / np.sqrt(0.5), 1.0])
+    # every ROC point (one per threshold), the fpr = 0 points excluded by min_fpr
+    np.testing.assert_allclose(eps_s, [0.5, 0.75, 0.75, 1.0, 1.0, 1.0])
+    np.testing.assert_allclose(sic, [1.0, 1.5, 0.75 / np.sqrt(0.5), 1 / np.sqrt(0.5), 1 / np.sqrt(0.75), 1.0])
     assert max_sic(LABELS, SCORES) == pytest.approx(1.5)
     with pytest.raises(ValueError, match="no ROC point has fpr > min_fpr"):
         max_sic(LABELS, SCORES, min_fpr=1.0)
@@ -136,3 +136,14 @@ def test_wasserstein_bootstrap_mean_and_spread():
         bootstrap(np.mean, x, x[:3])
     assert mean_and_spread([1.0, 2.0, 3.0]) == (2.0, 1.0)
     assert mean_and_spread([4.0]) == (4.0, 0.0)
+
+
+def test_max_sic_uses_the_full_roc_curve():
+    # perfectly separated scores: every background-efficiency point above the 1e-4 floor has
+    # eps_S = 1, so the best SIC is at the smallest eps_B = 1/1000 -> 1/sqrt(1e-3)
+    from jetlab.physics.metrics import max_sic
+
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(200), np.zeros(1000)]
+    scores = np.r_[rng.uniform(2, 3, 200), rng.uniform(0, 1, 1000)]
+    assert max_sic(labels, scores) == pytest.approx(1 / np.sqrt(1e-3), rel=1e-6)

@@ -57,9 +57,11 @@ def _binary_inputs(labels, scores, weights, where: str):
 
 
 def _roc(y, s, w):
+    """The full ROC curve: sklearn's default thinning drops the points at low fpr that decide
+    max SIC and rejections (a perfectly separating score would get max SIC = 1)."""
     from sklearn.metrics import roc_curve
 
-    return roc_curve(y, s, sample_weight=w)
+    return roc_curve(y, s, sample_weight=w, drop_intermediate=False)
 
 
 def _eps_b_at(fpr: np.ndarray, tpr: np.ndarray, eps_s: np.ndarray, method: str) -> np.ndarray:
