@@ -24,7 +24,6 @@ Units: ``mjj`` in TeV everywhere in this module (files store GeV; :func:`load_di
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 from dataclasses import dataclass, field

@@ -7,7 +7,7 @@ The OmniLearn recipe: weighted (B)CE, the body at a smaller learning rate than t
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import torch

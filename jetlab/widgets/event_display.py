@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from jetlab.widgets._base import Explorer

@@ -1,0 +1,137 @@
+"""Classic peers for the tasks' results tables.
+
+* :class:`ParticleFlowNetwork` - Komiske, Metodiev, Thaler, "Energy Flow Networks: Deep Sets for
+  Particle Jets" (JHEP 01 (2019) 121): a per-particle MLP ``Phi``, a masked sum over the jet (so the
+  output does not depend on particle order or padding) and an MLP ``F`` on the sum. It takes the
+  same inputs as PET (``x, mask, jets`` from :func:`jetlab.data.preprocess.model_inputs`), so it
+  trains with :func:`jetlab.train.fit_classifier` and predicts with :func:`jetlab.train.predict`.
+* :class:`ObservableMLP` - a dense network on a handful of jet-level observables (the OmniFold
+  "step 1/2" classifier on unbinned observables, and a high-level-feature tagger).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = ["ObservableMLP", "ParticleFlowNetwork", "mlp"]
+
+
+def mlp(sizes: Sequence[int], dropout: float = 0.0, final_activation: bool = False) -> nn.Sequential:
+    """Linear layers ``sizes[0] -> ... -> sizes[-1]`` with ReLU between them."""
+    if len(sizes) < 2:
+        raise ValueError(f"mlp: need at least an input and an output size, got {list(sizes)}")
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(int(a), int(b)))
+        if i < len(sizes) - 2 or final_activation:
+            layers.append(nn.ReLU())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class ParticleFlowNetwork(nn.Module):
+    """Particle Flow Network (Deep Sets): ``F(sum_i Phi(x_i))`` over the real particles of a jet.
+
+    ``phi_sizes`` are the hidden/latent widths of ``Phi`` (the last one is the latent dimension,
+    128 in the paper's largest model), ``f_sizes`` the hidden widths of ``F``. With
+    ``use_jet_features`` the 4 standardised jet inputs are concatenated to the latent sum (off by
+    default, as in the original PFN). ``forward`` returns ``(B, num_classes)`` logits; one class
+    means a single logit for binary cross entropy (as PET's binary heads).
+    """
+
+    def __init__(
+        self,
+        num_feat: int = 13,
+        num_classes: int = 1,
+        phi_sizes: Sequence[int] = (100, 100, 128),
+        f_sizes: Sequence[int] = (100, 100, 100),
+        *,
+        num_jet: int = 4,
+        use_jet_features: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"ParticleFlowNetwork: num_classes must be >= 1, got {num_classes}")
+        if not phi_sizes or not f_sizes:
+            raise ValueError("ParticleFlowNetwork: phi_sizes and f_sizes need at least one layer each")
+        self.num_feat, self.num_classes = int(num_feat), int(num_classes)
+        self.use_jet_features = bool(use_jet_features)
+        self.phi = mlp([num_feat, *phi_sizes], final_activation=True)
+        latent = int(phi_sizes[-1]) + (int(num_jet) if use_jet_features else 0)
+        self.f = mlp([latent, *f_sizes], dropout=dropout, final_activation=True)
+        self.out = nn.Linear(int(f_sizes[-1]), num_classes)
+
+    def latent(self, x: Tensor, mask: Tensor, jets: Tensor | None = None) -> Tensor:
+        """The jet's latent vector ``sum_i Phi(x_i)`` (padded slots contribute exactly 0)."""
+        if x.shape[-1] != self.num_feat:
+            raise ValueError(f"ParticleFlowNetwork: expected {self.num_feat} particle features, got {x.shape[-1]}")
+        m = mask.to(x.dtype).unsqueeze(-1)
+        z = (self.phi(x) * m).sum(1)
+        if self.use_jet_features:
+            if jets is None:
+                raise ValueError("ParticleFlowNetwork(use_jet_features=True) needs the jets tensor")
+            z = torch.cat([z, jets.to(z.dtype)], dim=-1)
+        return z
+
+    def forward(self, x: Tensor, mask: Tensor, jets: Tensor | None = None) -> Tensor:
+        return self.out(self.f(self.latent(x, mask.bool(), jets)))
+
+    def classify(self, x: Tensor, mask: Tensor, jets: Tensor | None = None, groups=None) -> tuple[Tensor, None]:
+        """PET-compatible ``(logits, None)`` (no jet regression); ``groups`` is accepted and ignored."""
+        return self.forward(x, mask, jets), None
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class ObservableMLP(nn.Module):
+    """Dense classifier on jet-level observables ``(B, num_inputs)``.
+
+    The inputs are standardised inside the model with a mean/std stored as buffers (set them
+    with :meth:`fit_standardization` on the training data), so a saved model carries its own
+    normalisation and callers can pass raw observables (GeV, counts, ...).
+    """
+
+    def __init__(
+        self,
+        num_inputs: int,
+        num_classes: int = 1,
+        hidden: Sequence[int] = (64, 64, 64),
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if num_inputs < 1 or num_classes < 1:
+            raise ValueError(f"ObservableMLP: num_inputs and num_classes must be >= 1, got {num_inputs}, {num_classes}")
+        self.num_inputs, self.num_classes = int(num_inputs), int(num_classes)
+        self.net = mlp([num_inputs, *hidden, num_classes], dropout=dropout)
+        self.register_buffer("mean", torch.zeros(num_inputs))
+        self.register_buffer("std", torch.ones(num_inputs))
+
+    @torch.no_grad()
+    def fit_standardization(self, features, weights=None) -> "ObservableMLP":
+        """Set the input mean/std from (optionally weighted) training features ``(N, num_inputs)``."""
+        f = np.asarray(features, dtype=np.float64)
+        if f.ndim != 2 or f.shape[1] != self.num_inputs:
+            raise ValueError(f"ObservableMLP.fit_standardization: expected shape (N, {self.num_inputs}), got {f.shape}")
+        if not np.all(np.isfinite(f)):
+            raise ValueError("ObservableMLP.fit_standardization: features contain NaN/inf")
+        w = np.ones(len(f)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(f),) or w.sum() <= 0:
+            raise ValueError("ObservableMLP.fit_standardization: weights must be (N,) with a positive sum")
+        mean = np.average(f, axis=0, weights=w)
+        std = np.sqrt(np.average((f - mean) ** 2, axis=0, weights=w))
+        std = np.where(std < 1e-8, 1.0, std)
+        self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
+        self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype))
+        return self
+
+    def forward(self, features: Tensor) -> Tensor:
+        if features.shape[-1] != self.num_inputs:
+            raise ValueError(f"ObservableMLP: expected {self.num_inputs} inputs, got {features.shape[-1]}")
+        return self.net((features.to(self.mean.dtype) - self.mean) / self.std)

@@ -1,0 +1,441 @@
+"""Top tagging: fine-tune the foundation model across a detector shift, compare with scratch.
+
+:func:`run_tagging` reproduces, at any scale, the OmniLearn top-tagging study (Table I of the
+paper): the pretrained PET fine-tuned on a top-vs-QCD sample simulated with a *different*
+detector (toptag-mini: ATLAS-like clusters with pileup, no PID; or the real ATLAS data), against
+the *same architecture* trained from scratch and a Particle Flow Network, for several fractions
+of the training set and several seeds.
+
+Fair comparison: every model of a (fraction, seed) cell trains on the same jets, validates on the
+same jets and is tested on one fixed test set, with the same epochs, batch size, optimiser,
+warm-up + cosine schedule and early stopping. The only differences are the initialisation, the
+input normalisation (fine-tuning keeps the pretraining standardizer, scratch fits its own) and
+the OmniLearn fine-tuning recipe of a smaller body learning rate (``lr_head / lr_factor``; scratch
+and PFN train every parameter at ``lr_head``). Per-jet weights (ATLAS ``training_weights``) enter
+the loss and every test metric.
+
+Metrics per run: AUC, accuracy at score 0.5, background rejection 1/eps_B at eps_S = 0.5 and 0.8.
+eps_B at a working point is *interpolated linearly in eps_S between the two neighbouring ROC
+points* (:func:`jetlab.physics.inverse_background_efficiency`, ``method="interp"``). The OmniLearn
+evaluation code instead takes the first ROC point with tpr above eps_S; those values are kept
+too (``rej_first_above_0.5`` ...) - the two agree to within the ROC's granularity.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Subset
+
+from jetlab.data.preprocess import Standardizer
+from jetlab.data.schema import JetSet
+from jetlab.data.torchdata import JetDataset, split_indices
+from jetlab.physics.metrics import inverse_background_efficiency, mean_and_spread, roc_metrics
+
+from .baselines import ParticleFlowNetwork
+from .common import (
+    TaskData,
+    TrimmedDataset,
+    build_finetune_model,
+    build_scratch_model,
+    load_task_data,
+    max_multiplicity,
+    resolve_checkpoint,
+)
+
+__all__ = [
+    "METRICS",
+    "MODEL_LABELS",
+    "PAPER_TABLE_I",
+    "TaggingResults",
+    "TaggingRun",
+    "plot_learning_curve",
+    "run_tagging",
+]
+
+#: Models run_tagging knows, with the names used in tables and legends.
+MODEL_LABELS: dict[str, str] = {
+    "finetuned": "OmniLearn (fine-tuned PET)",
+    "scratch": "PET (from scratch)",
+    "pfn": "Particle Flow Network",
+}
+#: (metric key, table column, format)
+METRICS: tuple[tuple[str, str, str], ...] = (
+    ("auc", "AUC", ".4f"),
+    ("accuracy", "Acc", ".4f"),
+    ("rej_at_0.5", "1/eps_B @ eps_S=0.5", ".1f"),
+    ("rej_at_0.8", "1/eps_B @ eps_S=0.8", ".1f"),
+)
+#: Published ATLAS top-tagging numbers (OmniLearn paper, Table I): AUC, Acc, 1/eps_B at 0.5, 0.8.
+PAPER_TABLE_I: dict[str, tuple[float, float, float, float]] = {
+    "PET classifier, 4M jets": (0.959, 0.890, 146.5, 19.4),
+    "OmniLearn, 4M jets": (0.961, 0.894, 172.1, 20.8),
+    "PET classifier, 40M jets": (0.964, 0.898, 201.4, 23.6),
+    "OmniLearn, 40M jets": (0.965, 0.899, 207.3, 24.1),
+    "ParticleNet": (0.961, 0.894, 153.7, 20.4),
+}
+_EPS_S = (0.5, 0.8)
+_MIN_VAL = 100
+
+
+@dataclass
+class TaggingRun:
+    """One trained model: which (model, fraction, seed), its test metrics, scores and history."""
+
+    model: str
+    fraction: float
+    seed: int
+    n_train: int
+    n_val: int
+    metrics: dict[str, float]
+    budget: dict[str, Any]
+    history: dict[str, Any]
+    seconds: float
+    scores: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+
+    def to_dict(self, scores: bool = False) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "scores"}
+        if scores:
+            d["scores"] = np.asarray(self.scores).tolist()
+        return d
+
+
+@dataclass
+class TaggingResults:
+    """All runs of :func:`run_tagging` plus the shared test labels/weights."""
+
+    runs: list[TaggingRun]
+    labels: np.ndarray
+    weights: np.ndarray
+    dataset: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- selection
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(r.model for r in self.runs))
+
+    @property
+    def fractions(self) -> list[float]:
+        return sorted({r.fraction for r in self.runs}, reverse=True)
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({r.seed for r in self.runs})
+
+    def select(self, model: str | None = None, fraction: float | None = None, seed: int | None = None) -> list[TaggingRun]:
+        return [r for r in self.runs if (model is None or r.model == model)
+                and (fraction is None or math.isclose(r.fraction, fraction)) and (seed is None or r.seed == seed)]
+
+    # ---------------------------------------------------------------- summaries
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per (model, fraction): ``(mean, spread)`` over seeds of every metric.
+
+        The spread is the sample standard deviation over seeds (0 for a single seed)."""
+        rows = []
+        for model in self.models:
+            for frac in self.fractions:
+                runs = self.select(model, frac)
+                if not runs:
+                    continue
+                row: dict[str, Any] = {"model": model, "fraction": frac, "n_train": runs[0].n_train,
+                                       "n_seeds": len(runs)}
+                with np.errstate(invalid="ignore"):  # 1/eps_B can be inf (no background passes)
+                    for key in runs[0].metrics:
+                        row[key] = mean_and_spread([r.metrics[key] for r in runs])
+                row["seconds"] = mean_and_spread([r.seconds for r in runs])
+                rows.append(row)
+        return rows
+
+    def table(self, title: str | None = None):
+        """Results laid out like Table I of the OmniLearn paper: rows model x training fraction,
+        columns AUC, accuracy and 1/eps_B at eps_S = 0.5 / 0.8 as 'mean ± spread over seeds'."""
+        from jetlab.plot import results_table
+
+        rows = []
+        for s in self.summary():
+            row = {"Model": MODEL_LABELS.get(s["model"], s["model"]),
+                   "Training jets": f"{s['fraction']:.0%} ({s['n_train']:,})"}
+            for key, col, _ in METRICS:
+                row[col] = s[key]
+            rows.append(row)
+        title = title or f"{self.dataset}: test metrics, mean ± std over {len(self.seeds)} seed(s)"
+        return results_table(rows, formats={col: fmt for _, col, fmt in METRICS},
+                             highlight={col: "max" for _, col, _ in METRICS}, title=title)
+
+    def comparison(self, fraction: float, a: str = "finetuned", b: str = "scratch") -> dict[str, dict[str, float]]:
+        """For each metric: mean difference ``a - b`` at ``fraction``, the larger seed spread of the
+        two, and whether the difference exceeds it (the notebook's "beats scratch" check)."""
+        sa, sb = ({(s["model"], s["fraction"]): s for s in self.summary()}.get((m, fraction)) for m in (a, b))
+        if sa is None or sb is None:
+            raise KeyError(f"comparison: need runs of {a!r} and {b!r} at fraction {fraction}; have models "
+                           f"{self.models} and fractions {self.fractions}")
+        out = {}
+        for key, _, _ in METRICS:
+            diff = sa[key][0] - sb[key][0]
+            spread = max(sa[key][1], sb[key][1])
+            out[key] = {"difference": diff, "spread": spread, "significant": bool(diff > spread)}
+        return out
+
+    def roc_inputs(self, fraction: float | None = None, seed: int | None = None) -> dict[str, tuple]:
+        """``{legend label: (labels, scores, weights)}`` for :func:`jetlab.plot.roc_curves` /
+        ``rejection_curves``: one curve per (model, fraction) at ``seed`` (default: the first)."""
+        seed = self.seeds[0] if seed is None else seed
+        fracs = self.fractions if fraction is None else [fraction]
+        out = {}
+        for frac in fracs:
+            for model in self.models:
+                for r in self.select(model, frac, seed):
+                    label = MODEL_LABELS.get(model, model) + ("" if len(fracs) == 1 else f", {frac:.0%}")
+                    out[label] = (self.labels, r.scores, self.weights)
+        if not out:
+            raise KeyError(f"roc_inputs: no runs at fraction={fraction}, seed={seed}")
+        return out
+
+    def learning_curve(self, metric: str = "auc") -> dict[str, dict[str, np.ndarray]]:
+        """``{model: {"n_train", "fraction", "mean", "spread"}}`` of ``metric`` vs training-set size."""
+        out = {}
+        for model in self.models:
+            rows = sorted((s for s in self.summary() if s["model"] == model), key=lambda s: s["n_train"])
+            out[model] = {"n_train": np.array([s["n_train"] for s in rows]),
+                          "fraction": np.array([s["fraction"] for s in rows]),
+                          "mean": np.array([s[metric][0] for s in rows]),
+                          "spread": np.array([s[metric][1] for s in rows])}
+        return out
+
+    # ---------------------------------------------------------------- serialisation
+    def to_dict(self, scores: bool = False) -> dict[str, Any]:
+        summary = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()} for s in self.summary()]
+        d = {"dataset": self.dataset, "settings": self.settings, "metric_method": "interp",
+             "summary": summary, "runs": [r.to_dict(scores) for r in self.runs],
+             "n_test": int(len(self.labels))}
+        if scores:
+            d["test_labels"] = self.labels.tolist()
+            d["test_weights"] = self.weights.tolist()
+        return d
+
+    def to_json(self, path: str | os.PathLike | None = None, scores: bool = False) -> str:
+        """JSON text of :meth:`to_dict` (non-finite numbers become null); written atomically to
+        ``path`` if given."""
+        from jetlab.notebook import to_jsonable
+
+        from .common import atomic_write_text
+
+        text = json.dumps(to_jsonable(self.to_dict(scores)), indent=2, allow_nan=False) + "\n"
+        if path is not None:
+            atomic_write_text(path, text)
+        return text
+
+
+# --------------------------------------------------------------------------- helpers
+def _check_binary(js: JetSet, where: str) -> None:
+    u = np.unique(js.labels)
+    if not np.all(np.isin(u, (0, 1))) or len(u) < 2:
+        raise ValueError(f"run_tagging: {where} must have labels 0 (background) and 1 (signal), got {u.tolist()}")
+
+
+def _subset_sizes(n: int, fraction: float, minimum: int) -> int:
+    return int(min(n, max(minimum, round(fraction * n))))
+
+
+def _test_metrics(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None) -> dict[str, float]:
+    m = roc_metrics(labels, scores, weights, eps_s=_EPS_S, method="interp")
+    out = {k: float(m[k]) for k in ("auc", "accuracy", "rej_at_0.5", "rej_at_0.8")}
+    first = inverse_background_efficiency(labels, scores, _EPS_S, weights, method="first_above")
+    for e, v in zip(_EPS_S, np.atleast_1d(first)):
+        out[f"rej_first_above_{e:g}"] = float(v)
+    return out
+
+
+def _history_dict(h) -> dict[str, Any]:
+    return {"train_loss": list(h.train_loss), "val_loss": list(h.val_loss), "best_epoch": h.best_epoch,
+            "epochs": len(h.epochs), "stopped_early": bool(h.stopped_early), "wall_time": float(h.wall_time)}
+
+
+class _Datasets:
+    """Model-input datasets of the train pool / val pool / test set for one standardizer."""
+
+    def __init__(self, train: JetSet, val: JetSet, test: JetSet, std: Standardizer, pmax: int) -> None:
+        self.train = JetDataset(train, standardizer=std, max_particles=pmax)
+        self.val = JetDataset(val, standardizer=std, max_particles=pmax)
+        self.test = JetDataset(test, standardizer=std, max_particles=pmax)
+
+
+def run_tagging(
+    data: TaskData | str | os.PathLike | JetSet | Sequence[str | os.PathLike],
+    *,
+    checkpoint: str | os.PathLike | None = "auto",
+    fractions: Sequence[float] = (1.0, 0.1),
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int = 4,
+    batch_size: int = 128,
+    lr_head: float = 1e-3,
+    lr_factor: float = 5.0,
+    weight_decay: float = 0.01,
+    warmup_steps: int | None = None,
+    early_stopping_patience: int | None = None,
+    models: Sequence[str] = ("finetuned", "scratch", "pfn"),
+    n_jets: int | None = None,
+    split: Sequence[float] = (0.6, 0.2, 0.2),
+    split_seed: int = 0,
+    weights: bool = True,
+    scratch_config: Any = "tiny",
+    pfn_kwargs: Mapping[str, Any] | None = None,
+    output_root: str | os.PathLike = "jetlab_output",
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> TaggingResults:
+    """Train every model in ``models`` for every training ``fraction`` and ``seed``; test them all.
+
+    ``data``: a :class:`TaskData`, or anything :func:`load_task_data` accepts (with ``n_jets``).
+    Without a dataset test set the jets are split ``split`` = (train, val, test) by ``split_seed``
+    (the same test set for every run); with one (ATLAS) the given jets are split into train/val
+    by ``split[:2]``. A run with ``fraction`` f and ``seed`` s trains on the first f of the
+    training pool in an order drawn from s, validates on the same fraction of the validation
+    pool (at least 100 jets), and initialises its network from s. ``checkpoint`` is resolved with
+    :func:`resolve_checkpoint` (``"auto"`` pretrains a tiny PET once if none is found); the
+    scratch PET copies the checkpoint's architecture (``scratch_config`` is used only without one).
+    With ``weights`` the per-jet weights enter the loss and the test metrics.
+    """
+    from jetlab.train import fit_classifier, predict
+
+    unknown = [m for m in models if m not in MODEL_LABELS]
+    if unknown or not models:
+        raise ValueError(f"run_tagging: unknown model(s) {unknown}; choose from {list(MODEL_LABELS)}")
+    fractions = [float(f) for f in fractions]
+    if not fractions or any(not 0.0 < f <= 1.0 for f in fractions):
+        raise ValueError(f"run_tagging: fractions must lie in (0, 1], got {fractions}")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("run_tagging: need at least one seed")
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"run_tagging: epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    task = data if isinstance(data, TaskData) else load_task_data(data, n_jets, seed=split_seed, progress=progress)
+    groups = task.groups
+    pool = task.jets
+    _check_binary(pool, f"dataset {task.name!r}")
+    if task.test is None:
+        if len(split) != 3:
+            raise ValueError(f"run_tagging: split must be (train, val, test) fractions, got {split}")
+        tr_idx, va_idx, te_idx = split_indices(len(pool), split, seed=split_seed)
+        test_js = pool.subset(te_idx)
+    else:
+        tr_idx, va_idx = split_indices(len(pool), tuple(split[:2]), seed=split_seed)
+        test_js = task.test
+    _check_binary(test_js, "the test set")
+    train_js, val_js = pool.subset(tr_idx), pool.subset(va_idx)
+    if len(train_js) < 10 or len(val_js) < 2:
+        raise ValueError(f"run_tagging: too few jets ({len(pool)}) for a train/val/test split {tuple(split)}")
+    pmax = max_multiplicity(train_js, val_js, test_js)
+    test_labels = test_js.labels.astype(np.int64)
+    test_weights = test_js.weights.astype(np.float64) if weights else np.ones(len(test_js))
+    metric_weights = test_weights if weights else None
+
+    ckpt = None
+    if "finetuned" in models:
+        ckpt = resolve_checkpoint(checkpoint, output_root=output_root, device=device, progress=progress)
+        if ckpt is None:
+            raise ValueError("run_tagging: model 'finetuned' needs a pretrained checkpoint but checkpoint="
+                             f"{checkpoint!r} gave none; pass a checkpoint path or 'auto', or drop 'finetuned'")
+    elif checkpoint not in (None, "none", "auto", ""):
+        ckpt = resolve_checkpoint(checkpoint, pretrain_if_missing=False)
+    arch = ckpt if ckpt is not None else scratch_config
+
+    pre_sets = None
+    if ckpt is not None:
+        from jetlab.model import read_card
+
+        pre_std = read_card(ckpt).get_standardizer()
+        if pre_std is None:
+            raise ValueError(f"checkpoint {ckpt}: model card has no standardizer")
+        pre_sets = _Datasets(train_js, val_js, test_js, pre_std, pmax)
+
+    budget = dict(epochs=int(epochs), batch_size=int(batch_size), lr_head=float(lr_head), weight_decay=float(weight_decay),
+                  warmup_steps=warmup_steps, early_stopping_patience=early_stopping_patience, optimizer="adamw",
+                  schedule="warmup+cosine", weights=bool(weights))
+    runs: list[TaggingRun] = []
+    for frac in fractions:
+        n_tr = _subset_sizes(len(train_js), frac, 10)
+        n_va = _subset_sizes(len(val_js), frac, min(_MIN_VAL, len(val_js)))
+        for seed in seeds:
+            rng = np.random.default_rng(np.random.SeedSequence([seed, 1234]))
+            sel_tr = np.sort(rng.permutation(len(train_js))[:n_tr])
+            sel_va = np.sort(rng.permutation(len(val_js))[:n_va])
+            own_sets = None
+            for model_name in models:
+                if model_name == "finetuned":
+                    sets = pre_sets
+                else:  # scratch PET and PFN normalise with a standardizer fitted on their own training jets
+                    if own_sets is None:
+                        std = Standardizer.fit_jetset(train_js.subset(sel_tr))
+                        own_sets = _Datasets(train_js.subset(sel_tr), val_js.subset(sel_va), test_js, std, pmax)
+                    sets = own_sets
+                if sets is pre_sets:
+                    train_ds = TrimmedDataset(Subset(sets.train, sel_tr.tolist()))
+                    val_ds = TrimmedDataset(Subset(sets.val, sel_va.tolist()))
+                else:
+                    train_ds, val_ds = TrimmedDataset(sets.train), TrimmedDataset(sets.val)
+                test_ds = TrimmedDataset(sets.test)
+                if model_name == "finetuned":
+                    model = build_finetune_model(ckpt, 1, groups, seed=seed)
+                    factor = float(lr_factor)
+                elif model_name == "scratch":
+                    model = build_scratch_model(arch, 1, groups, seed=seed)
+                    factor = 1.0
+                else:
+                    torch.manual_seed(seed)
+                    model = ParticleFlowNetwork(num_classes=1, **dict(pfn_kwargs or {}))
+                    factor = 1.0
+                run_budget = dict(budget, lr_factor=factor)
+                t0 = time.perf_counter()
+                hist = fit_classifier(
+                    model, train_ds, val_ds, lr_head=lr_head, lr_factor=factor, epochs=epochs, batch_size=batch_size,
+                    weights=weights, early_stopping_patience=early_stopping_patience, seed=seed, device=device,
+                    weight_decay=weight_decay, warmup_steps=warmup_steps, progress=False,
+                )
+                scores = predict(model, test_ds, batch_size=512, device=device)
+                seconds = time.perf_counter() - t0
+                metrics = _test_metrics(test_labels, scores, metric_weights)
+                runs.append(TaggingRun(model_name, frac, seed, n_tr, n_va, metrics, run_budget, _history_dict(hist),
+                                       seconds, np.asarray(scores, dtype=np.float32)))
+                if progress:
+                    print(f"{model_name:>9s}  {frac:6.1%} ({n_tr:>6d} jets)  seed {seed}:  AUC {metrics['auc']:.4f}  "
+                          f"acc {metrics['accuracy']:.4f}  1/eps_B@0.5 {metrics['rej_at_0.5']:7.1f}  "
+                          f"@0.8 {metrics['rej_at_0.8']:6.1f}  [{seconds:.0f} s]", flush=True)
+                del model
+    settings = dict(budget, lr_factor=float(lr_factor), fractions=fractions, seeds=seeds, models=list(models),
+                    split=list(split), split_seed=int(split_seed), checkpoint=str(ckpt) if ckpt else None,
+                    groups=list(groups), n_train_pool=len(train_js), n_val_pool=len(val_js), n_test=len(test_js),
+                    max_particles=pmax, dataset_sources=list(task.sources))
+    return TaggingResults(runs, test_labels, test_weights, task.name, settings)
+
+
+def plot_learning_curve(results: TaggingResults, metric: str = "auc", *, rlabel: str | None = None):
+    """Metric (mean ± seed spread) vs number of training jets, one line per model (log x)."""
+    from matplotlib.figure import Figure
+
+    from jetlab.plot import COLORS, label_axes, style
+
+    names = {k: col for k, col, _ in METRICS}
+    if metric not in names:
+        raise ValueError(f"plot_learning_curve: metric must be one of {list(names)}, got {metric!r}")
+    curves = results.learning_curve(metric)
+    with style():
+        fig = Figure(figsize=(6.8, 5.6))
+        ax = fig.add_subplot()
+        for i, (model, c) in enumerate(curves.items()):
+            ax.errorbar(c["n_train"], c["mean"], yerr=c["spread"], marker="o", capsize=3,
+                        color=COLORS[i % len(COLORS)], label=MODEL_LABELS.get(model, model))
+        ax.set_xscale("log")
+        ax.set_xlabel("Training jets")
+        ax.set_ylabel(names[metric].replace("eps_B", r"$\varepsilon_B$").replace("eps_S", r"$\varepsilon_S$"))
+        ax.legend(fontsize="small")
+        label_axes(ax, rlabel)
+    return fig
