@@ -259,3 +259,11 @@ def test_tiny_end_to_end_produces_finite_sic_curves():
     assert set(c["w1_jet"]) == set(A.JET_FEATURE_NAMES) and 0.0 <= c["auc"] <= 1.0
     # the supervised classifier learns the (very visible) fake signal even in one epoch
     assert sup.metrics["auc"] > 0.8
+
+
+def test_real_lhco_dataset_name_points_to_fetch_and_convert(tmp_path, monkeypatch):
+    from jetlab.tasks.anomaly import load_dijets
+
+    monkeypatch.setenv("JETLAB_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"jetlab data fetch lhco_rnd.*jetlab data convert lhco_rnd"):
+        load_dijets("lhco_rnd")

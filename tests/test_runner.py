@@ -169,23 +169,30 @@ def test_unknown_kernel(small: Path) -> None:
         runner.plan_run(small, kernel="no-such-kernel")
 
 
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
 # ----------------------------------------------------------------------------- profiles
 def test_shipped_profiles_cover_the_series() -> None:
     assert runner.list_profiles() == ["ci-tiny", "cpu-quick", "gpu-full"]
-    stems = {"00_quickstart", "01_pretraining", "02_top_tagging", "03_omnifold_unfolding", "04_lhco_anomaly_detection"}
+    notebooks = {nb.stem: nb for nb in runner.find_notebooks(NOTEBOOKS)}
+    assert set(notebooks) == {"00_quickstart", "01_pretraining", "02_top_tagging", "03_omnifold_unfolding",
+                              "04_lhco_anomaly_detection"}
     for name in runner.list_profiles():
-        assert set(runner.load_profile(name)) == stems, name
+        profile = runner.load_profile(name)
+        assert set(profile) == set(notebooks), name
+        for stem, nb in notebooks.items():
+            # every profile value is a declared parameter of the real notebook, of the right type
+            plan = runner.plan_run(nb, profile=name, out=f"/tmp/plan-{name}-{stem}", check_kernel=False)
+            assert plan.parameters["seed"] == profile[stem].get("seed", 0)
     full = runner.load_profile("gpu-full")
-    assert [full[s]["dataset"] for s in sorted(stems - {"00_quickstart"})] == ["jetclass", "atlas_toptag", "omnifold_zjets", "lhco_rnd"]
-    assert all(full[s]["model"] == "paper" for s in stems - {"00_quickstart"})
+    assert [full[s]["dataset"] for s in sorted(set(notebooks) - {"00_quickstart"})] == [
+        "jetclass", "atlas_toptag", "omnifold_zjets", "lhco_rnd"]
     tiny, quick = runner.load_profile("ci-tiny"), runner.load_profile("cpu-quick")
-    for s in stems:  # ci-tiny is the smallest everywhere
-        assert tiny[s]["n_jets"] <= quick[s]["n_jets"]
-    # every dataset a profile names passes the dataset check
-    generators, manifests = runner.known_datasets()
-    for name in runner.list_profiles():
-        for s, params in runner.load_profile(name).items():
-            assert params.get("dataset", "jetclass-mini") in generators + manifests, (name, s)
+    for s in notebooks:  # ci-tiny <= cpu-quick <= gpu-full, where -1 means "the whole dataset"
+        size = "n_events" if "n_events" in quick[s] else "n_jets"
+        big = full[s].get(size, quick[s][size])
+        assert tiny[s][size] <= quick[s][size] <= (float("inf") if big == -1 else big), s
 
 
 def test_profile_values_are_validated_and_overridden_by_p(small: Path, tmp_path: Path) -> None:

@@ -170,6 +170,21 @@ def _truncate(js: JetSet, max_particles: int | None) -> JetSet:
     return JetSet(p, m, js.jets, js.labels, js.weights, js.particle_features, dict(js.extra))
 
 
+def _lhco_rnd_file() -> Path:
+    """The LHC Olympics R&D data: a converted jetlab file if there is one, else the raw HDF5."""
+    from jetlab.data.download import data_dir
+
+    root = data_dir("lhco_rnd")
+    for cand in (root / "schema" / "lhco_rnd.h5", root / "events_anomalydetection_v2.h5"):
+        if cand.exists():
+            return cand
+    raise FileNotFoundError(
+        f"load_dijets: the LHCO R&D dataset is not in {root}: run `jetlab data fetch lhco_rnd`, then "
+        f"(recommended, clusters once) `jetlab data convert lhco_rnd {root}/events_anomalydetection_v2.h5 "
+        f"--out {root}/schema/lhco_rnd.h5`"
+    )
+
+
 def load_dijets(
     source: str | os.PathLike = "lhco-mini",
     n_events: int | None = None,
@@ -181,7 +196,8 @@ def load_dijets(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = False,
 ) -> DijetEvents:
-    """Dijet events from a generator name (``"lhco-mini"``, cached), a jetlab file or a raw LHCO R&D file.
+    """Dijet events from a generator name (``"lhco-mini"``, cached), ``"lhco_rnd"`` (the downloaded
+    LHC Olympics R&D data), a jetlab file or a raw LHCO R&D file.
 
     ``max_particles`` keeps the leading-pT particles of each jet (the jet features keep the full
     multiplicity). ``order="mass"`` makes ``jet1`` the heavier jet (LHCO convention), ``"pt"``
@@ -196,16 +212,19 @@ def load_dijets(
         from jetlab.data.generate import GENERATORS
 
         name = str(source)
-        if name not in GENERATORS:
+        if name == "lhco_rnd":
+            path = _lhco_rnd_file()
+        elif name not in GENERATORS:
             raise FileNotFoundError(f"load_dijets: {source!r} is neither a file nor a generated dataset "
                                     f"(known: {sorted(GENERATORS)})")
-        if n_events is None or n_events <= 0:
+        if name != "lhco_rnd" and (n_events is None or n_events <= 0):
             raise ValueError(f"load_dijets: generated dataset {name!r} needs n_events > 0, got {n_events}")
-        from jetlab.data.cache import dataset_file
+        else:
+            from jetlab.data.cache import dataset_file
 
-        path = dataset_file(name, int(n_events), seed=seed, cache_dir=cache_dir, progress=progress,
-                            signal_fraction=float(signal_fraction))
-        n_events = None
+            path = dataset_file(name, int(n_events), seed=seed, cache_dir=cache_dir, progress=progress,
+                                signal_fraction=float(signal_fraction))
+            n_events = None
     try:
         inspect_file(path)
         sets = read_jetsets(path, 0, None if n_events is None or n_events < 0 else int(n_events))
