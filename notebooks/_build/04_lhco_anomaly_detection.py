@@ -40,18 +40,18 @@ The next cell is tagged `parameters`: `jetlab run notebooks/04_lhco_anomaly_dete
 """)
 code('''
 dataset = "lhco-mini"  # generator name, a jetlab LHCO file or the raw LHCO R&D HDF5
-n_events = 10000  # events to generate / read
+n_events = 6000  # events to generate / read
 file_signal_fraction = 0.15  # signal fraction of the generated file (a reservoir: only n_signal are injected)
 n_signal = 300  # signal events injected into the pseudo-data (the rest are labelled references)
 sr = (3.3, 3.7)  # signal region in mjj [TeV]
 sb = ((2.3, 3.3), (3.7, 5.0))  # sidebands [TeV]
-max_particles = 32  # leading particles per jet given to the models
-epochs = 4  # classifier epochs (every classifier)
-gen_epochs = 4  # PET particle-generator epochs on sideband jets
+max_particles = 24  # leading particles per jet given to the models
+epochs = 3  # classifier epochs (every classifier)
+gen_epochs = 3  # PET particle-generator epochs on sideband jets
 jet_gen_epochs = 100  # epochs of the jet-feature generator (cheap MLP)
-gen_steps = 16  # DDIM steps when sampling particles
-oversample = 4  # synthetic background events per SR data event
-kfolds = 3
+gen_steps = 10  # DDIM steps when sampling particles
+oversample = 2  # synthetic background events per SR data event
+kfolds = 2  # every SR event is scored by the model that did not see it
 seeds = [0, 1]  # one full run per seed: results are mean ± spread
 model = "tiny"  # PET preset for scratch models when there is no checkpoint
 batch_size = 128
