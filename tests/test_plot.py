@@ -227,3 +227,11 @@ def test_style_and_save_figure(tmp_path):
     fig = jp.roc_curves({"a": ([0, 1, 0, 1], [0.1, 0.9, 0.3, 0.6])})
     path = jp.save_figure(fig, tmp_path / "sub" / "roc")
     assert path.suffix == ".png" and path.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_curves_reject_fpr_tpr_passed_as_labels_scores():
+    from jetlab.plot import sic_curves
+
+    fpr = np.linspace(0, 1, 50)
+    with pytest.raises(ValueError, match=r"labels must hold two classes .* pass \(labels, scores\), not \(fpr, tpr\)"):
+        sic_curves({"oops": (fpr, fpr**0.5)})

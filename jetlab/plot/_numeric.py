@@ -36,6 +36,13 @@ def binary_inputs(labels, scores, weights, where: str, signal_label: int = 1):
     finite = np.isfinite(scores)
     if not finite.all():
         raise ValueError(f"{where}: scores contain {int((~finite).sum())} NaN/inf values")
+    distinct = np.unique(labels)
+    if len(distinct) > 2:
+        raise ValueError(
+            f"{where}: labels must hold two classes (signal {signal_label} and background), got "
+            f"{len(distinct)} distinct values (first {distinct[:4].tolist()}); pass (labels, scores), "
+            f"not (fpr, tpr)"
+        )
     is_sig = labels == signal_label
     if not is_sig.any() or is_sig.all():
         raise ValueError(f"{where}: need both signal (label {signal_label}) and background entries")

@@ -167,7 +167,7 @@ as mean ± spread over seeds. A max SIC above 1 means the cut enhances the signi
 bump; the supervised classifier bounds what any method can reach with these inputs.
 """)
 code('''
-first = {n: (runs[(n, seeds[0])].metrics["fpr"], runs[(n, seeds[0])].metrics["tpr"]) for n in methods}
+first = {n: (runs[(n, seeds[0])].labels, runs[(n, seeds[0])].scores) for n in methods}
 fig = sic_curves(first, fpr_min=cat0.metrics["min_fpr"])
 jnb.save_figure(fig, "sic_curves.png")
 table = {}
