@@ -21,6 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .preprocess import wrap_phi
+
 __all__ = ["DetectorModel", "RecoParticles", "JETCLASS_LIKE", "ATLAS_LIKE", "pid_flags_from_pdg"]
 
 _NEUTRINOS = (12, 14, 16)
@@ -67,10 +69,6 @@ def _kinematics(px, py, pz):
         eta = np.arcsinh(np.where(pt > 0, pz / np.where(pt > 0, pt, 1.0), 0.0))
     phi = np.arctan2(py, px)
     return pt, eta, phi
-
-
-def _wrap(phi):
-    return (phi + np.pi) % (2 * np.pi) - np.pi
 
 
 @dataclass(frozen=True)
@@ -193,7 +191,7 @@ class DetectorModel:
             s = np.clip(s, 0.05, None)
             tpt = pt[ti] * s
             teta = eta[ti] + self.track_angle_sigma * rng.standard_normal(len(ti))
-            tphi = _wrap(phi[ti] + self.track_angle_sigma * rng.standard_normal(len(ti)))
+            tphi = wrap_phi(phi[ti] + self.track_angle_sigma * rng.standard_normal(len(ti)))
             m2 = np.clip(energy[ti] ** 2 - pt[ti] ** 2 - pz[ti] ** 2, 0, None)
             te = np.sqrt((tpt * np.cosh(teta)) ** 2 + m2)
             tflags = np.zeros((len(ti), 5), dtype=bool)
@@ -208,7 +206,7 @@ class DetectorModel:
             ce = energy[ci] * (1.0 + self.calo_resolution(energy[ci], cem) * rng.standard_normal(len(ci)))
             sig = np.where(cem, self.ecal_angle_sigma, self.hcal_angle_sigma)
             ceta = eta[ci] + sig * rng.standard_normal(len(ci))
-            cphi = _wrap(phi[ci] + sig * rng.standard_normal(len(ci)))
+            cphi = wrap_phi(phi[ci] + sig * rng.standard_normal(len(ci)))
             cev = event[ci]
             if self.cell_size is not None:
                 ce, ceta, cphi, cev, cem = self._merge_cells(ce, ceta, cphi, cev, cem)

@@ -355,6 +355,13 @@ class Jets:
     const_jet: np.ndarray  # flat jet index of each constituent
     const_idx: np.ndarray  # global particle index of each constituent
 
+    def index_of_rank(self, rank: int, n_events: int) -> np.ndarray:
+        """Per event, the flat index of its ``rank``-th jet (0 = leading), -1 where it has none."""
+        out = -np.ones(n_events, np.int64)
+        idx = np.nonzero(self.rank == rank)[0]
+        out[self.event[idx]] = idx
+        return out
+
 
 def _four(pt, eta, phi, e):
     return pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), e
@@ -603,12 +610,7 @@ def _zjets_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
         gj = cluster(gpt, geta, gphi, ge, gev, b.n_events, 0.4, 20.0)
         reco = det.apply(b.px, b.py, b.pz, b.e, b.pdg, b.charge, b.event, b.n_events, rng)
         rj = cluster(reco.pt, reco.eta, reco.phi, reco.energy, reco.event, b.n_events, 0.4, 20.0)
-        lead_g = -np.ones(b.n_events, np.int64)
-        lead_r = -np.ones(b.n_events, np.int64)
-        lg = np.nonzero(gj.rank == 0)[0]
-        lr = np.nonzero(rj.rank == 0)[0]
-        lead_g[gj.event[lg]] = lg
-        lead_r[rj.event[lr]] = lr
+        lead_g, lead_r = gj.index_of_rank(0, b.n_events), rj.index_of_rank(0, b.n_events)
         ok = (lead_g >= 0) & (lead_r >= 0)
         ok[ok] &= (gj.pt[lead_g[ok]] > pt_min) & (np.abs(gj.eta[lead_g[ok]]) < eta_max)
         ok[ok] &= (rj.pt[lead_r[ok]] > pt_min) & (np.abs(rj.eta[lead_r[ok]]) < eta_max)
@@ -649,12 +651,7 @@ def _lhco_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
         events += b.n_events
         reco = det.apply(b.px, b.py, b.pz, b.e, b.pdg, b.charge, b.event, b.n_events, rng)
         jets = cluster(reco.pt, reco.eta, reco.phi, reco.energy, reco.event, b.n_events, 1.0, 100.0)
-        j1 = -np.ones(b.n_events, np.int64)
-        j2 = -np.ones(b.n_events, np.int64)
-        i1 = np.nonzero(jets.rank == 0)[0]
-        i2 = np.nonzero(jets.rank == 1)[0]
-        j1[jets.event[i1]] = i1
-        j2[jets.event[i2]] = i2
+        j1, j2 = jets.index_of_rank(0, b.n_events), jets.index_of_rank(1, b.n_events)
         ok = (j1 >= 0) & (j2 >= 0)
         ok[ok] &= jets.pt[j1[ok]] > 1200.0
         evs = np.nonzero(ok)[0]

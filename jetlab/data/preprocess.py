@@ -59,7 +59,7 @@ _EPS = 1e-8
 
 def wrap_phi(dphi: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):  # inf stays non-finite and is reported by the caller
-        return (dphi + np.pi) % (2 * np.pi) - np.pi
+        return (np.asarray(dphi) + np.pi) % (2 * np.pi) - np.pi
 
 
 def available_groups(jetset: JetSet) -> tuple[str, ...]:

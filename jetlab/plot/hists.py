@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from jetlab.data.preprocess import wrap_phi
 from jetlab.plot._numeric import as_1d, auto_edges, check_weights, weighted_hist
 from jetlab.plot._style import COLORS, label_axes, style
 
@@ -162,10 +163,6 @@ def _jet_kin(js) -> np.ndarray:
     return jet_features_from_particles(js.particles, js.mask)
 
 
-def _wrap(dphi: np.ndarray) -> np.ndarray:
-    return (dphi + np.pi) % (2 * np.pi) - np.pi
-
-
 def _obs_particle_pt(js):
     return _per_particle(js.particles[..., 0], js)
 
@@ -185,7 +182,7 @@ def _obs_particle_deta(js):
 
 def _obs_particle_dphi(js):
     jet = _jet_kin(js)
-    return _per_particle(_wrap(js.particles[..., 2] - jet[:, 2:3]), js)
+    return _per_particle(wrap_phi(js.particles[..., 2] - jet[:, 2:3]), js)
 
 
 def _obs_particle_ptrel(js):
@@ -368,7 +365,7 @@ def jet_image(
         px, py = (pt * np.cos(phi)).sum(), (pt * np.sin(phi)).sum()
         jet_phi = np.arctan2(py, px)
         jet_eta = np.average(eta, weights=pt)
-        eta, phi = eta - jet_eta, _wrap(phi - jet_phi)
+        eta, phi = eta - jet_eta, wrap_phi(phi - jet_phi)
     with style():
         if ax is None:
             fig = Figure(figsize=(6.6, 5.6))

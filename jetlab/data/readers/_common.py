@@ -66,6 +66,17 @@ def existing_file(path: PathLike) -> Path:
     return path
 
 
+def open_hdf5(path: PathLike):
+    """Open an existing HDF5 file for reading; a file h5py cannot open is a SchemaError naming it."""
+    import h5py
+
+    path = existing_file(path)
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise SchemaError(f"{path}: not a readable HDF5 file ({exc})") from None
+
+
 def ptetaphi(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(pT, eta, phi) from Cartesian momenta; eta = 0 where pT = 0 (padding)."""
     px, py, pz = (np.asarray(a, dtype=np.float64) for a in (px, py, pz))
@@ -81,11 +92,6 @@ def four_vector_features(px, py, pz, e) -> tuple[np.ndarray, np.ndarray, np.ndar
     pt, eta, phi = ptetaphi(px, py, pz)
     m2 = np.asarray(e, np.float64) ** 2 - np.asarray(px, np.float64) ** 2 - np.asarray(py, np.float64) ** 2 - np.asarray(pz, np.float64) ** 2
     return pt, eta, phi, np.sqrt(np.clip(m2, 0.0, None))
-
-
-def wrap_phi(phi: np.ndarray) -> np.ndarray:
-    """Wrap angles to [-pi, pi)."""
-    return (np.asarray(phi) + np.pi) % (2 * np.pi) - np.pi
 
 
 def _gather(a: np.ndarray, flat_index: np.ndarray) -> np.ndarray:

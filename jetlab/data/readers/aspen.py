@@ -6,15 +6,15 @@ from typing import Iterator
 
 import numpy as np
 
-from ..schema import ALL_PARTICLE_FEATURES, JetSet, SchemaError
+from ..schema import ALL_PARTICLE_FEATURES, JetSet
 from ._common import (
     PathLike,
     check_finite,
     check_shape,
     damaged_file_errors,
-    existing_file,
     fail,
     finish_particles,
+    open_hdf5,
     four_vector_features,
     pid_flags,
     ptetaphi,
@@ -28,16 +28,6 @@ PFCANDS_COLUMNS: tuple[str, ...] = ("px", "py", "pz", "E", "d0", "d0Err", "dz", 
 CM_TO_MM = 10.0  # CMS stores impact parameters in cm; the schema follows JetClass (mm)
 
 
-def _open(path: PathLike):
-    import h5py
-
-    path = existing_file(path)
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise SchemaError(f"{path}: not a readable HDF5 file ({exc})") from None
-
-
 def _layout(path, f) -> int:
     for key in ("PFCands", "jet_kinematics"):
         if key not in f:
@@ -49,7 +39,7 @@ def _layout(path, f) -> int:
 
 
 def aspen_num_jets(path: PathLike) -> int:
-    with _open(path) as f, damaged_file_errors(path, "the layout", "HDF5 file"):
+    with open_hdf5(path) as f, damaged_file_errors(path, "the layout", "HDF5 file"):
         return _layout(path, f)
 
 
@@ -64,7 +54,7 @@ def read_aspen(path: PathLike, max_particles: int = 150, start: int = 0, stop: i
     as the other datasets; the soft-drop mass is ``extra["sdmass"]``); candidate count.
     Labels are all 0 (unlabelled data).
     """
-    with _open(path) as f, damaged_file_errors(path, "'PFCands' / 'jet_kinematics'", "HDF5 file"):
+    with open_hdf5(path) as f, damaged_file_errors(path, "'PFCands' / 'jet_kinematics'", "HDF5 file"):
         n = _layout(path, f)
         start, stop = resolve_range(path, n, start, stop)
         pf = np.asarray(f["PFCands"][start:stop], dtype=np.float64)

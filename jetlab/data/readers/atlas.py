@@ -6,15 +6,15 @@ from typing import Iterator
 
 import numpy as np
 
-from ..schema import KINEMATIC_FEATURES, JetSet, SchemaError
+from ..schema import KINEMATIC_FEATURES, JetSet
 from ._common import (
     PathLike,
     check_finite,
     check_shape,
     damaged_file_errors,
-    existing_file,
     fail,
     finish_particles,
+    open_hdf5,
     resolve_range,
 )
 
@@ -26,16 +26,6 @@ LABEL_KEY = "labels"
 #: some preprocessed copies ``weights``; test files may have neither (weights = 1).
 WEIGHT_KEYS: tuple[str, ...] = ("training_weights", "weights")
 MEV = 1e-3  # MeV -> GeV
-
-
-def _open(path: PathLike):
-    import h5py
-
-    path = existing_file(path)
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise SchemaError(f"{path}: not a readable HDF5 file ({exc})") from None
 
 
 def _layout(path, f) -> tuple[int, int, str | None]:
@@ -57,7 +47,7 @@ def _layout(path, f) -> tuple[int, int, str | None]:
 
 
 def atlas_num_jets(path: PathLike) -> int:
-    with _open(path) as f, damaged_file_errors(path, "the layout", "HDF5 file"):
+    with open_hdf5(path) as f, damaged_file_errors(path, "the layout", "HDF5 file"):
         return _layout(path, f)[0]
 
 
@@ -68,7 +58,7 @@ def read_atlas_toptag(path: PathLike, max_particles: int = 120, start: int = 0, 
     stored constituents (before truncation to ``max_particles``). Labels: 0 QCD, 1 top.
     Weights come from ``training_weights`` (else ``weights``, else 1).
     """
-    with _open(path) as f:
+    with open_hdf5(path) as f:
         with damaged_file_errors(path, "the layout", "HDF5 file"):
             n, _, wkey = _layout(path, f)
         start, stop = resolve_range(path, n, start, stop)

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from ..schema import KINEMATIC_FEATURES, JetSet, SchemaError
+from ..preprocess import wrap_phi
 from ._common import (
     DroppedEventsWarning,
     PathLike,
@@ -23,7 +24,6 @@ from ._common import (
     finish_particles,
     four_vector_features,
     resolve_range,
-    wrap_phi,
 )
 
 LHCO_LABELS: tuple[str, ...] = ("QCD", "signal")

@@ -16,6 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from ..schema import KINEMATIC_FEATURES, PID_FEATURES, JetSet, SchemaError
+from ..preprocess import wrap_phi
 from ._common import (
     PathLike,
     check_finite,
@@ -26,7 +27,6 @@ from ._common import (
     pdg_lookup,
     pid_flags,
     resolve_range,
-    wrap_phi,
 )
 
 #: energyflow's PID float codes: code k/10 stands for PID_CODES[k].
