@@ -126,7 +126,9 @@ def test_load_body_into_new_head_size(model, tmp_path):
     fresh.eval()
     with torch.no_grad():
         assert torch.equal(fresh.body(x, mask), model.body(x, mask))
-        assert fresh(x, mask, jets).shape == (3, 2)
+        logits = fresh(x, mask, jets)
+    # the new output layer starts at zero: uniform prediction, i.e. the uninformed loss
+    assert logits.shape == (3, 2) and torch.equal(logits, torch.zeros(3, 2))
     # from an in-memory model as well, and a body of another width is refused by tensor name
     assert load_body_into(PET(model.config.replace(num_classes=5)), model)["loaded"]
     wide = PET(model.config.replace(projection_dim=32))

@@ -209,8 +209,18 @@ def test_param_groups_freeze_and_reset():
         model.freeze("head")
     model.reset_classifier(1)
     b = make_batch([4, 3], p=4)
-    assert model(b["x"], b["mask"], b["jets"]).shape == (2, 1)
+    out = model(b["x"], b["mask"], b["jets"])
+    assert out.shape == (2, 1) and torch.equal(out, torch.zeros(2, 1))  # starts at ln 2, not at random
     assert model.config.num_classes == 1
+    # a zero head still learns: one step moves the logits toward the labels (eval: no random feature drop)
+    model.eval()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    target = torch.tensor([1.0, 0.0])
+    torch.nn.functional.binary_cross_entropy_with_logits(model(b["x"], b["mask"], b["jets"])[:, 0], target).backward()
+    opt.step()
+    with torch.no_grad():
+        after = model(b["x"], b["mask"], b["jets"])[:, 0]
+    assert after[0] > after[1]
 
 
 # ---------------------------------------------------------------------------- losses and training

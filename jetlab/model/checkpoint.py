@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import PETConfig
-from .pet import PET
+from .pet import PET, zero_init_output
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
@@ -255,7 +255,8 @@ def load_body_into(model: PET, checkpoint: str | os.PathLike | PET | Mapping[str
 
     All body tensors must match (else :class:`CheckpointError` naming the tensor); head tensors
     are copied where names and shapes match (the class output layer of a new class count is
-    skipped). Returns ``{"loaded": [...], "skipped": [...]}``.
+    skipped, and zeroed: see :func:`jetlab.model.pet.zero_init_output`). Returns
+    ``{"loaded": [...], "skipped": [...]}``.
     """
     if isinstance(checkpoint, PET):
         src = checkpoint.state_dict()
@@ -283,4 +284,6 @@ def load_body_into(model: PET, checkpoint: str | os.PathLike | PET | Mapping[str
         else:
             skipped.append(k)
     model.load_state_dict(new_state, strict=False)
+    if any(k.startswith("classifier.out.") for k in skipped):
+        zero_init_output(model)
     return {"loaded": loaded, "skipped": skipped}

@@ -159,6 +159,13 @@ class GeneratorHead(nn.Module):
         return masked(self.out(self.norm(h)), mask)
 
 
+def zero_init_output(model: "PET") -> None:
+    """Zero the class output layer (weights and bias) of a model whose head is new."""
+    with torch.no_grad():
+        model.classifier.out.weight.zero_()
+        model.classifier.out.bias.zero_()
+
+
 class PET(nn.Module):
     """The PET / OmniLearn model: ``body``, ``classifier`` and ``generator`` parts.
 
@@ -242,12 +249,18 @@ class PET(nn.Module):
         return groups
 
     def reset_classifier(self, num_classes: int) -> "PET":
-        """New class output layer (and generator label embedding) for ``num_classes`` classes."""
+        """New class output layer (and generator label embedding) for ``num_classes`` classes.
+
+        The new output layer starts at zero: fine-tuning begins at the uninformed loss (ln 2 for
+        a balanced binary task) instead of a random prediction on top of the pretrained features
+        that first has to be unlearned; see :func:`zero_init_output`.
+        """
         if num_classes < 1:
             raise ValueError(f"reset_classifier: num_classes must be >= 1, got {num_classes}")
         ref = self.classifier.out.weight
         self.config = self.config.replace(num_classes=num_classes)
         self.classifier.out = nn.Linear(self.config.projection_dim, num_classes).to(ref.device, ref.dtype)
+        zero_init_output(self)
         gen = self.generator
         gen.num_labels = max(num_classes, 2)
         gen.label_embed = nn.Embedding(gen.num_labels + 1, self.config.projection_dim).to(ref.device, ref.dtype)
