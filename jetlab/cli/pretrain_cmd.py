@@ -29,6 +29,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-particles", type=int, default=None, help="truncate jets to this many particles")
     p.add_argument("--collection", default=None, help="collection in the file (default: 'jets' or the only one)")
     p.add_argument("--ema", type=float, default=None, metavar="DECAY", help="EMA decay, e.g. 0.999")
+    p.add_argument("--diffusion-weight", type=float, default=1.0, metavar="W",
+                   help="weight of the diffusion v-loss (1 = OmniLearn at GPU scale; 3 with --batch-size 32 "
+                        "is jetlab's CPU recipe, see jetlab.train.CPU_RECIPE)")
     p.add_argument("--streaming", choices=("auto", "yes", "no"), default="auto",
                    help="stream the training data from disk (auto: for files over 2M jets)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             n_val=args.n_val, max_particles=args.max_particles, collection=args.collection,
             ema_decay=args.ema, streaming=streaming, num_workers=args.workers,
             checkpoint_every=args.checkpoint_every, device=args.device, seed=args.seed, resume=args.resume,
-            progress=args.progress,
+            progress=args.progress, loss_weights={"diffusion": args.diffusion_weight},
         )
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from exc

@@ -49,7 +49,9 @@ __all__ = [
 CHECKPOINT_ENV = "JETLAB_CHECKPOINT"
 #: Size of the fallback pretraining (jetclass-mini jets) and its epochs: a few minutes on 2 CPU cores, once.
 DEFAULT_PRETRAIN_JETS = 4000
-DEFAULT_PRETRAIN_EPOCHS = 4
+DEFAULT_PRETRAIN_EPOCHS = 8
+#: bumped when the fallback pretraining recipe changes, so an older cached model is not reused
+PRETRAIN_RECIPE_VERSION = 2
 PRETRAIN_DATASET = "jetclass-mini"
 _NONE = ("none",)
 _AUTO = ("auto", "")
@@ -70,7 +72,8 @@ def cached_checkpoint_dir(n_jets: int = DEFAULT_PRETRAIN_JETS, seed: int = 0, ca
     """Where :func:`resolve_checkpoint` keeps its own tiny pretrained model."""
     from jetlab.data.cache import resolve_cache_dir
 
-    return resolve_cache_dir(cache_dir) / "checkpoints" / f"pet-tiny-{PRETRAIN_DATASET}-n{int(n_jets)}-s{int(seed)}"
+    return resolve_cache_dir(cache_dir) / "checkpoints" / (f"pet-tiny-{PRETRAIN_DATASET}-n{int(n_jets)}-s{int(seed)}"
+                                                             f"-r{PRETRAIN_RECIPE_VERSION}")
 
 
 def find_checkpoint(output_root: str | os.PathLike = "jetlab_output", *, n_jets: int = DEFAULT_PRETRAIN_JETS,
@@ -108,9 +111,9 @@ def resolve_checkpoint(
       :class:`FileNotFoundError` naming it;
     * ``"none"`` / None: no checkpoint (returns None; tasks then train from scratch only);
     * ``"auto"``: ``$JETLAB_CHECKPOINT``, then ``<output_root>/01_pretraining/checkpoint``, then the
-      cache ``~/.cache/jetlab/checkpoints/pet-tiny-jetclass-mini-n{n_jets}-s{seed}``. If none
+      cache ``~/.cache/jetlab/checkpoints/pet-tiny-jetclass-mini-n{n_jets}-s{seed}-r{recipe}``. If none
       exists and ``pretrain_if_missing``, a tiny PET is pretrained on ``n_jets`` jetclass-mini jets
-      for ``epochs`` epochs into the cache (under a file lock, so concurrent notebooks pretrain
+      for ``epochs`` epochs with :data:`jetlab.train.CPU_RECIPE` into the cache (under a file lock, so concurrent notebooks pretrain
       once); otherwise returns None.
     """
     if checkpoint is None or str(checkpoint).strip().lower() in _NONE:
@@ -138,11 +141,12 @@ def resolve_checkpoint(
                 return found
             print(f"jetlab: no pretrained checkpoint found; pretraining a tiny PET on {n_jets} {PRETRAIN_DATASET} "
                   f"jets for {epochs} epochs into {target} (once; later runs reuse it)", flush=True)
-            from jetlab.train import pretrain
+            from jetlab.train import CPU_RECIPE, pretrain
 
             work = target.parent / (target.name + ".work")
             pretrain(PRETRAIN_DATASET, work, model_config="tiny", epochs=int(epochs), n_jets=int(n_jets), seed=int(seed),
-                     batch_size=128, lr=1e-3, device=device, progress=progress, max_particles=64)
+                     device=device, progress=progress, max_particles=64,
+                     **CPU_RECIPE)
             os.replace(work / "model", target)
             shutil.rmtree(work, ignore_errors=True)
             print(f"jetlab: pretrained checkpoint written to {target}", flush=True)

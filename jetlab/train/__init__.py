@@ -6,7 +6,7 @@ Imports of :mod:`jetlab.model` happen inside :func:`pretrain` so the trainer wor
 from .callbacks import Callback, EarlyStopping, History, LiveLossPlot, ProgressBar
 from .ema import ModelEMA
 from .finetune import classifier_loss, fit_classifier, predict
-from .pretrain import pretrain
+from .pretrain import CPU_RECIPE, pretrain
 from .schedule import WarmupCosine, warmup_cosine_factor
 from .trainer import Lion, Trainer, load_checkpoint, save_checkpoint
 
@@ -24,6 +24,7 @@ __all__ = [
     "fit_classifier",
     "load_checkpoint",
     "predict",
+    "CPU_RECIPE",
     "pretrain",
     "save_checkpoint",
     "warmup_cosine_factor",

@@ -32,10 +32,12 @@ particles (deterministic DDIM)."""),
     new_code_cell("""# Parameters (papermill). Defaults = the cpu-quick profile: a few minutes on 2 CPU cores.
 dataset = "jetclass-mini"   # a generator name (generated + cached) or a schema .h5 file
 n_jets = 4000               # jets generated / read (split 80/10/10 train/val/test)
-epochs = 5
+epochs = 10
 model = "tiny"              # model size: tiny | small | paper
-batch_size = 128
+batch_size = 32             # small batches give more optimizer steps, which the diffusion head needs on a CPU budget
 lr = 1e-3
+diffusion_weight = 3.0      # weight of the diffusion v-loss (OmniLearn uses 1 at GPU scale)
+ema_decay = 0.99            # EMA of the weights (0.999 at GPU scale)
 jet_epochs = 100            # epochs of the jet-feature generator (a small MLP)
 gen_steps = 32              # DDIM steps for particle generation
 n_generate = 0              # generated jets to compare; 0 means one per test jet
@@ -55,7 +57,8 @@ from jetlab.train import LiveLossPlot
 from jetlab.widgets import TrainingMonitor
 
 run = jnb.setup(dict(dataset=dataset, n_jets=n_jets, epochs=epochs, model=model, batch_size=batch_size,
-                     lr=lr, jet_epochs=jet_epochs, gen_steps=gen_steps, n_generate=n_generate, device=device,
+                     lr=lr, diffusion_weight=diffusion_weight, ema_decay=ema_decay, jet_epochs=jet_epochs,
+                     gen_steps=gen_steps, n_generate=n_generate, device=device,
                      output_dir=output_dir, seed=seed), seed=seed)
 t_start = time.perf_counter()"""),
     new_markdown_cell("## The model\nThe parameter count per part (body, classifier head, generator head):"),
@@ -72,6 +75,7 @@ def on_update(update):
 monitor.display()
 result = run_pretraining(dataset, n_jets=n_jets, epochs=epochs, model_size=model, device=run.device,
                          output_dir=jnb.output_dir(), seed=seed, batch_size=batch_size, lr=lr, jet_epochs=jet_epochs,
+                         diffusion_weight=diffusion_weight, ema_decay=ema_decay or None,
                          gen_steps=gen_steps, n_generate=n_generate or None,
                          callbacks=[LiveLossPlot(on_update, every=5)], progress=False)
 print(f"train/val/test jets: {len(result.train)}/{len(result.val)}/{len(result.test)}")
