@@ -34,8 +34,10 @@ __all__ = [
     "known_datasets",
     "list_profiles",
     "load_profile",
+    "notebook_data_plan",
     "parse_cli_value",
     "plan_run",
+    "prepare_notebook_data",
     "profile_parameters",
     "read_parameters",
     "run_all",
@@ -488,6 +490,66 @@ def run_all(
                 )
         results.append(_execute(plan, progress=progress, log_output=log_output, prepare_only=False))
     return results
+
+
+# --------------------------------------------------------------------------- data preparation
+#: a notebook that names no ``dataset`` parameter but reads this generator (the quickstart)
+_IMPLICIT_DATASET = {"00_quickstart": "jetclass-mini"}
+#: notebook parameter -> keyword of :func:`jetlab.data.cache.dataset_file` (the generator option)
+_GENERATOR_OPTIONS = {"file_signal_fraction": "signal_fraction"}
+
+
+def notebook_data_plan(notebook_dir: str | os.PathLike = "notebooks",
+                       profile: str | os.PathLike | Mapping | None = None) -> list[dict[str, Any]]:
+    """The generated (offline) datasets the series reads with its default or ``profile`` parameters.
+
+    One entry per distinct file: ``{"dataset", "n", "seed", "options", "notebooks"}``, where ``n``
+    is the notebook's ``n_jets`` (or ``n_events``) and ``options`` the generator options it
+    passes (``file_signal_fraction`` -> ``signal_fraction``). Downloaded datasets and
+    non-positive sizes are skipped: they are not generated."""
+    generators, _ = known_datasets()
+    plan: dict[tuple, dict[str, Any]] = {}
+    for nb in find_notebooks(notebook_dir):
+        params = {k: p.default for k, p in read_parameters(nb).items()}
+        params.update(profile_parameters(profile, nb) if profile is not None else {})
+        dataset = params.get("dataset", _IMPLICIT_DATASET.get(nb.stem))
+        n = params.get("n_jets", params.get("n_events"))
+        if dataset not in generators or not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+            continue
+        options = {kw: params[p] for p, kw in _GENERATOR_OPTIONS.items() if p in params}
+        seed = int(params.get("seed", 0))
+        key = (dataset, n, seed, tuple(sorted(options.items())))
+        entry = plan.setdefault(key, {"dataset": dataset, "n": n, "seed": seed, "options": options, "notebooks": []})
+        entry["notebooks"].append(nb.name)
+    return [plan[k] for k in sorted(plan, key=lambda k: (k[0], k[1], k[2], repr(k[3])))]
+
+
+def prepare_notebook_data(notebook_dir: str | os.PathLike = "notebooks",
+                          profile: str | os.PathLike | Mapping | None = None, *,
+                          pretrain: bool = True, cache_dir: str | os.PathLike | None = None,
+                          progress: bool = True, echo=print) -> dict[str, Any]:
+    """Generate every dataset of :func:`notebook_data_plan` into the cache, and (``pretrain``)
+    the fallback tiny pretrained model that notebooks 02-04 use when notebook 01 has not run.
+
+    Binder's ``postBuild`` calls this so a launched session opens with its data ready. Returns
+    ``{"files": [paths], "checkpoint": path or None}``; files already cached are reused."""
+    from jetlab.data.cache import dataset_file
+
+    files = []
+    for entry in notebook_data_plan(notebook_dir, profile):
+        if echo:
+            echo(f"dataset {entry['dataset']}: {entry['n']} rows, seed {entry['seed']}"
+                 + (f", {entry['options']}" if entry["options"] else "") + f" (for {', '.join(entry['notebooks'])})")
+        files.append(dataset_file(entry["dataset"], entry["n"], seed=entry["seed"], cache_dir=cache_dir,
+                                  progress=progress, **entry["options"]))
+    checkpoint = None
+    if pretrain:
+        from jetlab.tasks.common import resolve_checkpoint
+
+        checkpoint = resolve_checkpoint("auto", cache_dir=cache_dir, device="cpu", progress=progress)
+        if echo:
+            echo(f"pretrained fallback checkpoint: {checkpoint}")
+    return {"files": files, "checkpoint": checkpoint}
 
 
 def _main() -> int:  # pragma: no cover - convenience: python -m jetlab.runner NOTEBOOK

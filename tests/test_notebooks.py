@@ -66,6 +66,18 @@ def test_series_is_collected() -> None:
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_papermill_reads_every_parameter(notebook: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """papermill's own parser sees the same parameters as jetlab's (a comment holding '=' or a
+    type annotation it cannot read makes papermill warn "Passed unknown parameter")."""
+    import papermill
+
+    with caplog.at_level("WARNING"):
+        seen = papermill.inspect_notebook(str(notebook))
+    assert not [r.getMessage() for r in caplog.records if "Unable to parse" in r.getMessage()]
+    assert set(seen) == set(runner.read_parameters(notebook))
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
 def test_notebook_runs_with_papermill(notebook: Path, tmp_path: Path, notebook_env) -> None:
     out = tmp_path / notebook.stem
     result = runner.run_notebook(notebook, profile=PROFILE, out=out)

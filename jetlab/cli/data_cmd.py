@@ -125,6 +125,22 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.complete else 1
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from jetlab.cli.main import CLIError
+    from jetlab.runner import ParameterError, notebook_data_plan, prepare_notebook_data
+
+    try:
+        if args.dry_run:
+            for e in notebook_data_plan(args.notebooks, args.profile):
+                opts = "".join(f" {k}={v}" for k, v in e["options"].items())
+                print(f"{e['dataset']} n={e['n']} seed={e['seed']}{opts}  <- {', '.join(e['notebooks'])}")
+            return 0
+        prepare_notebook_data(args.notebooks, args.profile, pretrain=args.pretrain)
+    except ParameterError as exc:
+        raise CLIError(str(exc)) from exc
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``jetlab data`` and its sub-commands to the top-level parser."""
     parser = subparsers.add_parser(
@@ -156,6 +172,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--subset", action="append", metavar="S", help=subset_help)
     p.add_argument("--dest", metavar="DIR", help="directory holding the files")
     p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("prepare", help="generate the datasets the notebooks read (and the fallback pretrained model)",
+                       description="Generate into the cache every offline dataset that the notebooks in DIR read with "
+                                   "their default (or --profile) parameters, so they start without waiting for Pythia. "
+                                   "Binder's postBuild runs this.")
+    p.add_argument("--notebooks", default="notebooks", metavar="DIR", help="notebook directory (default: notebooks)")
+    p.add_argument("--profile", default=None, help="parameter profile, e.g. cpu-quick (default: notebook defaults)")
+    p.add_argument("--no-pretrain", dest="pretrain", action="store_false",
+                   help="skip the fallback tiny pretraining (a few minutes) that notebooks 02-04 otherwise do once")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be generated")
+    p.set_defaults(func=_cmd_prepare)
 
     # `jetlab data convert` lives in its own module (readers); plug it in when it exists.
     try:

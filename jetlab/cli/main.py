@@ -63,4 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # run the imported module's main: as __main__ this file's CLIError would be a different class
+    # from the jetlab.cli.main.CLIError that the sub-commands raise
+    from jetlab.cli.main import main as _main
+
+    sys.exit(_main())
