@@ -283,23 +283,28 @@ def save_figure(fig, name: str, *, display: bool = True, dpi: int | None = None)
 def resolve_checkpoint(value: str | os.PathLike | None, output_dir: str | os.PathLike | None = None) -> Path | None:
     """Turn a notebook's ``checkpoint`` parameter into a path, or None when there is none.
 
-    ``"auto"``/``""`` mean "the checkpoint notebook 01 wrote, if any": looked up next to this
-    run's output directory (``<out>/../01_pretraining/checkpoint``) and under ``jetlab_output/``
-    in the working directory and its parent. ``"none"``/None mean no checkpoint. An explicit
-    path must exist.
+    ``"auto"``/``""`` mean "a pretrained checkpoint if one exists, without training one": the
+    search of :func:`jetlab.tasks.common.find_checkpoint` (``$JETLAB_CHECKPOINT``, notebook 01's
+    ``<root>/01_pretraining/checkpoint``, then the tiny fallback model in jetlab's cache that
+    notebooks 02-04 and ``jetlab data prepare`` make), with ``<root>`` this run's output parent,
+    then ``jetlab_output/`` in the working directory and its parent. ``"none"``/None mean no
+    checkpoint. An explicit path must exist.
     """
     if value is None or str(value).strip().lower() in NO_CHECKPOINT_VALUES:
         return None
     if str(value).strip().lower() in AUTO_CHECKPOINT_VALUES:
-        candidates = []
+        from jetlab.tasks.common import find_checkpoint
+
+        roots = []
         base = Path(output_dir) if output_dir is not None else (_OUTPUT_DIR or None)
         if base is not None:
-            candidates.append(base.expanduser().resolve().parent / PRETRAINED_CHECKPOINT)
+            roots.append(base.expanduser().resolve().parent)
         cwd = Path.cwd()
-        candidates += [cwd / DEFAULT_OUTPUT_DIR / PRETRAINED_CHECKPOINT, cwd.parent / DEFAULT_OUTPUT_DIR / PRETRAINED_CHECKPOINT]
-        for cand in candidates:
-            if cand.exists():
-                return cand
+        roots += [cwd / DEFAULT_OUTPUT_DIR, cwd.parent / DEFAULT_OUTPUT_DIR]
+        for root in roots:
+            found = find_checkpoint(root)
+            if found is not None:
+                return found
         return None
     path = Path(value).expanduser()
     if not path.exists():

@@ -349,11 +349,22 @@ def test_save_metrics_and_figure(jnb, tmp_path: Path) -> None:
 
 
 def test_resolve_checkpoint(jnb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jetlab.model import PET, PETConfig, save
+    from jetlab.tasks.common import cached_checkpoint_dir
+
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JETLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("JETLAB_CHECKPOINT", raising=False)
     out = tmp_path / "res" / "02_top_tagging"
     assert jnb.resolve_checkpoint("auto", out) is None
+    # the tiny fallback model in the cache (made by notebooks 02-04 or `jetlab data prepare`)
+    fallback = save(PET(PETConfig.tiny(num_classes=2)), cached_checkpoint_dir())
+    assert jnb.resolve_checkpoint("auto", out) == fallback
+    # notebook 01's checkpoint next to this run's output comes first; an empty directory is not one
     ckpt = tmp_path / "res" / "01_pretraining" / "checkpoint"
     ckpt.mkdir(parents=True)
+    assert jnb.resolve_checkpoint("auto", out) == fallback
+    save(PET(PETConfig.tiny(num_classes=2)), ckpt)
     assert jnb.resolve_checkpoint("auto", out) == ckpt
     assert jnb.resolve_checkpoint("", out) == ckpt
     assert jnb.resolve_checkpoint("none", out) is None and jnb.resolve_checkpoint(None, out) is None
