@@ -47,8 +47,6 @@ __all__ = [
 
 #: Output directory used when neither ``setup`` nor ``output_dir`` was given one.
 DEFAULT_OUTPUT_DIR = "jetlab_output"
-#: Where notebook 01 leaves its pretrained checkpoint, relative to the common output root.
-PRETRAINED_CHECKPOINT = Path("01_pretraining") / "checkpoint"
 #: Values of a ``checkpoint`` parameter meaning "whatever notebook 01 produced, if anything".
 AUTO_CHECKPOINT_VALUES = ("auto", "")
 #: Values meaning "no checkpoint: start from an untrained model" (reproducible tests, baselines).
