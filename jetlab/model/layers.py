@@ -106,29 +106,8 @@ class Attention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(b, nq, d))
 
 
-class TransformerBlock(nn.Module):
-    """Pre-norm self-attention block with layer scale and stochastic depth; output masked."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: int, layer_scale_init: float,
-                 drop_path: float = 0.0, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, num_heads)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = MLP(dim, mlp_ratio * dim, dim, dropout)
-        self.gamma1 = nn.Parameter(torch.full((dim,), float(layer_scale_init)))
-        self.gamma2 = nn.Parameter(torch.full((dim,), float(layer_scale_init)))
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: Tensor, mask: Tensor, key_mask: Tensor) -> Tensor:
-        h = self.norm1(x)
-        x = x + self.drop_path(self.gamma1 * self.attn(h, h, key_mask))
-        x = x + self.drop_path(self.gamma2 * self.mlp(self.norm2(x)))
-        return masked(x, mask)
-
-
-class ClassAttentionBlock(nn.Module):
-    """CaiT-style block: only the class token queries [class token, particles]."""
+class _PreNormBlock(nn.Module):
+    """Parts shared by the attention blocks: two pre-norms, attention, MLP and layer scales."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: int, layer_scale_init: float, dropout: float = 0.0) -> None:
         super().__init__()
@@ -138,6 +117,25 @@ class ClassAttentionBlock(nn.Module):
         self.mlp = MLP(dim, mlp_ratio * dim, dim, dropout)
         self.gamma1 = nn.Parameter(torch.full((dim,), float(layer_scale_init)))
         self.gamma2 = nn.Parameter(torch.full((dim,), float(layer_scale_init)))
+
+
+class TransformerBlock(_PreNormBlock):
+    """Pre-norm self-attention block with layer scale and stochastic depth; output masked."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: int, layer_scale_init: float,
+                 drop_path: float = 0.0, dropout: float = 0.0) -> None:
+        super().__init__(dim, num_heads, mlp_ratio, layer_scale_init, dropout)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: Tensor, mask: Tensor, key_mask: Tensor) -> Tensor:
+        h = self.norm1(x)
+        x = x + self.drop_path(self.gamma1 * self.attn(h, h, key_mask))
+        x = x + self.drop_path(self.gamma2 * self.mlp(self.norm2(x)))
+        return masked(x, mask)
+
+
+class ClassAttentionBlock(_PreNormBlock):
+    """CaiT-style block: only the class token queries [class token, particles]."""
 
     def forward(self, cls: Tensor, x: Tensor, mask: Tensor) -> Tensor:
         tokens = torch.cat([cls, x], dim=1)
