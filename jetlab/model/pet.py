@@ -111,7 +111,8 @@ class ClassifierHead(nn.Module):
         self.out = nn.Linear(d, cfg.num_classes)
         self.regress = nn.Linear(d, cfg.num_jet)
 
-    def forward(self, h: Tensor, mask: Tensor, jets: Tensor) -> tuple[Tensor, Tensor]:
+    def summary(self, h: Tensor, mask: Tensor, jets: Tensor) -> Tensor:
+        """``(B, D)`` per-jet representation the output layers read (the normed class token)."""
         h = self.jet_film(h, jets, mask)
         if len(self.blocks):
             cls = self.cls_token.expand(h.shape[0], -1, -1)
@@ -121,7 +122,10 @@ class ClassifierHead(nn.Module):
         else:  # no class attention: masked mean pooling
             m = mask.unsqueeze(-1).to(h.dtype)
             c = (h * m).sum(1) / m.sum(1).clamp_min(1.0)
-        c = self.norm(c)
+        return self.norm(c)
+
+    def forward(self, h: Tensor, mask: Tensor, jets: Tensor) -> tuple[Tensor, Tensor]:
+        c = self.summary(h, mask, jets)
         return self.out(c), self.regress(c)
 
 

@@ -367,18 +367,7 @@ def build_pet(checkpoint: str | os.PathLike | None, config: Any = "tiny", *, num
 def _jet_embedding(pet, x: Tensor, mask: Tensor, jets: Tensor) -> Tensor:
     """PET's per-jet summary: body, then the classifier head up to its final norm (class token)."""
     mask = mask.bool()
-    h = pet.body(x, mask)
-    head = pet.classifier
-    h = head.jet_film(h, jets, mask)
-    if len(head.blocks):
-        cls = head.cls_token.expand(h.shape[0], -1, -1)
-        for blk in head.blocks:
-            cls = blk(cls, h, mask)
-        c = cls[:, 0]
-    else:
-        m = mask.unsqueeze(-1).to(h.dtype)
-        c = (h * m).sum(1) / m.sum(1).clamp_min(1.0)
-    return head.norm(c)
+    return pet.classifier.summary(pet.body(x, mask), mask, jets)
 
 
 class DijetClassifier(nn.Module):
