@@ -13,14 +13,14 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from .config import PETConfig
+from .config import PETConfig, strict_from_dict
 from .pet import PET, zero_init_output
 
 WEIGHTS_FILE = "model.safetensors"
@@ -73,11 +73,7 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ModelCard":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"ModelCard.from_dict: unknown field(s) {unknown}; known are {sorted(known)}")
-        return cls(**dict(d))
+        return strict_from_dict(cls, d)
 
     def get_standardizer(self):
         """The :class:`jetlab.data.preprocess.Standardizer` stored with the model (or None)."""

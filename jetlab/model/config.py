@@ -11,6 +11,15 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
 
+def strict_from_dict(cls, d: Mapping[str, Any]):
+    """``cls(**d)`` for a dataclass, refusing unknown keys by name (a typo must not be dropped)."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"{cls.__name__}.from_dict: unknown field(s) {unknown}; known fields are {sorted(known)}")
+    return cls(**dict(d))
+
+
 @dataclass
 class PETConfig:
     """Architecture of the PET body and its classifier / generator heads.
@@ -98,11 +107,7 @@ class PETConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "PETConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"PETConfig.from_dict: unknown field(s) {unknown}; known fields are {sorted(known)}")
-        return cls(**dict(d))
+        return strict_from_dict(cls, d)
 
     def replace(self, **changes: Any) -> "PETConfig":
         return replace(self, **changes)
