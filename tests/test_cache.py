@@ -33,6 +33,27 @@ def test_reuse_and_repair(tmp_path):
         dataset_file("jetclass", 20, cache_dir=tmp_path)
 
 
+def test_file_made_with_other_pythia_settings_is_regenerated(tmp_path):
+    """A tune change in the generator must not be served the old physics under the same file name."""
+    import json
+
+    import h5py
+
+    from jetlab.data.cache import _write_checksum
+    from jetlab.data.generate import GENERATORS
+
+    p = dataset_file("jetclass-mini", 20, seed=5, cache_dir=tmp_path, **KW)
+    with h5py.File(p, "r+") as f:
+        info = json.loads(f.attrs["info"])
+        info["samples"]["Zqq"] = info["samples"]["Zqq"] + ["TimeShower:alphaSvalue = 0.115"]
+        f.attrs["info"] = json.dumps(info)
+    _write_checksum(p)  # a consistent, complete file: only its settings are stale
+    mtime = p.stat().st_mtime_ns
+    assert dataset_file("jetclass-mini", 20, seed=5, cache_dir=tmp_path, **KW) == p
+    assert p.stat().st_mtime_ns != mtime
+    assert inspect_file(p).info["samples"] == {s.name: list(s.settings) for s in GENERATORS["jetclass-mini"].samples}
+
+
 def _ask(cache_dir, q):
     p = dataset_file("jetclass-mini", 16, seed=9, cache_dir=cache_dir, **KW)
     q.put((str(p), p.stat().st_mtime_ns, inspect_file(p).n_rows))

@@ -234,7 +234,10 @@ def fake_generate(name, n_jets, out, *, workers=None, seed=0, progress=True, **o
     from jetlab.data.generate import GENERATORS
 
     js = small_jetset(int(n_jets), 24, seed)
-    return write_jetset(out, js, dataset=name, label_names=GENERATORS[name].label_names)
+    spec = GENERATORS[name]
+    # the settings record is what the cache compares with the generator's today
+    info = {"samples": {s.name: list(s.settings) for s in spec.samples}}
+    return write_jetset(out, js, dataset=name, label_names=spec.label_names, info=info)
 
 
 @pytest.fixture

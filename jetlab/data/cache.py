@@ -60,11 +60,19 @@ def _write_checksum(path: Path) -> None:
 
 
 def _header_ok(path: Path, name: str, n_jets: int) -> bool:
+    """The file is a ``name`` file of ``n_jets`` rows made with today's Pythia settings.
+
+    The settings check makes a change to a generator's samples (a new tune, say) regenerate
+    the cached file instead of silently serving the old physics under the same name.
+    """
+    from .generate import GENERATORS
+
     try:
         meta = inspect_file(path)
     except (SchemaError, OSError, KeyError, ValueError):
         return False
-    return meta.dataset == name and meta.n_rows == int(n_jets)
+    settings = {s.name: list(s.settings) for s in GENERATORS[name].samples}
+    return meta.dataset == name and meta.n_rows == int(n_jets) and meta.info.get("samples") == settings
 
 
 def _valid(path: Path, name: str, n_jets: int) -> bool:
