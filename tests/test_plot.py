@@ -147,6 +147,14 @@ def test_loss_curves_and_errors(tmp_path):
     saved_png(fig, tmp_path, "loss.png")
     with pytest.raises(ValueError, match="'epoch' has 2 entries but 'val_loss' has 3"):
         jp.loss_curves({"x": {"epoch": [1, 2], "val_loss": [1, 2, 3]}})
+    # a mean over seeds with its spread: a band from mean - std to mean + std
+    band = jp.loss_curves({"mean": {"epoch": [0, 1, 2], "val_loss": [0.7, 0.6, 0.5], "val_loss_std": [0.0, 0.1, 0.05]}},
+                          train=False)
+    (poly,) = band.axes[0].collections
+    ys = poly.get_paths()[0].vertices[:, 1]
+    assert ys.min() == pytest.approx(0.45) and ys.max() == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="'val_loss_std' has 2 entries but 'val_loss' has 3"):
+        jp.loss_curves({"x": {"epoch": [1, 2, 3], "val_loss": [1, 2, 3], "val_loss_std": [0, 1]}})
 
 
 def test_confusion_matrix(tmp_path):

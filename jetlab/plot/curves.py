@@ -108,7 +108,10 @@ def loss_curves(
     rlabel: str | None = None,
 ) -> Figure:
     """Validation loss (solid) and training loss (dashed) vs epoch for several runs, e.g.
-    pretrained vs from-scratch as in figure 1 of the OmniLearn paper."""
+    pretrained vs from-scratch as in figure 1 of the OmniLearn paper.
+
+    A run may carry ``val_loss_std`` (e.g. the spread over seeds of a mean curve): it is drawn
+    as a band around the validation loss."""
     where = "loss_curves"
     if not histories:
         raise ValueError(f"{where}: histories is empty; pass {{label: {{'epoch', 'train_loss', 'val_loss'}}}}")
@@ -128,6 +131,11 @@ def loss_curves(
                 if len(x) != len(y):
                     raise ValueError(f"{where}: histories[{name!r}]: 'epoch' has {len(x)} entries but {key!r} has {len(y)}")
                 ax.plot(x, y, ls=ls, color=color, marker="o" if len(y) < 30 else None, ms=3.5, label=f"{name} ({suffix})")
+                if key == "val_loss" and "val_loss_std" in h:
+                    e = as_1d(h["val_loss_std"], f"histories[{name!r}]['val_loss_std']", where)
+                    if len(e) != len(y):
+                        raise ValueError(f"{where}: histories[{name!r}]: 'val_loss_std' has {len(e)} entries but 'val_loss' has {len(y)}")
+                    ax.fill_between(x, y - e, y + e, color=color, alpha=0.2, lw=0)
         if logy:
             ax.set_yscale("log")
         ax.set_xlabel("Epoch")
