@@ -10,6 +10,7 @@ from jetlab.data.cache import dataset_file
 from jetlab.data.schema import JetSet, read_jetsets
 from jetlab.physics import compute_observables
 from jetlab.tasks.omnifold import (
+    ConvergenceStudy,
     OmniFoldResult,
     PETClassifier,
     _WeightedRows,
@@ -17,6 +18,7 @@ from jetlab.tasks.omnifold import (
     epochs_to_reach,
     make_classifier,
     omnifold,
+    step1_curves,
     unfold_observables,
     weighted_histogram,
 )
@@ -139,6 +141,70 @@ def test_epochs_to_reach_and_convergence_ratio():
     assert r["target_val_loss"] == 0.65
     assert r["scratch_epochs"] == 4.0 and r["pretrained_epochs"] == pytest.approx(1.5)
     assert r["ratio"] == pytest.approx(4.0 / 1.5)
+
+
+def test_convergence_study_averages_seeds_before_comparing():
+    scratch = [[(0, 0.70), (1, 0.68), (2, 0.66), (3, 0.66)], [(0, 0.70), (1, 0.69), (2, 0.67), (3, 0.65)]]
+    pretrained = [[(0, 0.69), (1, 0.66), (2, 0.65)], [(0, 0.69), (1, 0.65), (2, 0.64), (3, 0.64)]]
+    study = ConvergenceStudy({"scratch": scratch, "pretrained": pretrained})
+    np.testing.assert_allclose([y for _, y in study.mean_curve("scratch")], [0.70, 0.685, 0.665, 0.655])
+    # the pretrained mean ends where its shortest (early-stopped) curve ends
+    assert [x for x, _ in study.mean_curve("pretrained")] == [0, 1, 2]
+    np.testing.assert_allclose([y for _, y in study.mean_curve("pretrained")], [0.69, 0.655, 0.645])
+    np.testing.assert_allclose(study.spread("scratch"), [0.0, 0.005, 0.005, 0.005], atol=1e-12)
+    r = study.ratio()
+    assert r["target_val_loss"] == pytest.approx(0.655) and r["scratch_epochs"] == pytest.approx(3.0)
+    assert r["pretrained_epochs"] == pytest.approx(1.0) and r["ratio"] == pytest.approx(3.0)
+    assert r["pretrained_best_val_loss"] == pytest.approx(0.645) and r["n_seeds"] == 2
+    # seed by seed: scratch 0 is best (0.66) at 2.0, reached by pretrained 0 at 1.0; pair 1: 3.0 / 1.0
+    assert r["per_seed"] == pytest.approx([2.0, 3.0])
+    with pytest.raises(KeyError, match="no curves for 'mlp'"):
+        study.mean_curve("mlp")
+    with pytest.raises(ValueError, match="'scratch' needs at least one curve"):
+        ConvergenceStudy({"scratch": []})
+
+
+def test_step1_curves_repeat_omnifold_first_step_per_seed(observables):
+    """Seed s of the convergence study is exactly the first step-1 training of omnifold(seed=s)."""
+    o = observables
+    kw = dict(epochs=2, batch_size=250, early_stopping_patience=None)
+    runs = {s: omnifold(o["sim_gen"], o["sim_reco"], o["data_reco"], classifier_factory="mlp", n_iterations=1,
+                        seed=s, progress=False, **kw) for s in (3, 4)}
+    curves = step1_curves(o["sim_reco"], o["data_reco"], classifier_factory="mlp", seeds=(3, 4), progress=False, **kw)
+    assert len(curves) == 2 and len(curves[0]) == 5  # 0 and two evaluations per epoch
+    for s, c in zip((3, 4), curves):
+        np.testing.assert_allclose(c, runs[s].histories[0]["step1"]["curve"], rtol=1e-6)
+    assert curves[0] != curves[1]
+    assert curves[0][-1][1] < curves[0][0][1]  # it learns
+    with pytest.raises(ValueError, match="at least one seed"):
+        step1_curves(o["sim_reco"], o["data_reco"], classifier_factory="mlp", seeds=(), progress=False)
+
+
+def test_pet_standardization_simulation_or_pretraining(zjets, tmp_path):
+    import jetlab.model as jm
+    from jetlab.data.preprocess import Standardizer, jet_inputs, particle_inputs
+
+    sub = {k: v.subset(slice(0, 64)) for k, v in zjets.items()}
+    cfg = jm.PETConfig.tiny(num_classes=10, projection_dim=16, num_transformer=1, k=4)
+    # a "pretraining" scaling far from these jets: fitted on the data-setup jets shifted in pT
+    pre = Standardizer.fit(particle_inputs(sub["data_reco"]) + 3.0, sub["data_reco"].mask, jet_inputs(sub["data_reco"]) * 2.0)
+    ckpt = jm.save(jm.PET(cfg), tmp_path / "ckpt", {"training_data": "test", "standardizer": pre})
+    fitted = PETClassifier(checkpoint=str(ckpt))
+    assert fitted.standardization == "simulation"
+    sim, data = fitted.prepare("reco", [sub["sim_reco"], sub["data_reco"]])
+    m = sub["sim_reco"].mask
+    # scaled to the simulation: mean 0 over its real particles and jets, and the data go through the same scaling
+    np.testing.assert_allclose(sim["x"].numpy()[m].mean(0)[:4], 0.0, atol=1e-4)
+    np.testing.assert_allclose(sim["jets"].numpy().mean(0), 0.0, atol=1e-4)
+    assert not np.allclose(data["jets"].numpy().mean(0), 0.0, atol=1e-3)
+    kept = PETClassifier(checkpoint=str(ckpt), standardization="pretraining")
+    sim_pre, _ = kept.prepare("reco", [sub["sim_reco"], sub["data_reco"]])
+    expected = pre.transform_jets(jet_inputs(sub["sim_reco"]))
+    np.testing.assert_allclose(sim_pre["jets"].numpy(), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="standardization must be 'simulation' or 'pretraining', got 'jetclass'"):
+        PETClassifier(checkpoint=str(ckpt), standardization="jetclass")
+    with pytest.raises(ValueError, match="scratch model has no pretraining sample"):
+        PETClassifier(checkpoint=str(ckpt), pretrained=False, standardization="pretraining")
 
 
 def test_pet_smoke_scratch_and_pretrained(zjets, tmp_path):

@@ -48,6 +48,7 @@ from jetlab.data.schema import JetSet
 
 __all__ = [
     "ClassifierSpec",
+    "ConvergenceStudy",
     "ObservableClassifier",
     "OmniFoldResult",
     "PETClassifier",
@@ -57,6 +58,7 @@ __all__ = [
     "load_omnifold_data",
     "make_classifier",
     "omnifold",
+    "step1_curves",
     "unfold_observables",
     "weighted_histogram",
 ]
@@ -152,10 +154,17 @@ class PETClassifier:
     """PET on the particles: fine-tuned from a pretrained checkpoint, or trained from scratch.
 
     ``checkpoint`` (a :func:`jetlab.model.save` directory) with ``pretrained=True`` loads the
-    body (and head) and uses the checkpoint's input standardisation; the body trains at
-    ``lr / lr_factor`` (OmniLearn recipe). ``pretrained=False`` builds a fresh model with the
-    checkpoint's architecture (fair comparison) or, without a checkpoint, ``PETConfig.<config>()``;
-    its inputs are standardised on the simulation.
+    body (and head); the body trains at ``lr / lr_factor`` (OmniLearn recipe). ``pretrained=False``
+    builds a fresh model with the checkpoint's architecture (fair comparison) or, without a
+    checkpoint, ``PETConfig.<config>()``.
+
+    ``standardization`` says where the input scaling comes from: ``"simulation"`` (default) fits
+    each level's per-feature mean and width on the simulated events, as for the scratch model;
+    ``"pretraining"`` reuses the checkpoint's (the pretraining sample's, as the OmniLearn code
+    does). The default is measured: the R = 0.8, 500-1000 GeV pretraining jets put the R = 0.4,
+    200 GeV Z+jets jets several widths off (jet pT at -3.3 sigma, mass at -2.1 sigma), and on
+    ``zjets-mini`` (3 seeds) fine-tuning then trails scratch; refitted, the pretrained weights see
+    inputs with the moments they were trained on and fine-tuning beats scratch.
     """
 
     checkpoint: str | None = None
@@ -164,6 +173,7 @@ class PETClassifier:
     lr: float = 3e-4
     lr_factor: float = 5.0
     max_particles: int | None = None
+    standardization: str = "simulation"
     name: str = ""
     _standardizers: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -171,6 +181,11 @@ class PETClassifier:
         if self.pretrained and self.checkpoint is None:
             raise ValueError("PETClassifier(pretrained=True) needs checkpoint=<pretrained model directory>; "
                              "pass pretrained=False to train from scratch")
+        if self.standardization not in ("simulation", "pretraining"):
+            raise ValueError(f"PETClassifier: standardization must be 'simulation' or 'pretraining', got {self.standardization!r}")
+        if self.standardization == "pretraining" and not (self.pretrained and self.checkpoint is not None):
+            raise ValueError("PETClassifier(standardization='pretraining') needs pretrained=True and a checkpoint "
+                             "(a scratch model has no pretraining sample to take the scaling from)")
         if not self.name:
             self.name = "pretrained" if self.pretrained else "scratch"
 
@@ -195,7 +210,7 @@ class PETClassifier:
     def prepare(self, level: str, sources: Sequence[LevelData]) -> list[Features]:
         from jetlab.data.preprocess import model_inputs
 
-        std = self._card_standardizer() if (self.pretrained and self.checkpoint is not None) else None
+        std = self._card_standardizer() if self.standardization == "pretraining" else None
         out = []
         for s in sources:
             if not isinstance(s, JetSet):
@@ -448,6 +463,50 @@ def _resolve_spec(classifier_factory) -> ClassifierSpec:
 
 
 # ============================================================================ the algorithm
+def _seeded_build(spec: ClassifierSpec, level: str, seed: int) -> nn.Module:
+    """``spec.build(level)`` with its random initialisation drawn from ``seed`` alone (not from
+    whatever the global generator went through before), leaving the global state untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return spec.build(level)
+
+
+def _fit_step(spec: ClassifierSpec, model: nn.Module, sources, parts_tr, parts_va, *, lr: float, warm: bool,
+              epochs: int, batch_size: int, early_stopping_patience: int | None, evals_per_epoch: int,
+              device: torch.device, seed: int, progress: bool) -> tuple[nn.Module, dict]:
+    """Train one OmniFold step's classifier; returns the (best) model and its history record.
+
+    A warm-started step runs at a fixed ``lr`` without warm-up; a fresh one gets the Trainer's
+    warm-up and cosine decay."""
+    from jetlab.train import Trainer
+
+    curve = _ValCurve(evals_per_epoch)
+    trainer = Trainer(
+        model, _loss_fn(spec), _WeightedRows(sources, parts_tr), _WeightedRows(sources, parts_va),
+        lr=lr, param_groups=spec.param_groups(model, lr), epochs=epochs, batch_size=batch_size,
+        warmup_steps=0 if warm else None, min_lr_factor=1.0 if warm else 0.0,
+        early_stopping_patience=early_stopping_patience, restore_best=True, device=device,
+        seed=seed, progress=progress, checkpoint_dir=None, callbacks=[curve],
+    )
+    hist = trainer.fit()
+    ep = hist.epochs
+    best = int(hist.best_epoch) if hist.best_epoch is not None else len(ep) - 1
+    record = {
+        "epoch": [e["epoch"] + 1 for e in ep],
+        "train_loss": [float(e["train_loss"]) for e in ep],
+        "val_loss": [float(e["val_loss"]) for e in ep],
+        "curve": [(float(x), float(y)) for x, y in curve.points],
+        "best_epoch": best,
+        "epochs_to_best": best + 1,
+        "best_val_loss": float(hist.best_val_loss) if hist.best_val_loss is not None else float("nan"),
+        "stopped_early": bool(hist.stopped_early),
+        "lr": lr,
+        "warm_start": bool(warm),
+        "wall_time": float(hist.wall_time),
+    }
+    return model, record
+
+
 def omnifold(
     sim_gen: LevelData,
     sim_reco: LevelData,
@@ -476,7 +535,6 @@ def omnifold(
     ``warm_lr`` (later iterations, fixed, no warm-up) defaults to ``lr / 5``. ``evals_per_epoch``
     sets how often the validation loss is sampled for the convergence curves.
     """
-    from jetlab.train import Trainer
     from jetlab.train.ddp import resolve_device
 
     t_start = time.perf_counter()
@@ -512,39 +570,14 @@ def omnifold(
     models: dict[str, nn.Module | None] = {"step1": None, "step2": None}
     push = sim_w.copy()
     pushes, pulls, histories = [], [], []
-    loss_fn = _loss_fn(spec)
 
     def train(step: str, it: int, sources, parts_tr, parts_va) -> tuple[nn.Module, dict]:
         warm = warm_start and it > 0 and models[step] is not None
-        model = models[step] if warm else spec.build("reco" if step == "step1" else "gen")
-        step_lr = warm_lr if warm else lr
-        groups = spec.param_groups(model, step_lr)
-        curve = _ValCurve(evals_per_epoch)
-        trainer = Trainer(
-            model, loss_fn, _WeightedRows(sources, parts_tr), _WeightedRows(sources, parts_va),
-            lr=step_lr, param_groups=groups, epochs=epochs, batch_size=batch_size,
-            warmup_steps=0 if warm else None, min_lr_factor=1.0 if warm else 0.0,
-            early_stopping_patience=early_stopping_patience, restore_best=True, device=dev,
-            seed=seed + 1000 * it + (0 if step == "step1" else 500), progress=progress, checkpoint_dir=None,
-            callbacks=[curve],
-        )
-        hist = trainer.fit()
-        ep = hist.epochs
-        best = int(hist.best_epoch) if hist.best_epoch is not None else len(ep) - 1
-        record = {
-            "epoch": [e["epoch"] + 1 for e in ep],
-            "train_loss": [float(e["train_loss"]) for e in ep],
-            "val_loss": [float(e["val_loss"]) for e in ep],
-            "curve": [(float(x), float(y)) for x, y in curve.points],
-            "best_epoch": best,
-            "epochs_to_best": best + 1,
-            "best_val_loss": float(hist.best_val_loss) if hist.best_val_loss is not None else float("nan"),
-            "stopped_early": bool(hist.stopped_early),
-            "lr": step_lr,
-            "warm_start": bool(warm),
-            "wall_time": float(hist.wall_time),
-        }
-        return model, record
+        step_seed = seed + 1000 * it + (0 if step == "step1" else 500)
+        model = models[step] if warm else _seeded_build(spec, "reco" if step == "step1" else "gen", step_seed)
+        return _fit_step(spec, model, sources, parts_tr, parts_va, lr=warm_lr if warm else lr, warm=warm,
+                         epochs=epochs, batch_size=batch_size, early_stopping_patience=early_stopping_patience,
+                         evals_per_epoch=evals_per_epoch, device=dev, seed=step_seed, progress=progress)
 
     for it in range(n_iterations):
         # ---- step 1: data_reco (1) vs sim_reco weighted by push (0) -> pull weights
@@ -590,21 +623,103 @@ def epochs_to_reach(curve: Sequence[tuple[float, float]], target: float) -> floa
     return None
 
 
-def convergence_ratio(scratch: OmniFoldResult, pretrained: OmniFoldResult, *, iteration: int = 0,
-                      step: str = "step1") -> dict[str, float | None]:
-    """How much faster the pretrained model reaches the scratch model's best validation loss.
-
-    ``ratio = (epochs scratch needs to reach its best val loss) / (epochs pretrained needs to reach
-    that same value)``; > 1 means pretrained converges faster. ``pretrained_epochs`` is None (ratio
-    NaN) if the pretrained model never reaches it within its training.
-    """
-    cs, cp = scratch.histories[iteration][step]["curve"], pretrained.histories[iteration][step]["curve"]
+def _reach_ratio(cs: Sequence[tuple[float, float]], cp: Sequence[tuple[float, float]]) -> dict[str, float | None]:
     target = min(y for _, y in cs)
     t_s = epochs_to_reach(cs, target)
     t_p = epochs_to_reach(cp, target)
     ratio = float("nan") if t_p is None else (float("inf") if t_p == 0 else t_s / t_p)
     return {"target_val_loss": target, "scratch_epochs": t_s, "pretrained_epochs": t_p, "ratio": ratio,
             "pretrained_best_val_loss": min(y for _, y in cp)}
+
+
+def convergence_ratio(scratch: OmniFoldResult, pretrained: OmniFoldResult, *, iteration: int = 0,
+                      step: str = "step1") -> dict[str, float | None]:
+    """How much faster the pretrained model reaches the scratch model's best validation loss.
+
+    ``ratio = (epochs scratch needs to reach its best val loss) / (epochs pretrained needs to reach
+    that same value)``; > 1 means pretrained converges faster. ``pretrained_epochs`` is None (ratio
+    NaN) if the pretrained model never reaches it within its training. One training each: on a
+    small sample the curves' noise can decide this, see :class:`ConvergenceStudy` for seeds.
+    """
+    return _reach_ratio(scratch.histories[iteration][step]["curve"], pretrained.histories[iteration][step]["curve"])
+
+
+def step1_curves(sim_reco: LevelData, data_reco: LevelData, *, classifier_factory, seeds: Sequence[int] = (0, 1, 2),
+                 epochs: int = 4, batch_size: int = 256, lr: float | None = None,
+                 early_stopping_patience: int | None = None, evals_per_epoch: int = 2,
+                 validation_fraction: float = 0.2, sim_weights=None, data_weights=None,
+                 device: str | torch.device = "auto", progress: bool = True) -> list[list[tuple[float, float]]]:
+    """Validation-loss curves of OmniFold's first step-1 training (data vs simulation at detector
+    level), once per seed: the training the paper's convergence figure compares.
+
+    Seed ``s`` uses the same train/validation split and training seed as ``omnifold(seed=s)``, so
+    with equal settings its curve equals that run's ``histories[0]["step1"]["curve"]``.
+    """
+    from jetlab.data.torchdata import split_indices
+    from jetlab.train.ddp import resolve_device
+
+    spec = _resolve_spec(classifier_factory)
+    if not seeds:
+        raise ValueError("step1_curves: seeds must name at least one seed")
+    n_sim, n_data = _length(sim_reco, "sim_reco"), _length(data_reco, "data_reco")
+    w0, w1 = _balanced(_check_weights(sim_weights, n_sim, "sim_weights"), _check_weights(data_weights, n_data, "data_weights"))
+    feats = spec.prepare("reco", [sim_reco, data_reco])
+    lr = float(lr if lr is not None else spec.lr)
+    dev = resolve_device(device)
+    curves = []
+    for seed in seeds:
+        sim_tr, sim_va = split_indices(n_sim, (1 - validation_fraction, validation_fraction), seed=seed)
+        dat_tr, dat_va = split_indices(n_data, (1 - validation_fraction, validation_fraction), seed=seed + 1)
+        parts = lambda s_idx, d_idx: [(0, s_idx, 0, w0[s_idx]), (1, d_idx, 1, w1[d_idx])]  # noqa: E731
+        _, rec = _fit_step(spec, _seeded_build(spec, "reco", seed), feats, parts(sim_tr, dat_tr), parts(sim_va, dat_va), lr=lr,
+                           warm=False, epochs=epochs, batch_size=batch_size,
+                           early_stopping_patience=early_stopping_patience, evals_per_epoch=evals_per_epoch,
+                           device=dev, seed=seed, progress=progress)
+        curves.append(rec["curve"])
+    return curves
+
+
+@dataclass
+class ConvergenceStudy:
+    """Step-1 validation-loss curves of several trainings (seeds) per classifier.
+
+    On a small sample one curve's ups and downs are as large as the gap between pretrained and
+    scratch, so a single pair can point either way. Averaging the seeds' curves point by point
+    (:meth:`mean_curve`) removes most of that noise before :meth:`ratio` asks how much sooner
+    the pretrained mean reaches the scratch mean's best value; ``per_seed`` repeats the question
+    for each seed pair, to show how stable the answer is.
+    """
+
+    curves: dict[str, list[list[tuple[float, float]]]]
+
+    def __post_init__(self) -> None:
+        for name, cs in self.curves.items():
+            if not cs or any(len(c) < 2 for c in cs):
+                raise ValueError(f"ConvergenceStudy: {name!r} needs at least one curve of >= 2 points")
+
+    def mean_curve(self, name: str) -> list[tuple[float, float]]:
+        """The seeds' curves averaged on the first curve's evaluation points, up to where all end
+        (early stopping can end some sooner)."""
+        if name not in self.curves:
+            raise KeyError(f"ConvergenceStudy: no curves for {name!r}; have {sorted(self.curves)}")
+        cs = [np.asarray(sorted(c), dtype=np.float64) for c in self.curves[name]]
+        end = min(c[-1, 0] for c in cs)
+        x = cs[0][:, 0][cs[0][:, 0] <= end + 1e-9]
+        y = np.mean([np.interp(x, c[:, 0], c[:, 1]) for c in cs], axis=0)
+        return [(float(a), float(b)) for a, b in zip(x, y)]
+
+    def spread(self, name: str) -> list[float]:
+        """Standard deviation of the seeds' curves at the :meth:`mean_curve` points."""
+        x = np.array([p[0] for p in self.mean_curve(name)])
+        cs = [np.asarray(sorted(c), dtype=np.float64) for c in self.curves[name]]
+        return [float(v) for v in np.std([np.interp(x, c[:, 0], c[:, 1]) for c in cs], axis=0)]
+
+    def ratio(self, scratch: str = "scratch", pretrained: str = "pretrained") -> dict[str, Any]:
+        """:func:`convergence_ratio`'s numbers on the mean curves, plus the same per seed pair."""
+        out: dict[str, Any] = _reach_ratio(self.mean_curve(scratch), self.mean_curve(pretrained))
+        out["n_seeds"] = min(len(self.curves[scratch]), len(self.curves[pretrained]))
+        out["per_seed"] = [_reach_ratio(cs, cp)["ratio"] for cs, cp in zip(self.curves[scratch], self.curves[pretrained])]
+        return out
 
 
 # ============================================================================ evaluation
