@@ -178,6 +178,8 @@ def test_step1_curves_repeat_omnifold_first_step_per_seed(observables):
     assert curves[0][-1][1] < curves[0][0][1]  # it learns
     with pytest.raises(ValueError, match="at least one seed"):
         step1_curves(o["sim_reco"], o["data_reco"], classifier_factory="mlp", seeds=(), progress=False)
+    with pytest.raises(ValueError, match="validation_fraction must be in"):
+        step1_curves(o["sim_reco"], o["data_reco"], classifier_factory="mlp", validation_fraction=1.0, progress=False)
 
 
 def test_pet_standardization_simulation_or_pretraining(zjets, tmp_path):
