@@ -28,6 +28,7 @@ QUICK: dict[str, list[str]] = {
     "bench_readers": [],
     "bench_generator": ["--jets-per-class", "60"],
     "bench_equal_walltime": ["--n-jets", "1000", "--seconds", "20"],
+    "bench_omnifold_convergence": ["--seeds", "2", "--n-jets", "2000", "--epochs", "2"],
 }
 RATIO = re.compile(r"ratio|speed-?up|overhead|\d(\.\d+)?x\b|\bx\d", re.IGNORECASE)
 
