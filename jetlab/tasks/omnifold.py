@@ -464,6 +464,27 @@ def _resolve_spec(classifier_factory) -> ClassifierSpec:
 
 
 # ============================================================================ the algorithm
+def _event_splits(n_sim: int, n_data: int, validation_fraction: float, seed: int, where: str) -> dict[str, np.ndarray]:
+    """The disjoint train / validation event indices of a run with ``seed`` (simulated events: gen
+    and reco rows together; data events separately)."""
+    from jetlab.data.torchdata import split_indices
+
+    if not 0.0 < validation_fraction < 1.0:
+        raise ValueError(f"{where}: validation_fraction must be in (0, 1), got {validation_fraction}")
+    fractions = (1 - validation_fraction, validation_fraction)
+    sim_tr, sim_va = split_indices(n_sim, fractions, seed=seed)
+    dat_tr, dat_va = split_indices(n_data, fractions, seed=seed + 1)
+    if min(len(sim_va), len(dat_va), len(sim_tr), len(dat_tr)) == 0:
+        raise ValueError(f"{where}: too few events ({n_sim} sim, {n_data} data) for validation_fraction={validation_fraction}")
+    return {"sim_train": sim_tr, "sim_val": sim_va, "data_train": dat_tr, "data_val": dat_va}
+
+
+def _step1_parts(w_sim: np.ndarray, w_data: np.ndarray, splits: Mapping[str, np.ndarray], part: str) -> list:
+    """Step 1's rows for ``part`` ("train"/"val"): simulation (source 0, label 0), data (source 1, label 1)."""
+    s, d = splits[f"sim_{part}"], splits[f"data_{part}"]
+    return [(0, s, 0, w_sim[s]), (1, d, 1, w_data[d])]
+
+
 def _seeded_build(spec: ClassifierSpec, level: str, seed: int) -> nn.Module:
     """``spec.build(level)`` with its random initialisation drawn from ``seed`` alone (not from
     whatever the global generator went through before), leaving the global state untouched."""
@@ -544,8 +565,6 @@ def omnifold(
         raise ValueError(f"omnifold: n_iterations must be >= 1, got {n_iterations}")
     if epochs < 1:
         raise ValueError(f"omnifold: epochs must be >= 1, got {epochs}")
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"omnifold: validation_fraction must be in (0, 1), got {validation_fraction}")
     if max_weight <= 1.0:
         raise ValueError(f"omnifold: max_weight must be > 1, got {max_weight}")
     n_sim, n_data = _length(sim_gen, "sim_gen"), _length(data_reco, "data_reco")
@@ -558,13 +577,8 @@ def omnifold(
     warm_lr = float(warm_lr if warm_lr is not None else lr / 5.0)
     dev = resolve_device(device)
 
-    from jetlab.data.torchdata import split_indices
-
-    sim_tr, sim_va = split_indices(n_sim, (1 - validation_fraction, validation_fraction), seed=seed)
-    dat_tr, dat_va = split_indices(n_data, (1 - validation_fraction, validation_fraction), seed=seed + 1)
-    if min(len(sim_va), len(dat_va), len(sim_tr), len(dat_tr)) == 0:
-        raise ValueError(f"omnifold: too few events ({n_sim} sim, {n_data} data) for validation_fraction={validation_fraction}")
-    splits = {"sim_train": sim_tr, "sim_val": sim_va, "data_train": dat_tr, "data_val": dat_va}
+    splits = _event_splits(n_sim, n_data, validation_fraction, seed, "omnifold")
+    sim_tr, sim_va = splits["sim_train"], splits["sim_val"]
 
     feats_reco = spec.prepare("reco", [sim_reco, data_reco])  # [sim, data]
     (feats_gen,) = spec.prepare("gen", [sim_gen])
@@ -583,8 +597,8 @@ def omnifold(
     for it in range(n_iterations):
         # ---- step 1: data_reco (1) vs sim_reco weighted by push (0) -> pull weights
         w0, w1 = _balanced(push, data_w)
-        parts = lambda s_idx, d_idx: [(0, s_idx, 0, w0[s_idx]), (1, d_idx, 1, w1[d_idx])]  # noqa: E731
-        model1, rec1 = train("step1", it, feats_reco, parts(sim_tr, dat_tr), parts(sim_va, dat_va))
+        model1, rec1 = train("step1", it, feats_reco, _step1_parts(w0, w1, splits, "train"),
+                             _step1_parts(w0, w1, splits, "val"))
         models["step1"] = model1
         pull = push * _ratio(_predict_logits(spec, model1, feats_reco[0], 4 * batch_size, dev), max_weight)
         # ---- step 2: sim_gen weighted by pull (1) vs sim_gen weighted by push (0) -> new push
@@ -656,14 +670,11 @@ def step1_curves(sim_reco: LevelData, data_reco: LevelData, *, classifier_factor
     Seed ``s`` uses the same train/validation split and training seed as ``omnifold(seed=s)``, so
     with equal settings its curve equals that run's ``histories[0]["step1"]["curve"]``.
     """
-    from jetlab.data.torchdata import split_indices
     from jetlab.train.ddp import resolve_device
 
     spec = _resolve_spec(classifier_factory)
     if not seeds:
         raise ValueError("step1_curves: seeds must name at least one seed")
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"step1_curves: validation_fraction must be in (0, 1), got {validation_fraction}")
     n_sim, n_data = _length(sim_reco, "sim_reco"), _length(data_reco, "data_reco")
     w0, w1 = _balanced(_check_weights(sim_weights, n_sim, "sim_weights"), _check_weights(data_weights, n_data, "data_weights"))
     feats = spec.prepare("reco", [sim_reco, data_reco])
@@ -671,11 +682,9 @@ def step1_curves(sim_reco: LevelData, data_reco: LevelData, *, classifier_factor
     dev = resolve_device(device)
     curves = []
     for seed in seeds:
-        sim_tr, sim_va = split_indices(n_sim, (1 - validation_fraction, validation_fraction), seed=seed)
-        dat_tr, dat_va = split_indices(n_data, (1 - validation_fraction, validation_fraction), seed=seed + 1)
-        parts = lambda s_idx, d_idx: [(0, s_idx, 0, w0[s_idx]), (1, d_idx, 1, w1[d_idx])]  # noqa: E731
-        _, rec = _fit_step(spec, _seeded_build(spec, "reco", seed), feats, parts(sim_tr, dat_tr), parts(sim_va, dat_va), lr=lr,
-                           warm=False, epochs=epochs, batch_size=batch_size,
+        splits = _event_splits(n_sim, n_data, validation_fraction, seed, "step1_curves")
+        _, rec = _fit_step(spec, _seeded_build(spec, "reco", seed), feats, _step1_parts(w0, w1, splits, "train"),
+                           _step1_parts(w0, w1, splits, "val"), lr=lr, warm=False, epochs=epochs, batch_size=batch_size,
                            early_stopping_patience=early_stopping_patience, evals_per_epoch=evals_per_epoch,
                            device=dev, seed=seed, progress=progress)
         curves.append(rec["curve"])
@@ -700,22 +709,24 @@ class ConvergenceStudy:
             if not cs or any(len(c) < 2 for c in cs):
                 raise ValueError(f"ConvergenceStudy: {name!r} needs at least one curve of >= 2 points")
 
-    def mean_curve(self, name: str) -> list[tuple[float, float]]:
-        """The seeds' curves averaged on the first curve's evaluation points, up to where all end
+    def _aligned(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(x, curves interpolated at x): the first curve's evaluation points up to where all end
         (early stopping can end some sooner)."""
         if name not in self.curves:
             raise KeyError(f"ConvergenceStudy: no curves for {name!r}; have {sorted(self.curves)}")
         cs = [np.asarray(sorted(c), dtype=np.float64) for c in self.curves[name]]
         end = min(c[-1, 0] for c in cs)
         x = cs[0][:, 0][cs[0][:, 0] <= end + 1e-9]
-        y = np.mean([np.interp(x, c[:, 0], c[:, 1]) for c in cs], axis=0)
-        return [(float(a), float(b)) for a, b in zip(x, y)]
+        return x, np.array([np.interp(x, c[:, 0], c[:, 1]) for c in cs])
+
+    def mean_curve(self, name: str) -> list[tuple[float, float]]:
+        """The seeds' curves averaged point by point (over their common range)."""
+        x, ys = self._aligned(name)
+        return [(float(a), float(b)) for a, b in zip(x, ys.mean(axis=0))]
 
     def spread(self, name: str) -> list[float]:
         """Standard deviation of the seeds' curves at the :meth:`mean_curve` points."""
-        x = np.array([p[0] for p in self.mean_curve(name)])
-        cs = [np.asarray(sorted(c), dtype=np.float64) for c in self.curves[name]]
-        return [float(v) for v in np.std([np.interp(x, c[:, 0], c[:, 1]) for c in cs], axis=0)]
+        return [float(v) for v in self._aligned(name)[1].std(axis=0)]
 
     def ratio(self, scratch: str = "scratch", pretrained: str = "pretrained") -> dict[str, Any]:
         """:func:`convergence_ratio`'s numbers on the mean curves, plus the same per seed pair."""
