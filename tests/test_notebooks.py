@@ -118,3 +118,16 @@ def test_notebook_passes_nbval(notebook: Path, tmp_path: Path, notebook_env) -> 
     proc = subprocess.run(cmd, cwd=tmp_path, env=notebook_env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"nbval failed for {notebook.name}:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
     assert " passed" in proc.stdout and " failed" not in proc.stdout
+
+
+def test_omnifold_notebook_with_one_convergence_seed(tmp_path: Path, notebook_env) -> None:
+    """gpu-full's ``convergence_seeds: 1``: the figure and ratio come from the OmniFold runs alone."""
+    notebook = NOTEBOOK_DIR / "03_omnifold_unfolding.ipynb"
+    out = tmp_path / "03_one_seed"
+    result = runner.run_notebook(notebook, {"convergence_seeds": 1}, profile=PROFILE, out=out)
+    executed = nbformat.read(result.executed, as_version=4)
+    assert [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"] == []
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["convergence"]["n_seeds"] == 1
+    assert {k: len(v) for k, v in metrics["convergence_curves"].items()} == {"pretrained": 1, "scratch": 1}
+    assert (out / "val_loss_step1.png").stat().st_size > 0

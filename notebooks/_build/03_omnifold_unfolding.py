@@ -166,12 +166,12 @@ from jetlab.tasks.omnifold import ConvergenceStudy, step1_curves
 study, convergence = None, None
 pets = [n for n in ("pretrained", "scratch") if n in results]
 if pets:
-    extra = [seed + k for k in range(1, max(1, int(convergence_seeds)))]
+    extra = [seed + k for k in range(1, int(convergence_seeds))]  # none with convergence_seeds = 1
     study = ConvergenceStudy({
         n: [results[n].histories[0]["step1"]["curve"]]
-        + step1_curves(sets["sim_reco"], sets["data_reco"], classifier_factory=specs[n], seeds=extra, epochs=epochs,
-                       batch_size=batch_size, early_stopping_patience=early_stopping_patience, device=run.device,
-                       progress=False)
+        + (step1_curves(sets["sim_reco"], sets["data_reco"], classifier_factory=specs[n], seeds=extra, epochs=epochs,
+                        batch_size=batch_size, early_stopping_patience=early_stopping_patience, device=run.device,
+                        progress=False) if extra else [])
         for n in pets
     })
     mean = {n: study.mean_curve(n) for n in pets}
