@@ -165,6 +165,54 @@ def test_truncated_trainer_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(path)
 
 
+class _RunsCode:
+    """Unpickling this object calls ``os.system``: what a tampered ``last.pt`` could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_trainer_checkpoint_with_code_is_refused_not_run(tmp_path):
+    import torch
+
+    from jetlab.train import load_checkpoint
+    from jetlab.train.trainer import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "last.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "payload": _RunsCode(marker)}, path)
+    with pytest.raises(ValueError, match=r"last.pt: refused to load"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    # the same file loaded the old way (weights_only=False) would have run the command
+    torch.load(path, weights_only=False)
+    assert marker.exists()
+
+
+def test_trainer_checkpoint_round_trips_rng_states_with_weights_only(tmp_path):
+    import random
+
+    import torch
+
+    from jetlab.train import load_checkpoint
+    from jetlab.train.trainer import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _rng_state, _set_rng_state, save_checkpoint
+
+    np.random.seed(3)
+    np.random.normal()  # leaves a cached gaussian in numpy's state
+    random.seed(4)
+    torch.manual_seed(5)
+    state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "rng": [_rng_state()]}
+    expected = (np.random.normal(size=3), random.random(), torch.rand(2))
+    loaded = load_checkpoint(save_checkpoint(state, tmp_path / "last.pt"))
+    _set_rng_state(loaded["rng"][0])
+    np.testing.assert_array_equal(np.random.normal(size=3), expected[0])
+    assert random.random() == expected[1]
+    torch.testing.assert_close(torch.rand(2), expected[2], rtol=0, atol=0)
+
+
 def test_truncated_model_weights_are_a_clear_error(tmp_path):
     from jetlab.model import PET, PETConfig, load, save
     from jetlab.model.checkpoint import CheckpointError

@@ -108,6 +108,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
     A truncated, empty or otherwise damaged file is a ``ValueError`` naming it (torch.load alone
     raises a bare ``OSError``/``EOFError``/``UnpicklingError`` that does not say which file).
+    Loaded with ``weights_only=True``: a checkpoint holds tensors, numbers, strings and containers
+    only, so a file someone else wrote cannot run code when a run resumes from it.
     """
     import pickle
     import zipfile
@@ -116,9 +118,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such trainer checkpoint")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except (PermissionError, IsADirectoryError):
         raise
+    except pickle.UnpicklingError as exc:
+        if "weights_only" not in str(exc) and "Weights only load failed" not in str(exc):
+            raise ValueError(f"{path}: truncated or corrupt trainer checkpoint (UnpicklingError: {exc}); "
+                             "delete it to start over, or resume from another checkpoint") from exc
+        raise ValueError(f"{path}: refused to load: the trainer checkpoint holds objects other than tensors, "
+                         f"numbers, strings and containers, which could run code ({str(exc).splitlines()[0]})") from exc
     except (OSError, EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
         raise ValueError(
             f"{path}: truncated or corrupt trainer checkpoint ({type(exc).__name__}: {exc}); "
@@ -133,7 +141,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def _rng_state() -> dict:
-    s = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    # numpy's state as a tensor + plain numbers, so the checkpoint loads with weights_only=True
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+    s = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         s["cuda"] = torch.cuda.get_rng_state_all()
     return s
@@ -141,7 +153,8 @@ def _rng_state() -> dict:
 
 def _set_rng_state(s: Mapping) -> None:
     random.setstate(s["python"])
-    np.random.set_state(s["numpy"])
+    n = s["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
     torch.set_rng_state(s["torch"])
     if "cuda" in s and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(s["cuda"])
@@ -184,6 +197,8 @@ class Trainer:
     averaged weights are used for validation, best-model tracking and the final model.
     ``restore_best`` (default: when ``val_data`` is given) loads the best-validation-loss weights
     at the end. ``early_stopping_patience`` adds an :class:`EarlyStopping` on ``val_loss``.
+    Under DDP, ``find_unused_parameters="auto"`` probes the first batch (one extra forward and
+    backward) and sets DDP's flag only if the loss leaves a trainable parameter without gradient.
     """
 
     def __init__(
@@ -218,7 +233,7 @@ class Trainer:
         num_workers: int = 0,
         shuffle: bool = True,
         drop_last: bool = False,
-        find_unused_parameters: bool = True,
+        find_unused_parameters: bool | str = "auto",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Trainer: model must be a torch.nn.Module, got {type(model).__name__}")
@@ -234,6 +249,8 @@ class Trainer:
             raise ValueError(f"Trainer: checkpoint_every must be >= 1 or None, got {checkpoint_every}")
         if amp not in ("auto", "bf16", "fp16", "off", True, False, None):
             raise ValueError(f"Trainer: amp must be 'auto', 'bf16', 'fp16' or 'off', got {amp!r}")
+        if find_unused_parameters not in ("auto", True, False):
+            raise ValueError(f"Trainer: find_unused_parameters must be 'auto', True or False, got {find_unused_parameters!r}")
         self.model, self.loss_fn = model, loss_fn
         self.train_data, self.val_data = train_data, val_data
         self.optimizer_spec, self.lr, self.param_groups_spec = optimizer, float(lr), param_groups
@@ -255,6 +272,8 @@ class Trainer:
             self.callbacks.insert(0, ProgressBar())
         self.num_workers, self.shuffle, self.drop_last = int(num_workers), shuffle, drop_last
         self.find_unused_parameters = find_unused_parameters
+        #: trainable parameters the loss left without gradient (set by the DDP probe of find_unused_parameters="auto")
+        self.unused_parameters: list[str] | None = None
         # state
         self.history = History()
         self.stop_training = False
@@ -323,7 +342,10 @@ class Trainer:
         self.ctx = ddp.setup(self.device_spec)
         self.model.to(self.device)
         self._loss_module = _LossModule(self.model, self.loss_fn)
-        self._wrapped = ddp.wrap_model(self._loss_module, self.ctx, self.find_unused_parameters)
+        if self.ctx.distributed and self.find_unused_parameters == "auto":
+            self._wrapped = None  # wrapped at the first batch by _wrap_ddp, once the loss's unused parameters are known
+        else:
+            self._wrapped = ddp.wrap_model(self._loss_module, self.ctx, self.find_unused_parameters is True)
         if self.param_groups_spec is not None:
             groups = [dict(g) for g in self.param_groups_spec]
             for i, g in enumerate(groups):
@@ -477,10 +499,24 @@ class Trainer:
         return self.evaluate()
 
     # ------------------------------------------------------------------ training
+    def _wrap_ddp(self, batch: dict, amp: torch.dtype | None) -> None:
+        """DDP with ``find_unused_parameters`` only if the loss leaves a trainable parameter without
+        gradient on this batch on some rank (fine-tuning leaves PET's generator unused; pretraining
+        uses every head); the flag costs an extra autograd traversal per step."""
+        def loss() -> torch.Tensor:
+            with torch.autocast(self.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                return _split_loss(self._loss_module(batch))[0]
+
+        self.unused_parameters = ddp.unused_parameters(self.model, loss, self.device)
+        anywhere = ddp.all_reduce_sum([float(len(self.unused_parameters))], self.ctx)[0] > 0
+        self._wrapped = ddp.wrap_model(self._loss_module, self.ctx, anywhere)
+
     def _train_step(self, batch: dict) -> tuple[float, dict[str, float], int]:
         amp = self._amp_dtype()
         batch = self._to_device(batch)
         n = int(next(iter(batch.values())).shape[0])
+        if self._wrapped is None:
+            self._wrap_ddp(batch, amp)
         with torch.autocast(self.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             loss, parts = _split_loss(self._wrapped(batch))
         if not torch.isfinite(loss):
