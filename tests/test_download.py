@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.server
+import io
 import re
+import tarfile
 import threading
 import zlib
 from pathlib import Path
@@ -12,7 +15,16 @@ from pathlib import Path
 import pytest
 
 from jetlab.cli.main import main
-from jetlab.data.download import ChecksumError, DownloadError, download_file, fetch, file_checksum, verify
+import jetlab.data.download as download_mod
+from jetlab.data.download import (
+    ChecksumError,
+    DownloadError,
+    download_file,
+    fetch,
+    fetch_plan,
+    file_checksum,
+    verify,
+)
 
 PAYLOAD = bytes(range(256)) * 40 + b"jetlab"  # 10246 bytes, not a multiple of anything
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -279,7 +291,7 @@ def test_bad_arguments(tmp_path):
 @pytest.fixture()
 def tiny(server, tmp_path, monkeypatch):
     """A one-dataset manifest directory pointing at the local server."""
-    files = {"/tiny/a.bin": PAYLOAD, "/tiny/b.bin": PAYLOAD[::-1], "/tiny/extra.bin": b"extra" * 100}
+    files = {"/tiny/a.bin": PAYLOAD, "/tiny/b.bin": PAYLOAD[::-1], "/tiny/extra.bin": b"extra" * 100, "/tiny/free.bin": b"free"}
     server.files.update(files)
     mdir = tmp_path / "manifests"
     mdir.mkdir()
@@ -294,6 +306,7 @@ reader: read_tiny
 subsets:
   main: main files
   extra: {{description: optional file, default: false}}
+  free: {{description: nothing published, default: false}}
 schema: {{max_particles: 1}}
 files:
   - name: a.bin
@@ -314,6 +327,9 @@ files:
     checksum: null
     algorithm: null
     subset: extra
+  - name: free.bin
+    url: {server.base}/tiny/free.bin
+    subset: free
 """,
         encoding="utf-8",
     )
@@ -330,9 +346,32 @@ def test_fetch_default_subsets_into_jetlab_data(tiny, server):
     report = verify("tiny")
     assert report.complete and sorted(p.name for p in report.good) == ["a.bin", "b.bin"]
     # the optional subset is missing until fetched
-    assert [f.name for f in verify("tiny", subset="all").missing] == ["extra.bin"]
+    assert [f.name for f in verify("tiny", subset="all").missing] == ["extra.bin", "free.bin"]
     assert fetch("tiny", subset="extra", progress=False) == [tiny / "extra.bin"]
-    assert verify("tiny", subset="all").complete
+    report = verify("tiny", subset=["main", "extra"])
+    assert report.complete
+    # extra.bin has a published size but no checksum: matched, yet not called verified
+    assert [p.name for p in report.size_only] == ["extra.bin"] and "extra.bin" not in [p.name for p in report.good]
+
+
+def test_verify_never_counts_unpublished_checks_as_good(tiny, tmp_path):
+    """size only and nothing-published are separate outcomes, in the report and its text."""
+    dest = tmp_path / "v"
+    dest.mkdir()
+    (dest / "a.bin").write_bytes(PAYLOAD)  # sha256 + size published
+    (dest / "b.bin").write_bytes(PAYLOAD[::-1])  # md5 only
+    (dest / "extra.bin").write_bytes(b"x" * 500)  # size only: any 500 bytes pass
+    (dest / "free.bin").write_bytes(b"anything")  # nothing published
+    report = verify("tiny", dest=dest, subset="all")
+    assert [p.name for p in report.good] == ["a.bin", "b.bin"]
+    assert [p.name for p in report.size_only] == ["extra.bin"]
+    assert [p.name for p in report.unchecked] == ["free.bin"]
+    assert report.complete and not report.bad and not report.missing
+    text = str(report)
+    assert "2 verified (checksum), 1 size only (no published checksum), 1 unchecked" in text
+    assert "SIZE ONLY  extra.bin" in text and "UNCHECKED  free.bin" in text
+    (dest / "extra.bin").write_bytes(b"x" * 499)  # a size-only file can still be bad
+    assert [f.name for f, _ in verify("tiny", dest=dest, subset="all").bad] == ["extra.bin"]
 
 
 def test_verify_reports_bad_and_missing_files(tiny, tmp_path):
@@ -344,26 +383,182 @@ def test_verify_reports_bad_and_missing_files(tiny, tmp_path):
     assert [f.name for f, _ in report.bad] == ["a.bin"]
     assert "sha256 checksum mismatch" in report.bad[0][1]
     assert [f.name for f in report.missing] == ["b.bin"]
-    assert "BAD      a.bin" in str(report) and "MISSING  b.bin" in str(report)
+    assert "BAD        a.bin" in str(report) and "MISSING    b.bin" in str(report)
 
 
-def test_cli_fetch_and_verify(tiny, tmp_path, capsys):
+def test_cli_fetch_and_verify(tiny, tmp_path, capsys, server):
     dest = tmp_path / "cli"
-    assert main(["data", "fetch", "tiny", "--dest", str(dest), "--no-progress"]) == 0
+    # b.bin's size is not published: the total cannot be shown, so fetch asks for --yes (no prompt)
+    assert main(["data", "fetch", "tiny", "--dest", str(dest), "--no-progress"]) == 2
+    out, err = capsys.readouterr()
+    assert f"tiny: 2 of 2 file(s) to download, {len(PAYLOAD) / 1000:.1f} kB + size unknown for 1 file" in out
+    assert "size unknown for 1 of them" in err and "rerun with --yes" in err
+    assert server.requests == [] and not dest.exists()
+    assert main(["data", "fetch", "tiny", "--dest", str(dest), "--no-progress", "--yes"]) == 0
     out = capsys.readouterr().out
-    assert "fetching 2 file(s) of tiny" in out and str(dest / "a.bin") in out
+    assert str(dest / "a.bin") in out and str(dest / "b.bin") in out
     assert main(["data", "verify", "tiny", "--dest", str(dest)]) == 0
-    assert "2 verified" in capsys.readouterr().out
+    assert "2 verified (checksum)" in capsys.readouterr().out
     (dest / "b.bin").write_bytes(b"tampered")
     assert main(["data", "verify", "tiny", "--dest", str(dest)]) == 1
-    assert "BAD      b.bin" in capsys.readouterr().out
+    assert "BAD        b.bin" in capsys.readouterr().out
+
+
+def test_cli_fetch_refuses_above_the_threshold_without_yes(tiny, tmp_path, capsys, server, monkeypatch):
+    dest = tmp_path / "big"
+    # extra.bin publishes 500 bytes: above a 400-byte threshold, below a 600-byte one
+    monkeypatch.setattr(download_mod, "CONFIRM_ABOVE_BYTES", 400)
+    assert main(["data", "fetch", "tiny", "--subset", "extra", "--dest", str(dest), "--no-progress"]) == 2
+    out, err = capsys.readouterr()
+    assert "tiny: 1 of 1 file(s) to download, 500 B, into" in out
+    assert "not downloading 1 file(s) of tiny (500 B): above the 400 B confirmation threshold" in err
+    assert "--yes" in err and server.requests == []
+    assert main(["data", "fetch", "tiny", "--subset", "extra", "--dest", str(dest), "--no-progress", "-y"]) == 0
+    assert (dest / "extra.bin").read_bytes() == b"extra" * 100
+    monkeypatch.setattr(download_mod, "CONFIRM_ABOVE_BYTES", 600)
+    (dest / "extra.bin").unlink()
+    assert main(["data", "fetch", "tiny", "--subset", "extra", "--dest", str(dest), "--no-progress"]) == 0
+    assert (dest / "extra.bin").is_file()
+
+
+def test_default_threshold_is_10_gb():
+    assert download_mod.CONFIRM_ABOVE_BYTES == 10 * 10**9
+
+
+def test_fetch_plan_skips_present_files(tiny, tmp_path):
+    dest = tmp_path / "plan"
+    dest.mkdir()
+    (dest / "a.bin").write_bytes(PAYLOAD)  # present with the published size
+    (dest / "extra.bin").write_bytes(b"short")  # wrong size: still to download
+    plan = fetch_plan("tiny", subset=["main", "extra"], dest=dest)
+    assert [f.name for f in plan.files] == ["a.bin", "b.bin", "extra.bin"]
+    assert [f.name for f in plan.to_download] == ["b.bin", "extra.bin"]
+    assert (plan.size.exact, plan.size.n_unknown) == (500, 1)
+    assert plan.needs_confirmation  # b.bin's size is unknown
+    assert "2 of 3 file(s) to download (1 already present)" in plan.describe()
+    (dest / "b.bin").write_bytes(b"whatever")  # unknown size: presence is enough for the plan
+    (dest / "extra.bin").write_bytes(b"y" * 500)
+    plan = fetch_plan("tiny", subset=["main", "extra"], dest=dest)
+    assert plan.to_download == [] and not plan.needs_confirmation
 
 
 def test_cli_fetch_errors_are_clean(tiny, capsys, server):
     assert main(["data", "fetch", "tiny", "--subset", "nope", "--no-progress"]) == 2
     assert "no subset 'nope'; known subsets: main, extra" in capsys.readouterr().err
     server.files["/tiny/a.bin"] = b"corrupt"
-    assert main(["data", "fetch", "tiny", "--no-progress", "--retries", "0"]) == 2
+    assert main(["data", "fetch", "tiny", "--no-progress", "--retries", "0", "--yes"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("jetlab: error: a.bin: size mismatch")
     assert not (tiny / "a.bin").exists()
+
+
+# --------------------------------------------------------------------------- unpack after fetch
+
+H5_BYTES = b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 30  # stands in for an HDF5 shard
+ROOT_FILES = {"val_5M/HToBB_120.root": b"root-a" * 300, "val_5M/ZJetsToNuNu_120.root": b"root-b" * 200}
+PART_FILES = {"HToBB_000.root": b"part-0" * 100}
+
+
+def _tar_bytes(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def packed(server, tmp_path, monkeypatch):
+    """A dataset of one gzip shard and two tar archives (one with unpack_to), as published."""
+    gz, tar_val, tar_part = gzip.compress(H5_BYTES), _tar_bytes(ROOT_FILES), _tar_bytes(PART_FILES)
+    server.files.update({"/p/shard_000.h5.gz": gz, "/p/val.tar": tar_val, "/p/part0.tar": tar_part, "/p/bad.h5.gz": b"not gzip"})
+    mdir = tmp_path / "manifests"
+    mdir.mkdir()
+    (mdir / "packed.yaml").write_text(
+        f"""name: packed
+title: Packed test dataset
+description: a gzip shard and tar archives served from 127.0.0.1
+license: CC0-1.0
+citation: nobody
+format: h5.gz and tar
+reader: read_packed
+subsets:
+  main: main files
+  broken: {{description: a .gz that is not gzip, default: false}}
+schema: {{max_particles: 1}}
+files:
+  - name: shard_000.h5.gz
+    url: {server.base}/p/shard_000.h5.gz
+    size: {len(gz)}
+    checksum: {hashlib.sha256(gz).hexdigest()}
+    algorithm: sha256
+    subset: main
+    unpack: gunzip
+  - name: val.tar
+    url: {server.base}/p/val.tar
+    checksum: {hashlib.md5(tar_val).hexdigest()}
+    algorithm: md5
+    subset: main
+    unpack: tar
+  - name: part0.tar
+    url: {server.base}/p/part0.tar
+    size: {len(tar_part)}
+    checksum: {f"{zlib.adler32(tar_part) & 0xFFFFFFFF:08x}"}
+    algorithm: adler32
+    subset: main
+    unpack: tar
+    unpack_to: train_100M
+  - name: bad.h5.gz
+    url: {server.base}/p/bad.h5.gz
+    checksum: {hashlib.sha256(b"not gzip").hexdigest()}
+    algorithm: sha256
+    subset: broken
+    unpack: gunzip
+""",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("JETLAB_MANIFESTS", str(mdir))
+    monkeypatch.setenv("JETLAB_DATA", str(tmp_path / "data"))
+    return tmp_path / "data" / "packed"
+
+
+def test_fetch_gunzips_and_extracts_after_verifying(packed, server):
+    paths = fetch("packed", progress=False)
+    assert paths == [packed / "shard_000.h5.gz", packed / "val.tar", packed / "part0.tar"]
+    assert (packed / "shard_000.h5").read_bytes() == H5_BYTES  # decompressed beside the .gz
+    assert (packed / "shard_000.h5.gz").read_bytes() == server.files["/p/shard_000.h5.gz"]  # the verified .gz is kept
+    for name, data in ROOT_FILES.items():  # the archive's own directory, under the dataset dir
+        assert (packed / name).read_bytes() == data
+    assert (packed / "train_100M" / "HToBB_000.root").read_bytes() == PART_FILES["HToBB_000.root"]
+    assert not (packed / "HToBB_000.root").exists()  # unpack_to, not the dataset root
+    # verify checks what was published (the compressed files), not the unpacked outputs
+    report = verify("packed")
+    assert [p.name for p in report.good] == ["shard_000.h5.gz", "val.tar", "part0.tar"]
+    (packed / "shard_000.h5").write_bytes(b"edited after unpacking")
+    assert verify("packed").complete
+    # a second fetch downloads nothing and does not unpack again
+    n_requests = len(server.requests)
+    mtime = (packed / "val_5M" / "HToBB_120.root").stat().st_mtime_ns
+    fetch("packed", progress=False)
+    assert len(server.requests) == n_requests
+    assert (packed / "val_5M" / "HToBB_120.root").stat().st_mtime_ns == mtime
+    (packed / "shard_000.h5.gz").write_bytes(b"tampered")
+    bad = verify("packed").bad
+    assert [f.name for f, _ in bad] == ["shard_000.h5.gz"] and "size mismatch" in bad[0][1]
+
+
+def test_fetch_without_unpack_leaves_archives_packed(packed):
+    fetch("packed", progress=False, unpack=False)
+    assert (packed / "shard_000.h5.gz").is_file() and (packed / "val.tar").is_file()
+    assert not (packed / "shard_000.h5").exists() and not (packed / "val_5M").exists()
+    assert not (packed / "train_100M").exists()
+
+
+def test_unpack_failure_is_a_clean_cli_error(packed, capsys):
+    # the checksum matches (the publisher's file), but it is not gzip: say so, name the file
+    assert main(["data", "fetch", "packed", "--subset", "broken", "--no-progress", "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.h5.gz: not a gzip file" in err
+    assert (packed / "bad.h5.gz").is_file() and not (packed / "bad.h5").exists()

@@ -10,22 +10,6 @@ import textwrap
 CONVERT_MODULE = "jetlab.cli.convert_cmd"
 
 
-def _human(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _size_text(known: int, unknown: int) -> str:
-    if unknown and not known:
-        return "unknown"
-    if unknown:
-        return f">= {_human(known)} ({unknown} unknown)"
-    return _human(known)
-
-
 def _load(name: str):
     from jetlab.cli.main import CLIError
     from jetlab.data.manifests import ManifestError, load_manifest
@@ -40,20 +24,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from jetlab.cli.main import CLIError
     from jetlab.data.manifests import ManifestError, list_datasets, load_manifest
 
-    rows = [("NAME", "TITLE", "FILES", "SIZE (default subsets)")]
+    rows = [("NAME", "FILES", "SIZE (default subsets)", "SIZE (all files)")]
     for name in list_datasets():
         try:
             m = load_manifest(name)
         except ManifestError as exc:
             raise CLIError(str(exc)) from exc
         default = m.files_for()
-        rows.append((m.name, m.title, f"{len(default)}/{len(m.files)}", _size_text(*m.total_size(default))))
+        rows.append((m.name, f"{len(default)}/{len(m.files)}", m.size_summary(default).text(), m.size_summary().text()))
     if len(rows) == 1:
         print("no dataset manifests found (check $JETLAB_MANIFESTS)")
         return 0
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
-        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
+        print(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}")
+    print("FILES = in the default subsets / in all subsets; ~ = rounded sizes quoted by a public source; "
+          "`jetlab data info NAME` for details")
     return 0
 
 
@@ -73,9 +59,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
         files = m.files_for(s.name)
         flag = "default" if s.default else "optional"
         with_sum = sum(1 for f in files if f.checksum)
+        algos = ", ".join(sorted({f.algorithm for f in files if f.algorithm}))
+        unpack = ", ".join(sorted({f.unpack for f in files if f.unpack}))
         print(
-            f"  {s.name:<14} {flag:<8} {len(files):>5} files  {_size_text(*m.total_size(files)):<24} "
-            f"{with_sum}/{len(files)} with checksum"
+            f"  {s.name:<14} {flag:<8} {len(files):>5} files  {m.size_summary(files).text(detail=True):<28} "
+            f"{with_sum}/{len(files)} with checksum" + (f" ({algos})" if algos else "")
+            + (f", unpack: {unpack}" if unpack else "")
         )
         if s.description:
             print(wrap(s.description, " " * 18))
@@ -94,17 +83,25 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
     from jetlab.cli.main import CLIError
-    from jetlab.data.download import DownloadError, data_dir, fetch
-    from jetlab.data.manifests import ManifestError
+    from jetlab.data.archives import ArchiveError
+    from jetlab.data.download import CONFIRM_ABOVE_BYTES, DownloadError, fetch, fetch_plan
+    from jetlab.data.manifests import ManifestError, format_bytes
 
     m = _load(args.name)
     try:
-        files = m.files_for(args.subset)
-        known, unknown = m.total_size(files)
-        where = data_dir(m.name, args.dest)
-        print(f"fetching {len(files)} file(s) of {m.name} ({_size_text(known, unknown)}) into {where}")
+        plan = fetch_plan(m, subset=args.subset, dest=args.dest)
+        print(plan.describe())
+        if plan.needs_confirmation and not args.yes:
+            why = (f"size unknown for {plan.size.n_unknown} of them" if plan.size.n_unknown
+                   else f"above the {format_bytes(CONFIRM_ABOVE_BYTES)} confirmation threshold")
+            raise CLIError(
+                f"not downloading {len(plan.to_download)} file(s) of {m.name} ({plan.size.text()}): {why}; "
+                f"check the disk space in {plan.directory} and rerun with --yes to start"
+                + ("" if args.subset else " (or choose fewer files with --subset; `jetlab data info "
+                   f"{m.name}` lists the subsets)")
+            )
         paths = fetch(m, subset=args.subset, dest=args.dest, progress=not args.no_progress, retries=args.retries)
-    except (ManifestError, DownloadError) as exc:
+    except (ManifestError, DownloadError, ArchiveError) as exc:
         raise CLIError(str(exc)) from exc
     for p in paths:
         print(p)
@@ -159,15 +156,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_info)
 
     subset_help = "subset to use (repeatable; 'all' for every file; default: the manifest's default subsets)"
-    p = sub.add_parser("fetch", help="download and verify a dataset (resumable)")
+    p = sub.add_parser("fetch", help="download, verify and unpack a dataset (resumable)",
+                       description="Download the files of a dataset (default subsets unless --subset), verify "
+                                   "size and checksum, and unpack those the manifest marks (unpack: gunzip|tar). "
+                                   "Prints the total first and refuses without --yes above 10 GB or when some "
+                                   "sizes are unknown.")
     p.add_argument("name", help="dataset name (see `jetlab data list`)")
     p.add_argument("--subset", action="append", metavar="S", help=subset_help)
     p.add_argument("--dest", metavar="DIR", help="target directory (default: $JETLAB_DATA/<name> or ~/.cache/jetlab/data/<name>)")
     p.add_argument("--retries", type=int, default=3, help="retries per file for transient errors (default: 3)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="download even above 10 GB or when some sizes are unknown (never prompts)")
     p.set_defaults(func=_cmd_fetch)
 
-    p = sub.add_parser("verify", help="check size and checksum of the local files (no network)")
+    p = sub.add_parser("verify", help="check size and checksum of the local files (no network)",
+                       description="Check every local file against its published checksum and size. Files "
+                                   "with only a published size are reported as 'size only', files with "
+                                   "nothing published as 'unchecked', never as verified.")
     p.add_argument("name", help="dataset name (see `jetlab data list`)")
     p.add_argument("--subset", action="append", metavar="S", help=subset_help)
     p.add_argument("--dest", metavar="DIR", help="directory holding the files")

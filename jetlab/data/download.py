@@ -7,6 +7,11 @@ name is always a verified one. A ``<dest>.lock`` file lock (``fcntl.flock``) kee
 processes from writing the same file at once.
 
 Only the standard library is used for HTTP (``urllib``), so no extra dependency is needed.
+
+After a file verifies, :func:`fetch` unpacks it once when its manifest entry says
+``unpack: gunzip`` or ``unpack: tar`` (:mod:`jetlab.data.archives`); the compressed file stays,
+and it is the one :func:`verify` checks. :func:`fetch_plan` says what a fetch would download
+and how big it is, so the CLI can ask for ``--yes`` before a large transfer.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .manifests import ALGORITHMS, Manifest, ManifestFile, load_manifest
+from .archives import extract_tar, gunzip_once
+from .manifests import ALGORITHMS, Manifest, ManifestFile, SizeSummary, load_manifest
 
 try:  # POSIX
     import fcntl
@@ -35,19 +41,25 @@ except ImportError:  # pragma: no cover - Windows: no cross-process lock, single
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "CONFIRM_ABOVE_BYTES",
     "ChecksumError",
     "DownloadError",
+    "FetchPlan",
     "VerifyReport",
     "data_dir",
     "download_file",
     "fetch",
+    "fetch_plan",
     "file_checksum",
+    "unpack_file",
     "verify",
 ]
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20  # 1 MiB
+#: ``jetlab data fetch`` asks for ``--yes`` above this many bytes (or when sizes are unknown)
+CONFIRM_ABOVE_BYTES = 10 * 10**9
 _RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -337,11 +349,14 @@ def fetch(
     *,
     retries: int = 3,
     timeout: float = 60,
+    unpack: bool = True,
 ) -> list[Path]:
-    """Download (or find already verified) the files of dataset ``name``.
+    """Download (or find already verified) the files of dataset ``name``, then unpack them.
 
     ``subset`` is one subset name, a list of them, ``"all"``, or ``None`` for the manifest's
-    default subsets. Returns the local paths in manifest order.
+    default subsets. Returns the local paths of the downloaded (verified, still compressed)
+    files in manifest order. With ``unpack`` (default), each file whose manifest entry has
+    ``unpack: gunzip|tar`` is unpacked once after it verified (:func:`unpack_file`).
     """
     manifest = _manifest(name)
     files = manifest.files_for(subset)
@@ -363,12 +378,77 @@ def fetch(
                 mirrors=f.mirrors,
             )
         )
+        if unpack and f.unpack:
+            unpack_file(f, paths[-1])
     return paths
+
+
+def unpack_file(entry: ManifestFile, path: os.PathLike[str] | str) -> list[Path]:
+    """Unpack the verified local copy ``path`` of manifest file ``entry`` (once); return the outputs.
+
+    ``gunzip``: ``x.h5.gz`` -> ``[x.h5]`` beside it. ``tar``: the archive's regular files,
+    extracted safely into the directory that holds it (or its ``unpack_to`` sub-directory).
+    No ``unpack`` -> ``[path]``.
+    """
+    path = Path(path)
+    if entry.unpack is None:
+        return [path]
+    if entry.unpack == "gunzip":
+        return [gunzip_once(path)]
+    if entry.unpack == "tar":
+        return extract_tar(path, path.parent / entry.unpack_to if entry.unpack_to else path.parent)
+    raise ValueError(f"{entry.name}: unknown unpack method {entry.unpack!r}")  # parse_manifest prevents this
+
+
+@dataclass
+class FetchPlan:
+    """What :func:`fetch` would do: the selected files, those still to download, and their size."""
+
+    dataset: str
+    directory: Path
+    files: list[ManifestFile]
+    to_download: list[ManifestFile]
+    size: SizeSummary  # of ``to_download``
+
+    @property
+    def needs_confirmation(self) -> bool:
+        """True above :data:`CONFIRM_ABOVE_BYTES` or when some file's size is unknown."""
+        return bool(self.to_download) and (self.size.total > CONFIRM_ABOVE_BYTES or self.size.n_unknown > 0)
+
+    def describe(self) -> str:
+        present = len(self.files) - len(self.to_download)
+        head = f"{self.dataset}: {len(self.to_download)} of {len(self.files)} file(s) to download"
+        return head + (f" ({present} already present)" if present else "") + f", {self.size.text(detail=True)}, into {self.directory}"
+
+
+def fetch_plan(
+    name: str | Manifest, subset: str | Iterable[str] | None = None, dest: os.PathLike[str] | str | None = None
+) -> FetchPlan:
+    """Which files :func:`fetch` would download, and their total size (no network, no hashing).
+
+    A file counts as present when it exists under its final name with the expected size (if
+    known): :func:`fetch` itself still verifies its checksum.
+    """
+    manifest = _manifest(name)
+    files = manifest.files_for(subset)
+    root = data_dir(manifest.name, dest)
+
+    def present(f: ManifestFile) -> bool:
+        p = root / f.name
+        return p.is_file() and (f.size is None or p.stat().st_size == f.size)
+
+    todo = [f for f in files if not present(f)]
+    return FetchPlan(manifest.name, root, files, todo, manifest.size_summary(todo))
 
 
 @dataclass
 class VerifyReport:
-    """Result of :func:`verify`: which files are good, missing, bad or not checkable."""
+    """Result of :func:`verify`, one list per outcome.
+
+    ``good``: the published checksum matched (and the size, when published). ``size_only``: no
+    checksum is published, the published size matched; that is weaker than a checksum, so it is
+    kept apart. ``unchecked``: present, but nothing is published to check it against.
+    """
 
     dataset: str
     directory: Path
@@ -376,26 +456,40 @@ class VerifyReport:
     unchecked: list[Path] = field(default_factory=list)
     missing: list[ManifestFile] = field(default_factory=list)
     bad: list[tuple[ManifestFile, str]] = field(default_factory=list)
+    size_only: list[Path] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
-        """True when every file is present and none failed a check."""
+        """True when every file is present and none failed a check (unchecked files included)."""
         return not self.missing and not self.bad
 
     def __str__(self) -> str:
         lines = [
-            f"{self.dataset} in {self.directory}: {len(self.good)} verified, {len(self.unchecked)} present "
-            f"without a published checksum, {len(self.missing)} missing, {len(self.bad)} bad"
+            f"{self.dataset} in {self.directory}: {len(self.good)} verified (checksum), "
+            f"{len(self.size_only)} size only (no published checksum), {len(self.unchecked)} unchecked "
+            f"(no published size or checksum), {len(self.missing)} missing, {len(self.bad)} bad"
         ]
-        lines += [f"  BAD      {f.name}: {why}" for f, why in self.bad]
-        lines += [f"  MISSING  {f.name}" for f in self.missing]
+        lines += [f"  BAD        {f.name}: {why}" for f, why in self.bad]
+        lines += [f"  MISSING    {f.name}" for f in self.missing]
+        lines += _some("  SIZE ONLY  ", [p.name for p in self.size_only])
+        lines += _some("  UNCHECKED  ", [p.name for p in self.unchecked])
         return "\n".join(lines)
+
+
+def _some(prefix: str, names: list[str], limit: int = 10) -> list[str]:
+    out = [prefix + n for n in names[:limit]]
+    if len(names) > limit:
+        out.append(f"{prefix}... and {len(names) - limit} more")
+    return out
 
 
 def verify(
     name: str | Manifest, dest: os.PathLike[str] | str | None = None, subset: str | Iterable[str] | None = None
 ) -> VerifyReport:
-    """Check size and checksum of the local files of dataset ``name`` (no network)."""
+    """Check size and checksum of the local files of dataset ``name`` (no network).
+
+    Compressed files are checked as published (``x.h5.gz``, not the unpacked ``x.h5``).
+    """
     manifest = _manifest(name)
     root = data_dir(manifest.name, dest)
     report = VerifyReport(manifest.name, root)
@@ -407,9 +501,11 @@ def verify(
         bad = _mismatch(path, f.size, f.checksum, f.algorithm or "sha256")
         if bad is not None:
             report.bad.append((f, str(bad)))
-        elif f.checksum is None and f.size is None:
-            report.unchecked.append(path)
-        else:
+        elif f.check == "checksum":
             report.good.append(path)
+        elif f.check == "size only":
+            report.size_only.append(path)
+        else:
+            report.unchecked.append(path)
     return report
 

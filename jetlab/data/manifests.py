@@ -14,6 +14,19 @@ Manifests are looked up, in order, in
 
 Sizes and checksums that could not be verified against the publisher are ``null`` in the
 YAML with a ``note`` saying so: a missing number is honest, an invented one is a bug.
+
+Per file, besides ``name``/``url``/``subset``:
+
+* ``size`` (exact bytes) and ``checksum`` + ``algorithm`` (md5, sha256, adler32) are checked
+  after every download and by ``jetlab data verify``;
+* ``approx_size`` (bytes, or a text such as ``"2.9 GB"``) is a rounded size quoted by a public
+  source when the exact one is not known: it is only shown and summed (``jetlab data list``, the
+  ``fetch`` confirmation), never used to accept or reject a file;
+* ``unpack: gunzip | tar`` says how the verified file is unpacked once after download
+  (:mod:`jetlab.data.archives`): ``gunzip`` writes ``x.h5`` beside ``x.h5.gz``, ``tar`` extracts
+  the archive into the dataset directory (or into its sub-directory ``unpack_to``, for archives
+  that hold bare files). The compressed file is kept: its published checksum is the one that is
+  verified.
 """
 
 from __future__ import annotations
@@ -29,10 +42,13 @@ import yaml
 
 __all__ = [
     "ALGORITHMS",
+    "UNPACK_METHODS",
     "Manifest",
     "ManifestError",
     "ManifestFile",
+    "SizeSummary",
     "Subset",
+    "format_bytes",
     "list_datasets",
     "load_manifest",
     "manifest_dirs",
@@ -41,10 +57,15 @@ __all__ = [
 
 #: checksum algorithms a manifest may name, with the length of their hex digest
 ALGORITHMS: dict[str, int] = {"md5": 32, "sha256": 64, "adler32": 8}
+#: how a verified file is unpacked after download, with the file-name endings each accepts
+UNPACK_METHODS: dict[str, tuple[str, ...]] = {
+    "gunzip": (".gz",),
+    "tar": (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz"),
+}
 
 REQUIRED_KEYS = ("name", "title", "description", "license", "citation", "format", "reader", "subsets", "files", "schema")
 OPTIONAL_KEYS = ("record_id", "doi", "record_url", "publisher", "notes", "version")
-FILE_KEYS = ("name", "url", "size", "checksum", "algorithm", "subset", "mirrors", "note", "indices")
+FILE_KEYS = ("name", "url", "size", "checksum", "algorithm", "subset", "mirrors", "note", "indices", "unpack", "unpack_to", "approx_size")
 URL_SCHEMES = ("https://", "http://")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-{}:]*$")
@@ -66,11 +87,58 @@ class ManifestFile:
     subset: str | None = None
     mirrors: tuple[str, ...] = ()
     note: str | None = None
+    unpack: str | None = None
+    approx_size: int | None = None
+    unpack_to: str | None = None
 
     @property
     def urls(self) -> tuple[str, ...]:
         """Primary URL followed by the mirrors, in the order they are tried."""
         return (self.url, *self.mirrors)
+
+    @property
+    def check(self) -> str:
+        """What a local copy can be checked against: ``"checksum"``, ``"size only"`` or ``"none"``."""
+        if self.checksum is not None:
+            return "checksum"
+        return "size only" if self.size is not None else "none"
+
+
+def format_bytes(n: float) -> str:
+    """Decimal units, as publishers quote sizes (``1.5 GB`` = 1.5e9 bytes)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class SizeSummary:
+    """Total size of some files: exact bytes, rounded (``approx_size``) bytes, and unknowns."""
+
+    exact: int = 0
+    approx: int = 0
+    n_files: int = 0
+    n_approx: int = 0
+    n_unknown: int = 0
+
+    @property
+    def total(self) -> int:
+        """Exact plus approximate bytes (the unknown files add nothing)."""
+        return self.exact + self.approx
+
+    def text(self, detail: bool = False) -> str:
+        """``207.3 GB``; ``~3.0 GB`` when rounded sizes are included; ``~21.2 GB + size unknown
+        for 10 files``; ``size unknown for 34 files``. ``detail`` adds how many are approximate."""
+        if self.n_files and self.n_unknown == self.n_files:
+            return f"size unknown for {self.n_files} file{'s' * (self.n_files != 1)}"
+        out = ("~" if self.n_approx else "") + format_bytes(self.total)
+        if detail and self.n_approx:
+            out += f" ({self.n_approx} of {self.n_files} sizes approximate)"
+        if self.n_unknown:
+            out += f" + size unknown for {self.n_unknown} file{'s' * (self.n_unknown != 1)}"
+        return out
 
 
 @dataclass(frozen=True)
@@ -130,10 +198,21 @@ class Manifest:
         return [f for f in self.files if f.subset in wanted]
 
     def total_size(self, files: Iterable[ManifestFile] | None = None) -> tuple[int, int]:
-        """``(known bytes, number of files whose size is unknown)``."""
+        """``(exact bytes, number of files without an exact size)``; see :meth:`size_summary`."""
         files = self.files if files is None else list(files)
         known = sum(f.size for f in files if f.size is not None)
         return known, sum(1 for f in files if f.size is None)
+
+    def size_summary(self, files: Iterable[ManifestFile] | None = None) -> SizeSummary:
+        """Exact and approximate totals of ``files`` (default: all), and how many are unknown."""
+        files = self.files if files is None else list(files)
+        return SizeSummary(
+            exact=sum(f.size for f in files if f.size is not None),
+            approx=sum(f.approx_size for f in files if f.size is None and f.approx_size is not None),
+            n_files=len(files),
+            n_approx=sum(1 for f in files if f.size is None and f.approx_size is not None),
+            n_unknown=sum(1 for f in files if f.size is None and f.approx_size is None),
+        )
 
     def file(self, name: str) -> ManifestFile:
         for f in self.files:
@@ -213,6 +292,47 @@ def _normalise_checksum(value: Any, algorithm: str, where: str) -> str:
     return text
 
 
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|kB|KB|MB|GB|TB)\s*$")
+_UNIT = {"B": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def _parse_approx_size(value: Any, where: str) -> int:
+    """``approx_size``: a positive byte count or a decimal-unit text like ``"2.9 GB"``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    m = _SIZE_RE.match(value) if isinstance(value, str) else None
+    if m is None or float(m.group(1)) <= 0:
+        raise ManifestError(
+            f"{where}: approx_size must be a positive number of bytes or a text like '2.9 GB' "
+            f"(units B, kB, MB, GB, TB), got {value!r}"
+        )
+    return round(float(m.group(1)) * _UNIT[m.group(2)])
+
+
+def _check_unpack(method: Any, name: str, where: str) -> str | None:
+    if method is None:
+        return None
+    if method not in UNPACK_METHODS:
+        raise ManifestError(f"{where}: unpack {method!r} is not one of {', '.join(UNPACK_METHODS)} (or null)")
+    endings = UNPACK_METHODS[method]
+    if not name.endswith(endings):
+        raise ManifestError(f"{where}: unpack {method!r} needs a file name ending in {' or '.join(endings)}, got {name!r}")
+    return method
+
+
+_SUBDIR_RE = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
+
+
+def _check_unpack_to(value: Any, unpack: str | None, where: str) -> str | None:
+    if value is None:
+        return None
+    if unpack != "tar":
+        raise ManifestError(f"{where}: 'unpack_to' only applies to 'unpack: tar'")
+    if not isinstance(value, str) or not _SUBDIR_RE.match(value) or ".." in value.split("/"):
+        raise ManifestError(f"{where}: unpack_to must be a relative directory like 'train_100M' (no '..'), got {value!r}")
+    return value
+
+
 def _check_url(url: Any, where: str) -> str:
     if not isinstance(url, str) or not url.startswith(URL_SCHEMES):
         raise ManifestError(f"{where}: url {url!r} must start with one of {', '.join(URL_SCHEMES)}")
@@ -253,12 +373,19 @@ def _parse_file(entry: Any, index: int, subsets: Mapping[str, Subset], where: st
             raise ManifestError(f"{at}: algorithm {algorithm!r} given without a checksum")
         checksum = _normalise_checksum(checksum, algorithm, at)
     note = entry.get("note")
+    approx = entry.get("approx_size")
+    if approx is not None:
+        if size is not None:
+            raise ManifestError(f"{at}: give either an exact 'size' or an 'approx_size', not both")
+        approx = _parse_approx_size(approx, at)
+    unpack = _check_unpack(entry.get("unpack"), name, at)
+    unpack_to = _check_unpack_to(entry.get("unpack_to"), unpack, at)
 
     indices = entry.get("indices")
     if indices is None:
         if "{" in name or "{" in entry["url"]:
             raise ManifestError(f"{at}: name/url contain a '{{...}}' pattern but no 'indices: [start, stop]'")
-        return [ManifestFile(name, entry["url"], size, checksum, algorithm, subset, tuple(mirrors), note)]
+        return [ManifestFile(name, entry["url"], size, checksum, algorithm, subset, tuple(mirrors), note, unpack, approx, unpack_to)]
 
     # a pattern entry: name/url contain ``{index...}`` and expand over range(start, stop)
     if (
@@ -268,7 +395,7 @@ def _parse_file(entry: Any, index: int, subsets: Mapping[str, Subset], where: st
         or not 0 <= indices[0] < indices[1]
     ):
         raise ManifestError(f"{at}: 'indices' must be [start, stop) with 0 <= start < stop, got {indices!r}")
-    if checksum is not None or size is not None:
+    if checksum is not None or size is not None or approx is not None:
         raise ManifestError(f"{at}: a pattern entry cannot carry one size/checksum for many files; list them")
     if "{index" not in name:
         raise ManifestError(f"{at}: pattern entry name must contain '{{index}}' (e.g. 'part_{{index:03d}}.h5')")
@@ -279,7 +406,7 @@ def _parse_file(entry: Any, index: int, subsets: Mapping[str, Subset], where: st
             urls = [u.format(index=i, name=fname) for u in (entry["url"], *mirrors)]
         except (KeyError, IndexError, ValueError) as exc:
             raise ManifestError(f"{at}: cannot expand pattern: {exc!r} (use {{index}} and {{name}})") from exc
-        out.append(ManifestFile(fname, urls[0], None, None, None, subset, tuple(urls[1:]), note))
+        out.append(ManifestFile(fname, urls[0], None, None, None, subset, tuple(urls[1:]), note, unpack, None, unpack_to))
     return out
 
 
