@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 __all__ = ["DistContext", "all_reduce_sum", "barrier", "cleanup", "env_world_size", "is_main_process", "setup",
-           "wrap_model"]
+           "unused_parameters", "wrap_model"]
 
 
 @dataclass
@@ -76,16 +77,35 @@ def setup(device: str | torch.device = "auto") -> DistContext:
     return DistContext(rank, world, local, backend, dev, owns_group=True)
 
 
-def wrap_model(module: nn.Module, ctx: DistContext, find_unused_parameters: bool = True) -> nn.Module:
+def wrap_model(module: nn.Module, ctx: DistContext, find_unused_parameters: bool = False) -> nn.Module:
     """DistributedDataParallel around ``module`` when distributed, else ``module`` itself.
 
-    ``find_unused_parameters`` defaults to True because PET losses use different heads in
-    pretraining and fine-tuning.
+    Pass ``find_unused_parameters=True`` only when the loss leaves trainable parameters without a
+    gradient (fine-tuning PET's classifier leaves its generator head unused; pretraining uses every
+    head): the flag costs an extra autograd traversal per step and DDP warns when it finds nothing.
+    :func:`unused_parameters` tells which case a loss is.
     """
     if not ctx.distributed:
         return module
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused_parameters)
+
+
+def unused_parameters(module: nn.Module, compute_loss: Callable[[], torch.Tensor],
+                      device: torch.device = torch.device("cpu")) -> list[str]:
+    """Names of ``module``'s trainable parameters that the graph of ``compute_loss()`` does not reach.
+
+    One forward and backward pass (``torch.autograd.grad``, so no ``.grad`` is touched) under a
+    forked RNG: the training that follows draws the same random numbers as it would without it.
+    """
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    if not named:
+        return []
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type=device.type):
+        loss = compute_loss()
+        grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
+    return [n for (n, _), g in zip(named, grads) if g is None]
 
 
 def all_reduce_sum(values: list[float], ctx: DistContext) -> list[float]:
