@@ -492,6 +492,7 @@ def _atlas_arrays(n: int, rng, max_clus: int = 200) -> tuple[dict[str, np.ndarra
         pt0 = 350 + rng.exponential(300) if labels[i] == 0 else rng.uniform(350, 1500)
         prongs, mass = (3, 173.0) if labels[i] else (1, 0.0)
         p4 = spray(rng, k, pt0, rng.uniform(-2, 2), rng.uniform(-np.pi, np.pi), mass, prongs=prongs, radius=0.9)
+        p4 *= max(1.0, 355.0 / np.hypot(*p4[:, :2].sum(0)))  # the release's jet pT > 350 GeV (massless: scales)
         pt = np.hypot(p4[:, 0], p4[:, 1])
         order = np.argsort(-pt, kind="stable")
         p4, pt = p4[order], pt[order]

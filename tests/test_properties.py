@@ -185,13 +185,13 @@ def atlas_content(draw):
     # distinct pT per jet (MeV, exactly representable), 0 = padding anywhere in the row
     clus = np.zeros((n, p, 4))
     for i in range(n):
-        pts = draw(st.lists(st.integers(1, 5000), min_size=p, max_size=p, unique=True))
+        pts = draw(st.lists(st.integers(10, 5000), min_size=p, max_size=p, unique=True))  # >= 10 GeV: the reader checks the MeV scale
         real = draw(arrays(np.bool_, p))
         clus[i, :, 0] = np.where(real, np.asarray(pts, float) * 1e3, 0.0)
         clus[i, :, 1] = draw(arrays(np.float64, p, elements=st.floats(-2.5, 2.5, width=32)))
         clus[i, :, 2] = draw(arrays(np.float64, p, elements=st.floats(-3.0, 3.0, width=32)))
         clus[i, :, 3] = clus[i, :, 0] * np.cosh(clus[i, :, 1])
-    jets = draw(arrays(np.float64, (n, 4), elements=st.floats(0.0, 1e6, width=32)))
+    jets = draw(arrays(np.float64, (n, 4), elements=st.floats(3.5e5, 4e6, width=32)))  # MeV, pT > 350 GeV as published
     labels = draw(arrays(np.int64, n, elements=st.integers(0, 1)))
     weights = draw(arrays(np.float64, n, elements=st.floats(0.0, 10.0, width=32)))
     return clus, jets, labels, weights

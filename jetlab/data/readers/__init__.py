@@ -12,6 +12,8 @@ aspen_open_jets    :func:`read_aspen` (HDF5)             ``jets``, unlabelled
 
 Every reader pT-orders particles, truncates to ``max_particles`` and marks padding with the
 mask; malformed input raises :class:`~jetlab.data.schema.SchemaError` naming file and key.
+Every reader takes one file, a list or a directory, with ``start``/``stop`` over all files;
+:func:`raw_files` lists a fetched dataset's files per split in reading order.
 """
 
 from ._common import PDG_TABLE, DroppedEventsWarning
@@ -20,7 +22,8 @@ from .atlas import ATLAS_LABELS, read_atlas_toptag
 from .convert import DATASETS, convert, write_jetsets_chunked
 from .jetclass import JETCLASS_LABELS, read_jetclass
 from .lhco import LHCO_LABELS, PandasFrame, read_lhco, read_lhco_features
-from .omnifold import PID_CODES, generator_name, read_omnifold
+from .files import RAW_FILE_DATASETS, jetclass_order, raw_files
+from .omnifold import PID_CODES, NpzRows, generator_name, read_omnifold
 
 __all__ = [
     "ASPEN_LABELS",
@@ -31,14 +34,18 @@ __all__ = [
     "PDG_TABLE",
     "PID_CODES",
     "DroppedEventsWarning",
+    "NpzRows",
     "PandasFrame",
+    "RAW_FILE_DATASETS",
     "convert",
     "generator_name",
+    "jetclass_order",
     "read_aspen",
     "read_atlas_toptag",
     "read_jetclass",
     "read_lhco",
     "read_lhco_features",
     "read_omnifold",
+    "raw_files",
     "write_jetsets_chunked",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -62,19 +63,121 @@ def existing_file(path: PathLike) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.suffix == ".gz":
-        raise SchemaError(f"{path}: is gzip-compressed; gunzip it first (h5py cannot read .gz files)")
+        raise SchemaError(f"{path}: is gzip-compressed; this reader expects the decompressed file")
+    return path
+
+
+def h5py_with_filters():
+    """h5py with the compression filters of the field registered (``import hdf5plugin``:
+    blosc, blosc2, bzip2, lz4, zstd, ...), so PyTables-compressed files read with h5py."""
+    import h5py
+
+    try:
+        import hdf5plugin  # noqa: F401  (registers the filters on import)
+    except ImportError:  # optional at runtime: unreadable filters are reported by check_filters
+        pass
+    return h5py
+
+
+def hdf5_path(path: PathLike) -> Path:
+    """An existing HDF5 file; ``x.h5.gz`` (ATLAS 2024 shards) is decompressed once beside it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.suffix == ".gz":
+        from ..archives import ArchiveError, gunzip_once
+
+        try:
+            return gunzip_once(path)
+        except ArchiveError as exc:
+            raise SchemaError(str(exc)) from None
     return path
 
 
 def open_hdf5(path: PathLike):
-    """Open an existing HDF5 file for reading; a file h5py cannot open is a SchemaError naming it."""
-    import h5py
-
-    path = existing_file(path)
+    """Open an existing HDF5 (or ``.h5.gz``) file for reading; a file h5py cannot open is a
+    SchemaError naming it."""
+    h5py = h5py_with_filters()
+    path = hdf5_path(path)
     try:
         return h5py.File(path, "r")
     except OSError as exc:
         raise SchemaError(f"{path}: not a readable HDF5 file ({exc})") from None
+
+
+#: HDF5 filter ids of common compressors, to name a missing one in messages.
+FILTER_NAMES = {1: "gzip/zlib", 2: "shuffle", 3: "fletcher32", 4: "szip", 305: "lzo", 307: "bzip2",
+                32000: "lzf", 32001: "blosc", 32004: "lz4", 32008: "bitshuffle", 32015: "zstd",
+                32026: "blosc2"}  # fmt: skip
+
+
+def check_filters(path: PathLike, key: str, dset) -> None:
+    """Raise a SchemaError naming file, key and filter if ``dset`` needs an HDF5 filter this
+    process does not have (instead of h5py's "can't open directory (<plugin dir>)" OSError)."""
+    h5py = h5py_with_filters()
+    plist = dset.id.get_create_plist()
+    for i in range(plist.get_nfilters()):
+        code, _flags, _values, name = plist.get_filter(i)
+        if not h5py.h5z.filter_avail(code):
+            label = FILTER_NAMES.get(code) or (name.decode(errors="replace") if isinstance(name, bytes) else str(name))
+            raise fail(
+                path,
+                key,
+                f"compressed with HDF5 filter {code} ({label}), which is not available here; expected a filter "
+                "h5py or hdf5plugin provides (gzip, lzf, szip, blosc, blosc2, bzip2, lz4, zstd): "
+                "`pip install hdf5plugin`, or rewrite the file with one of those (e.g. `ptrepack --complib blosc`)",
+            )
+
+
+def read_dataset(path: PathLike, key: str, dset, selection=slice(None)) -> np.ndarray:
+    """``dset[selection]`` with filter and damage errors turned into SchemaErrors naming file and key."""
+    check_filters(path, key, dset)
+    with damaged_file_errors(path, f"key {key!r}", "HDF5 file"):
+        return np.asarray(dset[selection])
+
+
+def read_across(files: Sequence, sizes: Sequence[int], start: int, stop: int | None, read_one, where: str):
+    """Read rows ``[start, stop)`` of files concatenated in order: ``read_one(file, lo, hi)`` per file
+    that overlaps the range (at least one call, on the first file, when the range is empty)."""
+    total = int(sum(sizes))
+    start, stop = resolve_range(where, total, start, stop)
+    out, offset = [], 0
+    for f, size in zip(files, sizes):
+        lo, hi = max(start - offset, 0), min(stop - offset, size)
+        if hi > lo:
+            out.append(read_one(f, lo, hi))
+        offset += size
+    if not out:
+        out.append(read_one(files[0], 0, 0))
+    return out
+
+
+_INDEX = re.compile(r"(\d+)")
+
+
+def natural_key(path: PathLike) -> tuple:
+    """Sort key that orders numbers by value: ``x_2.npz`` before ``x_10.npz``."""
+    parts = _INDEX.split(Path(path).name)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+
+
+def as_file_list(paths, patterns: Sequence[str], what: str) -> list[Path]:
+    """A path, a list of paths, or a directory (files matching ``patterns``, in natural order)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found = sorted({f for pat in patterns for f in p.glob(pat)}, key=natural_key)
+            if not found:
+                raise FileNotFoundError(f"{p}: directory holds no {what} files ({', '.join(patterns)})")
+            out.extend(found)
+        else:
+            out.append(p)
+    if not out:
+        raise ValueError(f"no {what} files given")
+    return out
 
 
 def ptetaphi(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

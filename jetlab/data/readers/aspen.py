@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from ..schema import ALL_PARTICLE_FEATURES, JetSet
 from ._common import (
     PathLike,
+    as_file_list,
     check_finite,
     check_shape,
     damaged_file_errors,
@@ -18,6 +20,8 @@ from ._common import (
     four_vector_features,
     pid_flags,
     ptetaphi,
+    read_across,
+    read_dataset,
     resolve_range,
     unknown_pdg,
 )
@@ -43,8 +47,18 @@ def aspen_num_jets(path: PathLike) -> int:
         return _layout(path, f)
 
 
-def read_aspen(path: PathLike, max_particles: int = 150, start: int = 0, stop: int | None = None) -> JetSet:
-    """Read jets ``[start, stop)`` of an Aspen Open Jets file (``RunG_batch*.h5``).
+def aspen_files(paths: PathLike | Sequence[PathLike]) -> list[Path]:
+    """A file, a list of files (in that order) or a directory (``Run*_batch*.h5``, numeric order)."""
+    return as_file_list(paths, ("Run*_batch*.h5",), "Aspen Open Jets HDF5")
+
+
+def read_aspen(
+    paths: PathLike | Sequence[PathLike], max_particles: int = 150, start: int = 0, stop: int | None = None
+) -> JetSet:
+    """Read jets ``[start, stop)`` of Aspen Open Jets files (``RunG_batch*.h5``).
+
+    ``paths`` is a file, a list of files or a directory; ``start``/``stop`` index the jets of all
+    files concatenated in that order (a directory: Run G then Run H, batches in numeric order).
 
     Particles: (pT, eta, phi) from px/py/pz, E, charge, PID flags from |pdgId| (211 charged
     hadron, 130 neutral hadron, 22 photon, 11 electron, 13 muon; HF cells 1/2 as neutral
@@ -54,11 +68,22 @@ def read_aspen(path: PathLike, max_particles: int = 150, start: int = 0, stop: i
     as the other datasets; the soft-drop mass is ``extra["sdmass"]``); candidate count.
     Labels are all 0 (unlabelled data).
     """
-    with open_hdf5(path) as f, damaged_file_errors(path, "'PFCands' / 'jet_kinematics'", "HDF5 file"):
-        n = _layout(path, f)
+    files = aspen_files(paths)
+    if len(files) == 1:
+        return _read_one(files[0], max_particles, start, stop)
+    sizes = [aspen_num_jets(p) for p in files]
+    sets = read_across(files, sizes, start, stop, lambda f, lo, hi: _read_one(f, max_particles, lo, hi),
+                       f"read_aspen({len(files)} files)")
+    return JetSet.concatenate(sets) if len(sets) > 1 else sets[0]
+
+
+def _read_one(path: PathLike, max_particles: int, start: int, stop: int | None) -> JetSet:
+    with open_hdf5(path) as f:
+        with damaged_file_errors(path, "the layout", "HDF5 file"):
+            n = _layout(path, f)
         start, stop = resolve_range(path, n, start, stop)
-        pf = np.asarray(f["PFCands"][start:stop], dtype=np.float64)
-        kin = np.asarray(f["jet_kinematics"][start:stop], dtype=np.float64)
+        pf = read_dataset(path, "PFCands", f["PFCands"], slice(start, stop)).astype(np.float64)
+        kin = read_dataset(path, "jet_kinematics", f["jet_kinematics"], slice(start, stop)).astype(np.float64)
     check_finite(path, "PFCands", pf, start)
     check_finite(path, "jet_kinematics", kin, start)
 
@@ -84,7 +109,9 @@ def read_aspen(path: PathLike, max_particles: int = 150, start: int = 0, stop: i
     return js.validate(where=str(path))
 
 
-def iter_aspen(path: PathLike, max_particles: int = 150, chunk_size: int = 100_000) -> Iterator[JetSet]:
-    n = aspen_num_jets(path)
-    for lo in range(0, n, chunk_size):
-        yield read_aspen(path, max_particles, lo, min(lo + chunk_size, n))
+def iter_aspen(paths: PathLike | Sequence[PathLike], max_particles: int = 150, chunk_size: int = 100_000) -> Iterator[JetSet]:
+    """Chunks of at most ``chunk_size`` jets, file after file (bounded memory)."""
+    for path in aspen_files(paths):
+        n = aspen_num_jets(path)
+        for lo in range(0, n, chunk_size):
+            yield _read_one(path, max_particles, lo, min(lo + chunk_size, n))

@@ -14,11 +14,11 @@ from jetlab._io import atomic_path
 
 from ..schema import JET_FEATURES, JetSet, SchemaError, write_header
 from ._common import DroppedEventsWarning, PathLike, existing_file
-from .aspen import ASPEN_LABELS, iter_aspen
-from .atlas import ATLAS_LABELS, iter_atlas_toptag
+from .aspen import ASPEN_LABELS, aspen_files, iter_aspen
+from .atlas import ATLAS_LABELS, atlas_files, iter_atlas_toptag
 from .jetclass import JETCLASS_LABELS, _as_paths, iter_jetclass
 from .lhco import LHCO_LABELS, lhco_num_events, read_lhco
-from .omnifold import generator_name, iter_omnifold
+from .omnifold import generator_name, iter_omnifold, omnifold_files
 
 _ROW_CHUNK = 1024  # HDF5 chunk rows for per-particle arrays (same as write_jetsets)
 
@@ -120,13 +120,11 @@ def _jetclass_chunks(sources, max_particles, chunk_size, info, kw):
 
 
 def _atlas_chunks(sources, max_particles, chunk_size, info, kw):
-    for s in sources:
-        yield from _single(iter_atlas_toptag(s, max_particles, chunk_size, **kw))
+    yield from _single(iter_atlas_toptag(sources, max_particles, chunk_size, **kw))
 
 
 def _aspen_chunks(sources, max_particles, chunk_size, info, kw):
-    for s in sources:
-        yield from _single(iter_aspen(s, max_particles, chunk_size, **kw))
+    yield from _single(iter_aspen(sources, max_particles, chunk_size, **kw))
 
 
 def _omnifold_chunks(sources, max_particles, chunk_size, info, kw):
@@ -165,18 +163,25 @@ DATASETS: dict[str, DatasetSpec] = {
     "atlas_toptag": DatasetSpec("atlas_toptag", 120, _atlas_chunks, ATLAS_LABELS),
     "omnifold_zjets": DatasetSpec("omnifold_zjets", 101, _omnifold_chunks, None),
     "lhco_rnd": DatasetSpec("lhco_rnd", 279, _lhco_chunks, LHCO_LABELS, max_chunk=20_000),
-    "aspen_open_jets": DatasetSpec("aspen_open_jets", 150, _aspen_chunks, ASPEN_LABELS),
+    # an Aspen row is 150 x 11 float64 (13 kB) while converted
+    "aspen_open_jets": DatasetSpec("aspen_open_jets", 150, _aspen_chunks, ASPEN_LABELS, max_chunk=25_000),
 }
 
 
 def _sources(name: str, sources: PathLike | Sequence[PathLike]) -> list[Path]:
+    """The files to read, in reading order: directories listed, JetClass tarballs extracted,
+    OmniFold files in numeric order per generator; every file must exist."""
     if isinstance(sources, (str, Path)) or hasattr(sources, "__fspath__"):
         sources = [sources]
     sources = [Path(s) for s in sources]
     if not sources:
         raise ValueError(f"convert({name!r}): no source files given")
-    if name == "jetclass":
-        return _as_paths(sources)  # directories of *.root allowed
+    for s in sources:
+        if not s.exists():
+            raise FileNotFoundError(f"{s}: no such file or directory")
+    listers = {"jetclass": _as_paths, "atlas_toptag": atlas_files, "omnifold_zjets": omnifold_files, "aspen_open_jets": aspen_files}
+    if name in listers:
+        return listers[name](sources)
     for s in sources:
         existing_file(s)
     return sources
@@ -194,7 +199,11 @@ def convert(
     """Read public dataset ``name`` from ``sources`` in chunks and write one schema file ``out``.
 
     ``name`` is one of :data:`DATASETS` (``jetclass``, ``atlas_toptag``, ``omnifold_zjets``,
-    ``lhco_rnd``, ``aspen_open_jets``); ``max_particles`` defaults to the PET/OmniLearn value
+    ``lhco_rnd``, ``aspen_open_jets``); ``sources`` are the files as published (JetClass
+    ``.tar`` or ROOT files, ATLAS ``.h5.gz`` or ``.h5``, npz, pandas/h5py HDF5) or directories,
+    e.g. one split of :func:`~jetlab.data.readers.raw_files`. Memory stays at one chunk
+    (``chunk_size`` rows, capped per dataset) whatever the input size, and ``out`` appears
+    only once complete. ``max_particles`` defaults to the PET/OmniLearn value
     for that dataset. Extra keyword arguments go to the reader (e.g. ``R`` for LHCO). OmniFold
     files give collections ``gen``/``reco`` with one label per generator (label names = the
     generators in the order first seen); LHCO gives ``jet1``/``jet2``; the rest ``jets``.

@@ -58,18 +58,37 @@ def _root_errors() -> tuple[type[BaseException], ...]:
     return DAMAGED_FILE_ERRORS + (ValueError, zlib.error, DeserializationError, UnknownInterpretation)
 
 
-def _as_paths(paths: PathLike | Sequence[PathLike]) -> list[Path]:
-    """A path, a list of paths, or a directory (all ``*.root`` inside, sorted)."""
+def _as_paths(paths: PathLike | Sequence[PathLike], extract_to: PathLike | None = None) -> list[Path]:
+    """A ROOT file, a ``.tar`` of them (extracted once), a list of these, or a directory of ``*.root``.
+
+    A tarball is unpacked with :func:`jetlab.data.archives.extract_tar` (safe ``data`` filter,
+    completion marker: a second call does not unpack again) into ``extract_to``, by default
+    the tarball's own directory (``val_5M/...`` lands beside ``JetClass_Pythia_val_5M.tar``).
+    Files from a tarball or a directory are in :func:`~jetlab.data.readers.files.jetclass_order`.
+    """
+    from ..archives import ArchiveError, extract_tar
+    from .files import jetclass_order
+
     if isinstance(paths, (str, Path)) or hasattr(paths, "__fspath__"):
         paths = [paths]
     out: list[Path] = []
-    for p in paths:
-        p = Path(p)
+    for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(p.glob("*.root"))
+            found = sorted(p.glob("*.root"), key=jetclass_order)
             if not found:
-                raise FileNotFoundError(f"{p}: directory holds no *.root files")
+                hint = " (a fetched JetClass directory? list its splits with jetlab.data.readers.raw_files('jetclass', dir))" \
+                    if any(p.glob("*.tar")) or any((p / sub).is_dir() for sub in ("train_100M", "val_5M", "test_20M")) else ""
+                raise FileNotFoundError(f"{p}: directory holds no *.root files{hint}")
             out.extend(found)
+        elif p.suffix == ".tar":
+            try:
+                members = extract_tar(p, Path(extract_to) if extract_to is not None else p.parent)
+            except ArchiveError as exc:
+                raise SchemaError(str(exc)) from None
+            roots = sorted((m for m in members if m.suffix == ".root"), key=jetclass_order)
+            if not roots:
+                raise SchemaError(f"{p}: archive holds no .root files (JetClass tarballs hold <Process>_<index>.root files)")
+            out.extend(roots)
         else:
             out.append(p)
     if not out:
@@ -166,29 +185,40 @@ def _read_file(path: Path, max_particles: int, start: int, stop: int) -> JetSet:
 
 
 def iter_jetclass(
-    paths: PathLike | Sequence[PathLike], max_particles: int = 150, chunk_size: int = 100_000
+    paths: PathLike | Sequence[PathLike],
+    max_particles: int = 150,
+    chunk_size: int = 100_000,
+    *,
+    extract_to: PathLike | None = None,
 ) -> Iterator[JetSet]:
     """Yield JetSets of at most ``chunk_size`` jets, file by file (bounded memory)."""
-    for path in _as_paths(paths):
+    for path in _as_paths(paths, extract_to):
         n = jetclass_num_entries(path)
         for lo in range(0, n, chunk_size):
             yield _read_file(path, max_particles, lo, min(lo + chunk_size, n))
 
 
 def read_jetclass(
-    paths: PathLike | Sequence[PathLike], max_particles: int = 150, start: int = 0, stop: int | None = None
+    paths: PathLike | Sequence[PathLike],
+    max_particles: int = 150,
+    start: int = 0,
+    stop: int | None = None,
+    *,
+    extract_to: PathLike | None = None,
 ) -> JetSet:
     """Read JetClass ROOT files into one JetSet.
 
-    ``paths`` is a file, a list of files or a directory of ``*.root`` files; ``start``/``stop``
-    index the jets of all files concatenated in that order. Particle (pT, eta, phi) come from
+    ``paths`` is a ROOT file, a published ``.tar`` of them (extracted once, into
+    ``extract_to`` or beside the tarball), a list of these, or a directory of ``*.root`` files;
+    ``start``/``stop`` index the jets of all files concatenated in that order (tarballs and
+    directories: by file index, then class, see :func:`~jetlab.data.readers.files.jetclass_order`). Particle (pT, eta, phi) come from
     ``part_px/py/pz``; charge, the five PID flags and d0/d0err/dz/dzerr (``part_d0val`` ...)
     follow. ``labels`` index :data:`JETCLASS_LABELS`. Jet features: ``jet_pt/eta/phi``, the
     mass of the jet four-vector built from ``jet_pt/eta/energy`` (the ungroomed mass, like the
     other datasets; ``jet_sdmass`` is kept as ``extra["sdmass"]`` with ``tau1..tau4``), and
     ``jet_nparticles`` (all constituents, before truncation).
     """
-    files = _as_paths(paths)
+    files = _as_paths(paths, extract_to)
     sizes = [jetclass_num_entries(p) for p in files]
     total = int(sum(sizes))
     start, stop = resolve_range(files[0] if len(files) == 1 else f"read_jetclass({len(files)} files)", total, start, stop)

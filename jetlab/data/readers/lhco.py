@@ -5,10 +5,14 @@
 pandas' fixed format stores ``df/axis0`` (column labels), ``df/axis1`` (row index) and the
 values in type-homogeneous blocks ``df/block{k}_values`` (rows x columns of the block) whose
 column labels are ``df/block{k}_items``; we read those with h5py, slicing rows directly.
+pandas' ``format="table"`` files and PyTables compression (blosc, blosc:lz4, zlib, bzip2, ...)
+are read too (:class:`PandasFrame`).
 """
 
 from __future__ import annotations
 
+import io
+import pickle
 import warnings
 
 import numpy as np
@@ -18,11 +22,15 @@ from ..preprocess import wrap_phi
 from ._common import (
     DroppedEventsWarning,
     PathLike,
+    check_filters,
     check_finite,
+    damaged_file_errors,
     existing_file,
     fail,
     finish_particles,
     four_vector_features,
+    h5py_with_filters,
+    read_dataset,
     resolve_range,
 )
 
@@ -39,67 +47,107 @@ def _decode(values) -> list:
     return [v.decode() if isinstance(v, bytes) else v.item() if hasattr(v, "item") else v for v in values]
 
 
+class _NoGlobals(pickle.Unpickler):
+    """Unpickles only plain lists/tuples/strings/numbers (pandas' table metadata); never code."""
+
+    def find_class(self, module, name):  # noqa: D102
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}")
+
+
+def _plain_unpickle(data) -> object:
+    return _NoGlobals(io.BytesIO(bytes(data))).load()
+
+
 class PandasFrame:
     """Row-sliced access to a DataFrame written by ``DataFrame.to_hdf`` without loading it all.
 
-    'fixed' files are read with h5py (rows sliced on disk); 'table' files fall back to
-    ``pandas.read_hdf(start=, stop=)``.
+    Both pandas layouts are read with h5py (rows sliced on disk), whatever PyTables
+    compression they carry (``hdf5plugin`` registers blosc, blosc2, bzip2, ...):
+
+    * ``format="fixed"``: ``<key>/axis0`` (column labels), ``<key>/block{k}_values`` (rows x
+      columns of one dtype) with labels ``<key>/block{k}_items``;
+    * ``format="table"``: one compound dataset ``<key>/table`` with fields ``values_block_{k}``
+      (rows x columns); the column labels are pandas' pickled metadata, unpickled with globals
+      refused (falls back to ``pandas.HDFStore`` for exotic labels).
     """
 
     def __init__(self, path: PathLike, key: str = "df") -> None:
-        import h5py
-
+        h5py = h5py_with_filters()
         self.path = existing_file(path)
         self.key = key
         try:
             f = h5py.File(self.path, "r")
         except OSError as exc:
             raise SchemaError(f"{self.path}: not a readable HDF5 file ({exc})") from None
-        with f:
+        with f, damaged_file_errors(self.path, f"pandas frame {key!r}", "HDF5 file"):
             if key not in f:
                 raise fail(self.path, key, f"missing (a pandas HDF5 file with key {key!r} was expected; has {list(f.keys())})")
             g = f[key]
             self.table = "table" in g
+            self.blocks: list[tuple[str, list]] = []  # (dataset or field name, column labels)
             if self.table:
-                self._init_table()
-                return
-            if "axis0" not in g or "block0_values" not in g:
-                raise fail(self.path, key, "not a pandas 'fixed' frame (no axis0/block0_values) nor a 'table' frame")
-            self.columns = _decode(g["axis0"][:])
-            self.n_rows = int(g["block0_values"].shape[0])
-            self.blocks: list[tuple[str, list]] = []
-            nblocks = int(g.attrs.get("nblocks", 1))
-            for b in range(nblocks):
-                vals, items = f"block{b}_values", f"block{b}_items"
-                if vals not in g or items not in g:
-                    raise fail(self.path, f"{key}/{vals}", "missing pandas block")
-                if g[vals].ndim != 2 or g[vals].shape[0] != self.n_rows:
-                    raise fail(self.path, f"{key}/{vals}", f"expected shape ({self.n_rows}, n_columns), got {g[vals].shape}")
-                self.blocks.append((vals, _decode(g[items][:])))
+                self._init_table(g)
+            else:
+                self._init_fixed(g)
 
-    def _init_table(self) -> None:
-        import pandas as pd
+    def _init_fixed(self, g) -> None:
+        key = self.key
+        if "axis0" not in g or "block0_values" not in g:
+            raise fail(self.path, key, "not a pandas 'fixed' frame (no axis0/block0_values) nor a 'table' frame (no table)")
+        self.columns = _decode(read_dataset(self.path, f"{key}/axis0", g["axis0"]))
+        self.n_rows = int(g["block0_values"].shape[0])
+        for b in range(int(g.attrs.get("nblocks", 1))):
+            vals, items = f"block{b}_values", f"block{b}_items"
+            if vals not in g or items not in g:
+                raise fail(self.path, f"{key}/{vals}", "missing pandas block")
+            if g[vals].ndim != 2 or g[vals].shape[0] != self.n_rows:
+                raise fail(self.path, f"{key}/{vals}", f"expected shape ({self.n_rows}, n_columns), got {g[vals].shape}")
+            check_filters(self.path, f"{key}/{vals}", g[vals])
+            self.blocks.append((vals, _decode(read_dataset(self.path, f"{key}/{items}", g[items]))))
 
+    def _init_table(self, g) -> None:
+        key = self.key
+        t = g["table"]
+        names = t.dtype.names or ()
+        fields = sorted((n for n in names if n.startswith("values_block_")), key=lambda n: int(n.rsplit("_", 1)[1]))
+        if not fields:
+            raise fail(self.path, f"{key}/table", f"not a pandas table (fields {list(names)}; expected values_block_0 ...)")
+        check_filters(self.path, f"{key}/table", t)
+        self.n_rows = int(t.shape[0])
+        try:
+            labels = [list(_plain_unpickle(t.attrs[f"{fld}_kind"])) for fld in fields]
+        except (KeyError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
+            labels = self._table_labels_from_pandas(fields)
+        for fld, cols in zip(fields, labels):
+            width = int(np.prod(t.dtype[fld].shape, dtype=np.int64)) if t.dtype[fld].shape else 1
+            if width != len(cols):
+                raise fail(self.path, f"{key}/table", f"field {fld!r} holds {width} columns but its labels name {len(cols)}")
+            self.blocks.append((fld, _decode(np.asarray(cols, dtype=object))))
+        self.columns = [c for _, cols in self.blocks for c in cols]
+
+    def _table_labels_from_pandas(self, fields: list[str]) -> list[list]:
+        try:
+            import pandas as pd
+        except ImportError:
+            raise fail(self.path, self.key, "a pandas 'table' frame with non-plain column labels: reading them needs pandas") from None
         with pd.HDFStore(self.path, "r") as store:
-            storer = store.get_storer(self.key)
-            self.n_rows = int(storer.nrows)
-            self.columns = list(pd.read_hdf(store, self.key, start=0, stop=0).columns)
+            axes = {a.cname: list(a.values) for a in store.get_storer(self.key).values_axes}
+        return [axes[f] for f in fields]
 
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows ``[start, stop)`` as float64 (n, n_columns) in column order."""
+        h5py = h5py_with_filters()
         start, stop = resolve_range(self.path, self.n_rows, start, stop)
-        if self.table:
-            import pandas as pd
-
-            return pd.read_hdf(self.path, self.key, start=start, stop=stop).to_numpy(dtype=np.float64)
-        import h5py
-
         out = np.empty((stop - start, len(self.columns)), dtype=np.float64)
         pos = {c: i for i, c in enumerate(self.columns)}
         with h5py.File(self.path, "r") as f:
             g = f[self.key]
-            for vals, items in self.blocks:
-                block = g[vals][start:stop]
+            for name, items in self.blocks:
+                if self.table:
+                    with damaged_file_errors(self.path, f"key '{self.key}/table'", "HDF5 file"):  # filters checked on open
+                        block = np.asarray(g["table"].fields(name)[start:stop]).reshape(stop - start, -1)
+                else:
+                    block = read_dataset(self.path, f"{self.key}/{name}", g[name], slice(start, stop))
                 idx = [pos[c] for c in items]
                 if idx == list(range(idx[0], idx[0] + len(idx))):
                     out[:, idx[0] : idx[0] + len(idx)] = block

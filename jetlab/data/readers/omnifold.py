@@ -11,7 +11,7 @@ import re
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -19,13 +19,16 @@ from ..schema import KINEMATIC_FEATURES, PID_FEATURES, JetSet, SchemaError
 from ..preprocess import wrap_phi
 from ._common import (
     PathLike,
+    as_file_list,
     check_finite,
     check_shape,
     existing_file,
     fail,
     finish_particles,
     pdg_lookup,
+    natural_key,
     pid_flags,
+    read_across,
     resolve_range,
 )
 
@@ -52,15 +55,12 @@ def _pdg_from_codes(path, key: str, codes: np.ndarray, mask: np.ndarray) -> np.n
     return np.where(mask, np.asarray(PID_CODES)[k], 0)
 
 
-def _level(path, npz, prefix: str, max_particles: int, start: int, stop: int, n: int, label: int) -> JetSet:
+def _level(path, npz, prefix: str, max_particles: int, start: int, stop: int, n: int, label: int, row_offset: int = 0) -> JetSet:
     jkey, pkey = f"{prefix}_jets", f"{prefix}_particles"
-    jets_in = np.asarray(npz[jkey], dtype=np.float64)
-    parts_in = np.asarray(npz[pkey], dtype=np.float64)
-    check_shape(path, jkey, jets_in.shape, (n, 4), "jet (pT, y, phi, m)")
-    check_shape(path, pkey, parts_in.shape, (n, None, 4), "(pT/100, y - y_jet, phi - phi_jet, PID code), zero-padded")
-    jets_in, parts_in = jets_in[start:stop], parts_in[start:stop]
-    check_finite(path, jkey, jets_in, start)
-    check_finite(path, pkey, parts_in, start)
+    jets_in = np.asarray(npz[jkey], dtype=np.float64)[start:stop]
+    parts_in = np.asarray(npz[pkey], dtype=np.float64)[start:stop]
+    check_finite(path, jkey, jets_in, row_offset + start)
+    check_finite(path, pkey, parts_in, row_offset + start)
 
     jpt, jy, jphi, jm = jets_in.T
     mask = parts_in[..., 0] > 0
@@ -84,72 +84,210 @@ def _level(path, npz, prefix: str, max_particles: int, start: int, stop: int, n:
     for obs in OBSERVABLES:
         key = f"{prefix}_{obs}"
         if key in npz.files:
-            v = np.asarray(npz[key])
-            check_shape(path, key, v.shape, (n,), "one value per jet")
-            v = v[start:stop].astype(np.float32)
-            check_finite(path, key, v, start)
+            v = np.asarray(npz[key])[start:stop].astype(np.float32)
+            check_finite(path, key, v, row_offset + start)
             extra[obs] = v
     if prefix == "gen" and "gen_Zs" in npz.files:
-        z = np.asarray(npz["gen_Zs"], dtype=np.float64)
-        check_shape(path, "gen_Zs", z.shape, (n, 3), "Z boson (pT, y, phi)")
-        extra["Zs"] = z[start:stop].astype(np.float32)
-        check_finite(path, "gen_Zs", extra["Zs"], start)
+        extra["Zs"] = np.asarray(npz["gen_Zs"], dtype=np.float64)[start:stop].astype(np.float32)
+        check_finite(path, "gen_Zs", extra["Zs"], row_offset + start)
     labels = np.full(len(jets), label, dtype=np.int64)
     js = JetSet(particles, pmask, jets, labels, None, OMNIFOLD_FEATURES, extra)
     return js.validate(where=f"{path}:{prefix}")
 
 
-class _Arrays(dict):
-    """The arrays of one ``.npz`` (decompressed once), with ``.files`` like ``NpzFile``."""
+class NpzRows:
+    """Row slices of the arrays in one ``.npz`` without loading whole arrays.
 
+    ``np.load`` decompresses a member entirely (a 100k-jet file's ``*_particles`` is hundreds of
+    MB); here each member is read as a stream: the ``.npy`` header, then only the bytes of the
+    rows asked for (C order, so rows are contiguous), skipping earlier rows. Works for
+    ``np.savez`` (stored) and ``np.savez_compressed`` (deflated) archives alike.
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = existing_file(path)
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+            members = [n for n in self._zip.namelist() if n.endswith(".npy")]
+            self.headers = {n[:-4]: self._header(n) for n in members}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise SchemaError(f"{self.path}: not a readable .npz file ({exc})") from None
+
+    def _header(self, member: str) -> tuple[tuple[int, ...], np.dtype]:
+        with self._zip.open(member) as fp:
+            return self._read_header(fp, member)
+
+    def _read_header(self, fp, member: str) -> tuple[tuple[int, ...], np.dtype]:
+        fmt = np.lib.format
+        version = fmt.read_magic(fp)
+        shape, fortran, dtype = fmt.read_array_header_1_0(fp) if version == (1, 0) else fmt.read_array_header_2_0(fp)
+        if dtype.hasobject:
+            raise fail(self.path, member[:-4], "holds Python objects (pickles are not read); expected numeric arrays")
+        if fortran and len(shape) > 1:
+            raise fail(self.path, member[:-4], "is stored in Fortran order; expected C order (as numpy.savez writes)")
+        return tuple(shape), dtype
+
+    @property
+    def files(self) -> list[str]:
+        return list(self.headers)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.headers
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return self.headers[key][0]
+
+    def iter_rows(self, key: str, chunk: int, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        """Rows ``[start, stop)`` of array ``key`` in blocks of at most ``chunk`` rows."""
+        shape, dtype = self.headers[key]
+        n = shape[0] if shape else 0
+        stop = n if stop is None else min(stop, n)
+        row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        try:
+            with self._zip.open(key + ".npy") as fp:
+                self._read_header(fp, key + ".npy")
+                skip = start * row_bytes
+                while skip > 0:
+                    got = len(fp.read(min(skip, 1 << 26)))
+                    if not got:
+                        break
+                    skip -= got
+                for lo in range(start, stop, max(chunk, 1)):
+                    hi = min(lo + chunk, stop)
+                    buf = fp.read((hi - lo) * row_bytes)
+                    if len(buf) != (hi - lo) * row_bytes:
+                        raise EOFError(f"array ended at row {lo + len(buf) // max(row_bytes, 1)} of {n}")
+                    yield np.frombuffer(buf, dtype=dtype).reshape((hi - lo,) + shape[1:])
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise SchemaError(f"{self.path}: key {key!r}: truncated or corrupt ({exc})") from None
+
+    def rows(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        shape, dtype = self.headers[key]
+        parts = list(self.iter_rows(key, 1 << 62, start, stop))
+        return parts[0] if parts else np.zeros((0,) + shape[1:], dtype)
+
+    def close(self) -> None:
+        self._zip.close()
+
+    def __enter__(self) -> "NpzRows":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _keys(npz: NpzRows) -> list[str]:
+    """The per-row arrays the reader uses, after checking the required ones and their lengths."""
+    for prefix in LEVELS:
+        for what in ("jets", "particles"):
+            if f"{prefix}_{what}" not in npz:
+                raise fail(npz.path, f"{prefix}_{what}", f"missing (file has {sorted(npz.files)})")
+    n = npz.shape("gen_jets")[0] if npz.shape("gen_jets") else -1
+    keys = []
+    for prefix in LEVELS:
+        jkey, pkey = f"{prefix}_jets", f"{prefix}_particles"
+        check_shape(npz.path, jkey, npz.shape(jkey), (n, 4), "jet (pT, y, phi, m)")
+        check_shape(npz.path, pkey, npz.shape(pkey), (n, None, 4), "(pT/100, y - y_jet, phi - phi_jet, PID code), zero-padded")
+        keys += [jkey, pkey]
+        for obs in OBSERVABLES:
+            if f"{prefix}_{obs}" in npz:
+                check_shape(npz.path, f"{prefix}_{obs}", npz.shape(f"{prefix}_{obs}"), (n,), "one value per jet")
+                keys.append(f"{prefix}_{obs}")
+    if "gen_Zs" in npz:
+        check_shape(npz.path, "gen_Zs", npz.shape("gen_Zs"), (n, 3), "Z boson (pT, y, phi)")
+        keys.append("gen_Zs")
+    return keys
+
+
+def _chunk(path, arrays: dict[str, np.ndarray], max_particles: int, start: int, label: int) -> dict[str, JetSet]:
+    n = len(arrays["gen_jets"])
+    arrays = _Arrays(arrays)
+    return {coll: _level(path, arrays, prefix, max_particles, 0, n, n, label, row_offset=start) for prefix, coll in LEVELS.items()}
+
+
+class _Arrays(dict):
     @property
     def files(self) -> list[str]:
         return list(self)
 
 
-def _load(path: PathLike) -> _Arrays:
-    path = existing_file(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            wanted = [k for k in npz.files if k.split("_", 1)[0] in LEVELS]
-            arrays = _Arrays((k, npz[k]) for k in wanted)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise SchemaError(f"{path}: not a readable .npz file ({exc})") from None
-    for prefix in LEVELS:
-        for what in ("jets", "particles"):
-            if f"{prefix}_{what}" not in arrays:
-                raise fail(path, f"{prefix}_{what}", f"missing (file has {sorted(arrays)})")
-    return arrays
+def omnifold_num_jets(path: PathLike) -> int:
+    with NpzRows(path) as npz:
+        _keys(npz)
+        return int(npz.shape("gen_jets")[0])
 
 
-def _read(path, arrays: _Arrays, max_particles: int, start: int, stop: int | None, label: int) -> dict[str, JetSet]:
-    n = int(arrays["gen_jets"].shape[0])
-    start, stop = resolve_range(path, n, start, stop)
-    return {coll: _level(path, arrays, prefix, max_particles, start, stop, n, label) for prefix, coll in LEVELS.items()}
+def _read_one(path, max_particles: int, start: int, stop: int | None, label: int) -> dict[str, JetSet]:
+    with NpzRows(path) as npz:
+        keys = _keys(npz)
+        n = int(npz.shape("gen_jets")[0])
+        start, stop = resolve_range(npz.path, n, start, stop)
+        arrays = {k: npz.rows(k, start, stop) for k in keys}
+        return _chunk(npz.path, arrays, max_particles, start, label)
+
+
+def omnifold_files(paths: PathLike | Sequence[PathLike]) -> list[Path]:
+    """The ``.npz`` files of ``paths`` (file, list or directory) in energyflow's order.
+
+    Files of one generator are put in numeric order (``_2`` before ``_10``, whatever order a
+    shell glob gave); generators keep the order in which they first appear (a directory:
+    alphabetical).
+    """
+    files = as_file_list(paths, ("*.npz",), "OmniFold .npz")
+    groups: dict[str, list[Path]] = {}
+    for f in files:
+        groups.setdefault(generator_name(f), []).append(f)
+    return [f for g in groups.values() for f in sorted(dict.fromkeys(g), key=natural_key)]
 
 
 def read_omnifold(
-    path: PathLike, max_particles: int = 101, start: int = 0, stop: int | None = None, label: int = 0
+    paths: PathLike | Sequence[PathLike],
+    max_particles: int = 101,
+    start: int = 0,
+    stop: int | None = None,
+    label: int | None = 0,
 ) -> dict[str, JetSet]:
-    """Read one OmniFold Z+jets ``.npz`` into row-aligned ``{"gen": JetSet, "reco": JetSet}``.
+    """Read OmniFold Z+jets ``.npz`` files into row-aligned ``{"gen": JetSet, "reco": JetSet}``.
 
+    ``paths``: one file, a list, or a directory (all 17 files per generator, see
+    :func:`omnifold_files` for the order); ``start``/``stop`` index the jets of all files
+    concatenated. Only the rows asked for are decompressed (:class:`NpzRows`).
     Particles become absolute (pT [GeV], eta, phi, E): pT = 100 x column 0, y and phi shifted
     by the jet axis, and the four-vector built with the PDG mass of the particle's id (pions,
     kaons, protons, neutrons, leptons; photons and Delphes ECAL cells massless, HCAL cells as
     K0_L), so eta differs slightly from y for massive hadrons. Charge and the five PID flags
     come from the PDG id. Jets: (pT, eta from the jet (pT, y, m), phi, m, particle count).
     ``extra`` keeps the precomputed observables (``mults``, ``lhas``, ``widths``, ``ang2s``,
-    ``tau2s``, ``sdms``, ``zgs``; gen also ``Zs``). All rows get ``label`` (the generator index
-    when several generators are converted together).
+    ``tau2s``, ``sdms``, ``zgs``; gen also ``Zs``). Every row gets ``label``; ``label=None``
+    labels rows by generator (index in order of first appearance).
     """
-    return _read(path, _load(path), max_particles, start, stop, label)
+    files = omnifold_files(paths)
+    gens = list(dict.fromkeys(generator_name(f) for f in files))
+    lab = (lambda f: gens.index(generator_name(f))) if label is None else (lambda f: int(label))
+    if len(files) == 1:
+        return _read_one(files[0], max_particles, start, stop, lab(files[0]))
+    sizes = [omnifold_num_jets(f) for f in files]
+    parts = read_across(files, sizes, start, stop, lambda f, lo, hi: _read_one(f, max_particles, lo, hi, lab(f)),
+                        f"read_omnifold({len(files)} files)")
+    if len(parts) == 1:
+        return parts[0]
+    return {c: JetSet.concatenate([p[c] for p in parts]) for c in LEVELS.values()}
 
 
 def iter_omnifold(
-    path: PathLike, max_particles: int = 101, chunk_size: int = 100_000, label: int = 0
+    paths: PathLike | Sequence[PathLike], max_particles: int = 101, chunk_size: int = 100_000, label: int = 0
 ) -> Iterator[dict[str, JetSet]]:
-    """Chunks of one file (the ``.npz`` is decompressed once, then sliced)."""
-    arrays = _load(path)
-    n = int(arrays["gen_jets"].shape[0])
-    for lo in range(0, max(n, 1), chunk_size):
-        yield _read(path, arrays, max_particles, lo, min(lo + chunk_size, n), label)
+    """Chunks of at most ``chunk_size`` rows, file after file, each member streamed once
+    (memory: one chunk, not one file)."""
+    for path in omnifold_files(paths):
+        with NpzRows(path) as npz:
+            keys = _keys(npz)
+            n = int(npz.shape("gen_jets")[0])
+            streams = [npz.iter_rows(k, chunk_size) for k in keys]
+            if n == 0:
+                yield _chunk(npz.path, {k: npz.rows(k, 0, 0) for k in keys}, max_particles, 0, label)
+                continue
+            lo = 0
+            for blocks in zip(*streams):
+                yield _chunk(npz.path, dict(zip(keys, blocks)), max_particles, lo, label)
+                lo += len(blocks[0])
