@@ -286,10 +286,15 @@ def resolve_checkpoint(value: str | os.PathLike | None, output_dir: str | os.Pat
     ``<root>/01_pretraining/checkpoint``, then the tiny fallback model in jetlab's cache that
     notebooks 02-04 and ``jetlab data prepare`` make), with ``<root>`` this run's output parent,
     then ``jetlab_output/`` in the working directory and its parent. ``"none"``/None mean no
-    checkpoint. An explicit path must exist.
+    checkpoint. ``"omnilearned:small|medium|large"`` is the published OmniLearned checkpoint
+    (fetched with ``jetlab data fetch omnilearned_checkpoints``, converted once). An explicit path must exist.
     """
     if value is None or str(value).strip().lower() in NO_CHECKPOINT_VALUES:
         return None
+    if isinstance(value, str) and value.strip().lower().startswith("omnilearned:"):
+        from jetlab.model.omnilearned_convert import resolve_omnilearned
+
+        return resolve_omnilearned(value)  # the published checkpoint, converted once (else: how to fetch it)
     if str(value).strip().lower() in AUTO_CHECKPOINT_VALUES:
         from jetlab.tasks.common import find_checkpoint
 

@@ -250,7 +250,14 @@ def validate_parameters(
             valid = ", ".join(sorted(declared)) or "(none)"
             raise ParameterError(f"{notebook.name}: unknown parameter {name!r} ({source}); valid parameters: {valid}")
         value = _coerce(notebook, name, raw, declared[name], source)
-        if _is_checkpoint(name) and isinstance(value, (str, os.PathLike)) and str(value).strip().lower() not in _NOT_A_PATH:
+        if _is_checkpoint(name) and isinstance(value, str) and value.strip().lower().startswith("omnilearned:"):
+            from jetlab.model.omnilearned_convert import resolve_omnilearned
+
+            try:  # a published OmniLearned checkpoint: fetched (converted on first use)?
+                resolve_omnilearned(value, convert=False)
+            except (ValueError, FileNotFoundError) as exc:
+                raise ParameterError(f"{notebook.name}: parameter {name!r} ({source}): {exc}") from None
+        elif _is_checkpoint(name) and isinstance(value, (str, os.PathLike)) and str(value).strip().lower() not in _NOT_A_PATH:
             path = Path(value).expanduser().resolve()
             if not path.exists() and path not in pending_paths:
                 raise ParameterError(

@@ -21,6 +21,8 @@ from jetlab.data.manifests import (
 
 SHIPPED = ["aspen_open_jets", "atlas_toptag", "jetclass", "lhco_rnd", "omnifold_zjets"]
 REPO_MANIFESTS = Path(__file__).resolve().parent.parent / "data_manifests"
+#: model files in the same manifest format (checked in tests/test_omnilearned.py)
+LISTED = sorted(SHIPPED + ["omnilearned_checkpoints"])
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +31,7 @@ def _default_lookup(monkeypatch):
 
 
 def test_shipped_datasets_are_listed():
-    assert list_datasets() == SHIPPED
+    assert list_datasets() == LISTED
     assert REPO_MANIFESTS in manifest_dirs()
 
 
@@ -316,7 +318,7 @@ def test_cli_data_list(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:2] == ["NAME", "FILES"] and "SIZE (all files)" in out[0]
     rows = {line.split()[0]: line for line in out[1:-1]}
-    assert sorted(rows) == SHIPPED
+    assert sorted(rows) == LISTED
     # exact totals where every size is known (Aspen: the 40 Run G files; all 80 files)
     aoj = load_manifest("aspen_open_jets")
     run_g = sum(f.size for f in aoj.files_for("RunG"))

@@ -67,6 +67,8 @@ class ModelCard:
     metrics: dict = field(default_factory=dict)
     class_names: list[str] | None = None
     notes: str = ""
+    #: "pet" (jetlab.model.PET) or "omnilearned-pet2" (jetlab.model.omnilearned; config = its settings)
+    architecture: str = "pet"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,6 +95,7 @@ def _as_card(model: PET, card: ModelCard | Mapping[str, Any] | None) -> ModelCar
             d["standardizer"] = d["standardizer"].to_dict()
         card = ModelCard.from_dict(d)
     card.config = model.config.to_dict()  # the model's config is authoritative
+    card.architecture = getattr(model, "architecture", "pet")
     if card.standardizer is not None and not isinstance(card.standardizer, Mapping):
         card.standardizer = card.standardizer.to_dict()
     if card.class_names is not None and len(card.class_names) != model.config.num_classes and model.config.num_classes > 1:
@@ -182,7 +185,12 @@ def available_checkpoints() -> dict[str, Path]:
 
 
 def resolve_checkpoint_path(path_or_name: str | os.PathLike) -> Path:
-    """A checkpoint directory from a path (or its ``model/`` sub-directory) or a bare name."""
+    """A checkpoint directory from a path (or its ``model/`` sub-directory), a bare name, or
+    ``"omnilearned:small|medium|large"`` (the published OmniLearned checkpoints, converted once)."""
+    if isinstance(path_or_name, str) and path_or_name.strip().lower().startswith("omnilearned:"):
+        from .omnilearned_convert import resolve_omnilearned
+
+        return resolve_omnilearned(path_or_name)
     path = Path(path_or_name).expanduser()
     for cand in (path, path / "model"):
         if (cand / CARD_FILE).is_file():
@@ -216,6 +224,9 @@ def _load_weights(weights: Path, device: str = "cpu") -> dict[str, torch.Tensor]
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", config: PETConfig | None = None) -> PET:
     """Rebuild the model from a checkpoint directory or name; the card is attached as ``model.card``.
 
+    A card with architecture ``"omnilearned-pet2"`` gives a
+    :class:`jetlab.model.omnilearned.OmniLearnedModel` (needs ``jetlab[omnilearned]``).
+
     ``path`` may be a checkpoint directory, a directory holding ``model/`` (what ``jetlab
     pretrain`` writes) or a bare name looked up in :func:`checkpoint_search_dirs`.
 
@@ -224,6 +235,13 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", conf
     """
     path = resolve_checkpoint_path(path)
     card = read_card(path)
+    if card.architecture == "omnilearned-pet2":
+        from .omnilearned import load_omnilearned
+
+        return load_omnilearned(path, card, map_location, config)
+    if card.architecture != "pet":
+        raise CheckpointError(f"{path / CARD_FILE}: unknown architecture {card.architecture!r} "
+                              "(this jetlab knows 'pet' and 'omnilearned-pet2')")
     try:
         stored = PETConfig.from_dict(card.config)
     except (TypeError, ValueError) as exc:

@@ -109,6 +109,9 @@ def resolve_checkpoint(
 
     * an explicit path must be a checkpoint directory (or contain ``model/``), else
       :class:`FileNotFoundError` naming it;
+    * ``"omnilearned:small|medium|large"``: the published OmniLearned checkpoint, converted once
+      (:func:`jetlab.model.omnilearned_convert.resolve_omnilearned`; FileNotFoundError with the
+      ``jetlab data fetch`` command when it has not been downloaded);
     * ``"none"`` / None: no checkpoint (returns None; tasks then train from scratch only);
     * ``"auto"``: ``$JETLAB_CHECKPOINT``, then ``<output_root>/01_pretraining/checkpoint``, then the
       cache ``~/.cache/jetlab/checkpoints/pet-tiny-jetclass-mini-n{n_jets}-s{seed}-r{recipe}``. If none
@@ -118,6 +121,10 @@ def resolve_checkpoint(
     """
     if checkpoint is None or str(checkpoint).strip().lower() in _NONE:
         return None
+    if isinstance(checkpoint, str) and checkpoint.strip().lower().startswith("omnilearned:"):
+        from jetlab.model.omnilearned_convert import resolve_omnilearned
+
+        return resolve_omnilearned(checkpoint, cache_dir=cache_dir)  # fetched + converted once, else says how
     if str(checkpoint).strip().lower() not in _AUTO:
         path = Path(checkpoint).expanduser()
         if not path.exists():
@@ -362,13 +369,21 @@ def build_scratch_model(config: Any, num_classes: int = 1, groups: Sequence[str]
                         *, seed: int = 0) -> GroupedModel:
     """A randomly initialised PET with the same architecture as ``config`` (a PETConfig, a dict,
     a preset name or a checkpoint directory whose config is copied). It has no standardizer: the
-    training code fits one on the scratch model's own training data."""
+    training code fits one on the scratch model's own training data. An OmniLearned checkpoint gives
+    a randomly initialised OmniLearned PET2 of the same settings, which keeps the identity
+    standardizer (it builds its own inputs from jetlab's raw ones)."""
     from jetlab.model import PET, PETConfig, read_card
 
     if isinstance(config, (str, os.PathLike)) and str(config) in ("tiny", "small", "paper"):
         cfg = getattr(PETConfig, str(config))()
     elif isinstance(config, (str, os.PathLike)):
-        cfg = PETConfig.from_dict(read_card(_as_checkpoint_dir(Path(config)) or Path(config)).config)
+        card = read_card(_as_checkpoint_dir(Path(config)) or Path(config))
+        if card.architecture == "omnilearned-pet2":  # same OmniLearned PET2, random init from seed
+            from jetlab.model.omnilearned import OmniLearnedModel, OmniLearnedSettings
+
+            settings = OmniLearnedSettings.from_dict(card.config).replace(num_classes=int(num_classes))
+            return GroupedModel(OmniLearnedModel(settings, seed=int(seed)), groups)
+        cfg = PETConfig.from_dict(card.config)
     elif isinstance(config, PETConfig):
         cfg = config
     elif isinstance(config, dict):

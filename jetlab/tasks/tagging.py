@@ -356,6 +356,8 @@ def run_tagging(
         if pre_std is None:
             raise ValueError(f"checkpoint {ckpt}: model card has no standardizer")
         pre_sets = _Datasets(train_js, val_js, test_js, pre_std, pmax)
+    # an OmniLearned architecture builds its own inputs from raw ones (identity standardizer), from scratch too
+    raw_scratch = ckpt is not None and read_card(ckpt).architecture == "omnilearned-pet2"
 
     budget = dict(epochs=int(epochs), batch_size=int(batch_size), lr_head=float(lr_head), weight_decay=float(weight_decay),
                   warmup_steps=warmup_steps, early_stopping_patience=early_stopping_patience, optimizer="adamw",
@@ -370,7 +372,7 @@ def run_tagging(
             sel_va = np.sort(rng.permutation(len(val_js))[:n_va])
             own_sets = None
             for model_name in models:
-                if model_name == "finetuned":
+                if model_name == "finetuned" or (model_name == "scratch" and raw_scratch):
                     sets = pre_sets
                 else:  # scratch PET and PFN normalise with a standardizer fitted on their own training jets
                     if own_sets is None:

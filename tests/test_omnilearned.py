@@ -1,0 +1,379 @@
+"""OmniLearned checkpoints in jetlab: conversion, parity with omnilearned's own forward, fine-tuning.
+
+Random-weight OmniLearned models are written with omnilearned's own ``save_checkpoint`` (the
+format of the published files); expected inputs and logits come from numpy (the README recipe
+for PID integers) and from omnilearned's ``PET2`` restored by its own ``restore_checkpoint``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+omnilearned = pytest.importorskip("omnilearned", reason="needs the optional extra: pip install 'jetlab[omnilearned]'")
+from omnilearned.network import PET2  # noqa: E402
+from omnilearned.utils import get_checkpoint_name, get_model_parameters, restore_checkpoint, save_checkpoint, shadow_copy  # noqa: E402
+
+import jetlab.model as jm  # noqa: E402
+from jetlab.data.preprocess import model_inputs  # noqa: E402
+from jetlab.data.schema import JetSet, jet_features_from_particles, sort_and_truncate  # noqa: E402
+from jetlab.model import CheckpointError, ConfigMismatchError  # noqa: E402
+from jetlab.model.omnilearned_convert import PUBLISHED, convert_omnilearned, resolve_omnilearned  # noqa: E402
+
+FEATURES = ("pt", "eta", "phi", "energy", "charge", "is_charged_hadron", "is_neutral_hadron", "is_photon",
+            "is_electron", "is_muon")
+PDG = np.array([211, -211, 130, 22, 11, -11, 13, -13])
+TINY = dict(base_dim=32, num_transformers=2, num_transformers_head=1, num_tokens=2, num_heads=4, mlp_ratio=2)
+
+
+def make_jets(n: int, seed: int = 0, p: int = 24, min_mult: int = 2, max_bkg: int = 12) -> tuple[JetSet, np.ndarray]:
+    """Signal (label 1: wide, many particles) vs background; every particle has a PDG id. Returns (jets, pdg)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    mult = np.where(labels == 1, rng.integers(12, p + 1, n), rng.integers(min_mult, max_bkg, n))
+    mask = np.arange(p)[None, :] < mult[:, None]
+    width = np.where(labels == 1, 0.35, 0.1)[:, None]
+    pt = rng.exponential(30.0, (n, p)) + 1.5
+    eta = rng.normal(0, 1, (n, p)) * width + rng.choice([-1.2, 0.7], n)[:, None]  # jets at negative and positive eta
+    phi = rng.normal(0, 1, (n, p)) * width + 3.0  # near the phi wrap
+    pdg = rng.choice(PDG, (n, p))
+    charge = np.select([np.isin(pdg, [211, -11, -13]), np.isin(pdg, [-211, 11, 13])], [1.0, -1.0], 0.0)
+    flags = np.stack([np.abs(pdg) == 211, pdg == 130, pdg == 22, np.abs(pdg) == 11, np.abs(pdg) == 13], -1)
+    parts = np.concatenate([np.stack([pt, eta, phi, pt * np.cosh(eta), charge], -1), flags], -1) * mask[..., None]
+    order_key = np.where(mask, pt, -1.0)
+    order = np.argsort(-order_key, axis=1)
+    parts = np.take_along_axis(parts, order[..., None], 1)
+    pdg = np.take_along_axis(pdg, order, 1) * mask
+    parts, mask = sort_and_truncate(parts, mask, p)
+    js = JetSet(parts, mask, jet_features_from_particles(parts, mask), labels, particle_features=FEATURES)
+    return js, pdg
+
+
+def expected_inputs(js: JetSet, pdg: np.ndarray):
+    """OmniLearned's inputs by hand: README order, jetlab's delta-eta sign, README PID recipe."""
+    p = js.particles.astype(np.float64)
+    jet_eta, jet_phi = js.jets[:, 1:2].astype(np.float64), js.jets[:, 2:3].astype(np.float64)
+    deta = (p[..., 1] - jet_eta) * np.where(jet_eta < 0, -1.0, 1.0)
+    dphi = (p[..., 2] - jet_phi + np.pi) % (2 * np.pi) - np.pi
+    m = js.mask
+    log_pt, log_e = (np.log(np.where(m, p[..., i], 1.0)) for i in (0, 3))
+    X = np.where(m[..., None], np.stack([deta, dphi, log_pt, log_e], -1), 0.0)
+    pid = np.searchsorted(np.unique([-211, -13, -11, 0, 11, 13, 22, 130, 211]), pdg) * js.mask
+    return torch.tensor(X, dtype=torch.float32), torch.tensor(pid, dtype=torch.long)
+
+
+def write_pet2(path: Path, net: torch.nn.Module) -> Path:
+    """Save with omnilearned's own save_checkpoint (DDP-style ``.module``, EMA copy, optimizer, scheduler)."""
+    opt = torch.optim.AdamW(net.parameters())
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    save_checkpoint(types.SimpleNamespace(module=net), shadow_copy(net), 1, opt, torch.tensor(0.25), sched,
+                    str(path.parent), path.name)
+    return path
+
+
+def pet2(mode="pretrain", num_classes=12, seed=0, **size):
+    torch.manual_seed(seed)
+    return PET2(input_dim=4, use_int=True, local_int=False, pid=True, pid_dim=9, add_info=True, add_dim=4, mode=mode,
+                num_classes=num_classes, K=10, num_coord=2, mlp_drop=0.0, attn_drop=0.0, **size)
+
+
+def reference(pt_file: Path, mode="pretrain", num_classes=12, **size) -> torch.nn.Module:
+    """A fresh PET2 restored by omnilearned's restore_checkpoint (its own loading path)."""
+    net = pet2(mode, num_classes, seed=123, **size)
+    restore_checkpoint(net, str(pt_file.parent), pt_file.name, 0)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def small_pt(tmp_path_factory) -> Path:
+    return write_pet2(tmp_path_factory.mktemp("ol") / PUBLISHED["small"], pet2(**get_model_parameters("small")))
+
+
+@pytest.fixture(scope="module")
+def tiny_pt(tmp_path_factory) -> Path:
+    return write_pet2(tmp_path_factory.mktemp("ol") / "tiny.pt", pet2(num_classes=5, **TINY))
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tiny_pt, tmp_path_factory) -> Path:
+    return convert_omnilearned(tiny_pt, tmp_path_factory.mktemp("conv") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def jets():
+    return make_jets(40, seed=3)
+
+
+def jetlab_batch(model, js):
+    x, mask, j, _ = model_inputs(js, model.standardizer)
+    return torch.tensor(x), torch.tensor(mask), torch.tensor(j)
+
+
+# ------------------------------------------------------------------------------- parity
+def test_small_checkpoint_converts_and_matches_omnilearned_logits(small_pt, tmp_path, jets):
+    js, pdg = jets
+    model = jm.load(convert_omnilearned(small_pt, tmp_path / "small", size="small"))
+    s = model.settings
+    assert (s.base_dim, s.num_transformers, s.num_heads, s.mode, s.num_classes) == (128, 8, 8, "pretrain", 12)
+    assert model.card.architecture == "omnilearned-pet2" and model.num_parameters()["total"] == sum(
+        p.numel() for p in pet2(**get_model_parameters("small")).parameters())
+    X, pid = expected_inputs(js, pdg)
+    with torch.no_grad():
+        ours = model.classify(*jetlab_batch(model, js))[0]
+        ref = reference(small_pt, **get_model_parameters("small"))(X, None, pid=pid, add_info=torch.zeros(X.shape[:2] + (4,)))
+    assert ours.shape == (len(js), 12)
+    torch.testing.assert_close(ours, ref["y_pred"], atol=1e-5, rtol=1e-5)
+    # the PID input matters: without it the logits differ (the parity above is not vacuous)
+    with torch.no_grad():
+        no_pid = model.classify(*jetlab_batch(model, js), groups=("kinematics",))[0]
+    assert (no_pid - ours).abs().max() > 1e-3
+
+
+def test_absent_pid_is_exactly_the_model_without_pid(tiny_dir, tiny_pt, jets):
+    js, pdg = jets
+    model = jm.load(tiny_dir)
+    X, _ = expected_inputs(js, pdg)
+    with torch.no_grad():
+        ours = model.classify(*jetlab_batch(model, js), groups=("kinematics",))[0]
+        ref = reference(tiny_pt, num_classes=5, **TINY)(X, None, pid=None, add_info=None)["y_pred"]
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_few_particle_batches_are_padded_to_k_plus_one(tiny_dir, tiny_pt):
+    js, pdg = make_jets(8, seed=5, min_mult=2, max_bkg=6)
+    sel = np.flatnonzero(js.labels == 0)  # 2-5 particles
+    js, pdg = js.subset(sel), pdg[sel]
+    model = jm.load(tiny_dir)
+    x, mask, j = jetlab_batch(model, js)
+    n = int(mask.sum(1).max())
+    assert n < 11
+    X, pid = expected_inputs(js, pdg)
+    ref_net = reference(tiny_pt, num_classes=5, **TINY)
+    with torch.no_grad():
+        with pytest.raises(RuntimeError):  # omnilearned's kNN cannot take fewer than K+1 slots
+            ref_net(X[:, :n], None, pid=pid[:, :n], add_info=torch.zeros(len(js), n, 4))
+        ours = model.classify(x[:, :n], mask[:, :n], j)[0]  # trimmed as jetlab's TrimmedDataset does
+        ref = ref_net(X, None, pid=pid, add_info=torch.zeros(X.shape[:2] + (4,)))["y_pred"]
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_particle_with_log_pt_zero_still_counts(tiny_dir):
+    """OmniLearned treats log pT == 0 as padding; a real 1 GeV particle must not vanish."""
+    js, _ = make_jets(4, seed=7)
+    model = jm.load(tiny_dir)
+    variants = {}
+    for name, pt in (("one", 1.0), ("near", 1.001)):
+        p = js.particles.copy()
+        k = int(js.mask[0].sum()) - 1  # softest particle of jet 0
+        p[0, k, 0], p[0, k, 3] = pt, pt * np.cosh(p[0, k, 1])
+        variants[name] = JetSet(p, js.mask, js.jets, js.labels, particle_features=FEATURES)
+    dropped_mask = js.mask.copy()
+    dropped_mask[0, int(js.mask[0].sum()) - 1] = False
+    variants["dropped"] = JetSet(variants["one"].particles, dropped_mask, js.jets, js.labels, particle_features=FEATURES)
+    with torch.no_grad():
+        out = {k: model.classify(*jetlab_batch(model, v))[0][0] for k, v in variants.items()}
+    assert (out["one"] - out["near"]).abs().max() < 0.1 * (out["one"] - out["dropped"]).abs().max()
+
+
+def test_velocity_matches_omnilearned_network_wrapper(tiny_dir, tiny_pt, jets):
+    from omnilearned.diffusion import network_wrapper
+
+    js, pdg = jets
+    model = jm.load(tiny_dir)
+    X, pid = expected_inputs(js, pdg)
+    g = torch.Generator().manual_seed(1)
+    t = torch.rand(len(js), generator=g)
+    z = (X + torch.randn(X.shape, generator=g)) * torch.tensor(js.mask)[..., None]
+    y = torch.tensor(js.labels)
+    add = torch.zeros(X.shape[:2] + (4,))
+    with torch.no_grad():
+        ours = model.velocity(z, torch.tensor(js.mask), t, y, pid=pid)
+        ref = network_wrapper(reference(tiny_pt, num_classes=5, **TINY), z, None, pid, add, y, t)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------- reproducibility
+def test_global_rng_streams_are_untouched(tiny_dir, tiny_pt, jets):
+    from jetlab.tasks.common import build_finetune_model, build_scratch_model
+
+    js, pdg = jets
+    torch.manual_seed(42)
+    expected = torch.rand(4)
+    torch.manual_seed(42)
+    model = jm.load(tiny_dir)
+    batch = jetlab_batch(model, js)
+    model.train()
+    a = model.classify(*batch)[0]
+    b = model.classify(*batch)[0]
+    build_scratch_model(tiny_dir, 1, seed=3)
+    assert torch.equal(torch.rand(4), expected)
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+    # omnilearned's own forward draws from the global stream even when only classifying
+    X, pid = expected_inputs(js, pdg)
+    net = reference(tiny_pt, num_classes=5, **TINY)
+    torch.manual_seed(42)
+    net(X, None, pid=pid, add_info=torch.zeros(X.shape[:2] + (4,)))
+    assert not torch.equal(torch.rand(4), expected)
+    # scratch initialisation is a function of the seed alone
+    w = [build_scratch_model(tiny_dir, 1, seed=s).model.net.body.token.detach().clone() for s in (3, 3, 4)]
+    assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
+    ft = build_finetune_model(tiny_dir, 1, seed=0)
+    assert ft.model.net.classifier.out.weight.abs().sum() == 0 and ft.model.settings.num_classes == 1
+
+
+# ------------------------------------------------------------------------------- refusals
+def _modified(tiny_pt: Path, tmp_path: Path, fn) -> Path:
+    ckpt = torch.load(tiny_pt, weights_only=True)
+    fn(ckpt)
+    out = tmp_path / "modified.pt"
+    torch.save(ckpt, out)
+    return out
+
+
+def test_mismatched_size_and_heads_are_refused_by_name(small_pt, tiny_pt, tmp_path):
+    with pytest.raises(ConfigMismatchError, match=r"base_dim: checkpoint=128 expected=512") as e:
+        convert_omnilearned(small_pt, tmp_path / "x", size="medium")
+    assert set(e.value.diffs) == {"base_dim", "num_transformers", "num_heads"}
+    with pytest.raises(ConfigMismatchError, match=r"num_heads: checkpoint=4 expected=2"):
+        convert_omnilearned(tiny_pt, tmp_path / "y", num_heads=2)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_tensors_that_do_not_fit_are_named(tiny_pt, tmp_path):
+    def drop(c):
+        del c["body"]["norm.weight"]
+
+    def extra(c):
+        c["body"]["surplus.weight"] = torch.zeros(3)
+
+    def reshape(c):
+        c["generator_head"]["fc.0.fc1.weight"] = torch.zeros(7, 32)
+
+    for fn, pattern in ((drop, r"body.*lacks \['norm.weight'\]"), (extra, r"left unloaded \['surplus.weight'\]"),
+                        (reshape, r"generator_head.*fc.0.fc1.weight: file \(7, 32\) vs model \(64, 32\)")):
+        with pytest.raises(CheckpointError, match=pattern):
+            convert_omnilearned(_modified(tiny_pt, tmp_path, fn), tmp_path / "out")
+
+
+def test_pickled_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"body": {}, "payload": types.SimpleNamespace(a=1)}, path)
+    with pytest.raises(CheckpointError, match="weights_only=True"):
+        convert_omnilearned(path, tmp_path / "out")
+
+
+def test_standardised_inputs_are_refused(tiny_dir, jets):
+    from jetlab.data.preprocess import Standardizer
+
+    js, _ = jets
+    model = jm.load(tiny_dir)
+    x, mask, j, _ = model_inputs(js, Standardizer.fit_jetset(js))
+    with pytest.raises(ValueError, match="standardised particle inputs"):
+        model.classify(torch.tensor(x), torch.tensor(mask), torch.tensor(j))
+
+
+# ------------------------------------------------------------------------------- fine-tuning API
+def test_param_groups_freeze_and_save_roundtrip(tiny_dir, tmp_path, jets):
+    model = jm.load(tiny_dir).reset_classifier(1)
+    groups = {g["name"]: g for g in model.param_groups(1e-3, lr_factor=4.0, weight_decay=0.1)}
+    assert math.isclose(groups["body"]["lr"], 2.5e-4) and groups["heads"]["lr"] == 1e-3
+    ids = lambda ps: {id(p) for p in ps}  # noqa: E731
+    assert ids(groups["body"]["params"]) == ids(model.net.body.parameters())
+    assert ids(groups["heads"]["params"]) | ids(groups["body"]["params"]) == ids(model.parameters())
+    model.freeze("body")
+    assert [g["name"] for g in model.param_groups(1e-3)] == ["heads"]
+    model.unfreeze()
+    with torch.no_grad():
+        model.net.classifier.out.weight.normal_()
+    batch = jetlab_batch(model, jets[0])
+    again = jm.load(jm.save(model, tmp_path / "ft"))
+    assert again.settings.num_classes == 1 and again.card.architecture == "omnilearned-pet2"
+    with torch.no_grad():
+        torch.testing.assert_close(again.classify(*batch)[0], model.eval().classify(*batch)[0], atol=0, rtol=0)
+    assert "OmniLearned PET2" in model.describe()
+
+
+def test_run_tagging_finetunes_an_omnilearned_checkpoint(tiny_dir):
+    from jetlab.tasks.common import TaskData
+    from jetlab.tasks.tagging import run_tagging
+
+    js, _ = make_jets(300, seed=11)
+    res = run_tagging(TaskData("synthetic", js), checkpoint=str(tiny_dir), models=("finetuned", "scratch"),
+                      fractions=(1.0,), seeds=(0,), epochs=2, batch_size=32, lr_head=3e-3, device="cpu", progress=False)
+    by = {r.model: r for r in res.runs}
+    assert set(by) == {"finetuned", "scratch"} and res.settings["checkpoint"] == str(tiny_dir)
+    for r in by.values():
+        assert all(np.isfinite(r.history["train_loss"])) and np.std(r.scores) > 0
+        assert r.metrics["auc"] > 0.6  # multiplicity separates the classes: both learned from raw inputs
+    assert not np.allclose(by["finetuned"].scores, by["scratch"].scores)
+
+
+# ------------------------------------------------------------------------------- names, manifest, CLI
+def test_omnilearned_names_resolve_to_the_fetched_and_converted_file(small_pt, tmp_path, monkeypatch):
+    from jetlab.tasks.common import resolve_checkpoint
+
+    monkeypatch.setenv("JETLAB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("JETLAB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match="jetlab data fetch omnilearned_checkpoints --subset small"):
+        resolve_checkpoint("omnilearned:small")
+    with pytest.raises(ValueError, match="unknown OmniLearned size 'huge'"):
+        resolve_omnilearned("omnilearned:huge")
+    fetched = tmp_path / "data" / "omnilearned_checkpoints" / "best_model_pretrain_s.pt"
+    fetched.parent.mkdir(parents=True)
+    fetched.write_bytes(small_pt.read_bytes())
+    path = resolve_checkpoint("omnilearned:small")
+    assert path == tmp_path / "cache" / "checkpoints" / "omnilearned-small"
+    model = jm.load("omnilearned:small")
+    import hashlib
+
+    assert model.card.metrics["source_sha256"] == hashlib.sha256(small_pt.read_bytes()).hexdigest()
+    assert model.settings.size == "small" and "omnilearned-small" in jm.available_checkpoints()
+    fetched.unlink()  # converted once: no longer needed
+    assert resolve_checkpoint("omnilearned:small") == path
+
+
+def test_manifest_lists_the_published_files():
+    from omnilearned import utils
+
+    from jetlab.data.manifests import load_manifest
+
+    m = load_manifest("omnilearned_checkpoints")
+    base = re.search(r'f"(https://[^"{]+)\{checkpoint_name\}"', inspect.getsource(utils.restore_checkpoint)).group(1)
+    for size, tag in (("small", "pretrain_s"), ("medium", "pretrain_m"), ("large", "pretrain_l")):
+        (f,) = m.files_for(size)
+        assert f.name == get_checkpoint_name(tag) == PUBLISHED[size] and f.url == base + f.name
+        assert f.checksum is None and f.size is None  # the publisher gives neither (notes say so)
+    assert [f.name for f in m.files_for(None)] == ["best_model_pretrain_s.pt"]
+
+
+def test_cli_convert(tiny_pt, small_pt, tmp_path, capsys):
+    from jetlab.cli.main import main
+
+    assert main(["model", "convert-omnilearned", str(tiny_pt), "--out", str(tmp_path / "c")]) == 0
+    assert "wrote" in capsys.readouterr().out and (tmp_path / "c" / "model.safetensors").is_file()
+    assert main(["model", "convert-omnilearned", str(small_pt), "--size", "large", "--out", str(tmp_path / "d")]) == 2
+    assert "base_dim: checkpoint=128 expected=1024" in capsys.readouterr().err
+
+
+def test_notebook_02_runs_with_an_omnilearned_checkpoint(tiny_dir, tmp_path, monkeypatch):
+    import json
+
+    from jetlab import runner
+
+    monkeypatch.setenv("JETLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("JETLAB_HEADLESS", "1")
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "02_top_tagging.ipynb"
+    runner.run_notebook(notebook, {"checkpoint": str(tiny_dir)}, profile="ci-tiny", out=tmp_path / "02")
+    metrics = json.loads((tmp_path / "02" / "metrics.json").read_text())
+    assert metrics["checkpoint"] == str(tiny_dir)
+    assert {r["model"] for r in metrics["runs"]} == {"finetuned", "scratch", "pfn"}
+    assert all(0.0 <= r["metrics"]["auc"] <= 1.0 for r in metrics["runs"])
