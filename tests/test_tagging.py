@@ -148,8 +148,9 @@ def test_roc_inputs_and_learning_curve(results):
     assert list(lc["scratch"]["n_train"]) == [45, 180]
 
 
-def test_weights_enter_loss_and_metrics(data, checkpoint):
-    """Zero weight on half of the training jets changes the trained model; metrics use test weights."""
+def test_weights_enter_loss_and_metrics_only_when_asked(data, checkpoint):
+    """Zero weight on half of the training jets changes the trained model; test metrics are
+    unweighted (the reference evaluation) unless weighted_metrics=True."""
     js = data.jets
     w = np.ones(len(js), dtype=np.float32)
     w[: len(js) // 2] = 0.0
@@ -158,17 +159,20 @@ def test_weights_enter_loss_and_metrics(data, checkpoint):
     plain = run_tagging(data, **kw)
     zeroed = run_tagging(weighted, **kw)
     assert not np.allclose(plain.runs[0].scores, zeroed.runs[0].scores)
-    # the test metrics are weighted: recompute by hand from the test weights
+    # default: unweighted test metrics, recomputed by hand over every test jet
     r = zeroed.runs[0]
-    assert set(np.unique(zeroed.weights)) <= {0.0, 1.0} and zeroed.weights.min() == 0.0
-    keep = zeroed.weights > 0
-    by_hand = roc_metrics(zeroed.labels[keep], r.scores[keep])
-    assert r.metrics["auc"] == pytest.approx(by_hand["auc"])
-    acc = np.mean((r.scores[keep] > 0.5) == (zeroed.labels[keep] == 1))
-    assert r.metrics["accuracy"] == pytest.approx(acc)
-    # ignoring the weights gives the unweighted numbers
-    unw = run_tagging(weighted, **dict(kw, weights=False))
-    assert np.all(unw.weights == 1.0)
+    assert np.all(zeroed.weights == 1.0) and not zeroed.settings["weighted_metrics"]
+    assert r.metrics["auc"] == pytest.approx(roc_metrics(zeroed.labels, r.scores)["auc"])
+    assert "unweighted test metrics" in zeroed.table().title
+    # weighted_metrics=True: zero-weight test jets drop out of every metric
+    wm = run_tagging(weighted, **dict(kw, weighted_metrics=True))
+    rw = wm.runs[0]
+    assert set(np.unique(wm.weights)) == {0.0, 1.0}
+    keep = wm.weights > 0
+    by_hand = roc_metrics(wm.labels[keep], rw.scores[keep])
+    assert rw.metrics["auc"] == pytest.approx(by_hand["auc"])
+    assert rw.metrics["accuracy"] == pytest.approx(np.mean((rw.scores[keep] > 0.5) == (wm.labels[keep] == 1)))
+    assert wm.settings["weighted_metrics"] is True and "per-jet-weighted test metrics" in wm.table().title
 
 
 # ------------------------------------------------------------------------- common helpers
@@ -248,7 +252,7 @@ def test_load_task_data_errors(tmp_path, monkeypatch):
         load_task_data("no-such-dataset", 100)
     with pytest.raises(ValueError, match="pass n_jets"):
         load_task_data("toptag-mini", None)
-    with pytest.raises(FileNotFoundError, match="train.h5"):
+    with pytest.raises(FileNotFoundError, match=r"(?s)not on disk.*jetlab data fetch atlas_toptag --yes"):
         load_task_data("atlas_toptag", 10)
     with pytest.raises(FileNotFoundError, match="missing.h5"):
         load_task_data((tmp_path / "missing.h5", tmp_path / "test.h5"))

@@ -37,7 +37,9 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from jetlab.data.preprocess import Standardizer, model_inputs, jet_inputs
+from jetlab.data.generate import GENERATORS
 from jetlab.data.schema import JetSet, SchemaError, sort_and_truncate
+from jetlab.data.sources import resolve
 
 __all__ = [
     "DEFAULT_SB",
@@ -170,21 +172,6 @@ def _truncate(js: JetSet, max_particles: int | None) -> JetSet:
     return JetSet(p, m, js.jets, js.labels, js.weights, js.particle_features, dict(js.extra))
 
 
-def _lhco_rnd_file() -> Path:
-    """The LHC Olympics R&D data: a converted jetlab file if there is one, else the raw HDF5."""
-    from jetlab.data.download import data_dir
-
-    root = data_dir("lhco_rnd")
-    for cand in (root / "schema" / "lhco_rnd.h5", root / "events_anomalydetection_v2.h5"):
-        if cand.exists():
-            return cand
-    raise FileNotFoundError(
-        f"load_dijets: the LHCO R&D dataset is not in {root}: run `jetlab data fetch lhco_rnd`, then "
-        f"(recommended, clusters once) `jetlab data convert lhco_rnd {root}/events_anomalydetection_v2.h5 "
-        f"--out {root}/schema/lhco_rnd.h5`"
-    )
-
-
 def load_dijets(
     source: str | os.PathLike = "lhco-mini",
     n_events: int | None = None,
@@ -196,42 +183,21 @@ def load_dijets(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = False,
 ) -> DijetEvents:
-    """Dijet events from a generator name (``"lhco-mini"``, cached), ``"lhco_rnd"`` (the downloaded
-    LHC Olympics R&D data), a jetlab file or a raw LHCO R&D file.
+    """Dijet events from the one resolver (:func:`jetlab.data.sources.resolve`): a generator name
+    (``"lhco-mini"``, cached), ``"lhco_rnd"`` (the LHC Olympics R&D data from ``jetlab data fetch``,
+    clustered once on first use) or a schema file / directory.
 
     ``max_particles`` keeps the leading-pT particles of each jet (the jet features keep the full
     multiplicity). ``order="mass"`` makes ``jet1`` the heavier jet (LHCO convention), ``"pt"``
     keeps the file's order. ``mjj`` is returned in TeV.
     """
-    from jetlab.data.schema import inspect_file, read_jetsets
-
     if order not in ("mass", "pt"):
         raise ValueError(f"load_dijets: order must be 'mass' or 'pt', got {order!r}")
-    path = Path(os.fspath(source)).expanduser()
-    if not path.exists():
-        from jetlab.data.generate import GENERATORS
-
-        name = str(source)
-        if name == "lhco_rnd":
-            path = _lhco_rnd_file()
-        elif name not in GENERATORS:
-            raise FileNotFoundError(f"load_dijets: {source!r} is neither a file nor a generated dataset "
-                                    f"(known: {sorted(GENERATORS)})")
-        if name != "lhco_rnd" and (n_events is None or n_events <= 0):
-            raise ValueError(f"load_dijets: generated dataset {name!r} needs n_events > 0, got {n_events}")
-        else:
-            from jetlab.data.cache import dataset_file
-
-            path = dataset_file(name, int(n_events), seed=seed, cache_dir=cache_dir, progress=progress,
-                                signal_fraction=float(signal_fraction))
-            n_events = None
-    try:
-        inspect_file(path)
-        sets = read_jetsets(path, 0, None if n_events is None or n_events < 0 else int(n_events))
-    except SchemaError:
-        from jetlab.data.readers import read_lhco
-
-        sets = read_lhco(path, max_particles=max_particles or 279, stop=None if n_events is None or n_events < 0 else int(n_events))
+    stop = None if n_events is None or n_events < 0 else int(n_events)
+    options = {"signal_fraction": float(signal_fraction)} if str(source) in GENERATORS else {}
+    data = resolve(source, n_jets=stop, seed=seed, cache_dir=cache_dir, progress=progress, **options)
+    path = data.sources[0] if len(data.sources) == 1 else f"{data.name} ({len(data.sources)} files)"
+    sets = {c: data.read(c, stop=None if data.kind == "generated" else stop) for c in data.collections}
     missing = [c for c in ("jet1", "jet2") if c not in sets]
     if missing:
         raise SchemaError(f"{path}: dijet file needs collections 'jet1' and 'jet2', missing {missing} (has {sorted(sets)})")

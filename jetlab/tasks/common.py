@@ -27,7 +27,8 @@ from torch.utils.data import Dataset
 
 from jetlab._io import atomic_write_text
 from jetlab.data.preprocess import Standardizer, available_groups
-from jetlab.data.schema import JetSet, inspect_file, read_jetset
+from jetlab.data.schema import JetSet
+from jetlab.data.sources import resolve
 
 __all__ = [
     "atomic_write_text",
@@ -184,19 +185,6 @@ class TaskData:
         return len(self.jets) + (len(self.test) if self.test is not None else 0)
 
 
-def _read_limited(path: Path, n: int | None) -> JetSet:
-    info = inspect_file(path)
-    coll = "jets" if "jets" in info.collections else info.collections[0]
-    stop = None if n is None or n < 0 else min(int(n), info.n_rows)
-    return read_jetset(path, coll, 0, stop)
-
-
-def _schema_dir(name: str) -> Path:
-    from jetlab.data.download import data_dir
-
-    return Path(data_dir(name)) / "schema"
-
-
 def load_task_data(
     dataset: str | os.PathLike | Sequence[str | os.PathLike] | JetSet,
     n_jets: int | None = None,
@@ -206,17 +194,17 @@ def load_task_data(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> TaskData:
-    """Load the jets a task runs on.
+    """Load the jets a task runs on, through the one resolver (:func:`jetlab.data.sources.resolve`).
 
     ``dataset`` is
 
     * a generator name (``"toptag-mini"``, ...): ``n_jets`` jets from the cache (generated with
       ``seed`` if missing); the task splits them into train/val/test;
-    * a manifest name (``"atlas_toptag"``): the converted schema files
-      ``<data dir>/schema/train.h5`` and ``test.h5`` (write them with ``jetlab data fetch`` and
-      ``jetlab data convert``); the published train/test split is kept, ``n_jets`` caps the
-      training rows and ``n_test`` the test rows (None / -1: all);
-    * a schema file path, or a pair ``(train_file, test_file)``;
+    * a published dataset name (``"atlas_toptag"``): the fetched files, converted once; the
+      publisher's train/test split is kept, ``n_jets`` caps the training rows and ``n_test`` the
+      test rows (None / -1: all);
+    * a schema file or directory, a pair ``(train_file, test_file)``, or a mapping ``{split: files}``
+      (a ``"train"`` and a ``"test"`` split are used as such);
     * a :class:`JetSet` (used as is).
     """
     if isinstance(dataset, JetSet):
@@ -224,47 +212,16 @@ def load_task_data(
     if isinstance(dataset, (list, tuple)):
         if len(dataset) != 2:
             raise ValueError(f"load_task_data: a sequence dataset must be (train_file, test_file), got {dataset!r}")
-        tr, te = (Path(p).expanduser() for p in dataset)
-        for p in (tr, te):
-            if not p.is_file():
-                raise FileNotFoundError(f"load_task_data: schema file {p} does not exist")
-        info = inspect_file(tr)
-        return TaskData(info.dataset, _read_limited(tr, n_jets), _read_limited(te, n_test), tuple(info.label_names),
-                        (str(tr), str(te)))
-    name = os.fspath(dataset)
-    from jetlab.data.generate import GENERATORS
-
-    if name in GENERATORS:
-        if n_jets is None or n_jets <= 0:
-            raise ValueError(f"load_task_data: dataset {name!r} is generated; pass n_jets > 0 (got {n_jets})")
-        from jetlab.data.cache import dataset_file
-
-        path = dataset_file(name, int(n_jets), seed=seed, cache_dir=cache_dir, progress=progress)
-        info = inspect_file(path)
-        return TaskData(name, _read_limited(path, None), None, tuple(info.label_names), (str(path),), dict(info.info or {}))
-    path = Path(name).expanduser()
-    if path.is_file():
-        info = inspect_file(path)
-        return TaskData(info.dataset, _read_limited(path, n_jets), None, tuple(info.label_names), (str(path),))
-    try:
-        from jetlab.data.manifests import list_datasets
-        manifests = list_datasets()
-    except Exception:  # pragma: no cover - manifests ship with jetlab
-        manifests = []
-    if name in manifests:
-        d = _schema_dir(name)
-        tr, te = d / "train.h5", d / "test.h5"
-        if not tr.is_file():
-            raise FileNotFoundError(
-                f"load_task_data: dataset {name!r} has not been converted: expected the schema file {tr} "
-                f"(and {te} for its test set). Run `jetlab data fetch {name}` and then `jetlab data convert {name} "
-                f"<train files> --out {tr}` (and the test files with --out {te}).")
-        info = inspect_file(tr)
-        test = _read_limited(te, n_test) if te.is_file() else None
-        return TaskData(name, _read_limited(tr, n_jets), test, tuple(info.label_names),
-                        tuple(str(p) for p in (tr, te) if p.is_file()))
-    raise ValueError(f"load_task_data: dataset {name!r} is neither a generator ({', '.join(sorted(GENERATORS))}), "
-                     f"a manifest dataset ({', '.join(manifests)}) nor an existing schema file")
+        dataset = {"train": dataset[0], "test": dataset[1]}
+    source = resolve(dataset, n_jets=n_jets, seed=seed, cache_dir=cache_dir, progress=progress)
+    cap = None if source.kind == "generated" else n_jets
+    if source.has_split("train"):
+        test = source.read(split="test", stop=n_test) if source.has_split("test") else None
+        jets = source.read(split="train", stop=cap)
+    else:
+        jets, test = source.read(stop=cap), None
+    info = dict(source.info) if source.kind == "generated" else {}
+    return TaskData(source.name, jets, test, source.label_names, source.sources, info)
 
 
 class TrimmedDataset(Dataset):

@@ -45,6 +45,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from jetlab.data.schema import JetSet
+from jetlab.data.sources import resolve
 
 __all__ = [
     "ClassifierSpec",
@@ -950,42 +951,33 @@ def unfold_observables(
 
 
 # ============================================================================ data
+#: the published Z+jets generators OmniFold and OmniLearn unfold: Pythia 8.2 tune 21 as simulation,
+#: Herwig 7 as pseudo-data
+OMNIFOLD_SIM, OMNIFOLD_DATA = "Pythia21", "Herwig"
+
+
 def load_omnifold_data(dataset: str, n_jets: int, seed: int = 0, *, progress: bool = True) -> dict[str, JetSet]:
     """``{"sim_gen", "sim_reco", "data_gen", "data_reco"}`` JetSets for notebook 03.
 
-    ``dataset`` is a generator name (``"zjets-mini"``: cached by :func:`jetlab.data.cache.dataset_file`),
-    a schema file with those four collections, or ``"omnifold_zjets"`` (the Zenodo npz files from
-    ``jetlab data fetch omnifold_zjets``: Pythia 8.2 tune 21 as simulation, Herwig as pseudo-data,
-    as in the OmniFold and OmniLearn papers). ``n_jets`` rows per collection (-1: all).
+    ``dataset`` goes through :func:`jetlab.data.sources.resolve`: a generator name (``"zjets-mini"``), a
+    schema file with those four collections, or ``"omnifold_zjets"`` (all npz files of each generator
+    from ``jetlab data fetch omnifold_zjets``, :data:`OMNIFOLD_SIM` as simulation and
+    :data:`OMNIFOLD_DATA` as pseudo-data, as in the OmniFold and OmniLearn papers). ``n_jets`` rows
+    per collection (-1: all).
     """
-    import os
-    from pathlib import Path
-
-    from jetlab.data.schema import read_jetsets
-
     names = ("sim_gen", "sim_reco", "data_gen", "data_reco")
     stop = None if n_jets is None or int(n_jets) < 0 else int(n_jets)
-    if dataset == "omnifold_zjets":
-        from jetlab.data.download import data_dir
-        from jetlab.data.readers import read_omnifold
-
-        d = data_dir("omnifold_zjets")
-        pick = {s: sorted(Path(d).glob(f"{s}*_Zjet_*.npz")) for s in ("Pythia21", "Herwig")}
-        missing = [s for s, f in pick.items() if not f]
+    source = resolve(dataset, n_jets=stop, seed=seed, progress=progress)
+    if source.has_split(OMNIFOLD_SIM) or source.has_split(OMNIFOLD_DATA):
+        missing = [s for s in (OMNIFOLD_SIM, OMNIFOLD_DATA) if not source.has_split(s)]
         if missing:
-            raise FileNotFoundError(f"load_omnifold_data: no {', '.join(missing)} npz files in {d}; run "
-                                    "`jetlab data fetch omnifold_zjets` first")
-        sim = read_omnifold(pick["Pythia21"][0], stop=stop, label=0)
-        dat = read_omnifold(pick["Herwig"][0], stop=stop, label=1)
-        return {"sim_gen": sim["gen"], "sim_reco": sim["reco"], "data_gen": dat["gen"], "data_reco": dat["reco"]}
-    if os.path.isfile(dataset):
-        sets = read_jetsets(dataset, stop=stop)
+            raise FileNotFoundError(f"load_omnifold_data: {dataset!r} has no {', '.join(missing)} files (has "
+                                    f"{list(source.splits)}); run `jetlab data fetch omnifold_zjets --subset "
+                                    f"{' --subset '.join(missing)}`")
+        sets = {f"{role}_{level}": source.read(level, split=split, stop=stop)
+                for role, split in (("sim", OMNIFOLD_SIM), ("data", OMNIFOLD_DATA)) for level in ("gen", "reco")}
     else:
-        from jetlab.data.cache import dataset_file
-
-        if stop is None:
-            raise ValueError(f"load_omnifold_data: n_jets must be positive for the generated dataset {dataset!r}")
-        sets = read_jetsets(dataset_file(dataset, stop, seed=seed, progress=progress))
+        sets = source.read_all(stop=None if source.kind == "generated" else stop)
     lacking = [n for n in names if n not in sets]
     if lacking:
         raise KeyError(f"load_omnifold_data: {dataset!r} lacks collections {lacking} (has {sorted(sets)}); "

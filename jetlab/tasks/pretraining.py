@@ -30,7 +30,9 @@ import numpy as np
 import torch
 
 from jetlab.data.preprocess import Standardizer, jet_inputs
-from jetlab.data.schema import KINEMATIC_FEATURES, JetSet, inspect_file, jet_features_from_particles, read_jetset
+from jetlab.data.schema import KINEMATIC_FEATURES, JetSet, jet_features_from_particles
+from jetlab.data.sources import resolve
+from jetlab.train.pretrain import MAX_VALIDATION_ROWS
 from jetlab.model.jet_generator import (
     JET_GENERATOR_CONFIG,
     JET_GENERATOR_WEIGHTS,
@@ -403,6 +405,11 @@ def _save_checkpoint(model, card, jet_generator: JetFeatureGenerator | None, pat
     return path
 
 
+#: jets of a published dataset's training split (sampled across its files) that train the jet-feature
+#: generator and serve as its reference: its four features need far fewer jets than PET
+JET_GENERATOR_SAMPLE = 200_000
+
+
 # ---------------------------------------------------------------------------- the whole run
 @dataclass
 class PretrainingResult:
@@ -421,30 +428,6 @@ class PretrainingResult:
     evaluation: dict[str, Any]
     checkpoint: Path
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _load_dataset(dataset: str | os.PathLike, n_jets: int, seed: int, progress: bool, workers: int | None):
-    """(JetSet, dataset name, label names) from a file path or a mini-generator name."""
-    p = Path(os.fspath(dataset)).expanduser()
-    if not p.exists():
-        from jetlab.data.generate import GENERATORS
-
-        name = str(dataset)
-        if name not in GENERATORS:
-            raise FileNotFoundError(
-                f"run_pretraining: dataset {name!r} is neither a schema file nor a generator ({sorted(GENERATORS)}); "
-                f"for a public dataset run `jetlab data fetch {name}` and convert it, then pass the .h5 path")
-        if n_jets is None or n_jets <= 0:
-            raise ValueError(f"run_pretraining: n_jets must be > 0 for the generated dataset {name!r}, got {n_jets}")
-        from jetlab.data.cache import dataset_file
-
-        p = dataset_file(name, int(n_jets), seed=seed, progress=progress, workers=workers)
-    info = inspect_file(p)
-    col = "jets" if "jets" in info.collections else None
-    if col is None:
-        raise ValueError(f"run_pretraining: {p} has collections {list(info.collections)}; pretraining needs 'jets'")
-    stop = None if n_jets is None or n_jets <= 0 else min(int(n_jets), info.n_rows)
-    return read_jetset(p, col, 0, stop), info.dataset, list(info.label_names)
 
 
 def run_pretraining(
@@ -491,29 +474,41 @@ def run_pretraining(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    js, data_name, names = _load_dataset(dataset, n_jets, seed, progress, workers)
-    timings["data_s"] = time.perf_counter() - t0
+    source = resolve(dataset, n_jets=n_jets if n_jets and n_jets > 0 else None, seed=seed, progress=progress,
+                     workers=workers)
+    data_name, names = source.name, list(source.label_names)
     fr = tuple(float(f) for f in split)
     if len(fr) != 3 or min(fr) <= 0:
         raise ValueError(f"run_pretraining: split must be 3 positive fractions (train, val, test), got {tuple(split)}")
-    if len(js) < 10:
-        raise ValueError(f"run_pretraining: need at least 10 jets, {data_name} gave {len(js)}")
-    tr, va, te = split_indices(len(js), fr, seed=seed)
-    train, val, test = js.subset(tr), js.subset(va), js.subset(te)
-    trainval = JetSet.concatenate([train, val])
+    if source.has_split("train") and source.has_split("val"):
+        # a published dataset (JetClass): the publisher's splits; PET streams its training files, the
+        # jet-feature generator and the evaluation use samples taken across every file (every class)
+        pet_data: Any = source
+        train = source.sample(min(source.n_rows("train"), JET_GENERATOR_SAMPLE), split="train")
+        val = source.sample(MAX_VALIDATION_ROWS, split="val")
+        test = source.sample(int(n_generate) if n_generate else MAX_VALIDATION_ROWS,
+                             split="test" if source.has_split("test") else "val")
+    else:
+        js = source.read(stop=None if source.kind == "generated" or not n_jets or n_jets <= 0 else int(n_jets))
+        if len(js) < 10:
+            raise ValueError(f"run_pretraining: need at least 10 jets, {data_name} gave {len(js)}")
+        tr, va, te = split_indices(len(js), fr, seed=seed)
+        train, val, test = js.subset(tr), js.subset(va), js.subset(te)
+        pet_data = JetSet.concatenate([train, val])
+    timings["data_s"] = time.perf_counter() - t0
     work = out / "train_state"
     if not resume and work.exists():
         shutil.rmtree(work)
 
     t1 = time.perf_counter()
     model, history = pretrain(
-        trainval, work, model_config=model_size, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+        pet_data, work, model_config=model_size, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
         n_val=len(val), label_names=names, seed=seed, device=device, resume=resume, callbacks=callbacks,
         ema_decay=ema_decay, progress=progress, checkpoint_every=None, loss_weights={"diffusion": float(diffusion_weight)},
     )
     timings["pet_train_s"] = time.perf_counter() - t1
     std = model.card.get_standardizer()
-    max_particles = js.max_particles
+    max_particles = train.max_particles
 
     t2 = time.perf_counter()
     jg, jg_hist = train_jet_generator(jet_inputs(train), train.labels, num_classes=len(names), max_particles=max_particles,

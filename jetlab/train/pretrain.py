@@ -18,7 +18,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 
-from jetlab.data.schema import JetSet, SchemaError, inspect_file, read_jetset
+from jetlab.data.schema import JetSet, SchemaError
+from jetlab.data.sources import DataSource, resolve
 from jetlab.data.torchdata import JetDataset, StreamingJetDataset, split_indices
 
 from . import ddp
@@ -26,10 +27,12 @@ from .callbacks import Callback, History
 from .finetune import predict
 from .trainer import Trainer
 
-__all__ = ["CPU_RECIPE", "STREAMING_THRESHOLD", "pretrain", "resolve_data"]
+__all__ = ["CPU_RECIPE", "MAX_VALIDATION_ROWS", "STREAMING_THRESHOLD", "pretrain"]
 
 #: files with more rows than this are streamed from disk by default (``streaming="auto"``)
 STREAMING_THRESHOLD = 2_000_000
+#: validation rows held in memory when a dataset is streamed (a sample across its validation files)
+MAX_VALIDATION_ROWS = 50_000
 
 #: Pretraining settings for small CPU budgets (a few thousand jets, minutes). The diffusion head
 #: needs optimizer *steps* far more than big batches, and a larger share of the loss while the
@@ -42,20 +45,63 @@ STREAMING_THRESHOLD = 2_000_000
 CPU_RECIPE: dict[str, Any] = {"batch_size": 32, "lr": 1e-3, "loss_weights": {"diffusion": 3.0}, "ema_decay": 0.99}
 
 
-def resolve_data(data: str | os.PathLike, n_jets: int | None = None, seed: int = 0) -> Path:
-    """A schema file path as given, or a generator/dataset name resolved via jetlab.data.cache."""
-    p = Path(data)
-    if p.exists():
-        return p
-    if p.suffix in (".h5", ".hdf5") or os.sep in str(data):
-        raise FileNotFoundError(f"pretrain: data file {p} does not exist")
-    try:
-        from jetlab.data.cache import dataset_file
-    except ImportError as exc:  # pragma: no cover - the cache module ships with jetlab
-        raise RuntimeError(f"pretrain: {data!r} is not a file and jetlab.data.cache is unavailable ({exc})") from exc
-    if n_jets is None:
-        raise ValueError(f"pretrain: data={data!r} is a dataset name; pass n_jets (how many jets to generate)")
-    return Path(dataset_file(str(data), n_jets, seed=seed))
+def _in_memory(js: JetSet, n_val: int | None, seed: int, max_particles: int | None):
+    n_rows = len(js)
+    if n_rows < 2:
+        raise ValueError(f"pretrain: need at least 2 jets, got {n_rows}")
+    n_val = max(1, min(n_rows // 10, MAX_VALIDATION_ROWS)) if n_val is None else int(n_val)
+    if not 0 < n_val < n_rows:
+        raise ValueError(f"pretrain: n_val must be in [1, {n_rows - 1}], got {n_val}")
+    tr_idx, va_idx = split_indices(n_rows, (n_rows - n_val, n_val), seed=seed)
+    train_ds = JetDataset(js, indices=tr_idx, max_particles=max_particles)
+    val_ds = JetDataset(js, indices=va_idx, standardizer=train_ds.standardizer, max_particles=max_particles)
+    return train_ds, val_ds, n_rows - n_val
+
+
+def _from_source(source: DataSource, n_jets: int | None, n_val: int | None, collection: str | None,
+                 streaming: bool | str, seed: int, batch_size: int, max_particles: int | None):
+    """(train dataset, validation dataset, training rows) for a resolved dataset."""
+    train_split = "train" if source.has_split("train") else None
+    cap = None if source.kind == "generated" or n_jets is None or n_jets <= 0 else int(n_jets)
+    n_rows = source.n_rows(train_split)
+    n_rows = n_rows if cap is None else min(cap, n_rows)
+    big = n_rows > STREAMING_THRESHOLD
+    use_stream = streaming is True or (streaming == "auto" and big)
+    if not source.has_split("val"):
+        if not use_stream:
+            return _in_memory(source.read(collection, split=train_split, stop=cap), n_val, seed, max_particles)
+        if len(source.files(train_split)) != 1:
+            raise ValueError(f"pretrain: streaming {source.name!r} ({n_rows} rows in {len(source.files(train_split))} "
+                             f"files) needs a 'val' split to validate on (it has {list(source.splits)})")
+        # one big file: its last n_val rows validate, the rest is streamed
+        n_val = max(1, min(n_rows // 10, MAX_VALIDATION_ROWS)) if n_val is None else int(n_val)
+        if not 0 < n_val < n_rows:
+            raise ValueError(f"pretrain: n_val must be in [1, {n_rows - 1}], got {n_val}")
+        train_ds = source.stream(collection, split=train_split, seed=seed, batch_size=batch_size, stop=n_rows - n_val,
+                                 max_particles=max_particles)
+        val_ds = JetDataset(source.read(collection, split=train_split, start=n_rows - n_val, stop=n_rows),
+                            standardizer=train_ds.standardizer, max_particles=max_particles)
+        return train_ds, val_ds, n_rows - n_val
+    n_val = MAX_VALIDATION_ROWS if n_val is None else int(n_val)
+    if use_stream:
+        std_sample = source.sample(min(n_rows, 100_000), collection, split=train_split)
+        from jetlab.data.preprocess import model_inputs
+
+        train_ds = source.stream(collection, split=train_split, standardizer=model_inputs(std_sample)[3], seed=seed,
+                                 batch_size=batch_size, stop=_per_file_stop(source, train_split, cap),
+                                 max_particles=max_particles)
+    else:
+        train_ds = JetDataset(source.read(collection, split=train_split, stop=cap), max_particles=max_particles)
+    val_ds = JetDataset(source.sample(n_val, collection, split="val"), standardizer=train_ds.standardizer,
+                        max_particles=max_particles)
+    return train_ds, val_ds, len(train_ds)
+
+
+def _per_file_stop(source: DataSource, split: str | None, cap: int | None) -> int | None:
+    """Rows per file so that about ``cap`` rows are streamed, spread over every file (every class)."""
+    if cap is None:
+        return None
+    return max(1, -(-cap // len(source.files(split))))
 
 
 def _config(model_config: Any, num_classes: int):
@@ -101,52 +147,27 @@ def pretrain(
 ) -> tuple[torch.nn.Module, History]:
     """Pretrain a PET on ``data`` and save it to ``out_dir/model``; returns ``(model, history)``.
 
-    ``data`` is a schema file, a generator/dataset name (with ``n_jets``; via
-    :func:`jetlab.data.cache.dataset_file`) or a :class:`JetSet` (then pass ``label_names``).
-    The last ``n_val`` rows (default 10%, at most 50k) of a random split are held out for validation.
+    ``data`` is anything :func:`jetlab.data.sources.resolve` takes (a generator name with ``n_jets``,
+    a published dataset name, schema files), a :class:`DataSource`, or a :class:`JetSet` (then pass
+    ``label_names``). A dataset with its own ``train``/``val`` splits (JetClass) keeps them: the
+    training files are streamed when they hold more than :data:`STREAMING_THRESHOLD` rows, and
+    ``n_val`` rows (default :data:`MAX_VALIDATION_ROWS`) sampled across the validation files are
+    held in memory. Otherwise ``n_val`` rows (default 10%, at most 50k) of a random split are held out.
     """
     from jetlab.model import LossWeights, ModelCard, PET, pretraining_loss, save
 
     out_dir = Path(out_dir)
     torch.manual_seed(seed)  # model initialisation
-    std = None
     if isinstance(data, JetSet):
-        js, dataset_name = data, "in-memory"
-        names = tuple(label_names) if label_names is not None else tuple(str(i) for i in range(int(js.labels.max()) + 1))
-        n_rows, path = len(js), None
+        names = tuple(label_names) if label_names is not None else tuple(str(i) for i in range(int(data.labels.max()) + 1))
+        dataset_name, train_ds, val_ds, n_train = "in-memory", *_in_memory(data, n_val, seed, max_particles)
     else:
-        path = resolve_data(data, n_jets, seed)
-        info = inspect_file(path)
-        if collection is None:
-            collection = "jets" if "jets" in info.collections else (info.collections[0] if len(info.collections) == 1 else None)
-            if collection is None:
-                raise SchemaError(f"{path}: holds collections {list(info.collections)}; pass collection=...")
-        names = tuple(label_names) if label_names is not None else info.label_names
-        n_rows, dataset_name, js = info.n_rows, info.dataset, None
-    if n_rows < 2:
-        raise ValueError(f"pretrain: need at least 2 jets, {path or 'data'} has {n_rows}")
-    if n_val is None:
-        n_val = max(1, min(n_rows // 10, 50_000))
-    if not 0 < n_val < n_rows:
-        raise ValueError(f"pretrain: n_val must be in [1, {n_rows - 1}], got {n_val}")
-    n_train = n_rows - n_val
-    use_stream = streaming is True or (streaming == "auto" and path is not None and n_rows > STREAMING_THRESHOLD)
-    if use_stream:
-        if path is None:
-            raise ValueError("pretrain: streaming needs a file, not an in-memory JetSet")
-        train_ds = StreamingJetDataset(path, collection, None, seed=seed, batch_size=batch_size, start=0,
-                                       stop=n_train, max_particles=max_particles)
-        std = train_ds.standardizer
-        val_ds = JetDataset(read_jetset(path, collection, n_train, n_rows), standardizer=std,
-                            max_particles=max_particles)
-    else:
-        if js is None:
-            js = read_jetset(path, collection)
-        tr_idx, va_idx = split_indices(n_rows, (n_train, n_val), seed=seed)
-        train_ds = JetDataset(js, indices=tr_idx, max_particles=max_particles)
-        std = train_ds.standardizer
-        val_ds = JetDataset(js, indices=va_idx, standardizer=std, max_particles=max_particles)
-        del js
+        source = data if isinstance(data, DataSource) else resolve(data, n_jets=n_jets, seed=seed, progress=progress)
+        names = tuple(label_names) if label_names is not None else source.label_names
+        dataset_name = source.name
+        train_ds, val_ds, n_train = _from_source(source, n_jets, n_val, collection, streaming, seed, batch_size,
+                                                 max_particles)
+    std = train_ds.standardizer
     n_classes = max(len(names), 1)
     model = PET(_config(model_config, n_classes))
     weights = LossWeights(**dict(loss_weights)) if loss_weights else LossWeights()
