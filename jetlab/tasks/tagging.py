@@ -28,12 +28,14 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Subset
 
+from jetlab.data.generate import GENERATORS
 from jetlab.data.preprocess import Standardizer
 from jetlab.data.schema import JetSet
 from jetlab.data.torchdata import JetDataset, split_indices
@@ -166,7 +168,8 @@ class TaggingResults:
             for key, col, _ in METRICS:
                 row[col] = s[key]
             rows.append(row)
-        title = title or f"{self.dataset}: test metrics, mean ± std over {len(self.seeds)} seed(s)"
+        weighted = "per-jet-weighted" if self.settings.get("weighted_metrics") else "unweighted"
+        title = title or f"{self.dataset}: {weighted} test metrics, mean ± std over {len(self.seeds)} seed(s)"
         return results_table(rows, formats={col: fmt for _, col, fmt in METRICS},
                              highlight={col: "max" for _, col, _ in METRICS}, title=title)
 
@@ -235,6 +238,29 @@ class TaggingResults:
 
 
 # --------------------------------------------------------------------------- helpers
+#: which ATLAS release a run read, told from its converted files' names (``schema/<split>/<raw file>.h5``)
+ATLAS_RELEASES = {
+    "2022": "ATLAS top tagging, CERN Open Data record 15013 (2022, ATL-PHYS-PUB-2022-039): the release of "
+            "the OmniLearn paper's Table I",
+    "2024": "ATLAS top tagging, CERN Open Data record 80030 (2024, nominal samples): not the release of the "
+            "OmniLearn paper's Table I (record 15013, 2022), so its numbers compare only roughly",
+}
+
+
+def data_release(name: str, sources: Sequence[str]) -> str:
+    """One line naming the data a tagging run used, for printing next to the paper's numbers."""
+    stems = {Path(s).stem for s in sources}
+    if name == "atlas_toptag" or any(s.startswith(("train_nominal", "test_nominal")) for s in stems):
+        if any(s.startswith(("train_nominal", "test_nominal")) for s in stems):
+            return ATLAS_RELEASES["2024"]
+        if stems & {"train", "test"}:
+            return ATLAS_RELEASES["2022"]
+        return "ATLAS top tagging (release not recognised from the file names " + ", ".join(sorted(stems)) + ")"
+    if name in GENERATORS:
+        return f"{name}: jetlab's generated stand-in (Pythia 8 + parametric detector), not the ATLAS data"
+    return f"{name} ({len(stems)} file(s)): not the ATLAS data of the OmniLearn paper"
+
+
 def _check_binary(js: JetSet, where: str) -> None:
     u = np.unique(js.labels)
     if not np.all(np.isin(u, (0, 1))) or len(u) < 2:
@@ -286,6 +312,7 @@ def run_tagging(
     split: Sequence[float] = (0.6, 0.2, 0.2),
     split_seed: int = 0,
     weights: bool = True,
+    weighted_metrics: bool = False,
     scratch_config: Any = "tiny",
     pfn_kwargs: Mapping[str, Any] | None = None,
     output_root: str | os.PathLike = "jetlab_output",
@@ -302,7 +329,10 @@ def run_tagging(
     pool (at least 100 jets), and initialises its network from s. ``checkpoint`` is resolved with
     :func:`resolve_checkpoint` (``"auto"`` pretrains a tiny PET once if none is found); the
     scratch PET copies the checkpoint's architecture (``scratch_config`` is used only without one).
-    With ``weights`` the per-jet weights enter the loss and the test metrics.
+    With ``weights`` the per-jet weights (ATLAS ``training_weights``) enter the training loss. Test
+    metrics are unweighted, as in the reference evaluation (OmniLearn: ``roc_curve(y, p)`` on the
+    ATLAS test set); ``weighted_metrics=True`` weights them by the test set's per-jet weights, and the
+    table title and JSON say so.
     """
     from jetlab.train import fit_classifier, predict
 
@@ -335,8 +365,8 @@ def run_tagging(
         raise ValueError(f"run_tagging: too few jets ({len(pool)}) for a train/val/test split {tuple(split)}")
     pmax = max_multiplicity(train_js, val_js, test_js)
     test_labels = test_js.labels.astype(np.int64)
-    test_weights = test_js.weights.astype(np.float64) if weights else np.ones(len(test_js))
-    metric_weights = test_weights if weights else None
+    test_weights = test_js.weights.astype(np.float64) if weighted_metrics else np.ones(len(test_js))
+    metric_weights = test_weights if weighted_metrics else None
 
     ckpt = None
     if "finetuned" in models:
@@ -415,7 +445,8 @@ def run_tagging(
     settings = dict(budget, lr_factor=float(lr_factor), fractions=fractions, seeds=seeds, models=list(models),
                     split=list(split), split_seed=int(split_seed), checkpoint=str(ckpt) if ckpt else None,
                     groups=list(groups), n_train_pool=len(train_js), n_val_pool=len(val_js), n_test=len(test_js),
-                    max_particles=pmax, dataset_sources=list(task.sources))
+                    max_particles=pmax, dataset_sources=list(task.sources), weighted_metrics=bool(weighted_metrics),
+                    data_release=data_release(task.name, task.sources))
     return TaggingResults(runs, test_labels, test_weights, task.name, settings)
 
 

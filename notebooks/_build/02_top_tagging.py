@@ -21,9 +21,9 @@ This notebook runs that comparison at whatever scale your machine allows:
 
 * offline default: `toptag-mini` from jetlab's generator (trimmed anti-kT R = 1.0 jets, ATLAS-like
   clusters with pileup, *kinematics only*), a different detector model from the pretraining data;
-* real data: set `dataset = "atlas_toptag"` after `jetlab data fetch atlas_toptag` and
-  `jetlab data convert` (see `jetlab.tasks.common.load_task_data`); its own train/test split and
-  per-jet `training_weights` are used.
+* real data: set `dataset = "atlas_toptag"` after `jetlab data fetch atlas_toptag --yes` (the files
+  are converted to jetlab's schema the first time they are read); its own train/test split is
+  kept and its per-jet `training_weights` weight the training loss.
 
 Three models per training fraction and seed: **fine-tuned PET** (OmniLearn), **PET from scratch**
 and a classic **Particle Flow Network** (Deep Sets). They share the budget: same training jets,
@@ -135,8 +135,9 @@ table
 ''')
 md(r"""
 For comparison, the published numbers on the **real ATLAS** top-tagging data (OmniLearn paper,
-Table I; 4M / 40M training jets, full-size models, GPUs). The mini setup here is far smaller, so
-only the *ordering* of the models is meant to carry over, not the values.
+Table I: CERN Open Data record 15013, the 2022 release; 4M / 40M training jets, full-size models,
+GPUs, unweighted test metrics as here). The mini setup is far smaller, so only the *ordering* of
+the models is meant to carry over, not the values. The next cell names the data this run used.
 
 | Model | AUC | Acc | 1/ε_B @ ε_S=0.5 | 1/ε_B @ ε_S=0.8 |
 |:--|--:|--:|--:|--:|
@@ -146,6 +147,10 @@ only the *ordering* of the models is meant to carry over, not the values.
 | OmniLearn, 40M jets | 0.965 | 0.899 | 207.3 | 24.1 |
 | ParticleNet | 0.961 | 0.894 | 153.7 | 20.4 |
 """)
+code('''
+print("this run:", results.settings["data_release"])
+print("test metrics:", "per-jet weighted" if results.settings["weighted_metrics"] else "unweighted (as the paper)")
+''')
 md(r"""
 Does fine-tuning beat scratch with the smallest training fraction, by more than the seed spread?
 """)
