@@ -1,46 +1,72 @@
-"""Reader throughput, as ratios against peers measured in the same run.
+"""Reader and convert throughput on replicas of the five public datasets, next to a bare load.
 
-1. LHCO: jetlab's read_lhco (one fastjet ClusterSequence over the whole chunk via the awkward
-   interface) vs the same clustering done event by event with fastjet's classic PseudoJet API.
-2. ATLAS: read_atlas_toptag (h5py row slices) vs pandas-free full-file numpy load of the same keys.
+Each dataset's replica is written in its publisher's format (tests/fixtures_formats.write_replica:
+uproot ROOT in tarballs, gzipped h5py shards in MeV, numpy npz, pandas/PyTables HDF5 with blosc,
+h5py HDF5). In the same run and on the same files it times:
 
-Usage: python benchmarks/bench_readers.py [--events 2000] [--particles 250]
+* jetlab's reader (``read_*``: units, pT ordering, padding, checks) and ``convert`` (reader +
+  writing the schema file), in jets/s (LHCO: events/s; each gives two jets);
+* the bare library load of the same files (uproot ``arrays``, h5py ``[:]`` of every key,
+  ``np.load`` of every array, ``pandas.read_hdf``): the floor any reader pays;
+* for LHCO also the per-event FastJet loop (classic PseudoJet API, one ClusterSequence per
+  event), which read_lhco's one-call-per-chunk clustering must beat by >= 2x (asserted here,
+  with the same jets checked on 50 events);
+* the projected time to convert each full published dataset at the measured convert rate, on
+  one core and on 16 (files converted independently, one process per core: linear scaling is
+  an upper bound; LHCO is one file, so 16 cores do not help it).
+
+Usage: python benchmarks/bench_readers.py [--scale 1.0]   (default run: about 2 minutes on 2 cores)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per process: the 16-core projection scales from it
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from fixtures_formats import make_atlas_h5, write_lhco_h5  # noqa: E402
+from fixtures_formats import write_replica  # noqa: E402
 
-from jetlab.data.readers import read_atlas_toptag, read_lhco  # noqa: E402
-from jetlab.data.readers.lhco import PandasFrame  # noqa: E402
+from jetlab.data.readers import (  # noqa: E402
+    PandasFrame,
+    convert,
+    raw_files,
+    read_aspen,
+    read_atlas_toptag,
+    read_jetclass,
+    read_lhco,
+    read_omnifold,
+)
+
+#: Full published sizes (jets; LHCO: events), from data_manifests/ and the publishers' pages.
+FULL_SIZES = {
+    "jetclass": 125_000_000,  # 100M train + 5M val + 20M test
+    "atlas_toptag": 103_127_240,  # 92,820,427 train + 10,306,813 test (record 80030)
+    "omnifold_zjets": 6_400_000,  # ~1.6M events x 4 generators
+    "lhco_rnd": 1_100_000,  # 1M QCD + 100k signal events
+    "aspen_open_jets": 180_000_000,
+}
 
 
-def lhco_events(n: int, n_particles: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    ev = np.zeros((n, n_particles, 3))
-    for i in range(n):
-        k = n_particles // 2
-        for h, phi0 in enumerate((0.0, np.pi)):
-            sl = slice(h * k, (h + 1) * k)
-            ev[i, sl, 0] = rng.dirichlet(np.ones(k)) * 1500
-            ev[i, sl, 1] = rng.normal(0, 0.3, k)
-            ev[i, sl, 2] = phi0 + rng.normal(0, 0.3, k)
-        ev[i, :, 2] = (ev[i, :, 2] + np.pi) % (2 * np.pi) - np.pi
-    return ev
+def best_time(fn, repeat: int = 2) -> float:
+    best = np.inf
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
-def per_event_loop(path: Path, R: float = 1.0) -> list:
-    """The peer: classic fastjet, one ClusterSequence per event, two leading jets."""
+def fastjet_loop(path: Path, R: float = 1.0) -> list:
+    """The peer: classic fastjet, one ClusterSequence per event, two leading jets (mass, count)."""
     import fastjet
 
     data = PandasFrame(path).read()
@@ -50,54 +76,119 @@ def per_event_loop(path: Path, R: float = 1.0) -> list:
         p = row[:2100].reshape(700, 3)
         p = p[p[:, 0] > 0]
         px, py, pz, e = p[:, 0] * np.cos(p[:, 2]), p[:, 0] * np.sin(p[:, 2]), p[:, 0] * np.sinh(p[:, 1]), p[:, 0] * np.cosh(p[:, 1])
-        pjs = [fastjet.PseudoJet(*map(float, v)) for v in zip(px, py, pz, e)]
-        cs = fastjet.ClusterSequence(pjs, jd)
-        jets = fastjet.sorted_by_pt(cs.inclusive_jets())[:2]
-        out.append([(j.m(), len(j.constituents())) for j in jets])
+        cs = fastjet.ClusterSequence([fastjet.PseudoJet(*map(float, v)) for v in zip(px, py, pz, e)], jd)
+        out.append(sorted(j.m() for j in fastjet.sorted_by_pt(cs.inclusive_jets())[:2]))
     return out
 
 
-def timeit(fn, repeat: int = 3) -> float:
-    best = np.inf
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+def bare_h5py(files):
+    import h5py
+
+    for f in files:
+        with h5py.File(f, "r") as h:
+            {k: h[k][:] for k in h}
+
+
+def bare_uproot(files):
+    import uproot
+
+    for f in files:
+        with uproot.open(f) as h:
+            h["tree"].arrays(library="ak")
+
+
+def bare_npz(files):
+    for f in files:
+        with np.load(f) as z:
+            {k: z[k] for k in z.files}
+
+
+def fmt_time(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, default=2000)
-    ap.add_argument("--particles", type=int, default=250)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply the replica sizes")
+    ap.add_argument("--datasets", nargs="+", default=list(FULL_SIZES), choices=list(FULL_SIZES))
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
-        src = write_lhco_h5(d / "lhco.h5", lhco_events(args.events, args.particles), np.zeros(args.events))
-        read_lhco(src, stop=10)  # warm-up (fastjet banner, imports)
-        t_vec = timeit(lambda: read_lhco(src))
-        t_loop = timeit(lambda: per_event_loop(src), repeat=1)
-        ref = per_event_loop(src)[:50]
-        got = read_lhco(src, stop=50)
-        masses = np.sort(np.stack([got["jet1"].jets[:, 3], got["jet2"].jets[:, 3]], 1), 1)
-        np.testing.assert_allclose(masses, np.sort([[m for m, _ in r] for r in ref], 1), rtol=1e-4)
-        print(f"LHCO {args.events} events x {args.particles} particles: read_lhco {t_vec:.2f} s "
-              f"({args.events / t_vec:.0f} ev/s), per-event fastjet loop {t_loop:.2f} s; "
-              f"speed-up x{t_loop / t_vec:.1f} (same jets checked on 50 events)")
+    sizes = {"jetclass": 3000, "atlas_toptag": 12000, "omnifold_zjets": 4000, "lhco_rnd": 800, "aspen_open_jets": 4000}
+    sizes = {k: max(int(v * args.scale), 20) for k, v in sizes.items()}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        import warnings
 
-        n = 20 * args.events
-        src = make_atlas_h5(d / "atlas.h5", n, max_clus=200)
+        warnings.simplefilter("ignore")
+        for name in args.datasets:
+            t0 = time.perf_counter()
+            kw = {"generators": ["Pythia21"]} if name == "omnifold_zjets" else {}
+            rep = write_replica(name, tmp / name, n_jets=sizes[name], seed=0, **kw)
+            t_write = time.perf_counter() - t0
+            files = raw_files(name, rep.directory)
+            if name == "jetclass":
+                src, n = files["val"], rep.n("val")
+                read = lambda: read_jetclass(src)  # noqa: E731
+                bare, bare_name = (lambda: bare_uproot(src)), "uproot arrays"
+            elif name == "atlas_toptag":
+                src, n = files["train"], rep.n("train")
+                t_gz = time.perf_counter()
+                read_atlas_toptag(src, stop=1)  # first touch decompresses the shards once
+                t_gz = time.perf_counter() - t_gz
+                plain = [p.with_suffix("") for p in src]
+                read = lambda: read_atlas_toptag(src)  # noqa: E731
+                bare, bare_name = (lambda: bare_h5py(plain)), "h5py [:] all keys"
+            elif name == "omnifold_zjets":
+                src, n = files["Pythia21"], rep.n("Pythia21")
+                read = lambda: read_omnifold(src)  # noqa: E731
+                bare, bare_name = (lambda: bare_npz(src)), "np.load all arrays"
+            elif name == "lhco_rnd":
+                src, n = files["events"], rep.n("events")
+                read = lambda: read_lhco(src[0])  # noqa: E731
+                import pandas as pd
 
-        def full_load():
-            import h5py
+                bare, bare_name = (lambda: pd.read_hdf(src[0], "df")), "pandas.read_hdf"
+                read_lhco(src[0], stop=5)  # fastjet banner, imports
+            else:
+                src, n = files["jets"], rep.n("jets")
+                read = lambda: read_aspen(src)  # noqa: E731
+                bare, bare_name = (lambda: bare_h5py(src)), "h5py [:] all keys"
+            t_read = best_time(read)
+            t_bare = best_time(bare)
+            t_conv = best_time(lambda: convert(name, src, tmp / f"{name}.h5"), repeat=1)
+            row = dict(name=name, n=n, write=t_write, read=n / t_read, bare=n / t_bare, bare_name=bare_name, convert=n / t_conv)
+            if name == "atlas_toptag":
+                row["gunzip"] = n / t_gz
+            if name == "lhco_rnd":
+                t_loop = best_time(lambda: fastjet_loop(src[0]), repeat=1)
+                ref = fastjet_loop(src[0])[:50]
+                got = read_lhco(src[0], stop=50)
+                masses = np.sort(np.stack([got["jet1"].jets[:, 3], got["jet2"].jets[:, 3]], 1), 1)
+                np.testing.assert_allclose(masses, np.asarray(ref), rtol=1e-4)
+                row["fastjet_loop"] = n / t_loop
+                assert row["read"] >= 2 * row["fastjet_loop"], f"read_lhco is only {row['read'] / row['fastjet_loop']:.1f}x the per-event loop"
+            rows.append(row)
+            print(f"{name}: {n} {'events' if name == 'lhco_rnd' else 'jets'} (replica written in {t_write:.1f} s): "
+                  f"read {row['read']:.0f}/s, convert {row['convert']:.0f}/s, {bare_name} {row['bare']:.0f}/s"
+                  + (f", gunzip once {row['gunzip']:.0f}/s" if "gunzip" in row else "")
+                  + (f", per-event fastjet loop {row['fastjet_loop']:.0f}/s (read_lhco x{row['read'] / row['fastjet_loop']:.1f})" if "fastjet_loop" in row else ""),
+                  flush=True)
 
-            with h5py.File(src) as f:
-                return {k: f[k][:] for k in f}
-
-        t_read = timeit(lambda: read_atlas_toptag(src))
-        t_load = timeit(full_load)
-        print(f"ATLAS {n} jets: read_atlas_toptag {t_read:.2f} s ({n / t_read:.0f} jets/s) vs raw h5py load of "
-              f"all keys {t_load:.2f} s; conversion overhead x{t_read / t_load:.1f}")
+    print("\n| dataset | replica | jetlab read /s | jetlab convert /s | bare load /s (what) | peer | full size | convert, 1 core | convert, 16 cores |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        full = FULL_SIZES[r["name"]]
+        t1 = full / r["convert"]
+        t16 = t1 if r["name"] == "lhco_rnd" else t1 / 16
+        peer = f"per-event FastJet loop {r['fastjet_loop']:.0f}/s: read_lhco **{r['read'] / r['fastjet_loop']:.1f}x**" if "fastjet_loop" in r else (
+            f"gunzip once {r['gunzip']:.0f}/s" if "gunzip" in r else "-")
+        unit = "events" if r["name"] == "lhco_rnd" else "jets"
+        print(f"| {r['name']} | {r['n']} {unit} | {r['read']:.0f} | {r['convert']:.0f} | {r['bare']:.0f} ({r['bare_name']}) | {peer} | "
+              f"{full / 1e6:.1f}M {unit} | {fmt_time(t1)} | {fmt_time(t16)}{' (one file)' if r['name'] == 'lhco_rnd' else ''} |")
 
 
 if __name__ == "__main__":

@@ -672,10 +672,10 @@ def lhco_event(rng: np.random.Generator, signal: bool) -> tuple[np.ndarray, list
     jets = []
     for j, (jpt, m, prongs) in enumerate(specs):
         eta = eta_c + (deta / 2 if j == 0 else -deta / 2)
-        p4 = spray(rng, int(rng.integers(25, 90)), jpt, eta, phi0 + j * np.pi, m, prongs=prongs, radius=0.45)
+        p4 = spray(rng, int(rng.integers(40, 110)), jpt, eta, phi0 + j * np.pi, m, prongs=prongs, radius=0.45)
         pt_i = np.hypot(p4[:, 0], p4[:, 1])
         jets.append(np.stack([pt_i, np.arcsinh(p4[:, 2] / pt_i), _wrap(np.arctan2(p4[:, 1], p4[:, 0]))], 1))
-    n_soft = int(rng.integers(5, 40))
+    n_soft = int(rng.integers(20, 100))  # R&D events hold ~100-300 particles of the 700 slots
     soft = np.stack([rng.exponential(2.0, n_soft) + 0.5, rng.choice([-1, 1], n_soft) * rng.uniform(2.6, 3.5, n_soft),
                      _wrap(phi0 + np.pi / 2 + rng.choice([0, np.pi], n_soft) + rng.uniform(-0.3, 0.3, n_soft))], 1)  # fmt: skip
     ev = np.concatenate(jets + [soft])

@@ -224,10 +224,10 @@ def read_lhco(
         )
     jets, cidx = jets[keep], cidx[keep]
     event_index = np.nonzero(keep)[0] + start
-    # compact real particles per event (the order fastjet saw them), for constituent lookup
+    # real particles of all events in the order fastjet saw them (row-major), for constituent lookup
     nk = int(keep.sum())
-    comp_order = np.argsort(~mask[keep], axis=1, kind="stable")
-    comp = np.take_along_axis(parts[keep], comp_order[..., None], axis=1)
+    flat = parts[mask]
+    offsets = (np.cumsum(mask.sum(1)) - mask.sum(1))[keep]
 
     four = {k: ak.to_numpy(jets[k]).reshape(nk, 2) for k in ("px", "py", "pz", "E")}
     jpt, jeta, jphi, jm = four_vector_features(four["px"], four["py"], four["pz"], four["E"])
@@ -245,7 +245,7 @@ def read_lhco(
         width = max(int(ncon.max()) if nk else 0, 1)
         idx = ak.to_numpy(ak.fill_none(ak.pad_none(idx_k, width, axis=1), -1)).reshape(nk, width).astype(np.int64)
         cmask = idx >= 0
-        cp = np.take_along_axis(comp, np.where(cmask, idx, 0)[..., None], axis=1)
+        cp = flat[np.where(cmask, idx + offsets[:, None], 0)] if len(flat) else np.zeros(idx.shape + (3,))
         c_pt, c_eta, c_phi = cp[..., 0], cp[..., 1], cp[..., 2]
         particles, pmask = finish_particles(
             [c_pt, c_eta, wrap_phi(c_phi), c_pt * np.cosh(c_eta)], cmask & (c_pt > 0), max_particles
