@@ -456,8 +456,11 @@ def run_pretraining(
 ) -> PretrainingResult:
     """Pretrain PET (classifier + diffusion) and the jet-feature generator; evaluate; save one checkpoint.
 
-    ``dataset`` is a mini-generator name (generated and cached, ``n_jets`` jets) or a schema file
-    (first ``n_jets`` rows; ``n_jets <= 0`` = all). Jets are split train/val/test by ``split``;
+    ``dataset`` is anything :func:`jetlab.data.sources.resolve` takes: a mini-generator name (generated
+    and cached, ``n_jets`` jets), a schema file (first ``n_jets`` rows; ``n_jets <= 0`` = all), or a
+    published dataset with train/val(/test) splits (JetClass: PET streams about ``n_jets`` training
+    jets spread over every training file and validates on the publisher's validation split; the
+    jet-feature generator and the evaluation use samples across files). Otherwise jets are split train/val/test by ``split``;
     PET validates on val, the test split is only used for the final evaluation, and val also
     serves as the independent real sample for the W1 reference floor. The checkpoint goes to
     ``<output_dir>/checkpoint`` (where ``resolve_checkpoint("auto")`` of notebooks 02-04 looks
@@ -484,7 +487,8 @@ def run_pretraining(
         # a published dataset (JetClass): the publisher's splits; PET streams its training files, the
         # jet-feature generator and the evaluation use samples taken across every file (every class)
         pet_data: Any = source
-        train = source.sample(min(source.n_rows("train"), JET_GENERATOR_SAMPLE), split="train")
+        cap = int(n_jets) if n_jets and n_jets > 0 else source.n_rows("train")
+        train = source.sample(min(cap, JET_GENERATOR_SAMPLE), split="train")
         val = source.sample(MAX_VALIDATION_ROWS, split="val")
         test = source.sample(int(n_generate) if n_generate else MAX_VALIDATION_ROWS,
                              split="test" if source.has_split("test") else "val")
@@ -503,7 +507,8 @@ def run_pretraining(
     t1 = time.perf_counter()
     model, history = pretrain(
         pet_data, work, model_config=model_size, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-        n_val=len(val), label_names=names, seed=seed, device=device, resume=resume, callbacks=callbacks,
+        n_val=len(val), n_jets=n_jets if pet_data is source else None, label_names=names, seed=seed, device=device,
+        resume=resume, callbacks=callbacks,
         ema_decay=ema_decay, progress=progress, checkpoint_every=None, loss_weights={"diffusion": float(diffusion_weight)},
     )
     timings["pet_train_s"] = time.perf_counter() - t1

@@ -91,7 +91,9 @@ def _from_source(source: DataSource, n_jets: int | None, n_val: int | None, coll
                                  batch_size=batch_size, stop=_per_file_stop(source, train_split, cap),
                                  max_particles=max_particles)
     else:
-        train_ds = JetDataset(source.read(collection, split=train_split, stop=cap), max_particles=max_particles)
+        # published files often hold one class each: a capped read samples every file
+        rows = source.read(collection, split=train_split) if cap is None else source.sample(cap, collection, split=train_split)
+        train_ds = JetDataset(rows, max_particles=max_particles)
     val_ds = JetDataset(source.sample(n_val, collection, split="val"), standardizer=train_ds.standardizer,
                         max_particles=max_particles)
     return train_ds, val_ds, len(train_ds)
