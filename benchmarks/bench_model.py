@@ -1,9 +1,12 @@
-"""Throughput, peak memory and FLOPs of jetlab PET vs weaver-core's ParticleTransformer / ParticleNet.
+"""Throughput, peak memory and FLOPs of jetlab PET and OmniLearned vs weaver-core's ParticleTransformer / ParticleNet.
 
 All models see identical inputs: the same batch size, number of particle slots, 13 particle
 features and the same masks (front-packed, multiplicities between P/2 and P, one full jet so
 weaver's trimming cannot shorten the batch). ParT also gets (px, py, pz, E) for its pair
-features, as in its paper. Training = forward + cross entropy + backward + AdamW step.
+features, as in its paper. OmniLearned's PET2 (small / medium, the published pretraining set-up:
+interaction, PID, 4 track features; as a 10-class classifier through jetlab's wrapper) gets
+jetlab's raw inputs of the same particles (it builds its own coordinates from them). Training =
+forward + cross entropy + backward + AdamW step.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` over warm-up + timed loop; on CPU the
 increase of the process's peak RSS over warm-up + timed loop, each (model, mode) measured in a fresh
@@ -26,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-MODELS = ("pet-tiny", "pet-paper", "pet-paper-pretrain", "part", "particlenet")
+MODELS = ("pet-tiny", "pet-paper", "pet-paper-pretrain", "part", "particlenet", "omnilearned-small", "omnilearned-medium")
 PEER = "part"
 
 
@@ -40,8 +43,15 @@ def make_inputs(batch: int, particles: int, device: str, seed: int = 0) -> dict:
     pt = torch.rand(batch, particles, generator=g) * 50 + 1
     eta, phi = x[..., 0] * 0.2, x[..., 1] * 0.2
     p4 = torch.stack([pt * torch.cos(phi), pt * torch.sin(phi), pt * torch.sinh(eta), pt * torch.cosh(eta)], -1) * m
+    # jetlab's raw inputs of the same particles (what an OmniLearned checkpoint's wrapper reads)
+    raw = torch.zeros(batch, particles, 13)
+    raw[..., 0], raw[..., 1], raw[..., 3], raw[..., 5] = eta, phi, pt.log(), (pt * torch.cosh(eta)).log()
+    raw[..., 6] = torch.hypot(eta, phi)
+    kind = torch.randint(0, 5, (batch, particles), generator=g)
+    raw[..., 8:13] = F.one_hot(kind, 5).float()
+    raw[..., 7] = torch.where((kind == 0) | (kind >= 3), 1.0, 0.0)
     out = {
-        "x": x, "mask": mask, "jets": torch.randn(batch, 4, generator=g), "p4": p4,
+        "x": x, "mask": mask, "jets": torch.randn(batch, 4, generator=g), "p4": p4, "raw": raw * m,
         "label": torch.randint(0, 10, (batch,), generator=g), "weight": torch.ones(batch),
     }
     return {k: v.to(device) for k, v in out.items()}
@@ -60,7 +70,16 @@ def build(name: str, num_classes: int = 10):
         else:
             loss = lambda b: classification_loss(model, b)  # noqa: E731
         return model, fwd, loss
-    if name == "part":
+    if name.startswith("omnilearned"):
+        from jetlab.model.omnilearned import OmniLearnedModel, OmniLearnedSettings, size_presets
+
+        size = name.split("-")[1]
+        model = OmniLearnedModel(OmniLearnedSettings(**size_presets()[size], mode="classifier", num_classes=num_classes,
+                                                     use_int=True, pid=True, add_info=True, size=size))
+
+        def fwd(b):
+            return model(b["raw"], b["mask"], b["jets"])
+    elif name == "part":
         from weaver.nn.model.ParticleTransformer import ParticleTransformer
 
         # the ParT paper configuration (weaver defaults) with its 4 pair features
