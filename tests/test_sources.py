@@ -167,3 +167,25 @@ def test_pretraining_streams_a_published_split_and_validates_on_val(data_root, t
     assert card.training_data == "jetclass" and card.training_size == src.n_rows("train")
     assert len(card.class_names) == 10 and history.best_val_loss is not None and np.isfinite(history.best_val_loss)
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+def test_cli_data_prepare_converts_a_fetched_dataset_on_workers(data_root, capsys):
+    from jetlab.cli.main import main
+
+    assert main(["data", "prepare", "aspen_open_jets"]) == 2  # not fetched: the commands to run
+    assert "jetlab data fetch aspen_open_jets --yes" in capsys.readouterr().err
+    rep = write_replica("aspen_open_jets", data_root / "aspen_open_jets", n_jets=30)
+    assert main(["data", "prepare", "aspen_open_jets", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"aspen_open_jets jets: {rep.n('jets')} rows in 2 schema file(s)" in out
+    converted = sorted((data_root / "aspen_open_jets" / "schema" / "jets").glob("*.h5"))
+    assert [p.name for p in converted] == ["RunG_batch0.h5", "RunG_batch1.h5"]
+    assert [len(read_jetset(p)) for p in converted] == rep.rows["jets"]
+
+
+def test_data_release_names_what_a_tagging_run_read():
+    from jetlab.tasks.tagging import data_release
+
+    assert "record 15013" in data_release("atlas_toptag", ["/d/schema/train/train.h5", "/d/schema/test/test.h5"])
+    assert "record 80030" in data_release("atlas_toptag", ["/d/schema/train/train_nominal_000.h5"])
+    assert "not the ATLAS data" in data_release("toptag-mini", ["/c/toptag-mini-n300-s0.h5"])

@@ -126,6 +126,18 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from jetlab.cli.main import CLIError
     from jetlab.runner import ParameterError, notebook_data_plan, prepare_notebook_data
 
+    if args.name is not None:  # a published dataset: convert its fetched files once, on --workers processes
+        from jetlab.data.sources import DatasetNotReadyError, dataset_names, resolve
+
+        if args.name not in dataset_names()[1]:
+            raise CLIError(f"data prepare: {args.name!r} is not a published dataset ({', '.join(dataset_names()[1])})")
+        try:
+            source = resolve(args.name, workers=args.workers, progress=True)
+        except DatasetNotReadyError as exc:
+            raise CLIError(str(exc)) from exc
+        for split, files in source.splits.items():
+            print(f"{args.name} {split}: {source.n_rows(split):,} rows in {len(files)} schema file(s) under {files[0].parent}")
+        return 0
     try:
         if args.dry_run:
             for e in notebook_data_plan(args.notebooks, args.profile):
@@ -179,10 +191,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dest", metavar="DIR", help="directory holding the files")
     p.set_defaults(func=_cmd_verify)
 
-    p = sub.add_parser("prepare", help="generate the datasets the notebooks read (and the fallback pretrained model)",
-                       description="Generate into the cache every offline dataset that the notebooks in DIR read with "
-                                   "their default (or --profile) parameters, so they start without waiting for Pythia. "
-                                   "Binder's postBuild runs this.")
+    p = sub.add_parser("prepare", help="generate the datasets the notebooks read (and the fallback pretrained model), "
+                                       "or convert a fetched published dataset",
+                       description="Without NAME: generate into the cache every offline dataset that the notebooks in DIR "
+                                   "read with their default (or --profile) parameters, so they start without waiting for "
+                                   "Pythia (Binder's postBuild runs this). With NAME (a published dataset fetched with "
+                                   "`jetlab data fetch NAME`): convert each raw file to jetlab's schema once, on --workers "
+                                   "processes, as the first task to read it would.")
+    p.add_argument("name", nargs="?", default=None, help="a published dataset to convert (e.g. jetclass)")
+    p.add_argument("--workers", type=int, default=1, help="processes converting raw files of NAME (default 1)")
     p.add_argument("--notebooks", default="notebooks", metavar="DIR", help="notebook directory (default: notebooks)")
     p.add_argument("--profile", default=None, help="parameter profile, e.g. cpu-quick (default: notebook defaults)")
     p.add_argument("--no-pretrain", dest="pretrain", action="store_false",

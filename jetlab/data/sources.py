@@ -29,9 +29,11 @@ from jetlab.data.cache import dataset_file
 from jetlab.data.download import data_dir
 from jetlab.data.generate import GENERATORS
 from jetlab.data.manifests import list_datasets
+from jetlab.data.readers import convert, raw_files
+from jetlab.data.readers.files import RAW_FILE_DATASETS
 from jetlab.data.schema import JetSet, SchemaError, inspect_file, read_jetset
 
-__all__ = ["DataSource", "DatasetNotReadyError", "resolve", "schema_dir"]
+__all__ = ["DataSource", "DatasetNotReadyError", "dataset_names", "resolve", "schema_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +184,6 @@ FEATURE_SPLIT_SUFFIX = "features"
 
 
 def _convert_one(name: str, src: Path, dest: Path) -> Path:
-    from jetlab.data.readers import convert  # the readers pull in uproot/fastjet: loaded when converting
-
     return convert(name, [src], dest)
 
 
@@ -193,8 +193,6 @@ def _convert_published(name: str, root: PathLike | None, progress: bool, workers
     One schema file per raw file: conversion resumes file by file after an interruption, runs on
     ``workers`` processes, and a streamed split reads many files in any order.
     """
-    from jetlab.data.readers import raw_files
-
     raw_dir = data_dir(name, root)
     try:
         raw = raw_files(name, raw_dir)
@@ -232,6 +230,11 @@ def _convert_published(name: str, root: PathLike | None, progress: bool, workers
     return out
 
 
+def dataset_names() -> tuple[list[str], list[str]]:
+    """(generator names, published dataset names): the names :func:`resolve` knows."""
+    return sorted(GENERATORS), sorted(n for n in list_datasets() if n in RAW_FILE_DATASETS)
+
+
 def resolve(
     dataset: PathLike | Sequence[PathLike] | Mapping[str, PathLike | Sequence[PathLike]],
     *,
@@ -247,7 +250,9 @@ def resolve(
 
     ``n_jets`` is the sample size to generate for a generator name (required there); readers cap
     rows themselves (``DataSource.read(stop=...)``). ``generator_options`` go to the generator
-    (e.g. ``signal_fraction`` for ``lhco-mini``). ``data_root`` overrides ``$JETLAB_DATA``.
+    (e.g. ``signal_fraction`` for ``lhco-mini``) and are ignored for data that is not generated.
+    ``data_root`` overrides ``$JETLAB_DATA``; ``workers`` processes generate a sample or convert
+    the raw files of a published dataset (one file per process).
     """
     if isinstance(dataset, Mapping):
         return _from_files({str(s): _as_paths(v) for s, v in dataset.items()})
@@ -263,7 +268,7 @@ def resolve(
     path = Path(name).expanduser()
     if path.exists():
         return _from_files({ALL: _as_paths(path)})
-    published = list_datasets()
+    published = dataset_names()[1]
     if name in published:
         splits = _convert_published(name, data_root, progress, workers)
         return _from_files(splits, kind="published", name=name)

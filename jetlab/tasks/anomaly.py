@@ -37,7 +37,6 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from jetlab.data.preprocess import Standardizer, model_inputs, jet_inputs
-from jetlab.data.generate import GENERATORS
 from jetlab.data.schema import JetSet, SchemaError, sort_and_truncate
 from jetlab.data.sources import resolve
 
@@ -194,8 +193,8 @@ def load_dijets(
     if order not in ("mass", "pt"):
         raise ValueError(f"load_dijets: order must be 'mass' or 'pt', got {order!r}")
     stop = None if n_events is None or n_events < 0 else int(n_events)
-    options = {"signal_fraction": float(signal_fraction)} if str(source) in GENERATORS else {}
-    data = resolve(source, n_jets=stop, seed=seed, cache_dir=cache_dir, progress=progress, **options)
+    data = resolve(source, n_jets=stop, seed=seed, cache_dir=cache_dir, progress=progress,
+                   signal_fraction=float(signal_fraction))
     path = data.sources[0] if len(data.sources) == 1 else f"{data.name} ({len(data.sources)} files)"
     sets = {c: data.read(c, stop=None if data.kind == "generated" else stop) for c in data.collections}
     missing = [c for c in ("jet1", "jet2") if c not in sets]
