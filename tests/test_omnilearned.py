@@ -325,11 +325,19 @@ def test_omnilearned_names_resolve_to_the_fetched_and_converted_file(small_pt, t
         resolve_checkpoint("omnilearned:small")
     with pytest.raises(ValueError, match="unknown OmniLearned size 'huge'"):
         resolve_omnilearned("omnilearned:huge")
+    from jetlab import notebook, runner
+
+    nb02 = Path(__file__).resolve().parents[1] / "notebooks" / "02_top_tagging.ipynb"
+    with pytest.raises(runner.ParameterError, match="(?s)'checkpoint'.*jetlab data fetch omnilearned_checkpoints"):
+        runner.validate_parameters(nb02, {"checkpoint": "omnilearned:small"})  # before any work starts
     fetched = tmp_path / "data" / "omnilearned_checkpoints" / "best_model_pretrain_s.pt"
     fetched.parent.mkdir(parents=True)
     fetched.write_bytes(small_pt.read_bytes())
+    assert runner.validate_parameters(nb02, {"checkpoint": "omnilearned:small"})["checkpoint"] == "omnilearned:small"
+    assert not (tmp_path / "cache" / "checkpoints" / "omnilearned-small").exists()  # validation does not convert
     path = resolve_checkpoint("omnilearned:small")
     assert path == tmp_path / "cache" / "checkpoints" / "omnilearned-small"
+    assert notebook.resolve_checkpoint("omnilearned:small") == path
     model = jm.load("omnilearned:small")
     import hashlib
 
