@@ -45,7 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
     p.add_argument("--all", action="store_true", help="run 01_pretraining, then the others with its checkpoint")
     p.add_argument("--notebook-dir", default="notebooks", help="where --all finds the notebooks (default notebooks)")
-    p.add_argument("--log-output", action="store_true", help="stream cell outputs to the terminal")
+    p.add_argument("--log-output", action="store_true",
+                   help="stream cell outputs to the terminal (also with --quiet; on by default otherwise)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress (cells, elapsed time, stage bars, outputs): only the result lines, for CI logs")
     p.add_argument("--prepare-only", action="store_true", help="write the parameterised notebook without executing it")
     p.add_argument("--list-profiles", action="store_true", help="list the shipped profiles and exit")
     p.set_defaults(func=_run)
@@ -73,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         if name in params:
             raise CLIError(f"parameter {name!r} given twice with -p")
         params[name] = value
-    progress = sys.stderr.isatty()
+    progress = not args.quiet  # progress goes to stderr, the result lines to stdout
     try:
         if args.all:
             results = run_all(
@@ -84,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
                 kernel=args.kernel,
                 progress=progress,
                 log_output=args.log_output,
-                echo=lambda msg: print(msg, flush=True),
+                echo=None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)),
             )
         else:
             results = [
@@ -107,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     for res in results:
         verb = "prepared" if args.prepare_only else f"executed in {res.seconds:.1f} s"
         print(f"{res.notebook.name}: {verb} -> {res.executed}")
-        if res.files:
-            print(f"  outputs in {res.output_dir}: {', '.join(p.name for p in res.files if p != res.executed)}")
+        others = [p.name for p in res.files if p != res.executed]
+        if others:
+            print(f"  outputs in {res.output_dir}: {', '.join(others)}")
     return 0

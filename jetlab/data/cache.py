@@ -22,7 +22,14 @@ from typing import Any
 from .._io import atomic_write_text
 from .schema import SchemaError, inspect_file
 
-__all__ = ["dataset_file", "resolve_cache_dir", "cached_name"]
+__all__ = ["dataset_file", "resolve_cache_dir", "cached_name", "estimate_seconds", "generation_notice"]
+
+#: Wall seconds per row of each generator in one worker process, Pythia initialisation included:
+#: ``python benchmarks/bench_first_run.py`` on the 2-core development machine under load (see
+#: benchmarks/README.md). Only for the "about N minutes" notice printed before a first generation.
+SECONDS_PER_ROW = {"jetclass-mini": 0.052, "toptag-mini": 0.031, "zjets-mini": 0.022, "lhco-mini": 0.031}
+#: what a row is, per generator (default: jets)
+_ROW_NAMES = {"zjets-mini": "events per generator setup", "lhco-mini": "dijet events"}
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -86,6 +93,35 @@ def _valid(path: Path, name: str, n_jets: int) -> bool:
         return False
 
 
+def estimate_seconds(name: str, n_jets: int, workers: int | None = None, **options: Any) -> float:
+    """Expected wall time of generating ``n_jets`` rows of ``name``: the measured
+    :data:`SECONDS_PER_ROW` times the rows, divided by the processes that can work at once
+    (``workers``, default all cores, but at most one per chunk)."""
+    from .generate import _check, _default_workers, plan_chunks
+
+    opts = _check(name, int(n_jets), options)
+    chunks = plan_chunks(name, int(n_jets), 0, opts)
+    parallel = max(1, min(_default_workers() if workers is None else int(workers), len(chunks)))
+    return SECONDS_PER_ROW.get(name, max(SECONDS_PER_ROW.values())) * int(n_jets) / parallel
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(10, int(round(seconds, -1)))} s"
+    return f"{int(round(seconds / 60))} minutes"
+
+
+def generation_notice(name: str, n_jets: int, workers: int | None = None, path: Path | None = None, **options: Any) -> str:
+    """The line printed before a dataset is generated (once; it is cached afterwards)."""
+    from .generate import _default_workers
+
+    w = _default_workers() if workers is None else int(workers)
+    where = f" in {path}" if path is not None else ""
+    return (f"jetlab: generating {name}, {int(n_jets)} {_ROW_NAMES.get(name, 'jets')}, about "
+            f"{_duration(estimate_seconds(name, n_jets, workers, **options))} on this machine "
+            f"({w} worker{'s' if w != 1 else ''}); cached afterwards{where}")
+
+
 def dataset_file(
     name: str,
     n_jets: int,
@@ -126,6 +162,7 @@ def dataset_file(
             # marker first: a crash from here on leaves a file without one, which is regenerated
             checksum_path(path).unlink(missing_ok=True)
             path.unlink(missing_ok=True)
+            print(generation_notice(name, n_jets, workers, path, **options), flush=True)
             generate(name, int(n_jets), path, workers=workers, seed=seed, progress=progress, **options)
             if not _header_ok(path, name, n_jets):  # pragma: no cover - defensive
                 raise SchemaError(f"{path}: generated file is not a valid {name} file with {n_jets} rows")

@@ -1,0 +1,66 @@
+"""The constants behind the first-run notices (``about N minutes on this machine``):
+
+* seconds per row of each offline generator in one worker process
+  (:data:`jetlab.data.cache.SECONDS_PER_ROW`): ``--rows`` rows with the generator's default
+  options (lhco-mini 10% signal), after one untimed warm-up request that imports Pythia/FastJet;
+  per-chunk Pythia initialisation is included, as in a real request;
+* seconds per jet and epoch of the fallback pretraining that notebooks 02-04 run when no
+  checkpoint exists (:data:`jetlab.tasks.common.PRETRAIN_SECONDS_PER_JET_EPOCH`):
+  :func:`jetlab.tasks.common.resolve_checkpoint` on ``--pretrain-jets`` cached jetclass-mini jets
+  for ``--pretrain-epochs`` epochs, data generation excluded.
+
+    python benchmarks/bench_first_run.py --rows 400 --pretrain-jets 1000 --pretrain-epochs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=400, help="rows per generator (default 400)")
+    ap.add_argument("--generators", nargs="*", default=None, help="default: all of jetlab.data.generate.GENERATORS")
+    ap.add_argument("--pretrain-jets", type=int, default=1000)
+    ap.add_argument("--pretrain-epochs", type=int, default=2)
+    args = ap.parse_args()
+
+    from jetlab.data.cache import dataset_file
+    from jetlab.data.generate import GENERATORS, generate
+
+    names = sorted(GENERATORS) if args.generators is None else args.generators
+    load = os.getloadavg()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        generate("jetclass-mini", 5, tmp / "warm.h5", workers=1, progress=False, classes=("QCD",))
+        print("| step | size | seconds | seconds per unit |")
+        print("|---|---|---|---|")
+        for name in names:
+            start = time.perf_counter()
+            generate(name, args.rows, tmp / f"{name}.h5", workers=1, progress=False)
+            sec = time.perf_counter() - start
+            print(f"| generate {name}, 1 worker | {args.rows} rows | {sec:.1f} | {sec / args.rows:.4f} per row |", flush=True)
+        if args.pretrain_jets > 0:
+            from jetlab.tasks.common import resolve_checkpoint
+
+            os.environ.pop("JETLAB_CHECKPOINT", None)
+            os.environ["JETLAB_CACHE"] = str(tmp / "cache")  # the pretraining reads its data from there
+            dataset_file("jetclass-mini", args.pretrain_jets, seed=0, progress=False)
+            start = time.perf_counter()
+            resolve_checkpoint("auto", output_root=tmp / "none", n_jets=args.pretrain_jets, epochs=args.pretrain_epochs,
+                               cache_dir=tmp / "cache", device="cpu", progress=False)
+            sec = time.perf_counter() - start
+            units = args.pretrain_jets * args.pretrain_epochs
+            print(f"| fallback pretraining (tiny PET, CPU recipe) | {args.pretrain_jets} jets x {args.pretrain_epochs} epochs "
+                  f"| {sec:.1f} | {sec / units:.5f} per jet-epoch |", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
