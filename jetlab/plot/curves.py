@@ -61,8 +61,11 @@ def rejection_curves(
     with style():
         fig = Figure(figsize=(6.8, 6.0))
         ax = fig.add_subplot()
+        shown = []  # rejections drawn inside eff_range, for the y range
         for i, (name, (fpr, tpr)) in enumerate(curves.items()):
             ok = fpr > 0
+            inside = ok & (tpr >= eff_range[0]) & (tpr <= eff_range[1])
+            shown.append(1.0 / fpr[inside])
             wp = ", ".join(f"{rejection_at(fpr, tpr, e):.1f}" for e in working_points)
             tag = f" (1/$\\varepsilon_B$ @ {'/'.join(f'{e:g}' for e in working_points)}: {wp})" if working_points else ""
             ax.plot(tpr[ok], 1.0 / fpr[ok], color=COLORS[i % len(COLORS)], label=f"{name}{tag}")
@@ -70,6 +73,11 @@ def rejection_curves(
             ax.axvline(e, color="grey", ls=":", lw=1)
         ax.set_yscale("log")
         ax.set_xlim(*eff_range)
+        values = np.concatenate(shown) if shown else np.array([])
+        if values.size and values.max() > 1.0:
+            # the curves fill the lower ~2/3 (in log) so the legend above them hides nothing
+            bottom = min(1.0, float(values.min())) * 0.8
+            ax.set_ylim(bottom, bottom * (float(values.max()) / bottom) ** 1.5)
         ax.set_xlabel(r"Signal efficiency $\varepsilon_S$")
         ax.set_ylabel(r"Background rejection $1/\varepsilon_B$")
         ax.legend(fontsize="x-small", loc="upper right")
