@@ -9,7 +9,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 import jetlab.widgets as jw
-from jetlab.plot import rejection_curves
+from jetlab.plot import rejection_curves, sic_curves
 
 # 4 logit-equal bins over [0.01, 0.99] have edges 0.01, 0.0914, 0.5, 0.9086, 0.99
 # (logit(0.01) = -4.595, quarters of the logit range); linear bins would be 0.01, 0.255, 0.5, 0.745, 0.99
@@ -83,11 +83,12 @@ def _points_inside(ax, box) -> int:
     return n
 
 
-def test_rejection_legend_leaves_the_curves_visible():
+@pytest.mark.parametrize("plot", [rejection_curves, sic_curves], ids=["rejection", "sic"])
+def test_legend_leaves_the_curves_visible(plot):
     rng = np.random.default_rng(3)
     labels = np.r_[np.ones(4000), np.zeros(4000)]
     good = np.r_[rng.normal(2.5, 1, 4000), rng.normal(-2.5, 1, 4000)]  # 1/eps_B ~ 1e2-1e3 at eps_S ~ 0.3
-    fig = rejection_curves({"PET": (labels, good), "PFN": (labels, good * 0.5 + rng.normal(0, 1, 8000))})
+    fig = plot({"PET": (labels, good), "PFN": (labels, good * 0.5 + rng.normal(0, 1, 8000))})
     FigureCanvasAgg(fig).draw()
     ax = fig.axes[0]
     legend = ax.get_legend().get_window_extent()

@@ -99,10 +99,11 @@ def sic_curves(results: Results, *, fpr_min: float = 1e-4, rlabel: str | None = 
             ax.plot(tpr[ok], sic, color=COLORS[i % len(COLORS)], label=f"{name} (max SIC = {best:.2f})")
         ax.axhline(1.0, color="grey", ls=":", lw=1, label="Random")
         ax.set_xlim(0, 1)
-        ax.set_ylim(bottom=0)
+        peak = max([1.0] + [float(np.max(line.get_ydata())) for line in ax.get_lines() if len(line.get_ydata())])
+        ax.set_ylim(0, 1.6 * peak)  # the legend sits above the curves, not on them
         ax.set_xlabel(r"Signal efficiency $\varepsilon_S$")
         ax.set_ylabel(r"SIC $\varepsilon_S\,/\,\varepsilon_B^{1/2}$")
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper right")
         label_axes(ax, rlabel)
     return fig
 
