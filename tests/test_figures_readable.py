@@ -88,7 +88,9 @@ def test_legend_leaves_the_curves_visible(plot):
     rng = np.random.default_rng(3)
     labels = np.r_[np.ones(4000), np.zeros(4000)]
     good = np.r_[rng.normal(2.5, 1, 4000), rng.normal(-2.5, 1, 4000)]  # 1/eps_B ~ 1e2-1e3 at eps_S ~ 0.3
-    fig = plot({"PET": (labels, good), "PFN": (labels, good * 0.5 + rng.normal(0, 1, 8000))})
+    # three taggers with long legend labels, as notebooks 02 and 04 draw them
+    fig = plot({"OmniLearn (fine-tuned PET)": (labels, good), "PET (from scratch)": (labels, good * 0.7 + rng.normal(0, 0.8, 8000)),
+                "Particle Flow Network": (labels, good * 0.5 + rng.normal(0, 1.2, 8000))})
     FigureCanvasAgg(fig).draw()
     ax = fig.axes[0]
     legend = ax.get_legend().get_window_extent()
