@@ -504,7 +504,7 @@ class RunProgress:
         self.n_code = len(code)
         self._start = self._last_write = time.monotonic()
         if self.cells:
-            self._line(f"{self.n_code} code cells")
+            self.message(f"kernel ready; {self.n_code} code cells")
             self._thread = threading.Thread(target=self._beat, name=f"jetlab-progress-{self.name}", daemon=True)
             self._thread.start()
         return self
@@ -528,7 +528,7 @@ class RunProgress:
             self._cell = (self._numbers[cell_index], label, time.monotonic())
             self._last_line = ""
             if self.cells:
-                self._line(f"cell {self._numbers[cell_index]}/{self.n_code}: {label}")
+                self.message(f"cell {self._numbers[cell_index]}/{self.n_code}: {label}")
 
     def cell_done(self, cell, cell_index: int, **_: Any) -> None:
         with self._lock:
@@ -538,7 +538,7 @@ class RunProgress:
             if self.cells and current is not None and current[0] == self._numbers.get(cell_index):
                 took = time.monotonic() - current[2]
                 if took >= self.heartbeat:
-                    self._line(f"cell {current[0]}/{self.n_code} done in {_clock(took)}")
+                    self.message(f"cell {current[0]}/{self.n_code} done in {_clock(took)}")
 
     # ------------------------------------------------------------------ output
     def _write(self, text: str) -> None:
@@ -552,7 +552,7 @@ class RunProgress:
         self._at_line_start = text.endswith("\n")
         self._last_write = time.monotonic()
 
-    def _line(self, message: str) -> None:
+    def message(self, message: str) -> None:
         """One progress line of the runner itself, always on a line of its own."""
         with self._lock:
             prefix = "" if self._at_line_start else "\n"
@@ -564,7 +564,7 @@ class RunProgress:
             return
         with self._lock:
             for line in reversed(text.replace("\r", "\n").splitlines()):
-                if line.strip():
+                if line.strip() and not line.lstrip().startswith("#"):  # not a banner (FastJet's is all '#')
                     self._last_line = line.strip()
                     break
             if self.tty:  # the terminal redraws bars itself
@@ -596,7 +596,7 @@ class RunProgress:
                     continue
                 number, label, started = self._cell
                 last = f"; last output: {self._last_line[:100]}" if self._last_line else ""
-                self._line(f"cell {number}/{self.n_code} still running ({_clock(now - started)} in this cell{last})")
+                self.message(f"cell {number}/{self.n_code} still running ({_clock(now - started)} in this cell{last})")
 
 
 class _StreamSink:
@@ -674,6 +674,8 @@ def _execute(plan: RunPlan, *, progress: bool | Any, log_output: bool, prepare_o
                                cells=bool(progress))
     hooks: dict[str, Any] = {}
     if reporter is not None:
+        if reporter.cells:
+            reporter.message(f"starting the {plan.kernel} kernel -> {plan.output_dir}")
         hooks = dict(stdout_file=reporter.stdout, stderr_file=reporter.stderr, on_notebook_start=reporter.start,
                      on_cell_execute=reporter.cell_start, on_cell_executed=reporter.cell_done)
     kernel_log = tempfile.TemporaryFile(prefix="jetlab-kernel-", suffix=".log")
