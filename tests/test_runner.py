@@ -174,7 +174,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 # ----------------------------------------------------------------------------- profiles
 def test_shipped_profiles_cover_the_series() -> None:
-    assert runner.list_profiles() == ["ci-tiny", "cpu-quick", "gpu-full"]
+    assert runner.list_profiles() == ["ci-tiny", "cpu-quick", "gpu-full", "gpu-smoke"]
     notebooks = {nb.stem: nb for nb in runner.find_notebooks(NOTEBOOKS)}
     assert set(notebooks) == {"00_quickstart", "01_pretraining", "02_top_tagging", "03_omnifold_unfolding",
                               "04_lhco_anomaly_detection"}
@@ -206,7 +206,7 @@ def test_profile_values_are_validated_and_overridden_by_p(small: Path, tmp_path:
     prof.write_text("small:\n  n_jetz: 7\n")
     with pytest.raises(ParameterError, match=r"unknown parameter 'n_jetz' \(profile .*mine.yaml\)"):
         runner.plan_run(small, profile=prof)
-    with pytest.raises(ParameterError, match="unknown profile 'gpu-fast'; available: ci-tiny, cpu-quick, gpu-full"):
+    with pytest.raises(ParameterError, match="unknown profile 'gpu-fast'; available: ci-tiny, cpu-quick, gpu-full, gpu-smoke"):
         runner.load_profile("gpu-fast")
 
 
