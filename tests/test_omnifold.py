@@ -97,8 +97,14 @@ def test_splits_are_disjoint_and_histories_recorded(observables):
     curve = h[0]["step1"]["curve"]
     assert curve[0][0] == 0.0 and curve[-1][0] == pytest.approx(2.0) and len(curve) == 5  # 0, 0.5, 1, 1.5, 2
     assert result.epochs_to_best[0]["step1"] in (1, 2)
-    # a step-1 classifier cannot tell sim_reco from data_reco at chance level: loss near log 2 or below
-    assert 0.4 < h[0]["step1"]["best_val_loss"] < 0.75
+    # step 1 learns data from sim: best validation loss below chance (ln 2 = 0.6931) by a margin.
+    # Measured (seeds 0-5, this setting): 0.670-0.683; with data = sim (no difference to learn):
+    # 0.6932-0.6948 (seeds 0-2). The bound 0.688 sits between the two.
+    assert 0.6 < h[0]["step1"]["best_val_loss"] < 0.688
+    chance = omnifold(observables["sim_gen"], observables["sim_reco"], observables["sim_reco"],
+                      classifier_factory=make_classifier("mlp"), n_iterations=1, epochs=2, batch_size=250,
+                      early_stopping_patience=None, validation_fraction=0.25, seed=3, progress=False)
+    assert chance.histories[0]["step1"]["best_val_loss"] > 0.688  # the bound fails when there is nothing to learn
 
 
 def test_weighted_histogram_and_weighted_rows():
