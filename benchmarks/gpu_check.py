@@ -999,7 +999,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.smoke:
         # one thread per process: on a small shared CPU, thread contention made a smoke run 4x slower
-        # (3m51 with 2 threads, 52 s with 1, same machine and load; benchmarks/README.md)
+        # (3m51 with 2 threads, 62 s with 1 at a similar load; benchmarks/README.md)
         torch.set_num_threads(1)
         os.environ["OMP_NUM_THREADS"] = "1"  # the notebooks' kernels and the DDP processes
     if args.device == "cuda" and not torch.cuda.is_available():
