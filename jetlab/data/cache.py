@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -163,10 +164,13 @@ def dataset_file(
             checksum_path(path).unlink(missing_ok=True)
             path.unlink(missing_ok=True)
             print(generation_notice(name, n_jets, workers, path, **options), flush=True)
+            start = time.monotonic()
             generate(name, int(n_jets), path, workers=workers, seed=seed, progress=progress, **options)
             if not _header_ok(path, name, n_jets):  # pragma: no cover - defensive
                 raise SchemaError(f"{path}: generated file is not a valid {name} file with {n_jets} rows")
             _write_checksum(path)
+            took = int(time.monotonic() - start)
+            print(f"jetlab: generated {name} in {took // 60}:{took % 60:02d}", flush=True)  # the next stage begins
             return path
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
