@@ -29,8 +29,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+import torch
 
+from jetlab import __version__
 from jetlab._io import atomic_write_text
+from jetlab.tasks.checkpoints import DEFAULT_OUTPUT_ROOT, resolve_checkpoint
+from jetlab.train.ddp import resolve_device
 
 __all__ = [
     "RunInfo",
@@ -46,11 +50,7 @@ __all__ = [
 ]
 
 #: Output directory used when neither ``setup`` nor ``output_dir`` was given one.
-DEFAULT_OUTPUT_DIR = "jetlab_output"
-#: Values of a ``checkpoint`` parameter meaning "whatever notebook 01 produced, if anything".
-AUTO_CHECKPOINT_VALUES = ("auto", "")
-#: Values meaning "no checkpoint: start from an untrained model" (reproducible tests, baselines).
-NO_CHECKPOINT_VALUES = ("none",)
+DEFAULT_OUTPUT_DIR = DEFAULT_OUTPUT_ROOT
 
 
 @dataclass
@@ -59,7 +59,7 @@ class RunInfo:
 
     parameters: dict[str, Any]
     seed: int
-    device: Any  # torch.device (typed loosely so this module imports without torch)
+    device: torch.device
     output_dir: Path
     versions: dict[str, str] = field(default_factory=dict)
     started: str = ""
@@ -114,61 +114,23 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     os.environ["PYTHONHASHSEED"] = str(seed)  # inherited by worker subprocesses
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        return
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
 
 
-def resolve_device(device: Any = "auto"):
-    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``.
-
-    Asking for CUDA on a machine without it is an error rather than a silent CPU fallback."""
-    import torch
-
-    if device is None or str(device).lower() == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} requested but CUDA is not available; use device='auto' or 'cpu'")
-    return dev
-
-
 def _apply_style() -> None:
-    try:
-        from jetlab.plot import use_style
-    except ImportError:
-        try:
-            from jetlab.plot._style import use_style
-        except ImportError:
-            use_style = None
-    if use_style is not None:
-        use_style()
-        return
-    try:  # minimal fallback: mplhep's look without claiming an experiment
-        import mplhep
+    from jetlab.plot import use_style  # matplotlib + mplhep: loaded when a run starts, not on import
 
-        mplhep.style.use("CMS")
-    except Exception:  # pragma: no cover - style is cosmetic
-        pass
+    use_style()
 
 
 def _versions(device) -> dict[str, str]:
-    import jetlab
-
-    out = {"jetlab": jetlab.__version__, "python": platform.python_version(), "numpy": np.__version__}
-    try:
-        import torch
-
-        out["torch"] = torch.__version__
-        if device is not None and getattr(device, "type", "") == "cuda":
-            out["cuda"] = str(torch.version.cuda)
-            out["gpu"] = torch.cuda.get_device_name(device)
-    except ImportError:  # pragma: no cover
-        pass
+    out = {"jetlab": __version__, "python": platform.python_version(), "numpy": np.__version__,
+           "torch": torch.__version__}
+    if device is not None and getattr(device, "type", "") == "cuda":
+        out["cuda"] = str(torch.version.cuda)
+        out["gpu"] = torch.cuda.get_device_name(device)
     return out
 
 
@@ -275,44 +237,4 @@ def save_figure(fig, name: str, *, display: bool = True, dpi: int | None = None)
             import matplotlib.pyplot as plt
 
             plt.close(fig)
-    return path
-
-
-def resolve_checkpoint(value: str | os.PathLike | None, output_dir: str | os.PathLike | None = None) -> Path | None:
-    """Turn a notebook's ``checkpoint`` parameter into a path, or None when there is none.
-
-    ``"auto"``/``""`` mean "a pretrained checkpoint if one exists, without training one": the
-    search of :func:`jetlab.tasks.common.find_checkpoint` (``$JETLAB_CHECKPOINT``, notebook 01's
-    ``<root>/01_pretraining/checkpoint``, then the tiny fallback model in jetlab's cache that
-    notebooks 02-04 and ``jetlab data prepare`` make), with ``<root>`` this run's output parent,
-    then ``jetlab_output/`` in the working directory and its parent. ``"none"``/None mean no
-    checkpoint. ``"omnilearned:small|medium|large"`` is the published OmniLearned checkpoint
-    (fetched with ``jetlab data fetch omnilearned_checkpoints``, converted once). An explicit path must exist.
-    """
-    if value is None or str(value).strip().lower() in NO_CHECKPOINT_VALUES:
-        return None
-    if isinstance(value, str) and value.strip().lower().startswith("omnilearned:"):
-        from jetlab.model.omnilearned_convert import resolve_omnilearned
-
-        return resolve_omnilearned(value)  # the published checkpoint, converted once (else: how to fetch it)
-    if str(value).strip().lower() in AUTO_CHECKPOINT_VALUES:
-        from jetlab.tasks.common import find_checkpoint
-
-        roots = []
-        base = Path(output_dir) if output_dir is not None else (_OUTPUT_DIR or None)
-        if base is not None:
-            roots.append(base.expanduser().resolve().parent)
-        cwd = Path.cwd()
-        roots += [cwd / DEFAULT_OUTPUT_DIR, cwd.parent / DEFAULT_OUTPUT_DIR]
-        for root in roots:
-            found = find_checkpoint(root)
-            if found is not None:
-                return found
-        return None
-    path = Path(value).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(
-            f"checkpoint {os.fspath(value)!r} does not exist; pass an existing checkpoint path, "
-            "'auto' (notebook 01's output if present) or 'none'"
-        )
     return path

@@ -5,11 +5,15 @@ parameters and jetlab version are recorded in the outputs and in run_info.json, 
 (2) through nbval (``--nbval-lax``): cells marked ``# NBVAL_CHECK_OUTPUT`` reproduce the
 outputs stored in the committed notebook.
 
-Notebooks are collected by glob, so new ones are tested as soon as they are added.
+Notebooks are collected by glob, so new ones are tested as soon as they are added. The ``.py``
+percent files beside them are the sources (jupytext pairs): (3) each pair holds the same cells,
+(4) no notebook carries more than :data:`CODE_BUDGET` lines of non-plotting code nor uses a private
+jetlab name, and (5) the metrics of every notebook at ci-tiny match ``tests/data/ci_tiny_metrics.json``.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -17,8 +21,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jupytext
 import nbformat
 import pytest
+from ci_tiny_metrics import REFERENCE_FILE, differences, headline
 
 import jetlab
 from jetlab import runner
@@ -28,6 +34,8 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 NOTEBOOKS = runner.find_notebooks(NOTEBOOK_DIR) if NOTEBOOK_DIR.is_dir() else []
 PROFILE = "ci-tiny"
+#: non-blank lines of code per notebook outside cells tagged "plot" (parameters included)
+CODE_BUDGET = 60
 
 pytestmark = pytest.mark.notebook
 
@@ -104,6 +112,11 @@ def test_notebook_runs_with_papermill(notebook: Path, tmp_path: Path, notebook_e
     assert pngs, f"{notebook.name} saved no figure into {out}"
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
+    # results unchanged: the headline numbers at fixed seeds equal the committed reference
+    reference = json.loads((ROOT / "tests" / "data" / REFERENCE_FILE).read_text())["reference"]
+    got = headline(notebook.stem, json.loads((out / "metrics.json").read_text()))
+    assert differences(got, reference[notebook.stem]) == [], f"{notebook.name}: ci-tiny metrics moved"
+
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
 def test_notebook_passes_nbval(notebook: Path, tmp_path: Path, notebook_env) -> None:
@@ -120,14 +133,61 @@ def test_notebook_passes_nbval(notebook: Path, tmp_path: Path, notebook_env) -> 
     assert " passed" in proc.stdout and " failed" not in proc.stdout
 
 
-def test_omnifold_notebook_with_one_convergence_seed(tmp_path: Path, notebook_env) -> None:
-    """gpu-full's ``convergence_seeds: 1``: the figure and ratio come from the OmniFold runs alone."""
+def test_omnifold_notebook_with_one_seed(tmp_path: Path, notebook_env) -> None:
+    """gpu-full's ``seeds: [0]``: the step-1 figure and ratio come from the OmniFold runs alone."""
     notebook = NOTEBOOK_DIR / "03_omnifold_unfolding.ipynb"
     out = tmp_path / "03_one_seed"
-    result = runner.run_notebook(notebook, {"convergence_seeds": 1}, profile=PROFILE, out=out)
+    result = runner.run_notebook(notebook, {"seeds": [0]}, profile=PROFILE, out=out)
     executed = nbformat.read(result.executed, as_version=4)
     assert [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"] == []
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["convergence"]["n_seeds"] == 1
     assert {k: len(v) for k, v in metrics["convergence_curves"].items()} == {"pretrained": 1, "scratch": 1}
     assert (out / "val_loss_step1.png").stat().st_size > 0
+
+
+# ----------------------------------------------------------------------------- notebook sources
+def _code_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_notebook_and_its_py_source_are_in_sync(notebook: Path) -> None:
+    """``notebooks/NN_name.py`` (jupytext percent format) is the source; after editing it run
+    ``jupytext --sync notebooks/NN_name.py`` so the ``.ipynb`` holds the same cells."""
+    source = notebook.with_suffix(".py")
+    assert source.is_file(), f"{notebook.name} has no jupytext source {source.name}"
+    py, ipynb = jupytext.read(source), nbformat.read(notebook, as_version=4)
+    assert ipynb.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent"
+    cells = lambda nb: [(c.cell_type, c.source, sorted(c.metadata.get("tags", []))) for c in nb.cells]  # noqa: E731
+    assert cells(py) == cells(ipynb), f"{notebook.name} and {source.name} differ: run jupytext --sync {source}"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_notebook_code_is_thin(notebook: Path) -> None:
+    """The logic lives in the library: few lines of code outside plotting cells; a cell tagged
+    "plot" only shows or saves figures (it calls a save/display method and runs no task)."""
+    nb = nbformat.read(notebook, as_version=4)
+    lines = sum(len([ln for ln in c.source.splitlines() if ln.strip()]) for c in _code_cells(nb)
+                if "plot" not in c.metadata.get("tags", []))
+    assert lines < CODE_BUDGET, f"{notebook.name}: {lines} lines of non-plotting code (budget {CODE_BUDGET})"
+    for c in _code_cells(nb):
+        if "plot" in c.metadata.get("tags", []):
+            calls = {n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", "")
+                     for n in ast.walk(ast.parse(c.source)) if isinstance(n, ast.Call)}
+            assert calls & {"save_figure", "save", "display"}, f"plot cell shows nothing:\n{c.source}"
+            assert not {f for f in calls if f.startswith("run_")}, f"plot cell runs a task:\n{c.source}"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_notebook_uses_no_private_jetlab_names(notebook: Path) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    private = []
+    for c in _code_cells(nb):
+        for node in ast.walk(ast.parse(c.source)):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                private.append(node.attr)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("jetlab"):
+                private += [a.name for a in node.names if a.name.startswith("_")]
+                private += [node.module] if any(p.startswith("_") for p in node.module.split(".")) else []
+    assert private == [], f"{notebook.name} uses private names {private}"

@@ -13,7 +13,6 @@ from jetlab.tasks.omnifold import (
     ConvergenceStudy,
     OmniFoldResult,
     PETClassifier,
-    _WeightedRows,
     convergence_ratio,
     epochs_to_reach,
     make_classifier,
@@ -22,6 +21,7 @@ from jetlab.tasks.omnifold import (
     unfold_observables,
     weighted_histogram,
 )
+from jetlab.tasks.omnifold.algorithm import _WeightedRows
 from jetlab.tasks.parallel import bootstrap_weights, run_parallel
 
 N_JETS = 1000
@@ -188,7 +188,7 @@ def test_step1_curves_repeat_omnifold_first_step_per_seed(observables):
         step1_curves(o["sim_reco"], o["data_reco"], classifier_factory="mlp", validation_fraction=1.0, progress=False)
 
 
-def test_pet_standardization_simulation_or_pretraining(zjets, tmp_path):
+def test_pet_input_scaling_task_or_pretraining(zjets, tmp_path):
     import jetlab.model as jm
     from jetlab.data.preprocess import Standardizer, jet_inputs, particle_inputs
 
@@ -197,22 +197,24 @@ def test_pet_standardization_simulation_or_pretraining(zjets, tmp_path):
     # a "pretraining" scaling far from these jets: fitted on the data-setup jets shifted in pT
     pre = Standardizer.fit(particle_inputs(sub["data_reco"]) + 3.0, sub["data_reco"].mask, jet_inputs(sub["data_reco"]) * 2.0)
     ckpt = jm.save(jm.PET(cfg), tmp_path / "ckpt", {"training_data": "test", "standardizer": pre})
-    fitted = PETClassifier(checkpoint=str(ckpt))
-    assert fitted.standardization == "simulation"
+    fitted = PETClassifier(checkpoint=str(ckpt), input_scaling="task")
     sim, data = fitted.prepare("reco", [sub["sim_reco"], sub["data_reco"]])
     m = sub["sim_reco"].mask
     # scaled to the simulation: mean 0 over its real particles and jets, and the data go through the same scaling
     np.testing.assert_allclose(sim["x"].numpy()[m].mean(0)[:4], 0.0, atol=1e-4)
     np.testing.assert_allclose(sim["jets"].numpy().mean(0), 0.0, atol=1e-4)
     assert not np.allclose(data["jets"].numpy().mean(0), 0.0, atol=1e-3)
-    kept = PETClassifier(checkpoint=str(ckpt), standardization="pretraining")
+    kept = PETClassifier(checkpoint=str(ckpt))
+    assert kept.input_scaling == "pretraining"  # jetlab.model.factory.DEFAULT_INPUT_SCALING
     sim_pre, _ = kept.prepare("reco", [sub["sim_reco"], sub["data_reco"]])
     expected = pre.transform_jets(jet_inputs(sub["sim_reco"]))
     np.testing.assert_allclose(sim_pre["jets"].numpy(), expected, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="standardization must be 'simulation' or 'pretraining', got 'jetclass'"):
-        PETClassifier(checkpoint=str(ckpt), standardization="jetclass")
-    with pytest.raises(ValueError, match="scratch model has no pretraining sample"):
-        PETClassifier(checkpoint=str(ckpt), pretrained=False, standardization="pretraining")
+    with pytest.raises(ValueError, match=r"input_scaling must be one of \['pretraining', 'task'\], got 'jetclass'"):
+        PETClassifier(checkpoint=str(ckpt), input_scaling="jetclass")
+    # a scratch model has no pretraining sample: it always scales to the simulation
+    scratch = PETClassifier(checkpoint=str(ckpt), pretrained=False, input_scaling="pretraining")
+    sim_s, _ = scratch.prepare("reco", [sub["sim_reco"], sub["data_reco"]])
+    np.testing.assert_allclose(sim_s["jets"].numpy(), sim["jets"].numpy(), rtol=1e-6)
 
 
 def test_pet_smoke_scratch_and_pretrained(zjets, tmp_path):
@@ -224,12 +226,14 @@ def test_pet_smoke_scratch_and_pretrained(zjets, tmp_path):
     torch.manual_seed(0)
     ckpt = jm.save(jm.PET(cfg), tmp_path / "ckpt", {"training_data": "test"})
     for spec in (PETClassifier(checkpoint=str(ckpt), pretrained=False, max_particles=24),
-                 PETClassifier(checkpoint=str(ckpt), pretrained=True, max_particles=24)):
+                 PETClassifier(checkpoint=str(ckpt), pretrained=True, max_particles=24, input_scaling="task")):
         res = omnifold(sub["sim_gen"], sub["sim_reco"], sub["data_reco"], classifier_factory=spec, n_iterations=1,
                        epochs=1, batch_size=48, seed=0, progress=False, device="cpu")
         w = res.weights()
         assert res.classifier == spec.name and w.shape == (96,) and np.all(np.isfinite(w)) and np.all(w > 0)
         assert np.isfinite(res.histories[0]["step1"]["best_val_loss"])
+    with pytest.raises(ValueError, match="has no standardizer in its model card; pass input_scaling='task'"):
+        PETClassifier(checkpoint=str(ckpt), max_particles=24).prepare("reco", [sub["sim_reco"]])
     model = spec.build("reco")
     ref = jm.load(ckpt)
     torch.testing.assert_close(model.body.state_dict(), ref.body.state_dict())
@@ -261,3 +265,36 @@ def test_run_parallel_two_local_jobs_match_serial():
         run_parallel(_tiny_training, tasks, n_jobs=0)
     b = bootstrap_weights(1000, 3, seed=0)
     assert b.shape == (3, 1000) and abs(b.mean() - 1.0) < 0.1 and not np.array_equal(b[0], b[1])
+
+
+def test_run_omnifold_study_in_one_call(zjets, tmp_path):
+    """run_omnifold = the notebook-03 study: one OmniFold run per classifier at seeds[0], the PETs'
+    step-1 curve of every further seed, the TD table against the truth, figures and JSON."""
+    import json
+
+    import jetlab.model as jm
+    from jetlab.tasks.omnifold import run_omnifold
+
+    sub = {k: v.subset(slice(0, 96)) for k, v in zjets.items()}
+    torch.manual_seed(0)
+    cfg = jm.PETConfig.tiny(num_classes=10, projection_dim=16, num_transformer=1, k=4)
+    ckpt = jm.save(jm.PET(cfg), tmp_path / "ckpt", {"training_data": "test"})
+    kw = dict(checkpoint=ckpt, seeds=(0, 1), n_iterations=1, epochs=1, batch_size=48, max_particles=16, bins=5,
+              n_bootstrap=2, observables=("mass", "multiplicity"), device="cpu", progress=False)
+    res = run_omnifold(sub, classifiers=("scratch", "mlp"), **kw)
+    assert set(res.runs) == {"scratch", "mlp"} and res.settings["input_scaling"] == "pretraining"
+    curves = res.study.curves["scratch"]
+    assert len(curves) == 2 and curves[0] == res.runs["scratch"].histories[0]["step1"]["curve"]
+    alone = step1_curves(sub["sim_reco"], sub["data_reco"], classifier_factory=PETClassifier(
+        checkpoint=str(ckpt), pretrained=False, max_particles=16), seeds=(1,), epochs=1, batch_size=48, device="cpu",
+        progress=False)
+    assert curves[1] == pytest.approx(alone[0])  # seed 1's curve is step1_curves' for that seed
+    assert res.convergence() is None and res.convergence_report() == ""  # needs both PETs
+    assert res.summary.methods == ["IBU", "OmniFold-scratch", "OmniFold-mlp", "prior"]
+    d = json.loads(res.to_json())
+    assert d["triangular_discriminator"]["OmniFold-mlp"]["mass"]["value"] == pytest.approx(
+        res.summary.td["OmniFold-mlp"]["mass"][0])
+    assert set(res.plots()) == {"val_loss_step1.png", "unfolded_mass.png", "unfolded_multiplicity.png"}
+    assert [row[0] for row in res.table().cells] == ["mass", "multiplicity"]
+    with pytest.raises(ValueError, match="unknown classifier"):
+        run_omnifold(sub, classifiers=("bdt",), **kw)

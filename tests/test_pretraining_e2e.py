@@ -21,7 +21,7 @@ def run(tmp_path_factory: pytest.TempPathFactory):
     mp = pytest.MonkeyPatch()
     mp.setenv("JETLAB_CACHE", str(cache))
     try:
-        result = run_pretraining("jetclass-mini", n_jets=200, epochs=1, model_size="tiny", device="cpu", output_dir=out,
+        result = run_pretraining("jetclass-mini", n_jets=200, epochs=1, model="tiny", device="cpu", output_dir=out,
                                  seed=0, batch_size=64, jet_epochs=20, gen_steps=4, n_generate=15, progress=False,
                                  workers=2)
     finally:
@@ -115,9 +115,46 @@ def test_wasserstein_table_is_zero_on_identical_sets_and_positive_otherwise(run)
 
 
 def test_run_pretraining_rejects_unknown_dataset(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="neither a schema file nor a generator"):
+    with pytest.raises(ValueError, match="'no-such-dataset' is neither a generator"):
         run_pretraining("no-such-dataset", n_jets=10, output_dir=tmp_path)
     bad = tmp_path / "x.h5"
     bad.write_text("not hdf5")
     with pytest.raises(SchemaError, match="not a readable HDF5 file"):
         run_pretraining(bad, n_jets=10, output_dir=tmp_path)
+
+
+def test_result_table_plots_and_json(run) -> None:
+    ev = run.evaluation
+    table = run.table()
+    assert [row[0] for row in table.cells] == list(OBSERVABLES)
+    assert table.columns == ["observable", "W1 generated vs real", "W1 real vs real (floor)"]
+    assert set(run.plots()) == {"confusion_matrix.png", "generated_vs_real.png"}
+    d = json.loads(run.to_json())
+    assert d["accuracy"] == pytest.approx(ev["accuracy"]) and d["checkpoint"] == str(run.checkpoint)
+    assert d["w1"]["jet_mass"]["all"] == pytest.approx(ev["w1"]["jet_mass"]["all"])
+    per = run.w1_per_class()
+    assert set(per) == set(run.class_names)
+    for c, v in per.items():
+        assert v["jet_mass"] == pytest.approx(ev["w1"]["jet_mass"][c]) if c in ev["w1"]["jet_mass"] else np.isnan(v["jet_mass"])
+
+
+def test_fit_jet_generator_trains_on_the_trainer_and_is_seeded() -> None:
+    from jetlab.model.jet_generator import JetFeatureGenerator
+    from jetlab.tasks.common import fit_jet_generator
+
+    rng = np.random.default_rng(0)
+    x = rng.normal([300.0, 0.0, 50.0, 30.0], [50.0, 1.0, 10.0, 5.0], size=(400, 4)).astype(np.float32)
+    cond = rng.uniform(-1, 1, size=400).astype(np.float32)
+
+    def fit(seed):
+        torch.manual_seed(0)
+        gen = JetFeatureGenerator(4, cond_dim=1, hidden=16, layers=1)
+        gen.fit_normalization(x)
+        start = [p.detach().clone() for p in gen.parameters()]
+        losses = fit_jet_generator(gen, x, cond=cond, epochs=6, batch_size=64, lr=3e-3, seed=seed)
+        return gen, start, losses
+
+    gen, start, losses = fit(1)
+    assert len(losses) == 6 and all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert not gen.training and any(not torch.equal(a, b) for a, b in zip(start, gen.parameters()))
+    assert fit(1)[2] == losses and fit(2)[2] != losses  # the Trainer's seed fixes batch order and noise

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES = {
     "device": "cpu", "n_jets": 240, "epochs": 1, "batch_size": 32, "model": "tiny", "jet_epochs": 5,
     "gen_steps": 2, "n_generate": 20, "fractions": "[1.0]", "seeds": "[0]", "n_iterations": 2,
-    "n_bootstrap": 2, "convergence_seeds": 1, "max_particles": 16, "n_events": 500, "n_signal": 20,
+    "n_bootstrap": 2, "max_particles": 16, "n_events": 500, "n_signal": 20,
     "gen_epochs": 1, "jet_gen_epochs": 3, "oversample": 1, "kfolds": 2, "min_background_events": 3,
 }
 

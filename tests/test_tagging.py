@@ -10,7 +10,7 @@ import torch
 
 from jetlab.data.preprocess import Standardizer
 from jetlab.data.schema import JetSet, jet_features_from_particles, sort_and_truncate
-from jetlab.model import ModelCard, PET, PETConfig, save
+from jetlab.model import PET, ModelCard, PETConfig, save
 from jetlab.physics.metrics import roc_metrics
 from jetlab.tasks.baselines import ObservableMLP, ParticleFlowNetwork
 from jetlab.tasks.common import (
@@ -60,7 +60,7 @@ def checkpoint(tmp_path_factory, data):
     return path
 
 
-KW = dict(epochs=2, batch_size=64, lr_head=3e-3, progress=False, device="cpu")
+KW = dict(epochs=2, batch_size=64, lr=3e-3, progress=False, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def test_weights_enter_loss_and_metrics_only_when_asked(data, checkpoint):
     w = np.ones(len(js), dtype=np.float32)
     w[: len(js) // 2] = 0.0
     weighted = TaskData("w", JetSet(js.particles, js.mask, js.jets, js.labels, w))
-    kw = dict(KW, fractions=(1.0,), seeds=(0,), models=("scratch",), checkpoint="none", scratch_config=PETConfig(**TINY))
+    kw = dict(KW, fractions=(1.0,), seeds=(0,), models=("scratch",), checkpoint="none", model=PETConfig(**TINY))
     plain = run_tagging(data, **kw)
     zeroed = run_tagging(weighted, **kw)
     assert not np.allclose(plain.runs[0].scores, zeroed.runs[0].scores)
@@ -189,15 +189,17 @@ def test_resolve_checkpoint_explicit_paths(tmp_path, checkpoint):
 def test_resolve_checkpoint_auto_search_order(tmp_path, checkpoint, monkeypatch):
     monkeypatch.setenv("JETLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("JETLAB_CHECKPOINT", raising=False)
-    assert resolve_checkpoint("auto", output_root=tmp_path / "out", pretrain_if_missing=False) is None
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "out" / "02_top_tagging"  # this run's output_dir: notebook 01's sits beside it
+    assert resolve_checkpoint("auto", run) is None
     nb01 = tmp_path / "out" / "01_pretraining" / "checkpoint"
     nb01.parent.mkdir(parents=True)
     import shutil
 
     shutil.copytree(checkpoint, nb01 / "model")  # pretrain() layout: <dir>/model
-    assert resolve_checkpoint("auto", output_root=tmp_path / "out") == nb01 / "model"
+    assert resolve_checkpoint("auto", run) == nb01 / "model"
     monkeypatch.setenv("JETLAB_CHECKPOINT", str(checkpoint))
-    assert resolve_checkpoint("auto", output_root=tmp_path / "out") == checkpoint
+    assert resolve_checkpoint("auto", run) == checkpoint
     monkeypatch.setenv("JETLAB_CHECKPOINT", str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="JETLAB_CHECKPOINT"):
         resolve_checkpoint("auto")
@@ -293,3 +295,77 @@ def test_observable_mlp_standardization():
     assert mlp(torch.tensor(f, dtype=torch.float32)).shape == (3, 1)
     with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
         mlp.fit_standardization(np.zeros((3, 3)))
+
+
+# ------------------------------------------------------------------------- shared toolkit
+def test_preset_is_the_one_name_to_config_map():
+    assert PETConfig.preset("Tiny", num_classes=3) == PETConfig.tiny(num_classes=3)
+    assert PETConfig.preset(PETConfig(**TINY), num_classes=2) == PETConfig(**TINY, num_classes=2)
+    assert PETConfig.preset({**TINY, "num_classes": 4}) == PETConfig(**TINY, num_classes=4)
+    with pytest.raises(ValueError, match=r"unknown model preset 'huge'.*\['tiny', 'small', 'paper'\]"):
+        PETConfig.preset("huge")
+
+
+def test_build_pet_seeds_scaling_and_weights(checkpoint):
+    from jetlab.model import load
+    from jetlab.model.factory import build_pet
+
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a = build_pet(checkpoint, pretrained=False, seed=7)
+    b = build_pet(checkpoint, pretrained=False, seed=7)
+    assert torch.equal(torch.rand(3), before)  # the global RNG stream is left alone
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert a.config == PETConfig(**TINY, num_classes=1) and a.standardizer is None and not a.pretrained
+    ft = build_pet(checkpoint, seed=0)
+    src = load(checkpoint)
+    for k, v in src.body.state_dict().items():
+        torch.testing.assert_close(ft.body.state_dict()[k], v)
+    assert ft.classifier.out.weight.abs().sum() == 0 and ft.pretrained
+    ref = Standardizer.fit_jetset(synthetic_jets(200, seed=99))  # what the checkpoint fixture stored
+    np.testing.assert_allclose(ft.standardizer.jet_mean, ref.jet_mean, rtol=1e-6)
+    assert build_pet(checkpoint, input_scaling="task").standardizer is None
+    with pytest.raises(ValueError, match="input_scaling must be one of"):
+        build_pet(checkpoint, input_scaling="data")
+
+
+def test_lion_recipe_scales_the_body_weight_decay(checkpoint):
+    from jetlab.model.factory import build_pet, finetune_groups
+
+    ft = build_pet(checkpoint, seed=0)
+    lion = {g["name"]: g for g in finetune_groups(ft, 1e-3, lr_factor=5.0, weight_decay=0.01, optimizer="lion")}
+    adamw = {g["name"]: g for g in finetune_groups(ft, 1e-3, lr_factor=5.0, weight_decay=0.01)}
+    assert lion["body"]["lr"] == pytest.approx(2e-4) and lion["heads"]["lr"] == pytest.approx(1e-3)
+    assert lion["body"]["weight_decay"] == pytest.approx(0.05) and lion["heads"]["weight_decay"] == pytest.approx(0.01)
+    assert adamw["body"]["weight_decay"] == pytest.approx(0.01)
+    scratch = {g["name"]: g for g in finetune_groups(build_pet(checkpoint, pretrained=False), 1e-3, optimizer="lion")}
+    assert scratch["body"]["lr"] == pytest.approx(1e-3) and scratch["body"]["weight_decay"] == pytest.approx(0.01)
+
+
+def test_optimizer_and_input_scaling_reach_the_fine_tuning(data, checkpoint, results):
+    kw = dict(KW, fractions=(1.0,), seeds=(0,), models=("finetuned",), checkpoint=checkpoint)
+    base = results.select("finetuned", 1.0, 0)[0]
+    lion = run_tagging(data, optimizer="lion", **kw)
+    own = run_tagging(data, input_scaling="task", **kw)
+    assert lion.settings["optimizer"] == "lion" and own.settings["input_scaling"] == "task"
+    assert results.settings["optimizer"] == "adamw" and results.settings["input_scaling"] == "pretraining"
+    for other in (lion, own):
+        assert not np.allclose(other.runs[0].scores, base.scores)
+        assert 0.5 < other.runs[0].metrics["auc"] <= 1.0
+    with pytest.raises(ValueError, match=r"optimizer must be one of \['adamw', 'lion'\]"):
+        run_tagging(data, optimizer="rmsprop", **kw)
+
+
+def test_results_plots_and_save(results, tmp_path):
+    figs = results.plots()
+    assert set(figs) == {"roc_100pct.png", "rejection_100pct.png", "roc_25pct.png", "rejection_25pct.png",
+                         "learning_curve_auc.png", "learning_curve_rej_at_0.5.png"}
+    written = results.save(tmp_path)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert [r["metrics"]["auc"] for r in saved["runs"]] == pytest.approx([r.metrics["auc"] for r in results.runs])
+    assert saved["finetuned_vs_scratch_at_smallest_fraction"]["auc"]["difference"] == pytest.approx(
+        results.comparison(0.25)["auc"]["difference"])
+    assert all(written[name].read_bytes()[:4] == b"\x89PNG" for name in figs)
+    assert results.comparison_report().count("\n") == 3 and "fine-tuned - scratch" in results.comparison_report()
+    assert results.headline_run() is results.select("finetuned", 1.0, 0)[0]

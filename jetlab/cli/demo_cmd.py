@@ -62,7 +62,7 @@ def demo(*, n_jets: int = 2000, epochs: int = 4, batch_size: int = 64, seed: int
     t0 = time.perf_counter()
     seed_everything(seed)
     try:
-        ckpt = resolve_checkpoint(checkpoint, pretrain_if_missing=False)
+        ckpt = resolve_checkpoint(checkpoint)
     except FileNotFoundError as exc:
         raise CLIError(str(exc)) from None
     model = "finetuned" if ckpt is not None else "scratch"
@@ -71,7 +71,7 @@ def demo(*, n_jets: int = 2000, epochs: int = 4, batch_size: int = 64, seed: int
         print(f"jetlab demo: {n_jets} toptag-mini jets (generated once, then cached), {how}", flush=True)
     res = run_tagging("toptag-mini", n_jets=n_jets, checkpoint=ckpt if ckpt is not None else "none",
                       fractions=(1.0,), seeds=(seed,), epochs=epochs, batch_size=batch_size, models=(model,),
-                      split_seed=seed, scratch_config="tiny", device=device, progress=progress)
+                      split_seed=seed, model="tiny", device=device, progress=progress)
     run = res.runs[0]
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

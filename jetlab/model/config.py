@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
+#: the model-size presets of :meth:`PETConfig.preset`, smallest first
+PRESETS: tuple[str, ...] = ("tiny", "small", "paper")
+
 
 def strict_from_dict(cls, d: Mapping[str, Any]):
     """``cls(**d)`` for a dataclass, refusing unknown keys by name (a typo must not be dropped)."""
@@ -100,6 +103,23 @@ class PETConfig:
     def paper(cls, **overrides: Any) -> "PETConfig":
         """The published PET / OmniLearn model: width 128, 8 blocks, 4 heads, K=10 (~2M parameters)."""
         return cls(**overrides)
+
+    @classmethod
+    def preset(cls, name: "str | PETConfig | Mapping[str, Any]", **overrides: Any) -> "PETConfig":
+        """The one place a model-size parameter becomes a config: a preset name from :data:`PRESETS`
+        (any case), a ``PETConfig`` or a dict of fields, with ``overrides`` applied on top.
+
+        Notebooks, tasks and ``jetlab pretrain`` all take ``model="tiny"`` and call this, so an
+        unknown name fails the same way everywhere."""
+        if isinstance(name, PETConfig):
+            return name.replace(**overrides)
+        if isinstance(name, Mapping):
+            return cls.from_dict({**dict(name), **overrides})
+        key = str(name).strip().lower()
+        if key not in PRESETS:
+            raise ValueError(f"PETConfig.preset: unknown model preset {name!r}; choose one of {list(PRESETS)}, "
+                             "or pass a PETConfig or a dict of its fields")
+        return getattr(cls, key)(**overrides)
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:

@@ -1,166 +1,69 @@
-"""Helpers shared by the tasks (tagging, OmniFold, anomaly detection) and notebooks 02-04.
+"""What every task shares: its data, its results object and the names of the shared toolkit.
 
-* :func:`resolve_checkpoint` - find the pretrained foundation model (or pretrain a tiny one once,
-  cached and file-locked, so every notebook runs offline on a fresh clone);
-* :func:`load_task_data` - a ``dataset`` parameter (generator name, manifest name or file path)
-  to in-memory schema data with the dataset's own train/test split when it has one;
-* :func:`build_finetune_model` / :func:`build_scratch_model` - the same architecture, either
-  initialised from the checkpoint (and using the *pretraining* standardizer, so inputs mean what
-  they meant in pretraining) or from scratch (fitting its own standardizer on its training data);
-* :class:`GroupedModel` - binds the feature groups a dataset really has (toptag-mini has no PID)
-  so every forward pass drops the same groups in training and evaluation.
+* :func:`load_task_data` - a ``dataset`` parameter (generator name, published dataset, files) to
+  in-memory schema data with the dataset's own train/test split when it has one;
+* :class:`TaskResults` - the one shape of a task's results: ``.table()``, ``.plots()``,
+  ``.to_dict()``, ``.to_json()`` and ``.save(output_dir)``;
+* :class:`TrimmedDataset` - batches cut to their longest jet (padding costs compute, never changes
+  an output); :class:`ArrayDataset` - named arrays as a dataset of dict batches;
+* :func:`fit_jet_generator` - the jet-feature generator's training (pretraining and CATHODE) on the
+  :class:`~jetlab.train.Trainer`;
+* re-exported toolkit: :func:`resolve_checkpoint` (:mod:`jetlab.tasks.checkpoints`),
+  :func:`jetlab.model.factory.build_pet` and :class:`~jetlab.model.factory.GroupedModel`.
 """
 
 from __future__ import annotations
 
-import fcntl
+import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from jetlab._io import atomic_write_text
-from jetlab.data.preprocess import Standardizer, available_groups
+from jetlab.data.preprocess import available_groups
 from jetlab.data.schema import JetSet
 from jetlab.data.sources import resolve
+from jetlab.model.factory import DEFAULT_INPUT_SCALING, GroupedModel, build_pet
+from jetlab.model.jet_generator import JetFeatureGenerator
+from jetlab.notebook import output_dir as run_output_dir
+from jetlab.notebook import save_figure, to_jsonable
+from jetlab.train import Trainer
+
+from .checkpoints import (
+    CHECKPOINT_ENV,
+    DEFAULT_PRETRAIN_EPOCHS,
+    DEFAULT_PRETRAIN_JETS,
+    cached_checkpoint_dir,
+    find_checkpoint,
+    resolve_checkpoint,
+)
 
 __all__ = [
+    "ArrayDataset",
     "atomic_write_text",
     "CHECKPOINT_ENV",
     "DEFAULT_PRETRAIN_EPOCHS",
     "DEFAULT_PRETRAIN_JETS",
     "GroupedModel",
     "TaskData",
+    "TaskResults",
     "TrimmedDataset",
     "build_finetune_model",
+    "build_pet",
     "build_scratch_model",
     "cached_checkpoint_dir",
     "find_checkpoint",
+    "fit_jet_generator",
     "load_task_data",
+    "max_multiplicity",
     "resolve_checkpoint",
 ]
-
-#: Environment variable that points every notebook at one pretrained checkpoint.
-CHECKPOINT_ENV = "JETLAB_CHECKPOINT"
-#: Size of the fallback pretraining (jetclass-mini jets) and its epochs: a few minutes on 2 CPU cores, once.
-DEFAULT_PRETRAIN_JETS = 4000
-DEFAULT_PRETRAIN_EPOCHS = 8
-#: bumped when the fallback pretraining recipe changes, so an older cached model is not reused
-PRETRAIN_RECIPE_VERSION = 2
-PRETRAIN_DATASET = "jetclass-mini"
-_NONE = ("none",)
-_AUTO = ("auto", "")
-
-
-# --------------------------------------------------------------------------- checkpoints
-def _as_checkpoint_dir(path: Path) -> Path | None:
-    """``path`` itself or its ``model/`` sub-directory (``pretrain`` output), if it is a checkpoint."""
-    from jetlab.model.checkpoint import CARD_FILE, WEIGHTS_FILE
-
-    for cand in (path, path / "model"):
-        if (cand / CARD_FILE).is_file() and (cand / WEIGHTS_FILE).is_file():
-            return cand
-    return None
-
-
-def cached_checkpoint_dir(n_jets: int = DEFAULT_PRETRAIN_JETS, seed: int = 0, cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where :func:`resolve_checkpoint` keeps its own tiny pretrained model."""
-    from jetlab.data.cache import resolve_cache_dir
-
-    return resolve_cache_dir(cache_dir) / "checkpoints" / (f"pet-tiny-{PRETRAIN_DATASET}-n{int(n_jets)}-s{int(seed)}"
-                                                             f"-r{PRETRAIN_RECIPE_VERSION}")
-
-
-def find_checkpoint(output_root: str | os.PathLike = "jetlab_output", *, n_jets: int = DEFAULT_PRETRAIN_JETS,
-                    seed: int = 0, cache_dir: str | os.PathLike | None = None) -> Path | None:
-    """The first existing checkpoint of ``$JETLAB_CHECKPOINT``, notebook 01's output, the cache."""
-    env = os.environ.get(CHECKPOINT_ENV)
-    if env:
-        found = _as_checkpoint_dir(Path(env).expanduser())
-        if found is None:
-            raise FileNotFoundError(f"${CHECKPOINT_ENV}={env!r} is not a jetlab checkpoint directory "
-                                    "(expected model_card.json and model.safetensors in it or in its model/)")
-        return found
-    for cand in (Path(output_root).expanduser() / "01_pretraining" / "checkpoint", cached_checkpoint_dir(n_jets, seed, cache_dir)):
-        found = _as_checkpoint_dir(cand)
-        if found is not None:
-            return found
-    return None
-
-
-def resolve_checkpoint(
-    checkpoint: str | os.PathLike | None = "auto",
-    *,
-    output_root: str | os.PathLike = "jetlab_output",
-    pretrain_if_missing: bool = True,
-    n_jets: int = DEFAULT_PRETRAIN_JETS,
-    epochs: int = DEFAULT_PRETRAIN_EPOCHS,
-    seed: int = 0,
-    cache_dir: str | os.PathLike | None = None,
-    device: str | torch.device = "auto",
-    progress: bool = True,
-) -> Path | None:
-    """Path of the pretrained PET checkpoint directory to fine-tune.
-
-    * an explicit path must be a checkpoint directory (or contain ``model/``), else
-      :class:`FileNotFoundError` naming it;
-    * ``"omnilearned:small|medium|large"``: the published OmniLearned checkpoint, converted once
-      (:func:`jetlab.model.omnilearned_convert.resolve_omnilearned`; FileNotFoundError with the
-      ``jetlab data fetch`` command when it has not been downloaded);
-    * ``"none"`` / None: no checkpoint (returns None; tasks then train from scratch only);
-    * ``"auto"``: ``$JETLAB_CHECKPOINT``, then ``<output_root>/01_pretraining/checkpoint``, then the
-      cache ``~/.cache/jetlab/checkpoints/pet-tiny-jetclass-mini-n{n_jets}-s{seed}-r{recipe}``. If none
-      exists and ``pretrain_if_missing``, a tiny PET is pretrained on ``n_jets`` jetclass-mini jets
-      for ``epochs`` epochs with :data:`jetlab.train.CPU_RECIPE` into the cache (under a file lock, so concurrent notebooks pretrain
-      once); otherwise returns None.
-    """
-    if checkpoint is None or str(checkpoint).strip().lower() in _NONE:
-        return None
-    if isinstance(checkpoint, str) and checkpoint.strip().lower().startswith("omnilearned:"):
-        from jetlab.model.omnilearned_convert import resolve_omnilearned
-
-        return resolve_omnilearned(checkpoint, cache_dir=cache_dir)  # fetched + converted once, else says how
-    if str(checkpoint).strip().lower() not in _AUTO:
-        path = Path(checkpoint).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"checkpoint {os.fspath(checkpoint)!r} does not exist; pass an existing "
-                                    "checkpoint directory, 'auto' or 'none'")
-        found = _as_checkpoint_dir(path)
-        if found is None:
-            raise FileNotFoundError(f"checkpoint {os.fspath(checkpoint)!r} is not a jetlab checkpoint: expected "
-                                    "model_card.json and model.safetensors in it (or in its model/ directory)")
-        return found
-    found = find_checkpoint(output_root, n_jets=n_jets, seed=seed, cache_dir=cache_dir)
-    if found is not None or not pretrain_if_missing:
-        return found
-    target = cached_checkpoint_dir(n_jets, seed, cache_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / (target.name + ".lock"), "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            found = _as_checkpoint_dir(target)
-            if found is not None:  # another process pretrained it while we waited
-                return found
-            print(f"jetlab: no pretrained checkpoint found; pretraining a tiny PET on {n_jets} {PRETRAIN_DATASET} "
-                  f"jets for {epochs} epochs into {target} (once; later runs reuse it)", flush=True)
-            from jetlab.train import CPU_RECIPE, pretrain
-
-            work = target.parent / (target.name + ".work")
-            pretrain(PRETRAIN_DATASET, work, model_config="tiny", epochs=int(epochs), n_jets=int(n_jets), seed=int(seed),
-                     device=device, progress=progress, max_particles=64,
-                     **CPU_RECIPE)
-            os.replace(work / "model", target)
-            shutil.rmtree(work, ignore_errors=True)
-            print(f"jetlab: pretrained checkpoint written to {target}", flush=True)
-            return target
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------- data
@@ -260,105 +163,118 @@ class TrimmedDataset(Dataset):
         return getattr(self.base, name)
 
 
-# --------------------------------------------------------------------------- models
-class GroupedModel(nn.Module):
-    """Wraps a PET so every ``classify``/``forward`` uses the same feature ``groups``.
+class ArrayDataset(Dataset):
+    """A map-style dataset of equally long arrays; batches are dicts of tensors (jetlab batch format)."""
 
-    ``fit_classifier`` and ``predict`` call ``model.classify(x, mask, jets)``; binding the groups
-    here means a dataset without PID (toptag-mini, ATLAS) drops the ``"pid"`` inputs in training
-    *and* in evaluation. ``param_groups`` and ``card`` pass through to the wrapped model.
-    """
+    def __init__(self, **arrays: np.ndarray | Tensor) -> None:
+        if not arrays:
+            raise ValueError("ArrayDataset needs at least one array")
+        self.tensors = {k: v if isinstance(v, Tensor) else torch.as_tensor(np.asarray(v)) for k, v in arrays.items()}
+        lengths = {k: len(v) for k, v in self.tensors.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"ArrayDataset: arrays differ in length: {lengths}")
+        self.n = next(iter(lengths.values()))
 
-    def __init__(self, model: nn.Module, groups: Sequence[str] | None = None) -> None:
-        super().__init__()
-        self.model = model
-        self.groups = tuple(groups) if groups is not None else None
+    def __len__(self) -> int:
+        return self.n
 
-    def classify(self, x, mask, jets, groups=None):
-        return self.model.classify(x, mask, jets, groups=self.groups if groups is None else groups)
+    def __getitem__(self, i) -> dict[str, Tensor]:
+        return {k: v[i] for k, v in self.tensors.items()}
 
-    def forward(self, x, mask, jets, groups=None):
-        return self.classify(x, mask, jets, groups)[0]
-
-    def param_groups(self, lr_head: float, lr_factor: float = 5.0, weight_decay: float | None = None) -> list[dict]:
-        return self.model.param_groups(lr_head, lr_factor, weight_decay)
-
-    @property
-    def config(self):
-        return self.model.config
-
-    @property
-    def card(self):
-        return getattr(self.model, "card", None)
-
-    @property
-    def standardizer(self) -> Standardizer | None:
-        return getattr(self.model, "standardizer", None)
-
-    def num_parameters(self) -> dict[str, int]:
-        return self.model.num_parameters()
+    def __getitems__(self, indices) -> dict[str, Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return {k: v.index_select(0, idx) for k, v in self.tensors.items()}
 
 
-def build_finetune_model(checkpoint: str | os.PathLike, num_classes: int = 1, groups: Sequence[str] | None = None,
-                         *, seed: int = 0) -> GroupedModel:
-    """The pretrained PET with a fresh ``num_classes`` output layer, ready for fine-tuning.
-
-    ``model.standardizer`` is the *pretraining* standardizer from the checkpoint's model card:
-    fine-tuning data must be standardised with it so every input means what it meant in
-    pretraining. ``seed`` seeds the new output layer's initialisation.
-    """
-    from jetlab.model import load
-
-    model = load(checkpoint, map_location="cpu")
-    card = model.card
-    std = card.get_standardizer()
-    if std is None:
-        raise ValueError(f"checkpoint {checkpoint}: its model card has no standardizer; fine-tuning needs the "
-                         "pretraining normalisation (re-save it with jetlab.train.pretrain)")
-    torch.manual_seed(int(seed))
-    model.reset_classifier(int(num_classes))
-    model.standardizer = std
-    model.train()
-    return GroupedModel(model, groups)
+def _jet_generator_loss(model: JetFeatureGenerator, batch: dict[str, Tensor]) -> Tensor:
+    return model.loss(batch["x"], batch.get("cond"), batch.get("label"))
 
 
-def build_scratch_model(config: Any, num_classes: int = 1, groups: Sequence[str] | None = None,
-                        *, seed: int = 0) -> GroupedModel:
-    """A randomly initialised PET with the same architecture as ``config`` (a PETConfig, a dict,
-    a preset name or a checkpoint directory whose config is copied). It has no standardizer: the
-    training code fits one on the scratch model's own training data. An OmniLearned checkpoint gives
-    a randomly initialised OmniLearned PET2 of the same settings, which keeps the identity
-    standardizer (it builds its own inputs from jetlab's raw ones)."""
-    from jetlab.model import PET, PETConfig, read_card
-
-    if isinstance(config, (str, os.PathLike)) and str(config) in ("tiny", "small", "paper"):
-        cfg = getattr(PETConfig, str(config))()
-    elif isinstance(config, (str, os.PathLike)):
-        card = read_card(_as_checkpoint_dir(Path(config)) or Path(config))
-        if card.architecture == "omnilearned-pet2":  # same OmniLearned PET2, random init from seed
-            from jetlab.model.omnilearned import OmniLearnedModel, OmniLearnedSettings
-
-            settings = OmniLearnedSettings.from_dict(card.config).replace(num_classes=int(num_classes))
-            return GroupedModel(OmniLearnedModel(settings, seed=int(seed)), groups)
-        cfg = PETConfig.from_dict(card.config)
-    elif isinstance(config, PETConfig):
-        cfg = config
-    elif isinstance(config, dict):
-        cfg = PETConfig.from_dict(config)
-    else:
-        raise TypeError(f"build_scratch_model: config must be a PETConfig, dict, preset name or checkpoint path, "
-                        f"got {type(config).__name__}")
-    torch.manual_seed(int(seed))
-    model = PET(cfg.replace(num_classes=int(num_classes)))
-    model.standardizer = None
-    return GroupedModel(model, groups)
-
-
-def fit_standardizer(jets: JetSet) -> Standardizer:
-    """The standardizer a from-scratch model fits on its own training jets."""
-    return Standardizer.fit_jetset(jets)
+def fit_jet_generator(generator: JetFeatureGenerator, features: np.ndarray, *, cond: np.ndarray | None = None,
+                      labels: np.ndarray | None = None, epochs: int = 100, batch_size: int = 256, lr: float = 2e-3,
+                      seed: int = 0, device: str | torch.device = "cpu", max_steps: int | None = None) -> list[float]:
+    """Train a :class:`JetFeatureGenerator` (normalisation already set) with the :class:`Trainer`:
+    AdamW (weight decay 1e-4), 5% warm-up then cosine decay, gradients clipped at 1, no validation.
+    It is a few-thousand-parameter MLP, so on a CPU it runs on one thread (intra-op threading only
+    adds contention). Returns the mean training loss of each epoch; the generator is left in eval mode."""
+    arrays: dict[str, np.ndarray] = {"x": np.asarray(features, dtype=np.float32)}
+    if cond is not None:
+        arrays["cond"] = np.asarray(cond, dtype=np.float32).reshape(len(features), -1)
+    if labels is not None:
+        arrays["label"] = np.asarray(labels, dtype=np.int64)
+    trainer = Trainer(generator, _jet_generator_loss, ArrayDataset(**arrays), None, optimizer="adamw", lr=lr,
+                      weight_decay=1e-4, epochs=max(1, int(epochs)), max_steps=max_steps, batch_size=batch_size,
+                      device=device, seed=seed, progress=False, checkpoint_every=None, amp="off")
+    threads = torch.get_num_threads()
+    if trainer.device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        history = trainer.fit()
+    finally:
+        torch.set_num_threads(threads)
+    generator.eval()
+    return [float(e["train_loss"]) for e in history.epochs]
 
 
 def max_multiplicity(*sets: JetSet) -> int:
     """Largest number of real particles in any jet of ``sets`` (at least 2)."""
     return max([2] + [int(np.max(s.mask.sum(1))) for s in sets if len(s)])
+
+
+# --------------------------------------------------------------------------- models
+def build_finetune_model(checkpoint: str | os.PathLike, num_classes: int = 1, groups: Sequence[str] | None = None,
+                         *, seed: int = 0, input_scaling: str = DEFAULT_INPUT_SCALING) -> GroupedModel:
+    """:func:`build_pet` of a pretrained model, bound to ``groups`` (named for readability)."""
+    return GroupedModel(build_pet(checkpoint, num_classes=num_classes, seed=seed, input_scaling=input_scaling), groups)
+
+
+def build_scratch_model(architecture: Any, num_classes: int = 1, groups: Sequence[str] | None = None,
+                        *, seed: int = 0) -> GroupedModel:
+    """:func:`build_pet` from scratch with the architecture of a checkpoint directory, or a preset
+    name / PETConfig / dict, bound to ``groups``."""
+    if isinstance(architecture, (str, os.PathLike)) and Path(architecture).is_dir():
+        model = build_pet(architecture, pretrained=False, num_classes=num_classes, seed=seed)
+    else:
+        model = build_pet(None, preset=architecture, num_classes=num_classes, seed=seed)
+    return GroupedModel(model, groups)
+
+
+# --------------------------------------------------------------------------- results
+class TaskResults:
+    """The shape every task's results share (``run_pretraining``, ``run_tagging``, ``run_omnifold``,
+    ``run_anomaly`` return one).
+
+    Subclasses implement :meth:`to_dict` (JSON-ready numbers), :meth:`table` (the headline table)
+    and :meth:`plots` (``{file name: Figure}``); :meth:`to_json` and :meth:`save` are shared, so
+    every notebook ends the same way: ``results.save(output_dir)``.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def table(self):
+        raise NotImplementedError
+
+    def plots(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_json(self, path: str | os.PathLike | None = None, **to_dict_kwargs: Any) -> str:
+        """JSON text of :meth:`to_dict` (non-finite numbers become null), written atomically to
+        ``path`` if given."""
+        text = json.dumps(to_jsonable(self.to_dict(**to_dict_kwargs)), indent=2, allow_nan=False) + "\n"
+        if path is not None:
+            atomic_write_text(path, text)
+        return text
+
+    def save(self, output_dir: str | os.PathLike | None = None, *, name: str = "metrics",
+             figures: bool = True) -> dict[str, Path]:
+        """Write ``<output_dir>/<name>.json`` and every figure of :meth:`plots` as PNG (shown once
+        in a notebook); ``output_dir`` defaults to the notebook run's (:func:`jetlab.notebook.output_dir`).
+        Returns ``{name: path}``."""
+        out = Path(output_dir) if output_dir is not None else run_output_dir()
+        out.mkdir(parents=True, exist_ok=True)
+        written = {name: Path(atomic_write_text(out / f"{name}.json", self.to_json()))}
+        if figures:
+            for fig_name, fig in self.plots().items():
+                written[fig_name] = save_figure(fig, str(out / fig_name))
+        return written

@@ -23,15 +23,18 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Mapping, Sequence
 
+import joblib
 import numpy as np
+import torch
+
+from .omnifold import omnifold
+from .omnifold.algorithm import length
 
 __all__ = ["bootstrap_weights", "omnifold_ensemble", "run_parallel"]
 
 
 def _call(fn: Callable[..., Any], kwargs: Mapping[str, Any], threads: int | None) -> Any:
     if threads is not None:
-        import torch
-
         torch.set_num_threads(max(1, int(threads)))
     return fn(**kwargs)
 
@@ -52,8 +55,6 @@ def run_parallel(
     through joblib's dask backend - the same call, no other code change.
     ``fn`` and the task values must be picklable (cloudpickle: closures and lambdas are fine).
     """
-    import joblib
-
     tasks = [dict(t) for t in tasks]
     if not callable(fn):
         raise TypeError(f"run_parallel: fn must be callable, got {type(fn).__name__}")
@@ -63,7 +64,7 @@ def run_parallel(
         return []
     if client is not None:
         try:
-            import distributed  # noqa: F401  (registers joblib's dask backend requirements)
+            import distributed  # noqa: F401  (optional, pip install 'dask[distributed]': joblib's dask backend)
         except ImportError as exc:  # pragma: no cover - optional dependency
             raise ImportError("run_parallel(client=...) needs Dask: pip install 'dask[distributed]'") from exc
         calls = (joblib.delayed(_call)(fn, t, threads_per_job) for t in tasks)
@@ -86,8 +87,6 @@ def bootstrap_weights(n: int, n_replicas: int, seed: int = 0) -> np.ndarray:
 
 
 def _omnifold_member(sim_gen, sim_reco, data_reco, data_weights, seed, kwargs):
-    from jetlab.tasks.omnifold import omnifold
-
     return omnifold(sim_gen, sim_reco, data_reco, data_weights=data_weights, seed=seed, progress=False, **kwargs)
 
 
@@ -117,9 +116,7 @@ def omnifold_ensemble(
         raise ValueError(f"omnifold_ensemble: mode must be 'ensemble' or 'bootstrap', got {mode!r}")
     if n_members < 1:
         raise ValueError(f"omnifold_ensemble: n_members must be >= 1, got {n_members}")
-    from jetlab.tasks.omnifold import _length
-
-    n_data = _length(data_reco, "data_reco")
+    n_data = length(data_reco, "data_reco")
     base = np.ones(n_data) if data_weights is None else np.asarray(data_weights, dtype=np.float64)
     boots = bootstrap_weights(n_data, n_members, seed) if mode == "bootstrap" else None
     tasks = [

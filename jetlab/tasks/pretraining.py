@@ -1,23 +1,15 @@
 """OmniLearn-style pretraining end to end: train, generate jets, evaluate, save one checkpoint.
 
-Generating a jet takes two stages, because PET's generator head produces particles *given* the
-jet-level features and class:
-
-1. :class:`jetlab.model.jet_generator.JetFeatureGenerator` samples (pT, eta, mass, N) per class;
-2. :func:`jetlab.model.diffusion.sample` (DDIM) samples the N particles' (deta, dphi,
-   log(1 - pT/pT_jet)) conditioned on those features and the class; the standardizer turns them
-   back into physical massless particles (pT, eta, phi, E), and the jet observables are
-   recomputed *from the particles*, so the evaluation judges what was generated.
-
-:func:`run_pretraining` trains both stages and writes ONE checkpoint directory: the PET checkpoint
-of :mod:`jetlab.model.checkpoint` (``model.safetensors`` + ``model_card.json``) with the jet
-generator (``jet_generator.safetensors`` + ``jet_generator.json``) alongside. Notebooks 02-04 load
-it with :func:`jetlab.model.load` (PET) and :func:`load_pretrained` (PET + jet generator).
+:func:`run_pretraining` trains PET (classifier + diffusion head) and the jet-feature generator
+(:mod:`jetlab.tasks.generation` explains the two generation stages) and writes ONE checkpoint
+directory: the PET checkpoint of :mod:`jetlab.model.checkpoint` (``model.safetensors`` +
+``model_card.json``) with the jet generator (``jet_generator.safetensors`` + ``jet_generator.json``)
+alongside. Notebooks 02-04 load it with :func:`jetlab.model.load` (PET) and :func:`load_pretrained`
+(PET + jet generator).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -26,19 +18,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from jetlab.data.preprocess import Standardizer, jet_inputs
-from jetlab.data.schema import KINEMATIC_FEATURES, JetSet, jet_features_from_particles
+from jetlab.data.schema import JetSet
 from jetlab.data.sources import resolve
-from jetlab.train.pretrain import MAX_VALIDATION_ROWS
+from jetlab.data.torchdata import split_indices
+from jetlab.model import ModelCard, load, save
 from jetlab.model.jet_generator import (
     JET_GENERATOR_CONFIG,
     JET_GENERATOR_WEIGHTS,
     JetFeatureGenerator,
     load_jet_generator,
     save_jet_generator,
+)
+from jetlab.plot import compare_jets, confusion_matrix, results_table
+from jetlab.train.pretrain import MAX_VALIDATION_ROWS, pretrain
+
+from .common import TaskResults
+from .generation import (
+    OBSERVABLES,
+    evaluate_pretraining,
+    generate_jets,
+    jet_observables,
+    train_jet_generator,
+    wasserstein_table,
 )
 
 __all__ = [
@@ -53,329 +58,10 @@ __all__ = [
     "wasserstein_table",
 ]
 
-#: Observables compared between generated and real jets (all computed from the particles).
-OBSERVABLES: tuple[str, ...] = ("jet_mass", "multiplicity", "particle_pt", "particle_eta", "particle_phi")
-#: Index of the multiplicity in the jet inputs (pT, eta, mass, N).
-_MULT = 3
-
-
-# ---------------------------------------------------------------------------- helpers
-def _device(device: str | torch.device) -> torch.device:
-    from jetlab.notebook import resolve_device
-
-    return resolve_device(device)
-
-
-def _balanced_labels(n: int, num_classes: int) -> np.ndarray:
-    return np.arange(n) % max(num_classes, 1)
-
-
-def _as_labels(labels, n: int, num_classes: int) -> np.ndarray:
-    """Per-jet class labels: None -> balanced, int -> all that class, array (n,) -> as given."""
-    if labels is None:
-        return _balanced_labels(n, num_classes)
-    if np.ndim(labels) == 0:
-        out = np.full(n, int(labels), dtype=np.int64)
-    else:
-        out = np.asarray(labels, dtype=np.int64).reshape(-1)
-        if len(out) != n:
-            raise ValueError(f"generate_jets: labels has {len(out)} entries, expected n={n}")
-    if len(out) and (out.min() < 0 or out.max() >= num_classes):
-        raise ValueError(f"generate_jets: labels must be class indices in [0, {num_classes - 1}], got range "
-                         f"[{out.min()}, {out.max()}]")
-    return out
-
-
-def jet_observables(jets: JetSet) -> dict[str, np.ndarray]:
-    """Per-jet (mass, multiplicity) from the particles and per-particle (pT, eta, phi) of real particles."""
-    kin = jet_features_from_particles(jets.particles, jets.mask)
-    return {
-        "jet_mass": kin[:, 3].astype(np.float64),
-        "multiplicity": jets.mask.sum(1).astype(np.float64),
-        "particle_pt": jets.particles[..., 0][jets.mask].astype(np.float64),
-        "particle_eta": jets.particles[..., 1][jets.mask].astype(np.float64),
-        "particle_phi": jets.particles[..., 2][jets.mask].astype(np.float64),
-    }
-
-
-def wasserstein_table(a: JetSet, b: JetSet, class_names: Sequence[str] | None = None,
-                      observables: Sequence[str] = OBSERVABLES) -> dict[str, dict[str, float]]:
-    """1-Wasserstein distance per observable between two JetSets, overall and per class.
-
-    Returns ``{observable: {"all": w1, <class name>: w1, ...}}``; a class absent from either
-    set is skipped.
-    """
-    from jetlab.physics.metrics import wasserstein_1d
-
-    bad = [o for o in observables if o not in OBSERVABLES]
-    if bad:
-        raise ValueError(f"wasserstein_table: unknown observables {bad}; choose from {list(OBSERVABLES)}")
-    classes = np.union1d(np.unique(a.labels), np.unique(b.labels))
-    names = list(class_names) if class_names is not None else [str(c) for c in range(int(classes.max()) + 1 if len(classes) else 0)]
-    groups: list[tuple[str, JetSet, JetSet]] = [("all", a, b)]
-    for c in classes:
-        ia, ib = a.labels == c, b.labels == c
-        if ia.any() and ib.any():
-            groups.append((names[int(c)] if int(c) < len(names) else str(int(c)), a.subset(ia), b.subset(ib)))
-    out: dict[str, dict[str, float]] = {o: {} for o in observables}
-    for name, ja, jb in groups:
-        oa, ob = jet_observables(ja), jet_observables(jb)
-        for o in observables:
-            if len(oa[o]) and len(ob[o]):
-                out[o][name] = wasserstein_1d(oa[o], ob[o])
-    return out
-
-
-# ---------------------------------------------------------------------------- generation
-@torch.no_grad()
-def generate_jets(
-    model,
-    jet_generator: JetFeatureGenerator,
-    n: int,
-    labels=None,
-    standardizer: Standardizer | None = None,
-    steps: int = 32,
-    seed: int = 0,
-    *,
-    jet_steps: int = 64,
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
-    max_particles: int | None = None,
-) -> JetSet:
-    """Generate ``n`` jets: jet features from ``jet_generator``, particles from PET's generator head.
-
-    ``labels``: None (classes in turn), an int (all jets of that class) or an array of ``n`` class
-    indices. ``standardizer`` defaults to the one in ``model.card``. ``steps``/``jet_steps`` are
-    the DDIM steps of the particle / jet-feature samplers. Same ``seed`` -> same jets. The result
-    holds massless particles (pT, eta, phi, E), pT-ordered, with jet features recomputed from them;
-    the jet features that conditioned the generation are in ``extra["cond_jets"]``.
-    """
-    from jetlab.model.diffusion import sample
-
-    if n < 1:
-        raise ValueError(f"generate_jets: n must be >= 1, got {n}")
-    if steps < 1 or jet_steps < 1:
-        raise ValueError(f"generate_jets: steps and jet_steps must be >= 1, got {steps}, {jet_steps}")
-    if standardizer is None:
-        card = getattr(model, "card", None)
-        standardizer = card.get_standardizer() if card is not None else None
-        if standardizer is None:
-            raise ValueError("generate_jets: pass standardizer= (the model has no card with one)")
-    num_classes = int(model.config.num_classes)
-    if jet_generator.num_features != 4:
-        raise ValueError(f"generate_jets: jet_generator must model the 4 jet inputs (pT, eta, mass, N), "
-                         f"it has num_features={jet_generator.num_features}")
-    if max_particles is None:
-        rng_ = jet_generator.integer_features.get(_MULT)
-        if rng_ is None:
-            raise ValueError("generate_jets: pass max_particles (the jet generator has no multiplicity range)")
-        max_particles = int(rng_[1])
-    lab = _as_labels(labels, n, num_classes)
-    dev = _device(device)
-    model.to(dev).eval()
-    jet_generator.to(dev).eval()
-    gen = torch.Generator(device=dev).manual_seed(int(seed))
-    rng = np.random.default_rng(int(seed))
-
-    cond_lab = torch.as_tensor(lab, device=dev) if jet_generator.num_classes else None
-    feats = jet_generator.sample(n, labels=cond_lab, steps=jet_steps, generator=gen).cpu().numpy().astype(np.float64)
-    feats[:, _MULT] = np.clip(np.round(feats[:, _MULT]), 1, max_particles)
-    feats[:, 0] = np.maximum(feats[:, 0], 1e-3)  # pT > 0
-    feats[:, 2] = np.maximum(feats[:, 2], 0.0)  # mass >= 0
-    mult = feats[:, _MULT].astype(np.int64)
-    mask = np.arange(max_particles)[None, :] < mult[:, None]
-    jets_std = standardizer.transform_jets(feats.astype(np.float32))
-
-    parts = []
-    for a in range(0, n, batch_size):
-        b = min(a + batch_size, n)
-        p = int(mult[a:b].max())  # no need to run the model over all-padding columns
-        m = torch.as_tensor(mask[a:b, :p], device=dev)
-        j = torch.as_tensor(jets_std[a:b], device=dev)
-        y = torch.as_tensor(lab[a:b], device=dev)
-        out = sample(model, m, j, labels=y, steps=steps, generator=gen).float().cpu().numpy()
-        full = np.zeros((b - a, max_particles, out.shape[-1]), dtype=np.float32)
-        full[:, :p] = out
-        parts.append(full)
-    z = np.concatenate(parts)
-
-    # standardised (deta, dphi, log(1 - pT/pT_jet)) -> physical particles
-    ps, pm = standardizer.particle_std[:3].astype(np.float64), standardizer.particle_mean[:3].astype(np.float64)
-    raw = z[..., :3].astype(np.float64) * ps + pm
-    deta, dphi, l1m = raw[..., 0], raw[..., 1], raw[..., 2]
-    jpt, jeta = feats[:, 0:1], feats[:, 1:2]
-    jphi = rng.uniform(-np.pi, np.pi, size=(n, 1))  # the jet azimuth is not modelled: the physics is phi-symmetric
-    ptrel = np.clip(-np.expm1(np.minimum(l1m, 0.0)), 1e-6, 1.0 - 1e-6)
-    pt = ptrel * jpt
-    eta = jeta + np.where(jeta < 0, -1.0, 1.0) * deta
-    phi = (jphi + dphi + np.pi) % (2 * np.pi) - np.pi
-    energy = pt * np.cosh(np.clip(eta, -10, 10))
-    particles = np.stack([pt, eta, phi, energy], axis=-1)
-    particles = np.where(mask[..., None], particles, 0.0)
-    # pT-order (the schema's convention); the model is permutation-equivariant so order carries nothing
-    order = np.argsort(np.where(mask, -pt, np.inf), axis=1, kind="stable")
-    particles = np.take_along_axis(particles, order[..., None], axis=1)
-    jets = jet_features_from_particles(particles, mask)
-    out = JetSet(particles=particles, mask=mask, jets=jets, labels=lab, particle_features=KINEMATIC_FEATURES,
-                 extra={"cond_jets": feats.astype(np.float32)})
-    return out.validate("generate_jets")
-
-
-# ---------------------------------------------------------------------------- evaluation
-def evaluate_pretraining(
-    model,
-    test_jetset: JetSet,
-    jet_generator: JetFeatureGenerator | None = None,
-    *,
-    standardizer: Standardizer | None = None,
-    class_names: Sequence[str] | None = None,
-    reference_jetset: JetSet | None = None,
-    generated: JetSet | None = None,
-    steps: int = 32,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    batch_size: int = 256,
-) -> dict[str, Any]:
-    """Classifier accuracy / confusion matrix on ``test_jetset`` and W1 of generated vs real jets.
-
-    Generated jets (unless given) have the test set's class counts. ``reference_jetset`` (an
-    independent real sample, e.g. the validation split) gives the W1 floor: the distance two
-    real samples of that size have by statistics alone. Returns a JSON-friendly dict with
-    ``accuracy``, ``confusion_matrix`` (rows: true, normalised), ``generated_accuracy`` (the
-    classifier on generated jets: do they look like their class?), ``w1`` and ``w1_reference``
-    (``{observable: {"all"|class: value}}``) and the generated JetSet under ``"generated"``.
-    """
-    from jetlab.data.torchdata import JetDataset
-    from jetlab.train.finetune import predict
-
-    if standardizer is None:
-        card = getattr(model, "card", None)
-        standardizer = card.get_standardizer() if card is not None else None
-        if standardizer is None:
-            raise ValueError("evaluate_pretraining: pass standardizer= (the model has no card with one)")
-    if class_names is None:
-        card = getattr(model, "card", None)
-        class_names = (card.class_names if card is not None else None) or [str(i) for i in range(model.config.num_classes)]
-    c = len(class_names)
-    if len(test_jetset) == 0:
-        raise ValueError("evaluate_pretraining: test_jetset is empty")
-    dev = _device(device)
-    probs = predict(model, JetDataset(test_jetset, standardizer=standardizer), batch_size=batch_size, device=dev)
-    pred = np.argmax(probs, axis=-1)
-    truth = test_jetset.labels
-    cm = np.zeros((c, c))
-    np.add.at(cm, (truth, pred), 1.0)
-    rows = cm.sum(1, keepdims=True)
-    result: dict[str, Any] = {
-        "n_test": int(len(test_jetset)),
-        "num_classes": c,
-        "class_names": list(class_names),
-        "chance_accuracy": float(np.bincount(truth, minlength=c).max() / len(truth)),
-        "accuracy": float((pred == truth).mean()),
-        "per_class_accuracy": {class_names[i]: float(cm[i, i] / rows[i, 0]) for i in range(c) if rows[i, 0] > 0},
-        "confusion_matrix": np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0).tolist(),
-        "predictions": pred,
-    }
-    if generated is None and jet_generator is not None:
-        generated = generate_jets(model, jet_generator, len(test_jetset), labels=truth, standardizer=standardizer,
-                                  steps=steps, seed=seed, device=dev, batch_size=batch_size,
-                                  max_particles=test_jetset.max_particles)
-    if generated is not None:
-        gp = predict(model, JetDataset(generated, standardizer=standardizer), batch_size=batch_size, device=dev)
-        result["generated_accuracy"] = float((np.argmax(gp, -1) == generated.labels).mean())
-        result["w1"] = wasserstein_table(generated, test_jetset, class_names)
-        result["generated"] = generated
-    if reference_jetset is not None:
-        n = min(len(reference_jetset), len(test_jetset))
-        result["w1_reference"] = wasserstein_table(reference_jetset.subset(slice(0, n)), test_jetset, class_names)
-    return result
-
-
-# ---------------------------------------------------------------------------- jet generator training
-def train_jet_generator(
-    features: np.ndarray,
-    labels: np.ndarray | None,
-    *,
-    num_classes: int | None,
-    max_particles: int,
-    standardizer: Standardizer | None = None,
-    epochs: int = 200,
-    batch_size: int = 256,
-    lr: float = 2e-3,
-    hidden: int = 128,
-    layers: int = 3,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    max_steps: int | None = None,
-) -> tuple[JetFeatureGenerator, list[float]]:
-    """Fit a class-conditional :class:`JetFeatureGenerator` to raw jet inputs (pT, eta, mass, N).
-
-    Uses the PET ``standardizer``'s jet normalisation when given (so the generated features sit in
-    the space PET was trained on). AdamW with a cosine schedule; returns ``(generator, loss per epoch)``.
-    It is a few-thousand-parameter MLP: hundreds of epochs over 10^4 jets take seconds.
-    """
-    x = torch.as_tensor(np.asarray(features, dtype=np.float32))
-    if x.ndim != 2 or x.shape[1] != 4:
-        raise ValueError(f"train_jet_generator: features must be (N, 4) (pT, eta, mass, N), got {tuple(x.shape)}")
-    y = None if labels is None or not num_classes else torch.as_tensor(np.asarray(labels, dtype=np.int64))
-    torch.manual_seed(seed)
-    gen = JetFeatureGenerator(4, num_classes=num_classes if num_classes and num_classes > 1 else None,
-                              hidden=hidden, layers=layers, integer_features={_MULT: (1, max_particles)})
-    if gen.num_classes is None:
-        y = None
-    if standardizer is not None:
-        gen.set_normalization(standardizer.jet_mean, standardizer.jet_std)
-    else:
-        gen.fit_normalization(x.numpy())
-    dev = _device(device)
-    threads = torch.get_num_threads()
-    if dev.type == "cpu":
-        torch.set_num_threads(1)  # a tiny MLP: intra-op threading only adds contention
-    try:
-        return _fit_jet_generator(gen, x, y, dev, epochs, batch_size, lr, seed, max_steps)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _fit_jet_generator(gen, x, y, dev, epochs, batch_size, lr, seed, max_steps):
-    gen.to(dev).train()
-    x = x.to(dev)
-    y = y.to(dev) if y is not None else None
-    n = len(x)
-    steps_per_epoch = max(1, math.ceil(n / batch_size))
-    total = steps_per_epoch * epochs if max_steps is None else int(max_steps)
-    opt = torch.optim.AdamW(gen.parameters(), lr=lr, weight_decay=1e-4)
-    warm = max(1, total // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    rng = torch.Generator(device=dev).manual_seed(seed)
-    history, step = [], 0
-    while step < total:
-        perm = torch.randperm(n, generator=rng, device=dev)
-        acc, cnt = 0.0, 0
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            loss = gen.loss(x[idx], labels=None if y is None else y[idx], generator=rng)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            acc += float(loss.detach()) * len(idx)
-            cnt += len(idx)
-            step += 1
-            if step >= total:
-                break
-        history.append(acc / max(cnt, 1))
-    gen.eval()
-    return gen, history
-
 
 # ---------------------------------------------------------------------------- checkpoints
 def load_pretrained(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
     """``(PET, JetFeatureGenerator or None)`` from a checkpoint written by :func:`run_pretraining`."""
-    from jetlab.model import load
-
     model = load(path, map_location=map_location)
     p = Path(path)
     jg = load_jet_generator(p, map_location) if (p / JET_GENERATOR_CONFIG).is_file() else None
@@ -384,8 +70,6 @@ def load_pretrained(path: str | os.PathLike, map_location: str | torch.device = 
 
 def _save_checkpoint(model, card, jet_generator: JetFeatureGenerator | None, path: Path, jg_meta: Mapping) -> Path:
     """PET checkpoint + jet generator written into a temp dir, then moved into place atomically."""
-    from jetlab.model import save
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".build", dir=path.parent))
@@ -412,7 +96,7 @@ JET_GENERATOR_SAMPLE = 200_000
 
 # ---------------------------------------------------------------------------- the whole run
 @dataclass
-class PretrainingResult:
+class PretrainingResult(TaskResults):
     """What :func:`run_pretraining` produced (the checkpoint is at ``checkpoint``)."""
 
     model: Any
@@ -429,18 +113,50 @@ class PretrainingResult:
     checkpoint: Path
     timings: dict[str, float] = field(default_factory=dict)
 
+    def table(self):
+        """W1 of generated vs real test jets per observable, next to the real-vs-real floor."""
+        ev = self.evaluation
+        rows = [{"observable": o, "W1 generated vs real": ev["w1"][o]["all"],
+                 "W1 real vs real (floor)": ev["w1_reference"][o]["all"]} for o in ev.get("w1", {})]
+        return results_table(rows, formats={"W1 generated vs real": ".3g", "W1 real vs real (floor)": ".3g"},
+                             title="1-Wasserstein distances (lower is closer)")
+
+    def w1_per_class(self, observables: Sequence[str] = ("jet_mass", "multiplicity")) -> dict[str, dict[str, float]]:
+        """``{class: {observable: W1}}`` of generated vs real test jets (NaN where a class is missing)."""
+        w1 = self.evaluation.get("w1", {})
+        return {c: {o: float(w1[o].get(c, float("nan"))) for o in observables} for c in self.class_names}
+
+    def plots(self) -> dict[str, Figure]:
+        """Confusion matrix of the classifier head and generated vs real jets: ``{file name: Figure}``."""
+        ev = self.evaluation
+        figs = {"confusion_matrix.png": confusion_matrix(self.test.labels[: ev["n_test"]], ev["predictions"],
+                                                         self.class_names)}
+        if "generated" in ev:
+            real = self.test.subset(slice(0, len(ev["generated"])))
+            figs["generated_vs_real.png"] = compare_jets(
+                real, ev["generated"], ("particle pt", "particle eta", "particle phi", "multiplicity", "jet mass"))
+        return figs
+
+    def to_dict(self) -> dict[str, Any]:
+        ev = self.evaluation
+        out = {k: ev[k] for k in ("accuracy", "chance_accuracy", "generated_accuracy", "per_class_accuracy",
+                                  "confusion_matrix", "w1", "w1_reference") if k in ev}
+        out.update(checkpoint=str(self.checkpoint), timings=self.timings, parameters=self.model.num_parameters(),
+                   class_names=self.class_names, n_train=len(self.train), n_val=len(self.val), n_test=len(self.test))
+        return out
+
 
 def run_pretraining(
-    dataset: str | os.PathLike = "jetclass-mini",
-    n_jets: int = 4000,
-    epochs: int = 4,
-    model_size: str | Mapping | Any = "tiny",
-    device: str | torch.device = "auto",
-    output_dir: str | os.PathLike = "jetlab_output/01_pretraining",
-    seed: int = 0,
+    data: str | os.PathLike = "jetclass-mini",
     *,
-    batch_size: int = 32,
+    model: str | Mapping | Any = "tiny",
+    seed: int = 0,
     lr: float = 1e-3,
+    epochs: int = 4,
+    output_dir: str | os.PathLike = "jetlab_output/01_pretraining",
+    device: str | torch.device = "auto",
+    n_jets: int = 4000,
+    batch_size: int = 32,
     optimizer: str = "adamw",
     ema_decay: float | None = 0.99,
     diffusion_weight: float = 3.0,
@@ -456,7 +172,7 @@ def run_pretraining(
 ) -> PretrainingResult:
     """Pretrain PET (classifier + diffusion) and the jet-feature generator; evaluate; save one checkpoint.
 
-    ``dataset`` is anything :func:`jetlab.data.sources.resolve` takes: a mini-generator name (generated
+    ``data`` is anything :func:`jetlab.data.sources.resolve` takes: a mini-generator name (generated
     and cached, ``n_jets`` jets), a schema file (first ``n_jets`` rows; ``n_jets <= 0`` = all), or a
     published dataset with train/val(/test) splits (JetClass: PET streams about ``n_jets`` training
     jets spread over every training file and validates on the publisher's validation split; the
@@ -467,17 +183,15 @@ def run_pretraining(
     when ``output_dir`` is ``<root>/01_pretraining``); training state for ``resume`` to
     ``<output_dir>/train_state``. The defaults (batch 32, ``diffusion_weight`` 3, EMA 0.99) are
     :data:`jetlab.train.CPU_RECIPE`, measured best for small budgets; the published GPU recipe
-    is batch 250 per GPU with ``diffusion_weight=1``.
+    is batch 250 per GPU with ``diffusion_weight=1``. ``ema_decay`` or ``n_generate`` of 0 mean None
+    (no EMA; one generated jet per test jet).
     """
-    from jetlab.data.torchdata import split_indices
-    from jetlab.model import ModelCard
-    from jetlab.train.pretrain import pretrain
-
+    ema_decay, n_generate = ema_decay or None, n_generate or None  # notebook parameters: 0 means "none"
     timings: dict[str, float] = {}
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    source = resolve(dataset, n_jets=n_jets if n_jets and n_jets > 0 else None, seed=seed, progress=progress,
+    source = resolve(data, n_jets=n_jets if n_jets and n_jets > 0 else None, seed=seed, progress=progress,
                      workers=workers)
     data_name, names = source.name, list(source.label_names)
     fr = tuple(float(f) for f in split)
@@ -506,7 +220,7 @@ def run_pretraining(
 
     t1 = time.perf_counter()
     model, history = pretrain(
-        pet_data, work, model_config=model_size, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+        pet_data, work, model_config=model, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
         n_val=len(val), n_jets=n_jets if pet_data is source else None, label_names=names, seed=seed, device=device,
         resume=resume, callbacks=callbacks,
         ema_decay=ema_decay, progress=progress, checkpoint_every=None, loss_weights={"diffusion": float(diffusion_weight)},
@@ -536,7 +250,7 @@ def run_pretraining(
     card = ModelCard(
         training_data=data_name, training_size=int(len(train)), standardizer=std.to_dict(), class_names=names,
         metrics=metrics,
-        notes=(f"jetlab.tasks.pretraining.run_pretraining: model_size={model_size}, epochs={epochs}, batch_size={batch_size}, "
+        notes=(f"jetlab.tasks.pretraining.run_pretraining: model={model}, epochs={epochs}, batch_size={batch_size}, "
                f"lr={lr}, optimizer={optimizer}, ema_decay={ema_decay}, diffusion_weight={diffusion_weight}, seed={seed}, split={list(fr)}, max_particles={max_particles}; "
                f"jet_generator={JET_GENERATOR_WEIGHTS} (+{JET_GENERATOR_CONFIG}): JetFeatureGenerator over "
                f"(pt, eta, mass, n_particles), class-conditional, load with jetlab.tasks.pretraining.load_pretrained"),

@@ -23,7 +23,6 @@ too (``rej_first_above_0.5`` ...) - the two agree to within the ROC's granularit
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -33,24 +32,30 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torch.utils.data import Subset
 
 from jetlab.data.generate import GENERATORS
 from jetlab.data.preprocess import Standardizer
 from jetlab.data.schema import JetSet
 from jetlab.data.torchdata import JetDataset, split_indices
+from jetlab.model import read_card
+from jetlab.model.factory import (
+    DEFAULT_INPUT_SCALING,
+    DEFAULT_LR_FACTOR,
+    DEFAULT_OPTIMIZER,
+    INPUT_SCALINGS,
+    OPTIMIZERS,
+    build_pet,
+    check_choice,
+)
 from jetlab.physics.metrics import inverse_background_efficiency, mean_and_spread, roc_metrics
+from jetlab.plot import COLORS, label_axes, rejection_curves, results_table, roc_curves, style
+from jetlab.train import fit_classifier, predict
 
 from .baselines import ParticleFlowNetwork
-from .common import (
-    TaskData,
-    TrimmedDataset,
-    build_finetune_model,
-    build_scratch_model,
-    load_task_data,
-    max_multiplicity,
-    resolve_checkpoint,
-)
+from .checkpoints import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
+from .common import TaskData, TaskResults, TrimmedDataset, load_task_data, max_multiplicity
 
 __all__ = [
     "METRICS",
@@ -110,7 +115,7 @@ class TaggingRun:
 
 
 @dataclass
-class TaggingResults:
+class TaggingResults(TaskResults):
     """All runs of :func:`run_tagging` plus the shared test labels/weights."""
 
     runs: list[TaggingRun]
@@ -159,8 +164,6 @@ class TaggingResults:
     def table(self, title: str | None = None):
         """Results laid out like Table I of the OmniLearn paper: rows model x training fraction,
         columns AUC, accuracy and 1/eps_B at eps_S = 0.5 / 0.8 as 'mean ± spread over seeds'."""
-        from jetlab.plot import results_table
-
         rows = []
         for s in self.summary():
             row = {"Model": MODEL_LABELS.get(s["model"], s["model"]),
@@ -213,28 +216,47 @@ class TaggingResults:
                           "spread": np.array([s[metric][1] for s in rows])}
         return out
 
+    def headline_run(self) -> TaggingRun:
+        """The run a notebook shows in detail: fine-tuned (else the first model) on the largest
+        fraction, first seed."""
+        model = "finetuned" if "finetuned" in self.models else self.models[0]
+        return self.select(model, max(self.fractions), self.seeds[0])[0]
+
+    def comparison_report(self, fraction: float | None = None) -> str:
+        """One line per metric: fine-tuned minus scratch at ``fraction`` (default: the smallest) and
+        whether the difference exceeds the seed spread; empty without both models."""
+        if not {"finetuned", "scratch"} <= set(self.models):
+            return ""
+        frac = min(self.fractions) if fraction is None else fraction
+        return "\n".join(f"{key:>12s}: fine-tuned - scratch = {c['difference']:+.4f} (seed spread {c['spread']:.4f}) "
+                         f"-> {'yes' if c['significant'] else 'no'}" for key, c in self.comparison(frac).items())
+
+    # ---------------------------------------------------------------- figures
+    def plots(self) -> dict[str, Figure]:
+        """ROC and rejection curves per training fraction (first seed) and learning curves of AUC and
+        1/eps_B at eps_S = 0.5: ``{file name: Figure}``."""
+        figs: dict[str, Figure] = {}
+        for frac in self.fractions:
+            inputs = self.roc_inputs(fraction=frac)
+            tag, rlabel = f"{round(100 * frac)}pct", f"{self.dataset}, {frac:.0%} of training jets"
+            figs[f"roc_{tag}.png"] = roc_curves(inputs, rlabel=rlabel)
+            figs[f"rejection_{tag}.png"] = rejection_curves(inputs, rlabel=rlabel)
+        for metric in ("auc", "rej_at_0.5"):
+            figs[f"learning_curve_{metric}.png"] = plot_learning_curve(self, metric, rlabel=self.dataset)
+        return figs
+
     # ---------------------------------------------------------------- serialisation
     def to_dict(self, scores: bool = False) -> dict[str, Any]:
         summary = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()} for s in self.summary()]
         d = {"dataset": self.dataset, "settings": self.settings, "metric_method": "interp",
              "summary": summary, "runs": [r.to_dict(scores) for r in self.runs],
-             "n_test": int(len(self.labels))}
+             "n_test": int(len(self.labels)), "checkpoint": self.settings.get("checkpoint")}
+        if {"finetuned", "scratch"} <= set(self.models):
+            d["finetuned_vs_scratch_at_smallest_fraction"] = self.comparison(min(self.fractions))
         if scores:
             d["test_labels"] = self.labels.tolist()
             d["test_weights"] = self.weights.tolist()
         return d
-
-    def to_json(self, path: str | os.PathLike | None = None, scores: bool = False) -> str:
-        """JSON text of :meth:`to_dict` (non-finite numbers become null); written atomically to
-        ``path`` if given."""
-        from jetlab.notebook import to_jsonable
-
-        from .common import atomic_write_text
-
-        text = json.dumps(to_jsonable(self.to_dict(scores)), indent=2, allow_nan=False) + "\n"
-        if path is not None:
-            atomic_write_text(path, text)
-        return text
 
 
 # --------------------------------------------------------------------------- helpers
@@ -294,16 +316,37 @@ class _Datasets:
         self.test = JetDataset(test, standardizer=std, max_particles=pmax)
 
 
+def _resolve(checkpoint, models: Sequence[str], output_dir, pretrain_jets: int, pretrain_epochs: int, seed: int,
+             device, progress: bool) -> Path | None:
+    """The checkpoint to fine-tune (pretrained once if "auto" finds none and 'finetuned' is asked
+    for); a given checkpoint without 'finetuned' still fixes the scratch architecture."""
+    ckpt = resolve_checkpoint(checkpoint, output_dir, train_if_missing="finetuned" in models, n_jets=pretrain_jets,
+                              epochs=pretrain_epochs, seed=seed, device=device, progress=progress)
+    if ckpt is None and "finetuned" in models:
+        raise ValueError("run_tagging: model 'finetuned' needs a pretrained checkpoint but checkpoint="
+                         f"{checkpoint!r} gave none; pass a checkpoint path or 'auto', or drop 'finetuned'")
+    if ckpt is not None and progress:
+        card = read_card(ckpt)
+        print(f"checkpoint: {ckpt}\npretrained on {card.training_data} ({card.training_size} jets), "
+              f"classes: {card.class_names}", flush=True)
+    return ckpt
+
+
 def run_tagging(
     data: TaskData | str | os.PathLike | JetSet | Sequence[str | os.PathLike],
     *,
     checkpoint: str | os.PathLike | None = "auto",
-    fractions: Sequence[float] = (1.0, 0.1),
+    model: Any = "tiny",
     seeds: Sequence[int] = (0, 1, 2),
+    lr: float = 1e-3,
     epochs: int = 4,
+    output_dir: str | os.PathLike | None = None,
+    device: str | torch.device = "auto",
+    fractions: Sequence[float] = (1.0, 0.1),
     batch_size: int = 128,
-    lr_head: float = 1e-3,
-    lr_factor: float = 5.0,
+    lr_factor: float = DEFAULT_LR_FACTOR,
+    optimizer: str = DEFAULT_OPTIMIZER,
+    input_scaling: str = DEFAULT_INPUT_SCALING,
     weight_decay: float = 0.01,
     warmup_steps: int | None = None,
     early_stopping_patience: int | None = None,
@@ -313,10 +356,9 @@ def run_tagging(
     split_seed: int = 0,
     weights: bool = True,
     weighted_metrics: bool = False,
-    scratch_config: Any = "tiny",
     pfn_kwargs: Mapping[str, Any] | None = None,
-    output_root: str | os.PathLike = "jetlab_output",
-    device: str | torch.device = "auto",
+    pretrain_jets: int = DEFAULT_PRETRAIN_JETS,
+    pretrain_epochs: int = DEFAULT_PRETRAIN_EPOCHS,
     progress: bool = True,
 ) -> TaggingResults:
     """Train every model in ``models`` for every training ``fraction`` and ``seed``; test them all.
@@ -326,19 +368,24 @@ def run_tagging(
     (the same test set for every run); with one (ATLAS) the given jets are split into train/val
     by ``split[:2]``. A run with ``fraction`` f and ``seed`` s trains on the first f of the
     training pool in an order drawn from s, validates on the same fraction of the validation
-    pool (at least 100 jets), and initialises its network from s. ``checkpoint`` is resolved with
-    :func:`resolve_checkpoint` (``"auto"`` pretrains a tiny PET once if none is found); the
-    scratch PET copies the checkpoint's architecture (``scratch_config`` is used only without one).
-    With ``weights`` the per-jet weights (ATLAS ``training_weights``) enter the training loss. Test
-    metrics are unweighted, as in the reference evaluation (OmniLearn: ``roc_curve(y, p)`` on the
-    ATLAS test set); ``weighted_metrics=True`` weights them by the test set's per-jet weights, and the
-    table title and JSON say so.
-    """
-    from jetlab.train import fit_classifier, predict
+    pool (at least 100 jets), and initialises its network from s.
 
+    ``checkpoint`` goes through :func:`resolve_checkpoint` with ``output_dir`` (``"auto"`` pretrains
+    a tiny PET once on ``pretrain_jets`` jets for ``pretrain_epochs`` epochs if none is found and
+    ``"finetuned"`` is asked for); the scratch PET copies the checkpoint's architecture (``model``,
+    a :meth:`PETConfig.preset`, is used only without one). Fine-tuning trains the body at ``lr /
+    lr_factor`` with ``optimizer`` and scales its inputs per ``input_scaling``
+    (:mod:`jetlab.model.factory`); scratch and PFN train every parameter at ``lr`` on inputs
+    standardised on their own training jets. With ``weights`` the per-jet weights (ATLAS
+    ``training_weights``) enter the training loss. Test metrics are unweighted, as in the reference
+    evaluation (OmniLearn: ``roc_curve(y, p)`` on the ATLAS test set); ``weighted_metrics=True``
+    weights them by the test set's per-jet weights, and the table title and JSON say so.
+    """
     unknown = [m for m in models if m not in MODEL_LABELS]
     if unknown or not models:
         raise ValueError(f"run_tagging: unknown model(s) {unknown}; choose from {list(MODEL_LABELS)}")
+    optimizer = check_choice("optimizer", optimizer, OPTIMIZERS, "run_tagging")
+    input_scaling = check_choice("input_scaling", input_scaling, INPUT_SCALINGS, "run_tagging")
     fractions = [float(f) for f in fractions]
     if not fractions or any(not 0.0 < f <= 1.0 for f in fractions):
         raise ValueError(f"run_tagging: fractions must lie in (0, 1], got {fractions}")
@@ -347,10 +394,15 @@ def run_tagging(
         raise ValueError("run_tagging: need at least one seed")
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"run_tagging: epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    ckpt = _resolve(checkpoint, models, output_dir, pretrain_jets, pretrain_epochs, split_seed, device, progress)
     task = data if isinstance(data, TaskData) else load_task_data(data, n_jets, seed=split_seed, progress=progress)
     groups = task.groups
     pool = task.jets
     _check_binary(pool, f"dataset {task.name!r}")
+    if progress:
+        counts = np.bincount(pool.labels, minlength=2)
+        print(f"{task.name}: {len(pool)} jets ({counts[1]} signal, {counts[0]} background), test set: "
+              f"{'published' if task.test is not None else 'split from these jets'}; feature groups {groups}", flush=True)
     if task.test is None:
         if len(split) != 3:
             raise ValueError(f"run_tagging: split must be (train, val, test) fractions, got {split}")
@@ -368,30 +420,10 @@ def run_tagging(
     test_weights = test_js.weights.astype(np.float64) if weighted_metrics else np.ones(len(test_js))
     metric_weights = test_weights if weighted_metrics else None
 
-    ckpt = None
-    if "finetuned" in models:
-        ckpt = resolve_checkpoint(checkpoint, output_root=output_root, device=device, progress=progress)
-        if ckpt is None:
-            raise ValueError("run_tagging: model 'finetuned' needs a pretrained checkpoint but checkpoint="
-                             f"{checkpoint!r} gave none; pass a checkpoint path or 'auto', or drop 'finetuned'")
-    elif checkpoint not in (None, "none", "auto", ""):
-        ckpt = resolve_checkpoint(checkpoint, pretrain_if_missing=False)
-    arch = ckpt if ckpt is not None else scratch_config
-
-    pre_sets = None
-    if ckpt is not None:
-        from jetlab.model import read_card
-
-        pre_std = read_card(ckpt).get_standardizer()
-        if pre_std is None:
-            raise ValueError(f"checkpoint {ckpt}: model card has no standardizer")
-        pre_sets = _Datasets(train_js, val_js, test_js, pre_std, pmax)
-    # an OmniLearned architecture builds its own inputs from raw ones (identity standardizer), from scratch too
-    raw_scratch = ckpt is not None and read_card(ckpt).architecture == "omnilearned-pet2"
-
-    budget = dict(epochs=int(epochs), batch_size=int(batch_size), lr_head=float(lr_head), weight_decay=float(weight_decay),
-                  warmup_steps=warmup_steps, early_stopping_patience=early_stopping_patience, optimizer="adamw",
-                  schedule="warmup+cosine", weights=bool(weights))
+    budget = dict(epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
+                  warmup_steps=warmup_steps, early_stopping_patience=early_stopping_patience, optimizer=optimizer,
+                  schedule="warmup+cosine", weights=bool(weights), input_scaling=input_scaling)
+    cache: dict[Any, _Datasets] = {}  # model-input datasets per standardizer (pretraining's: shared by every run)
     runs: list[TaggingRun] = []
     for frac in fractions:
         n_tr = _subset_sizes(len(train_js), frac, 10)
@@ -400,48 +432,46 @@ def run_tagging(
             rng = np.random.default_rng(np.random.SeedSequence([seed, 1234]))
             sel_tr = np.sort(rng.permutation(len(train_js))[:n_tr])
             sel_va = np.sort(rng.permutation(len(val_js))[:n_va])
-            own_sets = None
             for model_name in models:
-                if model_name == "finetuned" or (model_name == "scratch" and raw_scratch):
-                    sets = pre_sets
-                else:  # scratch PET and PFN normalise with a standardizer fitted on their own training jets
-                    if own_sets is None:
-                        std = Standardizer.fit_jetset(train_js.subset(sel_tr))
-                        own_sets = _Datasets(train_js.subset(sel_tr), val_js.subset(sel_va), test_js, std, pmax)
-                    sets = own_sets
-                if sets is pre_sets:
+                if model_name == "pfn":
+                    torch.manual_seed(seed)
+                    net: Any = ParticleFlowNetwork(num_classes=1, **dict(pfn_kwargs or {}))
+                else:
+                    net = build_pet(ckpt, preset=model, num_classes=1, pretrained=model_name == "finetuned", seed=seed,
+                                    input_scaling=input_scaling, groups=groups)
+                std = getattr(net, "standardizer", None)
+                if std is not None:  # the checkpoint's scaling (one per checkpoint): datasets of every jet, runs take subsets
+                    if "pre" not in cache:
+                        cache["pre"] = _Datasets(train_js, val_js, test_js, std, pmax)
+                    sets = cache["pre"]
                     train_ds = TrimmedDataset(Subset(sets.train, sel_tr.tolist()))
                     val_ds = TrimmedDataset(Subset(sets.val, sel_va.tolist()))
-                else:
+                else:  # standardised on this run's own training jets
+                    key = (frac, seed)
+                    if key not in cache:
+                        own = Standardizer.fit_jetset(train_js.subset(sel_tr))
+                        cache[key] = _Datasets(train_js.subset(sel_tr), val_js.subset(sel_va), test_js, own, pmax)
+                    sets = cache[key]
                     train_ds, val_ds = TrimmedDataset(sets.train), TrimmedDataset(sets.val)
-                test_ds = TrimmedDataset(sets.test)
-                if model_name == "finetuned":
-                    model = build_finetune_model(ckpt, 1, groups, seed=seed)
-                    factor = float(lr_factor)
-                elif model_name == "scratch":
-                    model = build_scratch_model(arch, 1, groups, seed=seed)
-                    factor = 1.0
-                else:
-                    torch.manual_seed(seed)
-                    model = ParticleFlowNetwork(num_classes=1, **dict(pfn_kwargs or {}))
-                    factor = 1.0
-                run_budget = dict(budget, lr_factor=factor)
+                factor = float(lr_factor) if model_name == "finetuned" else 1.0
                 t0 = time.perf_counter()
                 hist = fit_classifier(
-                    model, train_ds, val_ds, lr_head=lr_head, lr_factor=factor, epochs=epochs, batch_size=batch_size,
+                    net, train_ds, val_ds, lr_head=lr, lr_factor=factor, epochs=epochs, batch_size=batch_size,
                     weights=weights, early_stopping_patience=early_stopping_patience, seed=seed, device=device,
-                    weight_decay=weight_decay, warmup_steps=warmup_steps, progress=False,
+                    weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer, progress=False,
                 )
-                scores = predict(model, test_ds, batch_size=512, device=device)
+                scores = predict(net, TrimmedDataset(sets.test), batch_size=512, device=device)
                 seconds = time.perf_counter() - t0
                 metrics = _test_metrics(test_labels, scores, metric_weights)
-                runs.append(TaggingRun(model_name, frac, seed, n_tr, n_va, metrics, run_budget, _history_dict(hist),
-                                       seconds, np.asarray(scores, dtype=np.float32)))
+                runs.append(TaggingRun(model_name, frac, seed, n_tr, n_va, metrics, dict(budget, lr_factor=factor),
+                                       _history_dict(hist), seconds, np.asarray(scores, dtype=np.float32)))
                 if progress:
                     print(f"{model_name:>9s}  {frac:6.1%} ({n_tr:>6d} jets)  seed {seed}:  AUC {metrics['auc']:.4f}  "
                           f"acc {metrics['accuracy']:.4f}  1/eps_B@0.5 {metrics['rej_at_0.5']:7.1f}  "
                           f"@0.8 {metrics['rej_at_0.8']:6.1f}  [{seconds:.0f} s]", flush=True)
-                del model
+                del net
+            for key in [k for k in cache if k != "pre"]:
+                del cache[key]
     settings = dict(budget, lr_factor=float(lr_factor), fractions=fractions, seeds=seeds, models=list(models),
                     split=list(split), split_seed=int(split_seed), checkpoint=str(ckpt) if ckpt else None,
                     groups=list(groups), n_train_pool=len(train_js), n_val_pool=len(val_js), n_test=len(test_js),
@@ -452,10 +482,6 @@ def run_tagging(
 
 def plot_learning_curve(results: TaggingResults, metric: str = "auc", *, rlabel: str | None = None):
     """Metric (mean ± seed spread) vs number of training jets, one line per model (log x)."""
-    from matplotlib.figure import Figure
-
-    from jetlab.plot import COLORS, label_axes, style
-
     names = {k: col for k, col, _ in METRICS}
     if metric not in names:
         raise ValueError(f"plot_learning_curve: metric must be one of {list(names)}, got {metric!r}")

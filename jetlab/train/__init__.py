@@ -1,6 +1,6 @@
 """Training: a model-agnostic Trainer (exact resume, EMA, AMP, DDP), pretraining and fine-tuning.
 
-Imports of :mod:`jetlab.model` happen inside :func:`pretrain` so the trainer works with any module.
+The Trainer itself works with any ``nn.Module``; only :func:`pretrain` builds a PET (:mod:`jetlab.model`).
 """
 
 from .callbacks import Callback, EarlyStopping, History, LiveLossPlot, ProgressBar

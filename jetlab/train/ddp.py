@@ -15,7 +15,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistContext", "all_reduce_sum", "barrier", "cleanup", "env_world_size", "is_main_process", "setup",
+from jetlab.options import is_auto
+
+__all__ = ["DistContext", "all_reduce_sum", "barrier", "cleanup", "env_world_size", "is_main_process", "resolve_device", "setup",
            "unused_parameters", "wrap_model"]
 
 
@@ -44,12 +46,17 @@ def env_world_size() -> int:
         raise ValueError(f"environment variable WORLD_SIZE must be an integer, got {os.environ['WORLD_SIZE']!r}") from None
 
 
-def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
+def resolve_device(device: str | torch.device | None = "auto", local_rank: int = 0) -> torch.device:
+    """The one device resolver (notebooks, tasks, the Trainer): ``"auto"``/None -> this process's
+    CUDA device when available, else CPU; a bare ``"cuda"`` -> ``cuda:<local_rank>``.
+
+    Asking for CUDA on a machine without it is an error naming the parameter, not a silent CPU
+    fallback (a run that was meant for a GPU should not quietly take hours on the CPU)."""
+    if device is None or is_auto(device):
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(device)
+    dev = device if isinstance(device, torch.device) else torch.device(str(device).strip())
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={str(device)!r} requested but CUDA is not available; use device='auto' or 'cpu'")
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device(f"cuda:{local_rank}")
     return dev

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from jetlab.data.preprocess import Standardizer
 from jetlab.data.schema import JetSet
 from jetlab.data.torchdata import EpochBatchSampler, JetDataset, collate_batches, make_loader
+from jetlab.model.factory import finetune_groups
 
 from .callbacks import Callback, History
 from .ddp import resolve_device
@@ -99,6 +100,9 @@ def fit_classifier(
 ) -> History:
     """Train ``model``'s classifier (and body at ``lr_head / lr_factor``) in place; returns History.
 
+    ``optimizer="lion"`` is the OmniLearn recipe (:func:`jetlab.model.factory.finetune_groups`: the
+    body's weight decay is also multiplied by ``lr_factor``).
+
     ``train``/``val`` are datasets (e.g. :class:`~jetlab.data.torchdata.JetDataset`) or JetSets,
     which are standardised with the model card's standardizer when the model has one. With ``val``
     the best-validation-loss weights are restored at the end. A model without ``param_groups``
@@ -109,7 +113,8 @@ def fit_classifier(
     if std is None and isinstance(train_ds, JetDataset):
         std = train_ds.standardizer
     val_ds = _as_dataset(val, std) if val is not None else None
-    groups = model.param_groups(lr_head, lr_factor) if hasattr(model, "param_groups") else None
+    groups = finetune_groups(model, lr_head, lr_factor=lr_factor, weight_decay=weight_decay, optimizer=optimizer,
+                             pretrained=True)
     trainer = Trainer(
         model, loss_fn or classifier_loss(weights), train_ds, val_ds,
         optimizer=optimizer, lr=lr_head, param_groups=groups, weight_decay=weight_decay, epochs=epochs,

@@ -18,9 +18,10 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 
-from jetlab.data.schema import JetSet, SchemaError
+from jetlab.data.schema import JetSet
 from jetlab.data.sources import DataSource, resolve
-from jetlab.data.torchdata import JetDataset, StreamingJetDataset, split_indices
+from jetlab.data.torchdata import JetDataset, split_indices
+from jetlab.model import PET, LossWeights, ModelCard, PETConfig, pretraining_loss, save
 
 from . import ddp
 from .callbacks import Callback, History
@@ -106,20 +107,6 @@ def _per_file_stop(source: DataSource, split: str | None, cap: int | None) -> in
     return max(1, -(-cap // len(source.files(split))))
 
 
-def _config(model_config: Any, num_classes: int):
-    from jetlab.model import PETConfig
-
-    if isinstance(model_config, PETConfig):
-        return model_config.replace(num_classes=num_classes)
-    if isinstance(model_config, Mapping):
-        return PETConfig.from_dict({**dict(model_config), "num_classes": num_classes})
-    presets = {"tiny": PETConfig.tiny, "small": PETConfig.small, "paper": PETConfig.paper}
-    if model_config not in presets:
-        raise ValueError(f"pretrain: model_config must be one of {sorted(presets)}, a PETConfig or a dict, "
-                         f"got {model_config!r}")
-    return presets[model_config](num_classes=num_classes)
-
-
 def pretrain(
     data: str | os.PathLike | JetSet,
     out_dir: str | os.PathLike,
@@ -156,8 +143,6 @@ def pretrain(
     ``n_val`` rows (default :data:`MAX_VALIDATION_ROWS`) sampled across the validation files are
     held in memory. Otherwise ``n_val`` rows (default 10%, at most 50k) of a random split are held out.
     """
-    from jetlab.model import LossWeights, ModelCard, PET, pretraining_loss, save
-
     out_dir = Path(out_dir)
     torch.manual_seed(seed)  # model initialisation
     if isinstance(data, JetSet):
@@ -171,7 +156,7 @@ def pretrain(
                                                  max_particles)
     std = train_ds.standardizer
     n_classes = max(len(names), 1)
-    model = PET(_config(model_config, n_classes))
+    model = PET(PETConfig.preset(model_config, num_classes=n_classes))
     weights = LossWeights(**dict(loss_weights)) if loss_weights else LossWeights()
     loss_fn = functools.partial(pretraining_loss, weights=weights)
     trainer = Trainer(

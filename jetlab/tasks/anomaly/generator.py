@@ -1,0 +1,189 @@
+"""CATHODE's background model: jet features given ``mjj`` (a :class:`JetFeatureGenerator`), then each
+jet's particles given its features and ``mjj`` (PET's diffusion head, fine-tuned or from scratch)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from jetlab.data.preprocess import Standardizer, model_inputs
+from jetlab.data.schema import JetSet
+from jetlab.model.diffusion import complete_particle_inputs, v_loss
+from jetlab.model.diffusion import sample as ddim
+from jetlab.model.factory import (
+    DEFAULT_INPUT_SCALING,
+    DEFAULT_LR_FACTOR,
+    DEFAULT_OPTIMIZER,
+    body_head_groups,
+    build_pet,
+    finetune_groups,
+)
+from jetlab.model.jet_generator import JetFeatureGenerator
+from jetlab.train import Trainer
+from jetlab.train.ddp import resolve_device
+
+from ..common import ArrayDataset, fit_jet_generator
+from .events import DijetEvents, MassWindows
+
+__all__ = ["PARTICLE_FEATURE_NAMES", "BackgroundGenerator", "MjjConditionedGenerator", "fit_background_generator"]
+
+#: the particle inputs PET's generator head produces (raw units: rad, rad, log)
+PARTICLE_FEATURE_NAMES: tuple[str, ...] = ("deta", "dphi", "log_1m_ptrel")
+
+
+def _jet_latent(features: np.ndarray) -> np.ndarray:
+    """Physical jet features -> generator space: log pT, eta, log m, multiplicity (per jet)."""
+    f = np.asarray(features, dtype=np.float64).copy()
+    for j in (0, 4):
+        f[:, j] = np.log(np.maximum(f[:, j], 1e-3))
+        f[:, j + 2] = np.log(np.maximum(f[:, j + 2], 1.0))
+    return f.astype(np.float32)
+
+
+def _jet_physical(latent: np.ndarray) -> np.ndarray:
+    f = np.asarray(latent, dtype=np.float64).copy()
+    for j in (0, 4):
+        f[:, j] = np.exp(np.clip(f[:, j], -10, 12))
+        f[:, j + 2] = np.exp(np.clip(f[:, j + 2], 0, 12))
+    return f.astype(np.float32)
+
+
+class MjjConditionedGenerator(nn.Module):
+    """PET's particle generator with ``mjj`` as an extra condition, without touching PET.
+
+    The generator head conditions on the standardised jet features through an MLP; the scaled
+    ``mjj`` enters as a learned shift of that jet-feature vector, ``jets + W mjj`` (``W`` starts
+    at zero, so a pretrained head starts exactly where pretraining left it). The jet index
+    (heavier = 0, lighter = 1) is passed as PET's class label.
+    """
+
+    def __init__(self, pet: nn.Module) -> None:
+        super().__init__()
+        self.pet = pet
+        self.mjj_proj = nn.Linear(1, pet.config.num_jet)
+        nn.init.zeros_(self.mjj_proj.weight)
+        nn.init.zeros_(self.mjj_proj.bias)
+
+    def condition(self, jets: Tensor, mjj_scaled: Tensor) -> Tensor:
+        return jets + self.mjj_proj(mjj_scaled.reshape(-1, 1).to(jets.dtype))
+
+    def loss(self, batch: Mapping[str, Tensor]) -> Tensor:
+        b = dict(batch)
+        b["jets"] = self.condition(batch["jets"], batch["mjj"])
+        return v_loss(self.pet, b)
+
+    def param_groups(self, lr_head: float, lr_factor: float = DEFAULT_LR_FACTOR,
+                     weight_decay: float | None = None) -> list[dict]:
+        return body_head_groups(self, self.pet.body, lr_head, lr_factor, weight_decay)
+
+
+@dataclass
+class BackgroundGenerator:
+    """The fitted two-stage background model: jet features | mjj, then particles | jet features, mjj."""
+
+    jet_model: JetFeatureGenerator
+    particle_model: MjjConditionedGenerator
+    standardizer: Standardizer
+    windows: MassWindows
+    max_particles: int
+    history: dict = field(default_factory=dict)
+
+    @torch.no_grad()
+    def sample(self, mjj, *, seed: int = 0, steps: int = 16, jet_steps: int = 32, batch_size: int = 1024,
+               device: str | torch.device = "auto") -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Synthetic events at the given ``mjj`` [TeV]: ``(dijet inputs, physical jet features (N, 8))``."""
+        dev = resolve_device(device)
+        mjj = np.asarray(mjj, dtype=np.float32).reshape(-1)
+        n = len(mjj)
+        cond = self.windows.scale(mjj)
+        self.jet_model.to(dev).eval()
+        self.particle_model.to(dev).eval()
+        g = torch.Generator(device=dev).manual_seed(int(seed))
+        latent = self.jet_model.sample(n, torch.as_tensor(cond[:, None], device=dev), steps=jet_steps, generator=g)
+        feats = _jet_physical(latent.cpu().numpy())
+        out: dict[str, np.ndarray] = {}
+        P = self.max_particles
+        for k in (1, 2):
+            raw = feats[:, 4 * (k - 1): 4 * k]
+            jets = self.standardizer.transform_jets(raw)
+            mult = np.clip(np.round(raw[:, 3]), 1, P).astype(np.int64)
+            mask = np.arange(P)[None, :] < mult[:, None]
+            xs = np.zeros((n, P, len(self.standardizer.particle_mean)), dtype=np.float32)
+            for a in range(0, n, batch_size):
+                m = torch.as_tensor(mask[a:a + batch_size], device=dev)
+                j = torch.as_tensor(jets[a:a + batch_size], device=dev)
+                mj = torch.as_tensor(cond[a:a + batch_size], device=dev)
+                lab = torch.full((len(m),), k - 1, dtype=torch.long, device=dev)
+                z = ddim(self.particle_model.pet, m, self.particle_model.condition(j, mj), lab, steps=steps, generator=g)
+                xs[a:a + batch_size] = complete_particle_inputs(z, m, j, self.standardizer).cpu().numpy()
+            out[f"x{k}"], out[f"mask{k}"], out[f"jets{k}"] = xs, mask, jets
+        return out, feats
+
+
+def fit_background_generator(
+    sideband: DijetEvents,
+    windows: MassWindows,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    config: Any = "tiny",
+    standardizer: Standardizer | None = None,
+    epochs: int = 5,
+    jet_epochs: int = 100,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    lr_factor: float = DEFAULT_LR_FACTOR,
+    optimizer: str = DEFAULT_OPTIMIZER,
+    input_scaling: str = DEFAULT_INPUT_SCALING,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    progress: bool = False,
+) -> BackgroundGenerator:
+    """Fit the background model on sideband events (fine-tuning PET from ``checkpoint``, or from scratch).
+
+    Both stages condition on ``windows.scale(mjj)``, so sampling at SR masses interpolates
+    between the two sidebands. ``standardizer`` defaults to the model's (the checkpoint's with
+    ``input_scaling="pretraining"``), else it is fitted on the sideband jets. The jet-feature stage
+    trains with :func:`jetlab.tasks.common.fit_jet_generator`, the particle stage with ``optimizer``
+    (the pretrained body at ``lr / lr_factor``).
+    """
+    if len(sideband) < 10:
+        raise ValueError(f"fit_background_generator: need at least 10 sideband events, got {len(sideband)}")
+    out_of_sb = ~windows.in_sb(sideband.mjj)
+    if out_of_sb.any():
+        raise ValueError(f"fit_background_generator: {int(out_of_sb.sum())} events lie outside the sidebands "
+                         f"{windows.sb} TeV; pass sideband events only")
+    dev = resolve_device(device)
+    # label slots 0/1 = jet1/jet2, 2 = null
+    pet = build_pet(checkpoint, preset=config, num_classes=1, seed=seed, input_scaling=input_scaling)
+    if standardizer is None:
+        standardizer = pet.standardizer or Standardizer.fit_jetset(JetSet.concatenate([sideband.jet1, sideband.jet2]))
+    feats = sideband.jet_features()
+    cond = windows.scale(sideband.mjj)
+    n_max = int(max(feats[:, 3].max(), feats[:, 7].max()))
+    latent = _jet_latent(feats)
+    jet_model = JetFeatureGenerator(8, cond_dim=1, hidden=128, layers=3, integer_features={3: (1, n_max), 7: (1, n_max)})
+    jet_model.fit_normalization(latent)
+    jet_losses = fit_jet_generator(jet_model, latent, cond=cond, epochs=jet_epochs, batch_size=256, lr=2e-3, seed=seed,
+                                   device=dev)
+    x1, m1, j1, _ = model_inputs(sideband.jet1, standardizer)
+    x2, m2, j2, _ = model_inputs(sideband.jet2, standardizer)
+    n = len(sideband)
+    ds = ArrayDataset(x=np.concatenate([x1, x2]), mask=np.concatenate([m1, m2]), jets=np.concatenate([j1, j2]),
+                      label=np.concatenate([np.zeros(n, np.int64), np.ones(n, np.int64)]),
+                      mjj=np.concatenate([cond, cond]), weight=np.ones(2 * n, np.float32))
+    wrapper = MjjConditionedGenerator(pet)
+    groups = finetune_groups(wrapper, lr, lr_factor=lr_factor, optimizer=optimizer, pretrained=pet.pretrained)
+    trainer = Trainer(wrapper, lambda m, b: m.loss(b), ds, None, optimizer=optimizer, lr=lr, param_groups=groups,
+                      epochs=epochs, batch_size=batch_size, device=dev, seed=seed, progress=progress,
+                      checkpoint_every=None, amp="off")
+    hist = trainer.fit()
+    wrapper.eval()
+    history = {"jet_loss": jet_losses, "particle_loss": [e.get("train_loss") for e in hist.epochs]}
+    return BackgroundGenerator(jet_model, wrapper, standardizer, windows, int(sideband.jet1.max_particles), history)
+
+

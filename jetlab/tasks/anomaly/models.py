@@ -1,0 +1,243 @@
+"""The event classifier of the search: both jets through one (pretrained or scratch) PET body,
+trained data vs template with class-balanced BCE, k-fold so every event is scored out of fold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from jetlab.data.preprocess import Standardizer, model_inputs
+from jetlab.model.diffusion import complete_particle_inputs
+from jetlab.model.factory import DEFAULT_LR_FACTOR, DEFAULT_OPTIMIZER, body_head_groups, finetune_groups
+from jetlab.train import Trainer
+from jetlab.train.ddp import resolve_device
+
+from ..common import ArrayDataset
+from .events import DijetEvents
+
+__all__ = ["DijetClassifier", "KFoldResult", "concat_inputs", "dijet_inputs", "kfold_indices", "kfold_scores",
+           "predict_dijet", "supervised_scores", "take_inputs", "train_dijet_classifier"]
+
+_DIJET_KEYS = ("x1", "mask1", "jets1", "x2", "mask2", "jets2")
+
+
+def dijet_inputs(events: DijetEvents, standardizer: Standardizer) -> dict[str, np.ndarray]:
+    """Standardised PET inputs of both jets: ``x1, mask1, jets1, x2, mask2, jets2``.
+
+    The 13 particle inputs are rebuilt from (deta, dphi, log_1m_ptrel) and the jet features, as
+    for generated particles (:func:`jetlab.model.complete_particle_inputs`), so real and
+    synthetic events differ only in what the generator got wrong, never in derived features.
+    """
+    out: dict[str, np.ndarray] = {}
+    for k, js in ((1, events.jet1), (2, events.jet2)):
+        x, mask, jets, _ = model_inputs(js, standardizer)
+        out[f"x{k}"] = complete_particle_inputs(x[..., :3], mask, jets, standardizer)
+        out[f"mask{k}"] = mask
+        out[f"jets{k}"] = jets
+    return out
+
+
+def take_inputs(inputs: Mapping[str, np.ndarray], index) -> dict[str, np.ndarray]:
+    return {k: v[index] for k, v in inputs.items()}
+
+
+def concat_inputs(*parts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    keys = parts[0].keys()
+    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+
+def _jet_embedding(pet, x: Tensor, mask: Tensor, jets: Tensor) -> Tensor:
+    """PET's per-jet summary: body, then the classifier head up to its final norm (class token)."""
+    mask = mask.bool()
+    return pet.classifier.summary(pet.body(x, mask), mask, jets)
+
+
+class DijetClassifier(nn.Module):
+    """Event classifier on both jets: one shared PET embeds each jet, an MLP combines the two.
+
+    The body is shared (and pretrained when PET comes from a checkpoint); the combination sees the
+    class-token summaries of the heavier and the lighter jet side by side, so correlations between
+    the two jets (the signal's two resonances) are learnable.
+    """
+
+    def __init__(self, pet: nn.Module) -> None:
+        super().__init__()
+        self.pet = pet
+        d = pet.config.projection_dim
+        self.combine = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, 1))
+
+    def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
+        c1 = _jet_embedding(self.pet, batch["x1"], batch["mask1"], batch["jets1"])
+        c2 = _jet_embedding(self.pet, batch["x2"], batch["mask2"], batch["jets2"])
+        return self.combine(torch.cat([c1, c2], dim=-1))[:, 0]
+
+    def param_groups(self, lr_head: float, lr_factor: float = DEFAULT_LR_FACTOR,
+                     weight_decay: float | None = None) -> list[dict]:
+        """Body at ``lr_head / lr_factor`` (the OmniLearn fine-tuning recipe), everything else at ``lr_head``."""
+        return body_head_groups(self, self.pet.body, lr_head, lr_factor, weight_decay)
+
+
+def _bce_loss(model: nn.Module, batch: dict) -> tuple[Tensor, dict]:
+    logits = model(batch).float()
+    y = batch["label"].float()
+    w = batch["weight"].float()
+    per = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    wsum = w.sum().clamp_min(1e-12)
+    acc = (((logits > 0).float() == y).float() * w).sum() / wsum
+    return (per * w).sum() / wsum, {"acc": float(acc)}
+
+
+def _balanced_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-event weights so both classes carry the same total weight (mean weight 1)."""
+    w = np.ones(len(labels), dtype=np.float32)
+    n1, n0 = int((labels == 1).sum()), int((labels == 0).sum())
+    if n1 and n0:
+        w[labels == 1] = len(labels) / (2.0 * n1)
+        w[labels == 0] = len(labels) / (2.0 * n0)
+    return w
+
+
+def train_dijet_classifier(
+    model: DijetClassifier,
+    inputs: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    *,
+    epochs: int = 5,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    lr_factor: float = DEFAULT_LR_FACTOR,
+    optimizer: str = DEFAULT_OPTIMIZER,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    progress: bool = False,
+):
+    """Fit ``model`` (in place) with class-balanced BCE; the best-validation-loss weights are kept.
+
+    ``val_fraction`` of the events (stratified by label) is held out for that model selection. The
+    body trains at ``lr / lr_factor`` with ``optimizer`` (:func:`jetlab.model.factory.finetune_groups`).
+    Returns the :class:`~jetlab.train.History`.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    n = len(labels)
+    if n < 4 or len(np.unique(labels)) < 2:
+        raise ValueError(f"train_dijet_classifier: need >= 4 events of both classes, got {n} events with labels "
+                         f"{np.unique(labels).tolist()}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 17]))
+    val = np.zeros(n, dtype=bool)
+    if val_fraction > 0:
+        for c in (0, 1):
+            idx = rng.permutation(np.nonzero(labels == c)[0])
+            val[idx[: max(1, int(round(val_fraction * len(idx))))]] = True
+    w = _balanced_weights(labels)
+
+    def ds(sel):
+        return ArrayDataset(**take_inputs(inputs, sel), label=labels[sel], weight=w[sel])
+
+    val_ds = ds(val) if val.any() else None
+    groups = finetune_groups(model, lr, lr_factor=lr_factor, optimizer=optimizer, pretrained=True)
+    trainer = Trainer(model, _bce_loss, ds(~val), val_ds, optimizer=optimizer, lr=lr, param_groups=groups, epochs=epochs, batch_size=batch_size,
+                      device=device, seed=seed, progress=progress, checkpoint_every=None, amp="off",
+                      restore_best=val_ds is not None)
+    history = trainer.fit()
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def predict_dijet(model: nn.Module, inputs: Mapping[str, np.ndarray], batch_size: int = 512,
+                  device: str | torch.device = "auto") -> np.ndarray:
+    """Sigmoid scores ``(N,)`` of a :class:`DijetClassifier`, in input order."""
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    n = len(next(iter(inputs.values())))
+    out = np.empty(n, dtype=np.float32)
+    for a in range(0, n, batch_size):
+        batch = {k: torch.as_tensor(v[a:a + batch_size]).to(dev) for k, v in inputs.items() if k in _DIJET_KEYS}
+        out[a:a + batch_size] = torch.sigmoid(model(batch).float()).cpu().numpy()
+    return out
+
+
+def kfold_indices(n: int, k: int, seed: int = 0) -> np.ndarray:
+    """Fold id in ``[0, k)`` for each of ``n`` events (random, fold sizes differ by at most 1)."""
+    if k < 2:
+        raise ValueError(f"kfold_indices: k must be >= 2, got {k}")
+    if n < k:
+        raise ValueError(f"kfold_indices: need at least k={k} events, got {n}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 23]))
+    fold = np.empty(n, dtype=np.int64)
+    fold[rng.permutation(n)] = np.arange(n) % k
+    return fold
+
+
+@dataclass
+class KFoldResult:
+    """``scores[i]`` comes from the model of fold ``fold[i]``, which never trained on event ``i``;
+    ``extra_scores`` (e.g. sideband events) average all fold models."""
+
+    scores: np.ndarray
+    fold: np.ndarray
+    extra_scores: np.ndarray | None = None
+    histories: list = field(default_factory=list)
+
+
+def kfold_scores(
+    data: Mapping[str, np.ndarray],
+    template: Mapping[str, np.ndarray],
+    make_model: Callable[[], DijetClassifier],
+    *,
+    k: int = 3,
+    seed: int = 0,
+    extra: Mapping[str, np.ndarray] | None = None,
+    **train_kwargs: Any,
+) -> KFoldResult:
+    """Train ``k`` classifiers "data (1) vs template (0)" and score every data event out-of-fold.
+
+    The template is split into the same number of folds and fold ``i`` of the template is left out
+    of model ``i`` too, so each model sees the same data/template proportion.
+    """
+    n_d = len(next(iter(data.values())))
+    n_t = len(next(iter(template.values())))
+    fold = kfold_indices(n_d, k, seed)
+    tfold = kfold_indices(n_t, k, seed + 1)
+    scores = np.full(n_d, np.nan, dtype=np.float32)
+    extra_sum = None
+    histories = []
+    for i in range(k):
+        tr, te = fold != i, fold == i
+        x = concat_inputs(take_inputs(data, tr), take_inputs(template, tfold != i))
+        y = np.concatenate([np.ones(int(tr.sum()), np.int64), np.zeros(int((tfold != i).sum()), np.int64)])
+        model = make_model()
+        histories.append(train_dijet_classifier(model, x, y, seed=seed * 1000 + i, **train_kwargs))
+        dev = train_kwargs.get("device", "auto")
+        scores[te] = predict_dijet(model, take_inputs(data, te), device=dev)
+        if extra is not None:
+            s = predict_dijet(model, extra, device=dev)
+            extra_sum = s if extra_sum is None else extra_sum + s
+    return KFoldResult(scores, fold, None if extra_sum is None else extra_sum / k, histories)
+
+
+def supervised_scores(
+    signal: Mapping[str, np.ndarray],
+    background: Mapping[str, np.ndarray],
+    evaluate: Sequence[Mapping[str, np.ndarray]],
+    make_model: Callable[[], DijetClassifier],
+    *,
+    seed: int = 0,
+    **train_kwargs: Any,
+) -> list[np.ndarray]:
+    """Fully supervised upper bound: one classifier signal (1) vs background (0) on labelled
+    references; returns its scores for each input set in ``evaluate`` (never trained on)."""
+    n_s = len(next(iter(signal.values())))
+    n_b = len(next(iter(background.values())))
+    y = np.concatenate([np.ones(n_s, np.int64), np.zeros(n_b, np.int64)])
+    model = make_model()
+    train_dijet_classifier(model, concat_inputs(signal, background), y, seed=seed, **train_kwargs)
+    return [predict_dijet(model, e, device=train_kwargs.get("device", "auto")) for e in evaluate]
+
+

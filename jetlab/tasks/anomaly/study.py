@@ -1,0 +1,217 @@
+"""Notebook 04 as one call: inject signal, run every detector for every seed, measure SIC, the
+background model's closeness and sculpting (:func:`run_anomaly` -> :class:`AnomalyResults`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from jetlab.model.factory import DEFAULT_INPUT_SCALING, DEFAULT_LR_FACTOR, DEFAULT_OPTIMIZER
+from jetlab.physics.metrics import mean_and_spread
+from jetlab.plot import compare_hist, mjj_spectrum, results_table, sic_curves
+
+from ..checkpoints import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
+from ..common import TaskResults
+from .events import DEFAULT_SB, DEFAULT_SR, JET_FEATURE_NAMES, AnomalySplit, MassWindows, inject_signal, load_dijets
+from .generator import PARTICLE_FEATURE_NAMES
+from .metrics import raw_particles, sculpting_check
+from .pipelines import AnomalyRun, run_cathode, run_idealised, run_supervised
+
+__all__ = ["AnomalyResults", "run_anomaly"]
+
+#: cut efficiencies of the sculpting check and of the "mjj after cuts" figure
+SCULPTING_EFFICIENCIES: tuple[float, ...] = (0.5, 0.2, 0.05)
+_JET_PLOTS = {"m1": "Heavier jet mass [GeV]", "m2": "Lighter jet mass [GeV]", "pt1": "Heavier jet pT [GeV]",
+              "n1": "Heavier jet multiplicity"}
+_PARTICLE_LABELS = (r"$\Delta\eta$", r"$\Delta\phi$", r"$\log(1 - p_T/p_{T,jet})$")
+
+
+@dataclass
+class AnomalyResults(TaskResults):
+    """Every detector's :class:`AnomalyRun` per seed (``runs[(method, seed)]``) on one pseudo-data
+    ``split``; the first method of the first seed is the one shown in detail (CATHODE, pretrained if
+    there is a checkpoint)."""
+
+    runs: dict[tuple[str, int], AnomalyRun]
+    split: AnomalySplit
+    windows: MassWindows
+    dataset: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def methods(self) -> list[str]:
+        return list(dict.fromkeys(m for m, _ in self.runs))
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(dict.fromkeys(s for _, s in self.runs))
+
+    @property
+    def headline(self) -> AnomalyRun:
+        """The run shown in detail: first method, first seed."""
+        return self.runs[(self.methods[0], self.seeds[0])]
+
+    def metrics_table(self) -> dict[str, dict[str, Any]]:
+        """Per method: ``max_sic`` and ``auc`` as (mean, spread over seeds), and the per-seed max SIC."""
+        out = {}
+        for m in self.methods:
+            sics = [self.runs[(m, s)].metrics["max_sic"] for s in self.seeds]
+            aucs = [self.runs[(m, s)].metrics["auc"] for s in self.seeds]
+            out[m] = {"max_sic": mean_and_spread(sics), "auc": mean_and_spread(aucs), "max_sic_per_seed": sics}
+        return out
+
+    def table(self):
+        """Max SIC and AUC per method, mean ± spread over seeds."""
+        rows = [{"Method": m, "max SIC": v["max_sic"], "AUC": v["auc"]} for m, v in self.metrics_table().items()]
+        return results_table(rows, formats={"max SIC": ".2f", "AUC": ".3f"}, highlight={"max SIC": "max", "AUC": "max"},
+                             title=f"{self.dataset}: SR data vs background template, {len(self.seeds)} seed(s)")
+
+    def closeness(self) -> dict[str, dict[str, Any]]:
+        """:func:`closeness_metrics` of every CATHODE run's generated SR background vs the true one."""
+        return {f"{m} seed {s}": r.extras["closeness"] for (m, s), r in self.runs.items() if "closeness" in r.extras}
+
+    def closeness_report(self) -> str:
+        lines = []
+        for key, c in self.closeness().items():
+            lines.append(f"{key}: AUC true-vs-generated = {c['auc']:.3f}")
+            lines.append("   W1 jet      : " + str({k: f"{v:.3g} (floor {c['w1_jet_floor'][k]:.3g})"
+                                                   for k, v in c["w1_jet"].items()}))
+            lines.append("   W1 particle : " + str({k: f"{v:.3g} (floor {c['w1_particle_floor'][k]:.3g})"
+                                                   for k, v in c["w1_particle"].items()}))
+        return "\n".join(lines)
+
+    def window_scores(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mjj, score, label)`` of the data events in SR and SB with the headline run's scores
+        (out-of-fold in the SR, fold average in the SB)."""
+        d, run = self.split.data, self.headline
+        sr, sb = self.windows.in_sr(d.mjj), self.windows.in_sb(d.mjj)
+        scores = np.full(len(d), np.nan)
+        scores[sr], scores[sb] = run.scores, run.sb_scores
+        inw = sr | sb
+        return d.mjj[inw], scores[inw], d.labels[inw]
+
+    def sculpting(self) -> dict[float, dict[str, float]]:
+        """:func:`sculpting_check` of the headline run's score cuts at :data:`SCULPTING_EFFICIENCIES`."""
+        return sculpting_check(*self.window_scores(), self.windows, SCULPTING_EFFICIENCIES)
+
+    def sculpting_report(self) -> str:
+        return "\n".join(f"keep {eff:>4.0%}: background left {v['n_background']:5d}, W1 = {v['w1']:.3f} TeV "
+                         f"(random subset {v['w1_random']:.3f})" for eff, v in self.sculpting().items())
+
+    def plots(self) -> dict[str, Figure]:
+        """mjj spectrum with the injected signal; generated vs true SR background (jet and particle
+        features, headline run); SIC curves (first seed); mjj after score cuts: ``{file name: Figure}``."""
+        d, w = self.split.data, self.windows
+        figs = {"mjj_spectrum.png": mjj_spectrum(d.mjj, w.sr, w.sb, cut_masks={"injected signal (truth)": d.labels == 1})}
+        run = self.headline
+        if "synthetic" in run.extras:
+            gen = run.extras["generator"]
+            std, ref, syn = gen.standardizer, run.extras["reference"], run.extras["synthetic"]
+            ref_feats = np.concatenate([std.inverse_jets(ref["jets1"]), std.inverse_jets(ref["jets2"])], axis=1)
+            sr_feats = d.subset(w.in_sr(d.mjj)).jet_features()
+            for name, xlabel in _JET_PLOTS.items():
+                i = JET_FEATURE_NAMES.index(name)
+                figs[f"generated_vs_true_{name}.png"] = compare_hist(
+                    {"true background (SR)": ref_feats[:, i], f"generated ({run.method})": run.extras["synthetic_features"][:, i],
+                     "SR data": sr_feats[:, i]}, bins=30, xlabel=xlabel)
+            true_p, gen_p = raw_particles(ref, std, 1), raw_particles(syn, std, 1)
+            for i, (name, xlabel) in enumerate(zip(PARTICLE_FEATURE_NAMES, _PARTICLE_LABELS)):
+                figs[f"generated_vs_true_particle_{name}.png"] = compare_hist(
+                    {"true background (SR)": true_p[:, i], "generated": gen_p[:, i]}, bins=40,
+                    xlabel=xlabel + " (heavier jet)")
+        first = {m: (self.runs[(m, self.seeds[0])].labels, self.runs[(m, self.seeds[0])].scores) for m in self.methods}
+        # the metrics keep points with eps_B >= floor; the plot drops eps_B <= fpr_min: a hair below the floor
+        figs["sic_curves.png"] = sic_curves(first, fpr_min=run.metrics["min_fpr"] * (1 - 1e-9))
+        mjj, s, _ = self.window_scores()
+        cuts = {f"top {e:.0%} by score": s >= np.quantile(s, 1 - e) for e in SCULPTING_EFFICIENCIES[1:]}
+        figs["mjj_after_cuts.png"] = mjj_spectrum(mjj, w.sr, w.sb, cut_masks=cuts)
+        return figs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset, "checkpoint": self.settings.get("checkpoint"), "settings": self.settings,
+            "split": self.split.summary(self.windows), "table": self.metrics_table(), "closeness": self.closeness(),
+            "sculpting": {str(k): v for k, v in self.sculpting().items()},
+            "runs": [dict(r.summary()) | {"method": m} for (m, _), r in self.runs.items()],
+        }
+
+
+def run_anomaly(
+    data: str | os.PathLike = "lhco-mini",
+    *,
+    checkpoint: str | os.PathLike | None = "auto",
+    model: Any = "tiny",
+    seeds: Sequence[int] = (0, 1),
+    lr: float = 1e-3,
+    epochs: int = 3,
+    output_dir: str | os.PathLike | None = None,
+    device: str | torch.device = "auto",
+    n_events: int = 6000,
+    data_seed: int = 0,
+    file_signal_fraction: float = 0.15,
+    n_signal: int = 300,
+    sr: tuple[float, float] = DEFAULT_SR,
+    sb: tuple[tuple[float, float], tuple[float, float]] = DEFAULT_SB,
+    max_particles: int | None = 24,
+    gen_epochs: int = 3,
+    jet_gen_epochs: int = 100,
+    gen_steps: int = 10,
+    oversample: int = 2,
+    kfolds: int = 2,
+    batch_size: int = 128,
+    lr_factor: float = DEFAULT_LR_FACTOR,
+    optimizer: str = DEFAULT_OPTIMIZER,
+    input_scaling: str = DEFAULT_INPUT_SCALING,
+    min_background_events: int = 10,
+    pretrain_jets: int = DEFAULT_PRETRAIN_JETS,
+    pretrain_epochs: int = DEFAULT_PRETRAIN_EPOCHS,
+    progress: bool = True,
+) -> AnomalyResults:
+    """The weakly supervised search of notebook 04 for every seed.
+
+    ``data`` (a generator name, ``"lhco_rnd"`` or a schema file; ``n_events`` events with
+    ``file_signal_fraction`` signal, made with ``data_seed``) becomes pseudo-data with ``n_signal``
+    injected signal events (:func:`inject_signal`, ``data_seed``). Per seed: CATHODE fine-tuned from
+    the checkpoint (when ``checkpoint`` resolves to one; ``"auto"`` pretrains a tiny PET once if none
+    is found) and from scratch (``model`` preset without a checkpoint), then the idealised and the
+    supervised detector with the best available model. Classifiers train ``epochs`` with
+    ``optimizer`` at ``lr`` (the pretrained body at ``lr / lr_factor``), on inputs scaled per
+    ``input_scaling``; ``min_background_events`` sets the SIC's trusted range (:func:`anomaly_metrics`).
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("run_anomaly: seeds must name at least one seed")
+    windows = MassWindows(sr=tuple(sr), sb=tuple(tuple(b) for b in sb))
+    events = load_dijets(data, n_events, seed=data_seed, signal_fraction=file_signal_fraction,
+                         max_particles=max_particles)
+    split = inject_signal(events, n_signal, seed=data_seed)
+    ckpt = resolve_checkpoint(checkpoint, output_dir, train_if_missing=True, n_jets=pretrain_jets,
+                              epochs=pretrain_epochs, seed=data_seed, device=device, progress=progress)
+    if progress:
+        summary = split.summary(windows)
+        print({k: round(v, 3) if isinstance(v, float) else v for k, v in summary.items()})
+        print("pretrained checkpoint:", ckpt, flush=True)
+    common = dict(epochs=epochs, batch_size=batch_size, lr=lr, lr_factor=lr_factor, optimizer=optimizer,
+                  input_scaling=input_scaling, min_background_events=min_background_events, device=device)
+    variants = {"CATHODE pretrained": ckpt, "CATHODE scratch": None} if ckpt is not None else {"CATHODE scratch": None}
+    runs: dict[tuple[str, int], AnomalyRun] = {}
+    for s in seeds:
+        for name, c in variants.items():
+            runs[(name, s)] = run_cathode(split, windows, checkpoint=c, config=model, seed=s, oversample=oversample,
+                                          kfolds=kfolds, gen_epochs=gen_epochs, jet_epochs=jet_gen_epochs,
+                                          gen_steps=gen_steps, **common)
+        runs[("idealised", s)] = run_idealised(split, windows, checkpoint=ckpt, config=model, seed=s, kfolds=kfolds,
+                                               **common)
+        runs[("supervised", s)] = run_supervised(split, windows, checkpoint=ckpt, config=model, seed=s, **common)
+        if progress:
+            print(f"seed {s}:", {m: round(r.metrics["max_sic"], 2) for (m, ss), r in runs.items() if ss == s}, flush=True)
+    settings = dict(seeds=seeds, epochs=epochs, gen_epochs=gen_epochs, jet_gen_epochs=jet_gen_epochs, lr=lr,
+                    lr_factor=lr_factor, optimizer=optimizer, input_scaling=input_scaling, kfolds=kfolds,
+                    oversample=oversample, n_signal=n_signal, max_particles=max_particles,
+                    checkpoint=str(ckpt) if ckpt else None)
+    return AnomalyResults(runs, split, windows, str(data), settings)

@@ -1,0 +1,296 @@
+"""Generating jets with the pretrained model and judging them (notebook 01, evaluation of pretraining).
+
+Generating a jet takes two stages, because PET's generator head produces particles *given* the
+jet-level features and class:
+
+1. :class:`jetlab.model.jet_generator.JetFeatureGenerator` samples (pT, eta, mass, N) per class;
+2. :func:`jetlab.model.diffusion.sample` (DDIM) samples the N particles' (deta, dphi,
+   log(1 - pT/pT_jet)) conditioned on those features and the class; the standardizer turns them
+   back into physical massless particles (pT, eta, phi, E), and the jet observables are
+   recomputed *from the particles*, so the evaluation judges what was generated.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from jetlab.data.preprocess import Standardizer
+from jetlab.data.schema import KINEMATIC_FEATURES, JetSet, jet_features_from_particles
+from jetlab.data.torchdata import JetDataset
+from jetlab.model.diffusion import sample
+from jetlab.model.jet_generator import JetFeatureGenerator
+from jetlab.physics.metrics import wasserstein_1d
+from jetlab.train import predict
+from jetlab.train.ddp import resolve_device
+
+from .common import fit_jet_generator
+
+__all__ = ["OBSERVABLES", "evaluate_pretraining", "generate_jets", "jet_observables", "train_jet_generator",
+           "wasserstein_table"]
+
+#: Observables compared between generated and real jets (all computed from the particles).
+OBSERVABLES: tuple[str, ...] = ("jet_mass", "multiplicity", "particle_pt", "particle_eta", "particle_phi")
+#: Index of the multiplicity in the jet inputs (pT, eta, mass, N).
+_MULT = 3
+
+
+def _balanced_labels(n: int, num_classes: int) -> np.ndarray:
+    return np.arange(n) % max(num_classes, 1)
+
+
+def _as_labels(labels, n: int, num_classes: int) -> np.ndarray:
+    """Per-jet class labels: None -> balanced, int -> all that class, array (n,) -> as given."""
+    if labels is None:
+        return _balanced_labels(n, num_classes)
+    if np.ndim(labels) == 0:
+        out = np.full(n, int(labels), dtype=np.int64)
+    else:
+        out = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if len(out) != n:
+            raise ValueError(f"generate_jets: labels has {len(out)} entries, expected n={n}")
+    if len(out) and (out.min() < 0 or out.max() >= num_classes):
+        raise ValueError(f"generate_jets: labels must be class indices in [0, {num_classes - 1}], got range "
+                         f"[{out.min()}, {out.max()}]")
+    return out
+
+
+def jet_observables(jets: JetSet) -> dict[str, np.ndarray]:
+    """Per-jet (mass, multiplicity) from the particles and per-particle (pT, eta, phi) of real particles."""
+    kin = jet_features_from_particles(jets.particles, jets.mask)
+    return {
+        "jet_mass": kin[:, 3].astype(np.float64),
+        "multiplicity": jets.mask.sum(1).astype(np.float64),
+        "particle_pt": jets.particles[..., 0][jets.mask].astype(np.float64),
+        "particle_eta": jets.particles[..., 1][jets.mask].astype(np.float64),
+        "particle_phi": jets.particles[..., 2][jets.mask].astype(np.float64),
+    }
+
+
+def wasserstein_table(a: JetSet, b: JetSet, class_names: Sequence[str] | None = None,
+                      observables: Sequence[str] = OBSERVABLES) -> dict[str, dict[str, float]]:
+    """1-Wasserstein distance per observable between two JetSets, overall and per class.
+
+    Returns ``{observable: {"all": w1, <class name>: w1, ...}}``; a class absent from either
+    set is skipped.
+    """
+    bad = [o for o in observables if o not in OBSERVABLES]
+    if bad:
+        raise ValueError(f"wasserstein_table: unknown observables {bad}; choose from {list(OBSERVABLES)}")
+    classes = np.union1d(np.unique(a.labels), np.unique(b.labels))
+    names = list(class_names) if class_names is not None else [str(c) for c in range(int(classes.max()) + 1 if len(classes) else 0)]
+    groups: list[tuple[str, JetSet, JetSet]] = [("all", a, b)]
+    for c in classes:
+        ia, ib = a.labels == c, b.labels == c
+        if ia.any() and ib.any():
+            groups.append((names[int(c)] if int(c) < len(names) else str(int(c)), a.subset(ia), b.subset(ib)))
+    out: dict[str, dict[str, float]] = {o: {} for o in observables}
+    for name, ja, jb in groups:
+        oa, ob = jet_observables(ja), jet_observables(jb)
+        for o in observables:
+            if len(oa[o]) and len(ob[o]):
+                out[o][name] = wasserstein_1d(oa[o], ob[o])
+    return out
+
+
+# ---------------------------------------------------------------------------- generation
+@torch.no_grad()
+def generate_jets(
+    model,
+    jet_generator: JetFeatureGenerator,
+    n: int,
+    labels=None,
+    standardizer: Standardizer | None = None,
+    steps: int = 32,
+    seed: int = 0,
+    *,
+    jet_steps: int = 64,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    max_particles: int | None = None,
+) -> JetSet:
+    """Generate ``n`` jets: jet features from ``jet_generator``, particles from PET's generator head.
+
+    ``labels``: None (classes in turn), an int (all jets of that class) or an array of ``n`` class
+    indices. ``standardizer`` defaults to the one in ``model.card``. ``steps``/``jet_steps`` are
+    the DDIM steps of the particle / jet-feature samplers. Same ``seed`` -> same jets. The result
+    holds massless particles (pT, eta, phi, E), pT-ordered, with jet features recomputed from them;
+    the jet features that conditioned the generation are in ``extra["cond_jets"]``.
+    """
+    if n < 1:
+        raise ValueError(f"generate_jets: n must be >= 1, got {n}")
+    if steps < 1 or jet_steps < 1:
+        raise ValueError(f"generate_jets: steps and jet_steps must be >= 1, got {steps}, {jet_steps}")
+    if standardizer is None:
+        card = getattr(model, "card", None)
+        standardizer = card.get_standardizer() if card is not None else None
+        if standardizer is None:
+            raise ValueError("generate_jets: pass standardizer= (the model has no card with one)")
+    num_classes = int(model.config.num_classes)
+    if jet_generator.num_features != 4:
+        raise ValueError(f"generate_jets: jet_generator must model the 4 jet inputs (pT, eta, mass, N), "
+                         f"it has num_features={jet_generator.num_features}")
+    if max_particles is None:
+        rng_ = jet_generator.integer_features.get(_MULT)
+        if rng_ is None:
+            raise ValueError("generate_jets: pass max_particles (the jet generator has no multiplicity range)")
+        max_particles = int(rng_[1])
+    lab = _as_labels(labels, n, num_classes)
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    jet_generator.to(dev).eval()
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    rng = np.random.default_rng(int(seed))
+
+    cond_lab = torch.as_tensor(lab, device=dev) if jet_generator.num_classes else None
+    feats = jet_generator.sample(n, labels=cond_lab, steps=jet_steps, generator=gen).cpu().numpy().astype(np.float64)
+    feats[:, _MULT] = np.clip(np.round(feats[:, _MULT]), 1, max_particles)
+    feats[:, 0] = np.maximum(feats[:, 0], 1e-3)  # pT > 0
+    feats[:, 2] = np.maximum(feats[:, 2], 0.0)  # mass >= 0
+    mult = feats[:, _MULT].astype(np.int64)
+    mask = np.arange(max_particles)[None, :] < mult[:, None]
+    jets_std = standardizer.transform_jets(feats.astype(np.float32))
+
+    parts = []
+    for a in range(0, n, batch_size):
+        b = min(a + batch_size, n)
+        p = int(mult[a:b].max())  # no need to run the model over all-padding columns
+        m = torch.as_tensor(mask[a:b, :p], device=dev)
+        j = torch.as_tensor(jets_std[a:b], device=dev)
+        y = torch.as_tensor(lab[a:b], device=dev)
+        out = sample(model, m, j, labels=y, steps=steps, generator=gen).float().cpu().numpy()
+        full = np.zeros((b - a, max_particles, out.shape[-1]), dtype=np.float32)
+        full[:, :p] = out
+        parts.append(full)
+    z = np.concatenate(parts)
+
+    # standardised (deta, dphi, log(1 - pT/pT_jet)) -> physical particles
+    ps, pm = standardizer.particle_std[:3].astype(np.float64), standardizer.particle_mean[:3].astype(np.float64)
+    raw = z[..., :3].astype(np.float64) * ps + pm
+    deta, dphi, l1m = raw[..., 0], raw[..., 1], raw[..., 2]
+    jpt, jeta = feats[:, 0:1], feats[:, 1:2]
+    jphi = rng.uniform(-np.pi, np.pi, size=(n, 1))  # the jet azimuth is not modelled: the physics is phi-symmetric
+    ptrel = np.clip(-np.expm1(np.minimum(l1m, 0.0)), 1e-6, 1.0 - 1e-6)
+    pt = ptrel * jpt
+    eta = jeta + np.where(jeta < 0, -1.0, 1.0) * deta
+    phi = (jphi + dphi + np.pi) % (2 * np.pi) - np.pi
+    energy = pt * np.cosh(np.clip(eta, -10, 10))
+    particles = np.stack([pt, eta, phi, energy], axis=-1)
+    particles = np.where(mask[..., None], particles, 0.0)
+    # pT-order (the schema's convention); the model is permutation-equivariant so order carries nothing
+    order = np.argsort(np.where(mask, -pt, np.inf), axis=1, kind="stable")
+    particles = np.take_along_axis(particles, order[..., None], axis=1)
+    jets = jet_features_from_particles(particles, mask)
+    out = JetSet(particles=particles, mask=mask, jets=jets, labels=lab, particle_features=KINEMATIC_FEATURES,
+                 extra={"cond_jets": feats.astype(np.float32)})
+    return out.validate("generate_jets")
+
+
+# ---------------------------------------------------------------------------- evaluation
+def evaluate_pretraining(
+    model,
+    test_jetset: JetSet,
+    jet_generator: JetFeatureGenerator | None = None,
+    *,
+    standardizer: Standardizer | None = None,
+    class_names: Sequence[str] | None = None,
+    reference_jetset: JetSet | None = None,
+    generated: JetSet | None = None,
+    steps: int = 32,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """Classifier accuracy / confusion matrix on ``test_jetset`` and W1 of generated vs real jets.
+
+    Generated jets (unless given) have the test set's class counts. ``reference_jetset`` (an
+    independent real sample, e.g. the validation split) gives the W1 floor: the distance two
+    real samples of that size have by statistics alone. Returns a JSON-friendly dict with
+    ``accuracy``, ``confusion_matrix`` (rows: true, normalised), ``generated_accuracy`` (the
+    classifier on generated jets: do they look like their class?), ``w1`` and ``w1_reference``
+    (``{observable: {"all"|class: value}}``) and the generated JetSet under ``"generated"``.
+    """
+    if standardizer is None:
+        card = getattr(model, "card", None)
+        standardizer = card.get_standardizer() if card is not None else None
+        if standardizer is None:
+            raise ValueError("evaluate_pretraining: pass standardizer= (the model has no card with one)")
+    if class_names is None:
+        card = getattr(model, "card", None)
+        class_names = (card.class_names if card is not None else None) or [str(i) for i in range(model.config.num_classes)]
+    c = len(class_names)
+    if len(test_jetset) == 0:
+        raise ValueError("evaluate_pretraining: test_jetset is empty")
+    dev = resolve_device(device)
+    probs = predict(model, JetDataset(test_jetset, standardizer=standardizer), batch_size=batch_size, device=dev)
+    pred = np.argmax(probs, axis=-1)
+    truth = test_jetset.labels
+    cm = np.zeros((c, c))
+    np.add.at(cm, (truth, pred), 1.0)
+    rows = cm.sum(1, keepdims=True)
+    result: dict[str, Any] = {
+        "n_test": int(len(test_jetset)),
+        "num_classes": c,
+        "class_names": list(class_names),
+        "chance_accuracy": float(np.bincount(truth, minlength=c).max() / len(truth)),
+        "accuracy": float((pred == truth).mean()),
+        "per_class_accuracy": {class_names[i]: float(cm[i, i] / rows[i, 0]) for i in range(c) if rows[i, 0] > 0},
+        "confusion_matrix": np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0).tolist(),
+        "predictions": pred,
+    }
+    if generated is None and jet_generator is not None:
+        generated = generate_jets(model, jet_generator, len(test_jetset), labels=truth, standardizer=standardizer,
+                                  steps=steps, seed=seed, device=dev, batch_size=batch_size,
+                                  max_particles=test_jetset.max_particles)
+    if generated is not None:
+        gp = predict(model, JetDataset(generated, standardizer=standardizer), batch_size=batch_size, device=dev)
+        result["generated_accuracy"] = float((np.argmax(gp, -1) == generated.labels).mean())
+        result["w1"] = wasserstein_table(generated, test_jetset, class_names)
+        result["generated"] = generated
+    if reference_jetset is not None:
+        n = min(len(reference_jetset), len(test_jetset))
+        result["w1_reference"] = wasserstein_table(reference_jetset.subset(slice(0, n)), test_jetset, class_names)
+    return result
+
+
+# ---------------------------------------------------------------------------- jet generator training
+def train_jet_generator(
+    features: np.ndarray,
+    labels: np.ndarray | None,
+    *,
+    num_classes: int | None,
+    max_particles: int,
+    standardizer: Standardizer | None = None,
+    epochs: int = 200,
+    batch_size: int = 256,
+    lr: float = 2e-3,
+    hidden: int = 128,
+    layers: int = 3,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    max_steps: int | None = None,
+) -> tuple[JetFeatureGenerator, list[float]]:
+    """Fit a class-conditional :class:`JetFeatureGenerator` to raw jet inputs (pT, eta, mass, N).
+
+    Uses the PET ``standardizer``'s jet normalisation when given (so the generated features sit in
+    the space PET was trained on). Trained by :func:`jetlab.tasks.common.fit_jet_generator` (the
+    Trainer: AdamW, warm-up + cosine); returns ``(generator, loss per epoch)``.
+    It is a few-thousand-parameter MLP: hundreds of epochs over 10^4 jets take seconds.
+    """
+    x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    if x.ndim != 2 or x.shape[1] != 4:
+        raise ValueError(f"train_jet_generator: features must be (N, 4) (pT, eta, mass, N), got {tuple(x.shape)}")
+    y = None if labels is None or not num_classes else torch.as_tensor(np.asarray(labels, dtype=np.int64))
+    torch.manual_seed(seed)
+    gen = JetFeatureGenerator(4, num_classes=num_classes if num_classes and num_classes > 1 else None,
+                              hidden=hidden, layers=layers, integer_features={_MULT: (1, max_particles)})
+    if gen.num_classes is None:
+        y = None
+    if standardizer is not None:
+        gen.set_normalization(standardizer.jet_mean, standardizer.jet_std)
+    else:
+        gen.fit_normalization(x.numpy())
+    return gen, fit_jet_generator(gen, x.numpy(), labels=None if y is None else y.numpy(), epochs=epochs,
+                                  batch_size=batch_size, lr=lr, seed=seed, device=device, max_steps=max_steps)

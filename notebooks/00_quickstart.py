@@ -1,0 +1,205 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # jetlab quickstart: from a jet to a tag in five minutes
+#
+# This notebook is a short tour of jetlab. In a few cells you will
+#
+# 1. **make a jet sample** with the offline generator (Pythia 8 + FastJet + a simple detector model),
+#    stored in jetlab's one common schema;
+# 2. **look at a jet**, particle by particle;
+# 3. **turn jets into model inputs** (the 13 particle and 4 jet features of PET / OmniLearn);
+# 4. **tag jets** with a PET model: the pretrained one from notebook 01 if you have run it (or the
+#    small one `jetlab data prepare` and notebooks 02-04 keep in jetlab's cache), otherwise a tiny
+#    untrained model (its answers are then random, and the notebook says so).
+#
+# Everything runs on a laptop CPU. The same notebook runs headless with
+# `jetlab run notebooks/00_quickstart.ipynb -p n_jets 1000`, which stores the executed notebook,
+# its figures, `metrics.json` and `run_info.json` in `jetlab_output/00_quickstart/`.
+
+# %% [markdown]
+# ## Parameters
+#
+# The next cell is tagged `parameters`: `jetlab run -p NAME VALUE` (or papermill) replaces these
+# values; `jetlab run` checks names and types before it starts anything.
+
+# %% tags=["parameters"]
+n_jets = 500  # jets to generate (cached after the first run)
+seed = 0  # seeds Python, NumPy and torch
+output_dir = "jetlab_output/00_quickstart"  # figures, metrics and run_info.json go here
+checkpoint = "auto"  # a model directory, or "auto" (notebook 01's checkpoint, else the cached one, if any)
+
+# %% [markdown]
+# `jetlab.notebook.setup` makes the run reproducible and self-describing: it seeds every random
+# number generator, picks the device (a GPU if there is one), applies the plot style, and records
+# the parameters together with the jetlab and torch versions, here and in `run_info.json`.
+
+# %%
+import numpy as np
+import torch
+
+import jetlab.notebook as jnb
+
+run = jnb.setup(dict(n_jets=n_jets, seed=seed, output_dir=output_dir, checkpoint=checkpoint))
+device = run.device
+
+# %% [markdown]
+# ## 1. A jet sample
+#
+# `resolve` turns a dataset name into its files (here a generated sample, cached after the first
+# run) and `read` loads the jets. `jetclass-mini` mimics [JetClass](https://zenodo.org/records/6619768), whose ten classes are
+# large-radius jets from QCD and from boosted top, W, Z and Higgs decays; the mini version keeps
+# five of them (QCD, t → bqq', W → qq', Z → qq̄, H → bb̄). The real datasets (JetClass, ATLAS
+# top tagging, OmniFold Z+jets, LHC Olympics) are converted to the *same* schema by
+# `jetlab data fetch`, and `resolve("jetclass")` reads them: everything below works on them unchanged.
+
+# %%
+from jetlab.data.sources import resolve
+
+data = resolve("jetclass-mini", n_jets=n_jets, seed=seed)  # a generator, a published dataset, files: one resolver
+jets = data.read()
+print(f"{len(jets)} jets from {data.files()[0].name}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"dataset {data.name!r} with {len(data.label_names)} classes:")
+print(", ".join(data.label_names))
+
+# %% [markdown]
+# How many jets of each class did we get? (Class labels are integers indexing `label_names`.)
+
+# %%
+from jetlab.plot import label_axes, new_figure, style
+
+counts = np.bincount(jets.labels, minlength=len(data.label_names))
+for name, count in zip(data.label_names, counts):
+    print(f"{name:>10s} {count:5d}")
+
+# %% tags=["plot"]
+with style():
+    fig, ax = new_figure(figsize=(8, 4.5))
+    ax.bar(range(len(counts)), counts, color="#5790fc")
+    ax.set_xticks(range(len(counts)), data.label_names, rotation=45, ha="right")
+    ax.set_ylabel("jets")
+    label_axes(ax, rlabel=f"{data.name}, {len(jets)} jets")
+jnb.save_figure(fig, "class_counts");
+
+# %% [markdown]
+# ## 2. What a jet looks like
+#
+# A `JetSet` holds padded arrays: `particles` has shape *(jets, max particles, features)* with
+# columns (pT, η, φ, E, ...) in GeV and radians, sorted by pT; `mask` marks the real particles;
+# `jets` has one row (pT, η, φ, mass, multiplicity) per jet.
+
+# %%
+print("particles:", jets.particles.shape, "features:", ", ".join(jets.particle_features))
+print("mask:     ", jets.mask.shape, "| jets:", jets.jets.shape)
+i = 0
+print(
+    f"jet {i}: {data.label_names[jets.labels[i]]}, pT = {jets.jet_feature('pt')[i]:.0f} GeV, "
+    f"mass = {jets.jet_feature('mass')[i]:.1f} GeV, {int(jets.mask[i].sum())} particles"
+)
+
+# %% [markdown]
+# The event display shows one jet in the η-φ plane relative to the jet axis: marker area and
+# colour follow the particle pT. In JupyterLab it comes with a slider to browse the jets; in a
+# headless run (`jetlab run`, CI) it falls back to a static figure.
+
+# %% tags=["plot"]
+from jetlab.widgets import JetEventDisplay
+
+viewer = JetEventDisplay(jets, index=0, label_names=data.label_names)
+viewer.display()
+jnb.save_figure(viewer.figure(), "jet_display", display=False);
+
+# %% [markdown]
+# ## 3. Model inputs
+#
+# PET does not see raw four-momenta. `model_inputs` computes, per particle, 13 features
+# (Δη, Δφ, log pT, log E, their ratios to the jet, ΔR, charge and five particle-ID flags; zeros
+# where a dataset lacks them) and 4 jet features, and standardises them. Padded particles stay
+# masked out.
+
+# %%
+from jetlab.data import JET_INPUTS, PARTICLE_INPUTS
+
+print(len(PARTICLE_INPUTS), "particle inputs:", ", ".join(PARTICLE_INPUTS))
+print(len(JET_INPUTS), "jet inputs:", ", ".join(JET_INPUTS))
+
+# %% [markdown]
+# ## 4. A model, and a tag
+#
+# With `checkpoint="auto"` the notebook looks for `$JETLAB_CHECKPOINT`, then the model that notebook 01
+# pretrains (`jetlab_output/01_pretraining/checkpoint`), then the tiny pretrained model in jetlab's cache
+# (made once by notebooks 02-04 or by `jetlab data prepare`, as on Binder). Without any we build a *tiny, untrained* PET:
+# the code path is the same, but its probabilities mean nothing yet.
+
+# %%
+from jetlab.data import model_inputs
+from jetlab.model import PET, PETConfig, load
+
+ckpt = jnb.resolve_checkpoint(checkpoint, run.output_dir)  # None: no pretrained model (yet)
+model = load(ckpt) if ckpt is not None else PET(PETConfig.preset("tiny", num_classes=len(data.label_names)))
+model = model.to(device).eval()
+standardizer = model.card.get_standardizer() if ckpt is not None else None  # None: fitted on these jets below
+class_names = (model.card.class_names if ckpt is not None else None) or list(data.label_names)
+print(f"loaded the pretrained model from {ckpt}" if ckpt is not None else f"no checkpoint (checkpoint={checkpoint!r}): "
+      "a tiny UNTRAINED PET, so its probabilities are meaningless. Run notebook 01 (or `jetlab data prepare`) first.")
+print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
+
+# %% [markdown]
+# Tag the first eight jets: the classifier head returns one logit per class; softmax turns them
+# into class probabilities.
+
+# %%
+x, mask, jet_inputs, standardizer = model_inputs(jets, standardizer)
+with torch.no_grad():
+    logits = model(
+        torch.as_tensor(x[:8], dtype=torch.float32, device=device),
+        torch.as_tensor(mask[:8], device=device),
+        torch.as_tensor(jet_inputs[:8], dtype=torch.float32, device=device),
+    )
+probs = logits.softmax(dim=-1).cpu().numpy()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("probabilities:", probs.shape, "| each row sums to 1:", bool(np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)))
+
+# %%
+true_name = data.label_names[jets.labels[0]]
+best = int(probs[0].argmax())
+print(f"jet 0 is a {true_name} jet; the model says {class_names[best]} (p = {probs[0, best]:.2f})")
+jnb.save_metrics({"n_jets": len(jets), "class_counts": dict(zip(data.label_names, counts)), "pretrained": ckpt is not None,
+                  "probabilities_jet0": dict(zip(class_names, probs[0]))}, "metrics");
+
+# %% tags=["plot"]
+with style():
+    fig, ax = new_figure(figsize=(8, 4.5))
+    ax.bar(range(len(class_names)), probs[0], color="#f89c20")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_ylabel("probability")
+    label_axes(ax, rlabel=f"jet 0 (true: {true_name})")
+jnb.save_figure(fig, "tag_jet0");
+
+# %% [markdown]
+# ## Where next
+#
+# - **01_pretraining**: pretrain PET on JetClass-like jets (classification + generation).
+# - **02_top_tagging**: fine-tune it for top tagging and compare with training from scratch.
+# - **03_omnifold_unfolding**: unfold Z+jets substructure with OmniFold.
+# - **04_lhco_anomaly_detection**: weakly supervised resonance search on the LHC Olympics data.
+#
+# Run the whole series headless with `jetlab run --all --profile cpu-quick`.

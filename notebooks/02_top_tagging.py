@@ -1,0 +1,172 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Top tagging: fine-tune the foundation model across a detector shift
+#
+# The OmniLearn paper's headline result on the ATLAS top-tagging dataset: a PET model **pretrained**
+# on JetClass (a CMS-like particle-flow detector) and then **fine-tuned** on jets simulated with a
+# different, ATLAS-like detector (calorimeter clusters, pileup, no particle ID) beats the very same
+# architecture **trained from scratch** - and with 10% of the training jets it matches scratch trained
+# on all of them.
+#
+# This notebook runs that comparison at whatever scale your machine allows:
+#
+# * offline default: `toptag-mini` from jetlab's generator (trimmed anti-kT R = 1.0 jets, ATLAS-like
+#   clusters with pileup, *kinematics only*), a different detector model from the pretraining data;
+# * real data: set `dataset = "atlas_toptag"` after `jetlab data fetch atlas_toptag --yes` (the files
+#   are converted to jetlab's schema the first time they are read); its own train/test split is
+#   kept and its per-jet `training_weights` weight the training loss.
+#
+# Three models per training fraction and seed: **fine-tuned PET** (OmniLearn), **PET from scratch**
+# and a classic **Particle Flow Network** (Deep Sets). They share the budget: same training jets,
+# validation jets, epochs, batch size, optimiser, warm-up + cosine schedule and early stopping.
+
+# %% [markdown]
+# ## Parameters
+#
+# The next cell is tagged `parameters`; `jetlab run notebooks/02_top_tagging.ipynb --profile cpu-quick`
+# (or `-p NAME VALUE`) replaces these values after checking names and types.
+
+# %% tags=["parameters"]
+dataset = "toptag-mini"  # generator name, "atlas_toptag" (converted public data) or a schema file
+n_jets = 3000  # jets to generate / read (-1: all of a public dataset)
+fractions = [1.0, 0.1]  # fractions of the training jets to train on (the learning curve)
+seeds = [0, 1, 2]  # one training per seed: the table shows mean ± spread over seeds
+epochs = 3  # the same for every model
+batch_size = 64
+lr = 1e-3  # learning rate of the fresh head (and of every scratch / PFN parameter)
+lr_factor = 5.0  # fine-tuning: the pretrained body trains at lr / lr_factor
+optimizer = "adamw"  # or "lion", the OmniLearn reference recipe (body weight decay x lr_factor)
+input_scaling = "pretraining"  # fine-tuned inputs scaled as in pretraining, or "task": fitted on these jets
+checkpoint = "auto"  # pretrained model directory; "auto": $JETLAB_CHECKPOINT, notebook 01's, or pretrain a tiny one once
+pretrain_jets = 4000  # only if "auto" finds no checkpoint: jetclass-mini jets for the one-off pretraining
+pretrain_epochs = 8
+device = "auto"
+seed = 0  # data split and generation seed
+output_dir = "jetlab_output/02_top_tagging"
+
+# %% [markdown]
+# `jetlab.notebook.setup` seeds every random number generator, picks the device, applies the plot
+# style and records these parameters with the jetlab and torch versions (also in `run_info.json`).
+
+# %%
+import jetlab.notebook as jnb
+from jetlab.tasks.tagging import run_tagging
+
+run = jnb.setup(dict(dataset=dataset, n_jets=n_jets, fractions=fractions, seeds=seeds, epochs=epochs,
+                     batch_size=batch_size, lr=lr, lr_factor=lr_factor, optimizer=optimizer, input_scaling=input_scaling,
+                     checkpoint=checkpoint, pretrain_jets=pretrain_jets, pretrain_epochs=pretrain_epochs, device=device,
+                     seed=seed, output_dir=output_dir))
+
+# %% [markdown]
+# ## 1. The pretrained model and the data
+#
+# `checkpoint = "auto"` looks for `$JETLAB_CHECKPOINT`, then the checkpoint notebook 01 wrote
+# next to this notebook's output, then jetlab's cache. If there is none, it pretrains a *tiny* PET
+# on `jetclass-mini` once (a few minutes on a laptop; cached and shared by notebooks 02-04).
+# The checkpoint's **model card** stores the standardizer of the pretraining data: with
+# `input_scaling = "pretraining"` fine-tuning feeds the new jets through *that* normalisation, so
+# every input means what it meant in pretraining.
+#
+# `toptag-mini` carries only kinematics (pT, η, φ, E of calorimeter-like clusters): the particle-ID
+# inputs of PET are absent. The models drop the `pid` feature group consistently in training and
+# evaluation (pretraining randomly dropped it too, so the body has seen such jets). Without a
+# published test set the jets are split 60/20/20 into train/validation/test with the notebook seed;
+# every run is tested on the same test jets.
+#
+# ## 2. Train and test
+#
+# `run_tagging` trains every (model, fraction, seed) cell. Learning rates follow OmniLearn:
+# the fresh head at `lr`, the pretrained body at `lr / lr_factor`; scratch and PFN
+# train everything at `lr`. Metrics on the test set: AUC, accuracy at score 0.5 and the
+# background rejection 1/ε_B at signal efficiencies 0.5 and 0.8. ε_B is **interpolated linearly on
+# the ROC curve** between its neighbouring points; the OmniLearn evaluation code took the first ROC
+# point above ε_S instead (kept in the JSON as `rej_first_above_*`).
+
+# %%
+results = run_tagging(dataset, n_jets=n_jets, checkpoint=checkpoint, fractions=fractions, seeds=seeds, epochs=epochs,
+                      batch_size=batch_size, lr=lr, lr_factor=lr_factor, optimizer=optimizer, input_scaling=input_scaling,
+                      pretrain_jets=pretrain_jets, pretrain_epochs=pretrain_epochs, split_seed=seed, device=run.device,
+                      output_dir=run.output_dir)
+
+# %% [markdown]
+# ## 3. Results table
+#
+# Laid out like Table I of the OmniLearn paper: mean ± standard deviation over the seeds, best value
+# per column in bold.
+
+# %%
+results.table()
+
+# %% [markdown]
+# For comparison, the published numbers on the **real ATLAS** top-tagging data (OmniLearn paper,
+# Table I: CERN Open Data record 15013, the 2022 release; 4M / 40M training jets, full-size models,
+# GPUs, unweighted test metrics as here). The mini setup is far smaller, so only the *ordering* of
+# the models is meant to carry over, not the values. The next cell names the data this run used.
+#
+# | Model | AUC | Acc | 1/ε_B @ ε_S=0.5 | 1/ε_B @ ε_S=0.8 |
+# |:--|--:|--:|--:|--:|
+# | PET classifier, 4M jets | 0.959 | 0.890 | 146.5 | 19.4 |
+# | OmniLearn, 4M jets | 0.961 | 0.894 | 172.1 | 20.8 |
+# | PET classifier, 40M jets | 0.964 | 0.898 | 201.4 | 23.6 |
+# | OmniLearn, 40M jets | 0.965 | 0.899 | 207.3 | 24.1 |
+# | ParticleNet | 0.961 | 0.894 | 153.7 | 20.4 |
+
+# %%
+print("this run:", results.settings["data_release"])
+print("test metrics:", "per-jet weighted" if results.settings["weighted_metrics"] else "unweighted (as the paper)")
+
+# %% [markdown]
+# Does fine-tuning beat scratch with the smallest training fraction, by more than the seed spread?
+
+# %%
+print(results.comparison_report())
+
+# %% [markdown]
+# ## 4. ROC, background rejection and the learning curve
+#
+# One curve per model, for the first seed: on the full training set and on the smallest fraction.
+# Background rejection is what a top-tagging analysis quotes: how many QCD jets you reject for one
+# that survives, at a given top efficiency. The learning curves show the metric versus the number
+# of training jets: a pretrained model should need fewer jets to reach the same performance (the
+# curve shifts left). `results.save()` writes these figures and `metrics.json` (the summary table,
+# the settings and every run's metrics and training history).
+
+# %% tags=["plot"]
+results.save(run.output_dir)
+results.to_json(run.output_dir / "tagging_results.json", scores=True);  # + test scores, to re-plot without retraining
+
+# %% [markdown]
+# ## 5. Choose a working point
+#
+# The threshold explorer shows the fine-tuned tagger's score distributions for top and QCD jets
+# and the efficiencies at a cut. In JupyterLab drag the slider; in a headless run
+# (`jetlab run`, CI) it shows the static figure at ε_S = 0.5.
+
+# %% tags=["plot"]
+from jetlab.widgets import ThresholdExplorer
+
+explorer = ThresholdExplorer(results.labels, results.headline_run().scores, results.weights, score_label="Top-tagger score")
+explorer.set_signal_efficiency(0.5)
+print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in explorer.state.items()})
+explorer.display()
+jnb.save_figure(explorer.figure(), "threshold_explorer.png", display=False);
+
+# %% [markdown]
+# ## Where next
+#
+# * Run at scale: `jetlab run notebooks/02_top_tagging.ipynb --profile gpu-full` on the real ATLAS data.
+# * **03_omnifold_unfolding** reuses the same fine-tuning recipe to unfold Z+jets substructure.
