@@ -125,6 +125,7 @@ def main(argv=None) -> int:
     ap.add_argument("--phases", default=None, help=f"comma-separated PET phases from {sorted(PHASES)}")
     ap.add_argument("--split", type=int, default=1, help="interleaved noise groups per batch (see pet_pretraining_loss)")
     args = ap.parse_args(argv)
+    from jetlab._io import atomic_write_text
     from jetlab.data.torchdata import JetDataset
     from jetlab.train import ddp
     from jetlab.train.trainer import Trainer
@@ -140,8 +141,7 @@ def main(argv=None) -> int:
         ctx = ddp.setup("cpu")
         result.update(rank=ctx.rank, world_size=ctx.world_size)
         if ctx.is_main:
-            with open(args.out, "w") as f:
-                json.dump(result, f)
+            atomic_write_text(args.out, json.dumps(result))
         ddp.barrier(ctx)
         ctx.owns_group = True  # the first Trainer created the group; this is the last user
         ddp.cleanup(ctx)
@@ -164,8 +164,7 @@ def main(argv=None) -> int:
         "weights": [float(p.detach().double().sum()) for p in model.parameters()],
     }
     if trainer.is_main:
-        with open(args.out, "w") as f:
-            json.dump(result, f)
+        atomic_write_text(args.out, json.dumps(result))
     ddp.barrier(trainer.ctx)
     ddp.cleanup(trainer.ctx)
     return 0
