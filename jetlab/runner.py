@@ -843,7 +843,7 @@ def prepare_notebook_data(notebook_dir: str | os.PathLike = "notebooks",
     if pretrain:
         from jetlab.tasks.common import resolve_checkpoint
 
-        checkpoint = resolve_checkpoint("auto", cache_dir=cache_dir, device="cpu", progress=progress)
+        checkpoint = resolve_checkpoint("auto", train_if_missing=True, cache_dir=cache_dir, device="cpu", progress=progress)
         if echo:
             echo(f"pretrained fallback checkpoint: {checkpoint}")
     return {"files": files, "checkpoint": checkpoint}

@@ -306,7 +306,7 @@ def test_run_tagging_finetunes_an_omnilearned_checkpoint(tiny_dir):
 
     js, _ = make_jets(300, seed=11)
     res = run_tagging(TaskData("synthetic", js), checkpoint=str(tiny_dir), models=("finetuned", "scratch"),
-                      fractions=(1.0,), seeds=(0,), epochs=2, batch_size=32, lr_head=3e-3, device="cpu", progress=False)
+                      fractions=(1.0,), seeds=(0,), epochs=2, batch_size=32, lr=3e-3, device="cpu", progress=False)
     by = {r.model: r for r in res.runs}
     assert set(by) == {"finetuned", "scratch"} and res.settings["checkpoint"] == str(tiny_dir)
     for r in by.values():
