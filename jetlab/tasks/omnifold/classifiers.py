@@ -131,11 +131,10 @@ class PETClassifier:
 
     ``input_scaling`` says where a fine-tuned model's input scaling comes from: ``"pretraining"``
     (the checkpoint's, as the OmniLearn code does) or ``"task"`` (fitted on each level's simulated
-    events, as for the scratch model). Measured on ``zjets-mini`` (benchmarks/README.md): the R = 0.8,
-    500-1000 GeV pretraining jets put the R = 0.4, 200 GeV Z+jets jets several widths off (jet pT at
-    -3.3 sigma, mass at -2.1 sigma); with the pretraining scaling fine-tuning trails scratch (best
-    step-1 validation loss, mean of 3 seeds: 0.6807 vs 0.6788), refitted it leads (0.6772 vs 0.6785,
-    lower in each seed) - notebook 03 therefore passes ``"task"``.
+    events, as for the scratch model). The R = 0.8, 500-1000 GeV pretraining jets put the R = 0.4,
+    200 GeV Z+jets jets several widths off in jet pT and mass, which is why notebook 03 passes
+    ``"task"``; ``benchmarks/bench_omnifold_convergence.py`` compares the two scalings' step-1
+    convergence over seeds.
     """
 
     checkpoint: str | None = None
