@@ -236,6 +236,8 @@ def test_mjj_condition_starts_as_identity_and_is_trainable():
 
 # ------------------------------------------------------------------- end to end
 def test_tiny_end_to_end_produces_finite_sic_curves():
+    from sklearn.metrics import roc_auc_score
+
     from jetlab.model import PETConfig
 
     w = A.MassWindows()
@@ -252,11 +254,20 @@ def test_tiny_end_to_end_produces_finite_sic_curves():
         assert run.scores.shape == (n_sr,) and np.isfinite(run.scores).all()
         assert run.sb_scores.shape == (n_sb,) and np.isfinite(run.sb_scores).all()
         m = run.metrics
-        assert 0.0 <= m["auc"] <= 1.0 and np.isfinite(m["max_sic"]) and len(m["sic"]) > 0
-        assert np.isfinite(m["sic"]).all()
+        truth = sp.data.labels[w.in_sr(sp.data.mjj)]
+        assert m["auc"] == pytest.approx(roc_auc_score(truth, run.scores), abs=1e-9)  # independent AUC
+        # every method beats chance with a margin: over 12 seeds of this set-up (fake events, injection
+        # and training seeded alike) CATHODE gave AUC 0.633-0.892, idealised 0.675-0.963, supervised 0.90-1.0
+        assert m["auc"] > 0.6, run.method
+        # the bound fails on scores that carry no information (labels shuffled, mean of 20 shuffles)
+        rng = np.random.default_rng(0)
+        assert np.mean([roc_auc_score(rng.permutation(truth), run.scores) for _ in range(20)]) < 0.6
+        assert np.isfinite(m["max_sic"]) and len(m["sic"]) > 0 and np.isfinite(m["sic"]).all()
     assert len(cat.extras["synthetic"]["x1"]) == 2 * n_sr
     c = cat.extras["closeness"]
-    assert set(c["w1_jet"]) == set(A.JET_FEATURE_NAMES) and 0.0 <= c["auc"] <= 1.0
+    # synthetic vs real background, cross-validated: at least chance up to noise (measured 0.457-0.998
+    # over the same 12 seeds: near 0.5 when the tiny generator works, near 1 when it does not)
+    assert set(c["w1_jet"]) == set(A.JET_FEATURE_NAMES) and 0.4 <= c["auc"] <= 1.0
     # the supervised classifier learns the (very visible) fake signal even in one epoch
     assert sup.metrics["auc"] > 0.8
 
