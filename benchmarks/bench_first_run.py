@@ -5,9 +5,8 @@
   options (lhco-mini 10% signal), after one untimed warm-up request that imports Pythia/FastJet;
   per-chunk Pythia initialisation is included, as in a real request;
 * seconds per jet and epoch of the fallback pretraining that notebooks 02-04 run when no
-  checkpoint exists (:data:`jetlab.tasks.common.PRETRAIN_SECONDS_PER_JET_EPOCH`):
-  :func:`jetlab.tasks.common.resolve_checkpoint` on ``--pretrain-jets`` cached jetclass-mini jets
-  for ``--pretrain-epochs`` epochs, data generation excluded.
+  checkpoint exists: the same ``jetlab.train.pretrain`` call (tiny PET, CPU recipe, 64 particles)
+  on ``--pretrain-jets`` cached jetclass-mini jets for ``--pretrain-epochs`` epochs.
 
     python benchmarks/bench_first_run.py --rows 400 --pretrain-jets 1000 --pretrain-epochs 2
 """
@@ -46,15 +45,14 @@ def main() -> None:
             generate(name, args.rows, tmp / f"{name}.h5", workers=1, progress=False)
             sec = time.perf_counter() - start
             print(f"| generate {name}, 1 worker | {args.rows} rows | {sec:.1f} | {sec / args.rows:.4f} per row |", flush=True)
-        if args.pretrain_jets > 0:
-            from jetlab.tasks.common import resolve_checkpoint
+        if args.pretrain_jets > 0:  # the call jetlab's fallback pretraining makes, data cached first
+            from jetlab.train import CPU_RECIPE, pretrain
 
-            os.environ.pop("JETLAB_CHECKPOINT", None)
-            os.environ["JETLAB_CACHE"] = str(tmp / "cache")  # the pretraining reads its data from there
+            os.environ["JETLAB_CACHE"] = str(tmp / "cache")
             dataset_file("jetclass-mini", args.pretrain_jets, seed=0, progress=False)
             start = time.perf_counter()
-            resolve_checkpoint("auto", output_root=tmp / "none", n_jets=args.pretrain_jets, epochs=args.pretrain_epochs,
-                               cache_dir=tmp / "cache", device="cpu", progress=False)
+            pretrain("jetclass-mini", tmp / "pet", model_config="tiny", epochs=args.pretrain_epochs, n_jets=args.pretrain_jets,
+                     seed=0, device="cpu", progress=False, max_particles=64, **CPU_RECIPE)
             sec = time.perf_counter() - start
             units = args.pretrain_jets * args.pretrain_epochs
             print(f"| fallback pretraining (tiny PET, CPU recipe) | {args.pretrain_jets} jets x {args.pretrain_epochs} epochs "

@@ -286,8 +286,7 @@ def test_top_tagging_threshold_explorer_and_progress_bars_in_jupyterlab(lab: Lab
         bars = panel.locator(".jp-OutputArea-output .widget-hprogress")
         assert bars.count() >= 2, "expected tqdm widget bars for the data generation and the fallback pretraining"
         bars.first.scroll_into_view_if_needed()
-        cell = "xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), ' jp-Cell ')][1]"
-        _shot(bars.first.locator(cell), "02_top_tagging_progress_bars")
+        _shot(page, "02_top_tagging_progress_bars")  # the bars in their cell, as a reader sees them
         widget_views = [o for outs in outputs for o in outs
                         if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
         assert widget_views, "02_top_tagging displayed no widget"

@@ -26,9 +26,9 @@ from .schema import SchemaError, inspect_file
 __all__ = ["dataset_file", "resolve_cache_dir", "cached_name", "estimate_seconds", "generation_notice"]
 
 #: Wall seconds per row of each generator in one worker process, Pythia initialisation included:
-#: ``python benchmarks/bench_first_run.py`` on the 2-core development machine under load (see
-#: benchmarks/README.md). Only for the "about N minutes" notice printed before a first generation.
-SECONDS_PER_ROW = {"jetclass-mini": 0.052, "toptag-mini": 0.031, "zjets-mini": 0.022, "lhco-mini": 0.031}
+#: the median of three ``python benchmarks/bench_first_run.py`` runs on the 2-core development
+#: machine, shared and loaded (see benchmarks/README.md). Only for the "about N minutes" notice.
+SECONDS_PER_ROW = {"jetclass-mini": 0.052, "toptag-mini": 0.064, "zjets-mini": 0.037, "lhco-mini": 0.046}
 #: what a row is, per generator (default: jets)
 _ROW_NAMES = {"zjets-mini": "events per generator setup", "lhco-mini": "dijet events"}
 
