@@ -219,18 +219,18 @@ def save_figure(fig, name: str, *, display: bool = True, dpi: int | None = None)
     """Write ``fig`` as ``<output_dir>/<name>.png`` atomically and show it once in the notebook.
 
     pyplot figures are closed after display so Jupyter does not render them a second time."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # heavy: matplotlib loads with the first figure, not on import
 
     if not isinstance(fig, Figure):
         raise TypeError(f"save_figure: expected a matplotlib Figure, got {type(fig).__name__}")
     path = output_dir() / name
     if not path.suffix:
         path = path.with_suffix(".png")
-    from jetlab.plot import save_figure as _plot_save
+    from jetlab.plot import save_figure as _plot_save  # heavy (mplhep, hist): first figure only
 
     path = Path(_plot_save(fig, path, dpi=dpi))
     if display and _in_notebook():
-        from IPython.display import display as _display
+        from IPython.display import display as _display  # optional (jetlab[notebooks]): only inside Jupyter
 
         _display(fig)
         if getattr(fig.canvas, "manager", None) is not None:  # pyplot-managed figure
