@@ -253,7 +253,7 @@ def test_cli_usage_errors(small: Path, capsys) -> None:
     assert cli_main(["run", str(small), "-p", "n_jets", "1", "-p", "n_jets", "2"]) == 2
     assert "given twice" in capsys.readouterr().err
     assert cli_main(["run", "--list-profiles"]) == 0
-    assert capsys.readouterr().out.split() == ["ci-tiny", "cpu-quick", "gpu-full"]
+    assert capsys.readouterr().out.split() == ["ci-tiny", "cpu-quick", "gpu-full", "gpu-smoke"]
 
 
 def test_cli_prepare_only_injects_parameters(small: Path, tmp_path: Path, capsys) -> None:

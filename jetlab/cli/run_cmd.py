@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar=("NAME", "VALUE"),
         help="set a notebook parameter (repeatable)",
     )
-    p.add_argument("--profile", help="parameter profile: cpu-quick, gpu-full, ci-tiny, or a YAML file")
+    p.add_argument("--profile", help="parameter profile: cpu-quick, gpu-full, gpu-smoke, ci-tiny, or a YAML file")
     p.add_argument(
         "--out",
         help="output directory (default jetlab_output/<notebook-stem>; with --all the root, default jetlab_output)",
