@@ -3,6 +3,16 @@
 Everything converges on one schema (:mod:`jetlab.data.schema`).
 """
 
+from .preprocess import (
+    FEATURE_GROUPS,
+    JET_INPUTS,
+    PARTICLE_INPUTS,
+    Standardizer,
+    available_groups,
+    jet_inputs,
+    model_inputs,
+    particle_inputs,
+)
 from .schema import (
     ALL_PARTICLE_FEATURES,
     JET_FEATURES,
@@ -14,16 +24,6 @@ from .schema import (
     read_jetsets,
     write_jetset,
     write_jetsets,
-)
-from .preprocess import (
-    FEATURE_GROUPS,
-    JET_INPUTS,
-    PARTICLE_INPUTS,
-    Standardizer,
-    available_groups,
-    jet_inputs,
-    model_inputs,
-    particle_inputs,
 )
 
 __all__ = [

@@ -59,8 +59,12 @@ def checksum_path(path: Path) -> Path:
 
 
 def _sha256(path: Path) -> str:
+    # chunked by hand: hashlib.file_digest is Python >= 3.11 and jetlab supports 3.10
+    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _write_checksum(path: Path) -> None:

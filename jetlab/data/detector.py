@@ -244,6 +244,7 @@ class DetectorModel:
 
     def _merge_cells(self, e, eta, phi, ev, em):
         """Sum deposits of one event falling in the same eta-phi cell (energy-weighted axes)."""
+        assert self.cell_size is not None, "_merge_cells runs only when cell merging is on"
         cs = float(self.cell_size)
         ieta = np.floor(eta / cs).astype(np.int64)
         nphi = int(np.ceil(2 * np.pi / cs))

@@ -70,7 +70,7 @@ class DownloadError(RuntimeError):
 class ChecksumError(DownloadError):
     """A downloaded or local file does not match its expected size or checksum."""
 
-    def __init__(self, path: os.PathLike[str] | str, algorithm: str, expected: str | int, got: str | int):
+    def __init__(self, path: os.PathLike[str] | str, algorithm: str, expected: str | int, got: str | int | None):
         self.path, self.algorithm, self.expected, self.got = Path(path), algorithm, expected, got
         what = "size" if algorithm == "size" else f"{algorithm} checksum"
         super().__init__(f"{self.path.name}: {what} mismatch: expected {expected}, got {got} ({self.path})")
@@ -223,7 +223,8 @@ def _transfer(url: str, part: Path, size: int | None, algorithm: str | None, pro
             offset, mode = 0, "wb"
             hasher = _new_hasher(algorithm) if algorithm else None
         length = response.headers.get("Content-Length")
-        expected_end = offset + int(length) if length is not None and length.isdigit() else size
+        content_length = int(length) if length is not None and length.isdigit() else None
+        expected_end = offset + content_length if content_length is not None else size
         received = offset
         try:
             with open(part, mode) as out, _progress_bar(expected_end, offset, part.name[: -len(".part")], progress) as bar:
@@ -241,7 +242,7 @@ def _transfer(url: str, part: Path, size: int | None, algorithm: str | None, pro
                 os.fsync(out.fileno())
         except (http.client.IncompleteRead, http.client.HTTPException, OSError, socket.timeout) as exc:
             raise _Retryable(f"transfer of {url} interrupted after {received} bytes: {exc!r}") from exc
-    if length is not None and length.isdigit() and received < expected_end:
+    if content_length is not None and received < offset + content_length:
         raise _Retryable(f"transfer of {url} truncated: got {received} of {expected_end} bytes")
     if length is None and size is not None and received < size:
         raise _Retryable(f"transfer of {url} ended after {received} of {size} bytes")

@@ -29,7 +29,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .schema import JET_FEATURES, JetSet, PID_FEATURES, SchemaError
+from .schema import JET_FEATURES, PID_FEATURES, JetSet, SchemaError
 
 PARTICLE_INPUTS: tuple[str, ...] = (
     "deta",

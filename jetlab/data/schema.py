@@ -30,9 +30,9 @@ from __future__ import annotations
 import json
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -92,7 +92,7 @@ def damaged_file_errors(
         raise SchemaError(f"{path}: {kind} truncated or corrupt (while reading {what}: {detail})") from exc
 
 
-@dataclass
+@dataclass(init=False)
 class JetSet:
     """A padded, masked batch of jets in the common schema (see module docstring)."""
 
@@ -100,20 +100,31 @@ class JetSet:
     mask: np.ndarray
     jets: np.ndarray
     labels: np.ndarray
-    weights: np.ndarray | None = None
-    particle_features: tuple[str, ...] = KINEMATIC_FEATURES
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    weights: np.ndarray
+    particle_features: tuple[str, ...]
+    extra: dict[str, np.ndarray]
 
-    def __post_init__(self) -> None:
-        self.particles = np.asarray(self.particles, dtype=np.float32)
-        self.mask = np.asarray(self.mask, dtype=bool)
-        self.jets = np.asarray(self.jets, dtype=np.float32)
-        self.labels = np.asarray(self.labels, dtype=np.int64)
-        if self.weights is None:
-            self.weights = np.ones(len(self.labels), dtype=np.float32)
-        self.weights = np.asarray(self.weights, dtype=np.float32)
-        self.particle_features = tuple(self.particle_features)
-        self.extra = {k: np.asarray(v) for k, v in self.extra.items()}
+    # A hand-written __init__ so that ``weights=None`` (unit weights) is accepted while the
+    # attribute is always an array (a generated one would give both the same type).
+    def __init__(
+        self,
+        particles: np.ndarray,
+        mask: np.ndarray,
+        jets: np.ndarray,
+        labels: np.ndarray,
+        weights: np.ndarray | None = None,
+        particle_features: Sequence[str] = KINEMATIC_FEATURES,
+        extra: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        self.particles = np.asarray(particles, dtype=np.float32)
+        self.mask = np.asarray(mask, dtype=bool)
+        self.jets = np.asarray(jets, dtype=np.float32)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        if weights is None:
+            weights = np.ones(len(self.labels), dtype=np.float32)
+        self.weights = np.asarray(weights, dtype=np.float32)
+        self.particle_features = tuple(particle_features)
+        self.extra = {k: np.asarray(v) for k, v in (extra or {}).items()}
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence, Sized
 
 import numpy as np
 import torch
@@ -395,8 +395,8 @@ def make_loader(
         raise RuntimeError("make_loader(distributed=True) needs an initialised torch.distributed process group")
     # a private generator so creating loader iterators never consumes the global torch RNG
     gen = torch.Generator().manual_seed(int(seed))
-    common = dict(num_workers=num_workers, collate_fn=collate_batches, generator=gen, pin_memory=pin_memory,
-                  persistent_workers=False)
+    common: dict[str, Any] = dict(num_workers=num_workers, collate_fn=collate_batches, generator=gen,
+                                  pin_memory=pin_memory, persistent_workers=False)
     if isinstance(dataset, IterableDataset):
         if isinstance(dataset, StreamingJetDataset):
             dataset.batch_size, dataset.drop_last, dataset.shuffle = int(batch_size), drop_last, shuffle
@@ -404,6 +404,8 @@ def make_loader(
             dataset.set_epoch(epoch)
             dataset.set_skip(start_batch)
         return DataLoader(dataset, batch_size=None, **common)
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"make_loader: a map-style dataset needs __len__, got {type(dataset).__name__}")
     sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
                                 rank=rank, world_size=world)
     sampler.set_epoch(epoch)

@@ -211,7 +211,7 @@ def _chunks(n: int, chunk_size: int) -> Iterable[slice]:
         yield slice(start, min(start + chunk_size, n))
 
 
-def _subset(k: _Kin, sl: slice) -> _Kin:
+def _subset(k: _Kin, sl: slice | np.ndarray) -> _Kin:
     return _Kin(*(a[sl] for a in k))
 
 
@@ -360,7 +360,7 @@ def log_rho(
     the OmniFold/OmniLearn convention, so they fall outside the usual [-14, -2] binning).
     """
     k = _kinematics(jets, mask, "log_rho")
-    sd = soft_drop(k, beta=beta, z_cut=z_cut, R0=R0)  # type: ignore[arg-type]
+    sd = soft_drop(k, beta=beta, z_cut=z_cut, R0=R0)
     return _log_rho_from(sd["mass"], _jet_vector(k).pt, fill_value)
 
 
@@ -430,13 +430,13 @@ def compute_observables(
         raise KeyError(f"compute_observables: unknown observable(s) {unknown}; known: {sorted(OBSERVABLES)}")
     k = _kinematics(jets, mask, "compute_observables")
     jet = _jet_vector(k)
-    sd = None
+    sd: dict[str, np.ndarray] = {}  # filled only when a groomed observable is asked for
     if {"log_rho", "zg", "sd_mass", "rg"} & set(names):
-        sd = soft_drop(k, beta=beta_sd, z_cut=z_cut, R0=R0)  # type: ignore[arg-type]
-    taus = None
+        sd = soft_drop(k, beta=beta_sd, z_cut=z_cut, R0=R0)
+    taus: dict[int, np.ndarray] = {}
     need = sorted({n for name in names for n in {"tau21": (1, 2), "tau32": (2, 3)}.get(name, ())})
     if need:
-        t = nsubjettiness(k, n=need, R0=R0)  # type: ignore[arg-type]
+        t = nsubjettiness(k, n=need, R0=R0)
         taus = {nn: t[:, i] for i, nn in enumerate(need)}
     out: dict[str, np.ndarray] = {}
     for name in names:
@@ -447,7 +447,7 @@ def compute_observables(
         elif name == "multiplicity":
             out[name] = k.mask.sum(1).astype(np.int64)
         elif name == "width":
-            out[name] = jet_width(k)  # type: ignore[arg-type]
+            out[name] = jet_width(k)
         elif name == "log_rho":
             out[name] = _log_rho_from(sd["mass"], jet.pt, 0.0)
         elif name == "zg":

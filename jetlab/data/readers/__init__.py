@@ -20,9 +20,9 @@ from ._common import PDG_TABLE, DroppedEventsWarning
 from .aspen import ASPEN_LABELS, read_aspen
 from .atlas import ATLAS_LABELS, read_atlas_toptag
 from .convert import DATASETS, convert, write_jetsets_chunked
+from .files import RAW_FILE_DATASETS, jetclass_order, raw_files
 from .jetclass import JETCLASS_LABELS, read_jetclass
 from .lhco import LHCO_LABELS, PandasFrame, read_lhco, read_lhco_features
-from .files import RAW_FILE_DATASETS, jetclass_order, raw_files
 from .omnifold import PID_CODES, NpzRows, generator_name, read_omnifold
 
 __all__ = [

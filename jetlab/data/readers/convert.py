@@ -173,18 +173,18 @@ def _sources(name: str, sources: PathLike | Sequence[PathLike]) -> list[Path]:
     OmniFold files in numeric order per generator; every file must exist."""
     if isinstance(sources, (str, Path)) or hasattr(sources, "__fspath__"):
         sources = [sources]
-    sources = [Path(s) for s in sources]
-    if not sources:
+    paths = [Path(s) for s in sources]
+    if not paths:
         raise ValueError(f"convert({name!r}): no source files given")
-    for s in sources:
+    for s in paths:
         if not s.exists():
             raise FileNotFoundError(f"{s}: no such file or directory")
     listers = {"jetclass": _as_paths, "atlas_toptag": atlas_files, "omnifold_zjets": omnifold_files, "aspen_open_jets": aspen_files}
     if name in listers:
-        return listers[name](sources)
-    for s in sources:
+        return listers[name](paths)
+    for s in paths:
         existing_file(s)
-    return sources
+    return paths
 
 
 def convert(

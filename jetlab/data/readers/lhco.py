@@ -14,11 +14,12 @@ from __future__ import annotations
 import io
 import pickle
 import warnings
+from typing import Any
 
 import numpy as np
 
-from ..schema import KINEMATIC_FEATURES, JetSet, SchemaError
 from ..preprocess import wrap_phi
+from ..schema import KINEMATIC_FEATURES, JetSet, SchemaError
 from ._common import (
     DroppedEventsWarning,
     PathLike,
@@ -54,7 +55,7 @@ class _NoGlobals(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refused to load {module}.{name}")
 
 
-def _plain_unpickle(data) -> object:
+def _plain_unpickle(data) -> Any:
     return _NoGlobals(io.BytesIO(bytes(data))).load()
 
 

@@ -15,8 +15,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..schema import KINEMATIC_FEATURES, PID_FEATURES, JetSet, SchemaError
 from ..preprocess import wrap_phi
+from ..schema import KINEMATIC_FEATURES, PID_FEATURES, JetSet, SchemaError
 from ._common import (
     PathLike,
     as_file_list,
@@ -25,8 +25,8 @@ from ._common import (
     existing_file,
     fail,
     finish_particles,
-    pdg_lookup,
     natural_key,
+    pdg_lookup,
     pid_flags,
     read_across,
     resolve_range,
