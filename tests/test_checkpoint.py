@@ -88,6 +88,8 @@ def test_config_mismatch_names_fields(model, tmp_path):
     msg = str(err.value)
     assert "k: checkpoint=8 expected=4" in msg and "num_heads: checkpoint=4 expected=2" in msg
     assert err.value.diffs == {"k": (8, 4), "num_heads": (4, 2)}
+    with pytest.raises(TypeError, match="is a PET checkpoint; config must be a PETConfig, got dict"):
+        load(path, config={"k": 4})
 
 
 def test_bad_checkpoints_give_clear_errors(model, tmp_path):

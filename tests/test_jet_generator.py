@@ -115,6 +115,8 @@ def test_clear_errors() -> None:
     x = torch.zeros(5, 3)
     with pytest.raises(ValueError, match=r"needs cond of shape \(N, 2\)"):
         m.loss(x)
+    with pytest.raises(ValueError, match=r"forward: this model needs cond of shape \(B, 2\)"):
+        m(x, torch.rand(5))
     with pytest.raises(ValueError, match=r"cond must be \(5, 2\)"):
         m.loss(x, cond=torch.zeros(5, 3))
     with pytest.raises(ValueError, match=r"labels must be in \[0, 3\]"):

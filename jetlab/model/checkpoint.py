@@ -15,13 +15,16 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from .config import PETConfig, strict_from_dict
 from .pet import PET, zero_init_output
+
+if TYPE_CHECKING:
+    from .omnilearned import OmniLearnedModel, OmniLearnedSettings
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
@@ -86,7 +89,7 @@ class ModelCard:
         return Standardizer.from_dict(self.standardizer)
 
 
-def _as_card(model: PET, card: ModelCard | Mapping[str, Any] | None) -> ModelCard:
+def _as_card(model: PET | OmniLearnedModel, card: ModelCard | Mapping[str, Any] | None) -> ModelCard:
     if card is None:
         card = ModelCard()
     elif not isinstance(card, ModelCard):
@@ -106,7 +109,7 @@ def _as_card(model: PET, card: ModelCard | Mapping[str, Any] | None) -> ModelCar
     return card
 
 
-def save(model: PET, path: str | os.PathLike, card: ModelCard | Mapping[str, Any] | None = None) -> Path:
+def save(model: PET | OmniLearnedModel, path: str | os.PathLike, card: ModelCard | Mapping[str, Any] | None = None) -> Path:
     """Write ``path/model.safetensors`` and ``path/model_card.json`` atomically; returns ``path``."""
     path = Path(path)
     card = _as_card(model, card)
@@ -221,7 +224,8 @@ def _load_weights(weights: Path, device: str = "cpu") -> dict[str, torch.Tensor]
         ) from exc
 
 
-def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", config: PETConfig | None = None) -> PET:
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+         config: PETConfig | OmniLearnedSettings | None = None) -> PET | OmniLearnedModel:
     """Rebuild the model from a checkpoint directory or name; the card is attached as ``model.card``.
 
     A card with architecture ``"omnilearned-pet2"`` gives a
@@ -236,8 +240,11 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", conf
     path = resolve_checkpoint_path(path)
     card = read_card(path)
     if card.architecture == "omnilearned-pet2":
-        from .omnilearned import load_omnilearned
+        from .omnilearned import OmniLearnedSettings, load_omnilearned
 
+        if config is not None and not isinstance(config, OmniLearnedSettings):
+            raise TypeError(f"load: {path} is an OmniLearned checkpoint; config must be an OmniLearnedSettings, "
+                            f"got {type(config).__name__}")
         return load_omnilearned(path, card, map_location, config)
     if card.architecture != "pet":
         raise CheckpointError(f"{path / CARD_FILE}: unknown architecture {card.architecture!r} "
@@ -247,6 +254,8 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", conf
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path / CARD_FILE}: invalid config: {exc}") from exc
     if config is not None:
+        if not isinstance(config, PETConfig):
+            raise TypeError(f"load: {path} is a PET checkpoint; config must be a PETConfig, got {type(config).__name__}")
         diffs = stored.diff(config)
         if diffs:
             raise ConfigMismatchError(diffs, path)

@@ -9,7 +9,7 @@ logsnr runs from +20 (t = 0, clean) to -20 (t = 1, pure noise); ``alpha^2 = sigm
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, overload
 
 import numpy as np
 import torch
@@ -137,6 +137,12 @@ def sample(model: "PET", mask: Tensor, jets: Tensor, labels: Tensor | None = Non
     return z
 
 
+@overload
+def complete_particle_inputs(generated: Tensor, mask: Tensor | np.ndarray,
+                             jets: Tensor | np.ndarray, standardizer: "Standardizer") -> Tensor: ...
+@overload
+def complete_particle_inputs(generated: np.ndarray, mask: Tensor | np.ndarray,
+                             jets: Tensor | np.ndarray, standardizer: "Standardizer") -> np.ndarray: ...
 def complete_particle_inputs(generated: Tensor | np.ndarray, mask: Tensor | np.ndarray,
                              jets: Tensor | np.ndarray, standardizer: "Standardizer") -> Tensor | np.ndarray:
     """All 13 standardised particle inputs from generated standardised (deta, dphi, log_1m_ptrel).
@@ -182,6 +188,6 @@ def complete_particle_inputs(generated: Tensor | np.ndarray, mask: Tensor | np.n
     std = (out - pm) / ps
     std[..., 7:] = 0.0
     std = torch.where(msk.unsqueeze(-1), std, torch.zeros_like(std)).float()
-    if as_numpy:
+    if isinstance(generated, np.ndarray):
         return std.cpu().numpy()
     return std.to(generated.dtype)

@@ -85,6 +85,11 @@ class JetFeatureGenerator(nn.Module):
         :meth:`sample` use classifier-free guidance.
     """
 
+    # registered buffers, and the provenance :func:`load_jet_generator` attaches
+    feature_mean: Tensor
+    feature_std: Tensor
+    metadata: dict[str, Any]
+
     def __init__(
         self,
         num_features: int = 4,
@@ -204,6 +209,8 @@ class JetFeatureGenerator(nn.Module):
         """v-prediction for normalised noisy features ``z (B, F)`` at times ``t (B,)``; labels None = null."""
         parts = [self.time_embed(t)]
         if self.cond_dim:
+            if cond is None:
+                raise ValueError(f"JetFeatureGenerator.forward: this model needs cond of shape (B, {self.cond_dim})")
             parts.append(cond.to(z.dtype))
         c = self.cond_mlp(torch.cat(parts, dim=-1))
         if self.label_embed is not None:

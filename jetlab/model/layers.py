@@ -37,6 +37,8 @@ def safe_key_mask(mask: Tensor) -> Tensor:
 class FourierEmbedding(nn.Module):
     """Sinusoidal features of a scalar in [0, 1] (diffusion time) at geometric frequencies."""
 
+    freqs: Tensor  # registered buffer (nn.Module.__getattr__ is typed Tensor | Module)
+
     def __init__(self, dim: int, max_freq: float = 1000.0) -> None:
         super().__init__()
         half = dim // 2

@@ -9,7 +9,7 @@ representation that is later fine-tuned (see ``param_groups`` for the smaller bo
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,9 @@ from torch import Tensor, nn
 from jetlab.data.preprocess import FEATURE_GROUPS
 
 from .config import PETConfig
+
+if TYPE_CHECKING:
+    from .checkpoint import ModelCard
 from .layers import (
     MLP,
     ClassAttentionBlock,
@@ -44,6 +47,8 @@ def _check_groups(groups: Iterable[str]) -> tuple[str, ...]:
 
 class PETBody(nn.Module):
     """Particle embedding, time scale/shift, local kNN edge blocks and transformer blocks."""
+
+    pid_columns: Tensor  # registered buffer
 
     def __init__(self, cfg: PETConfig) -> None:
         super().__init__()
@@ -176,6 +181,8 @@ class PET(nn.Module):
     Inputs come from :func:`jetlab.data.preprocess.model_inputs`: ``x (B, P, num_feat)``
     standardised, ``mask (B, P)`` bool, ``jets (B, num_jet)`` standardised.
     """
+
+    card: ModelCard  # attached by jetlab.model.load (absent on a freshly built model)
 
     def __init__(self, config: PETConfig | None = None) -> None:
         super().__init__()
