@@ -89,6 +89,13 @@ def test_mass_peak_check_rejects_flat_and_shifted(jetclass):
         assert not has_peak(x - 2 * tol, expected, window, h, tol, excess), name
 
 
+def test_worker_processes_print_no_fastjet_banner(tmp_path, capfd):
+    """Each spawned worker would print FastJet's banner box into a notebook's output."""
+    generate("jetclass-mini", 40, tmp_path / "q.h5", workers=2, seed=5, progress=False, classes=("QCD",), chunk_size=20)
+    out = capfd.readouterr().out
+    assert "FastJet" not in out and "#------" not in out
+
+
 def test_reproducible_and_worker_independent(tmp_path):
     kw = dict(progress=False, classes=("QCD", "Wqq"), chunk_size=25)
     a = generate("jetclass-mini", 60, tmp_path / "a.h5", workers=1, seed=11, **kw)
