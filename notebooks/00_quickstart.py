@@ -134,6 +134,7 @@ jnb.save_figure(viewer.figure(), "jet_display", display=False);
 # masked out.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 from jetlab.data import JET_INPUTS, PARTICLE_INPUTS
 
 print(len(PARTICLE_INPUTS), "particle inputs:", ", ".join(PARTICLE_INPUTS))
@@ -203,3 +204,35 @@ jnb.save_figure(fig, "tag_jet0");
 # - **04_lhco_anomaly_detection**: weakly supervised resonance search on the LHC Olympics data.
 #
 # Run the whole series headless with `jetlab run --all --profile cpu-quick`.
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then run the cell below the question to check (answers in the collapsed cell at the end).
+#
+# 1. **Particles per jet.** A top quark decays to three quarks, a W/Z/H to two, while a QCD jet starts from
+#    one. Which class has the most particles per jet on average, and which the fewest?
+# 2. **Jet mass.** Which class should have its median jet mass nearest 173 GeV, and which nearest 80-91 GeV?
+# 3. **Softmax temperature.** Divide the logits by 2 before the softmax. Does the largest probability of
+#    jet 0 go up or down? Can the order of the classes change?
+
+# %% tags=["exercise"]
+mult, mass = jets.mask.sum(axis=1), jets.jet_feature("mass")
+for k, name in enumerate(data.label_names):
+    print(f"{name:>10s}: mean multiplicity {mult[jets.labels == k].mean():5.1f}, median mass {np.median(mass[jets.labels == k]):6.1f} GeV")
+
+# %% tags=["exercise"]
+soft = (logits / 2).softmax(dim=-1).cpu().numpy()
+print(f"largest probability of jet 0: T = 1 {probs[0].max():.3f}, T = 2 {soft[0].max():.3f}")
+print("same order of classes for every jet:", bool((probs.argsort(axis=1) == soft.argsort(axis=1)).all()))
+
+# %% [markdown] tags=["answers"] jupyter={"source_hidden": true}
+# **Answers**
+#
+# 1. Top jets have the most particles (three hard prongs, each showering), QCD jets the fewest; the two-prong
+#    W, Z and H jets lie in between. Multiplicity is one of the strongest single tagging variables.
+# 2. Top jets peak near the top mass (173 GeV), W and Z jets near 80 and 91 GeV, H near 125 GeV, while QCD
+#    jets have a falling mass spectrum well below them (their mass comes from the shower, not a decay).
+# 3. Down: a temperature T > 1 flattens the distribution towards uniform (1/5 per class). The order
+#    cannot change, because dividing by a positive number keeps the order of the logits and softmax is
+#    monotonic. With the untrained model all probabilities are already near 1/5, so the change is small.

@@ -123,3 +123,34 @@ print("W1 per class (jet mass [GeV], multiplicity):", result.w1_per_class())
 # %% tags=["plot"]
 result.save(run.output_dir)  # metrics.json, the confusion matrix and generated vs real jets
 print("checkpoint:", result.checkpoint)
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then run the cell below to check (answers in the collapsed cell at the end).
+#
+# 1. **Chance level.** "Chance" above is the accuracy of always answering the most common class. Predict it
+#    from the class counts of the test jets.
+# 2. **Model size.** The `small` preset has a wider embedding and more transformer blocks than `tiny`.
+#    Roughly how many times more parameters do you expect? (A transformer block has about 12 d² weights
+#    for width d.)
+
+# %% tags=["exercise"]
+import numpy as np
+
+counts = np.bincount(result.test.labels[: ev["n_test"]], minlength=len(result.class_names))
+print("test jets per class:", dict(zip(result.class_names, counts.tolist())))
+print(f"largest class fraction {counts.max() / counts.sum():.3f} = chance accuracy {ev['chance_accuracy']:.3f}")
+
+# %% tags=["exercise"]
+# NBVAL_CHECK_OUTPUT
+sizes = {name: sum(p.numel() for p in PET(PETConfig.preset(name, num_classes=5)).parameters()) for name in ("tiny", "small")}
+print(", ".join(f"{name}: {n:,} parameters" for name, n in sizes.items()), f"| ratio {sizes['small'] / sizes['tiny']:.1f}")
+
+# %% [markdown] tags=["answers"] jupyter={"source_hidden": true}
+# **Answers**
+#
+# 1. The largest count divided by the number of test jets: exactly the `chance_accuracy` printed above. A
+#    classifier is only useful where its accuracy is clearly above that number.
+# 2. The weights grow with the square of the width times the number of blocks: see the ratio printed by the
+#    cell. More parameters need more jets and epochs to train, which is why the CPU profiles use `tiny`.

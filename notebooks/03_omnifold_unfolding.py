@@ -173,3 +173,42 @@ results.save(run.output_dir);
 from jetlab.widgets import IterationExplorer
 
 IterationExplorer(results.explorer_results()).display()
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then run the cell below to check (answers in the collapsed cell at the end).
+#
+# 1. **The discriminator by hand.** What is Δ × 10³ for two histograms of the same shape but different
+#    normalisation? And for two histograms with no bin in common?
+# 2. **The statistical floor.** Two samples of N = 2000 events drawn from the *same* distribution, in 20 bins:
+#    what Δ × 10³ do you expect from statistics alone (see section 5)?
+# 3. **Iterations.** Does Δ between the unfolded and the true distribution shrink from the first iteration to
+#    the last, for every observable?
+
+# %% tags=["exercise"]
+# NBVAL_CHECK_OUTPUT
+import numpy as np
+
+from jetlab.physics.metrics import triangular_discriminator
+
+print(f"same shape: {triangular_discriminator([1, 2, 3], [2, 4, 6]):.1f}, disjoint: {triangular_discriminator([1, 0], [0, 1]):.1f}")
+rng = np.random.default_rng(0)
+a, b = (np.histogram(rng.normal(size=2000), bins=20, range=(-4, 4))[0] for _ in range(2))
+print(f"two samples of one distribution: {triangular_discriminator(a, b):.1f} (expected about 20 / (2 x 2000) x 1e3 = 5)")
+
+# %% tags=["exercise"]
+explorer = IterationExplorer(results.explorer_results())
+for obs in explorer.results:
+    print(obs, [round(explorer.set(observable=obs, iteration=i)["delta_unfolded_x1e3"], 1) for i in range(1, explorer.n_iterations + 1)])
+
+# %% [markdown] tags=["answers"] jupyter={"source_hidden": true}
+# **Answers**
+#
+# 1. 0 for the same shape (Δ compares normalised histograms), and 1000 for disjoint ones (the maximum:
+#    ½ Σ (p − q)² / (p + q) = ½ (1 + 1) = 1).
+# 2. About n_bins / (2N) × 10³ = 5, because each normalised bin fluctuates by about √(p_i / N); one pair of
+#    samples scatters around that value. No unfolding can beat this floor with N events.
+# 3. Not necessarily: each iteration moves the weights further from the prior, which removes bias but adds
+#    statistical noise. With few events Δ often stops shrinking after the first iteration or two, and it can
+#    rise again: that is why the number of iterations is a regularisation choice.

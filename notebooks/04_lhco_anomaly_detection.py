@@ -171,3 +171,36 @@ results.save(run.output_dir);
 #   (clustered with FastJet on read), `n_events` of a few 100k, `max_particles = 279`, `--profile gpu-full`.
 # * Lower `n_signal` until the pretrained CATHODE loses the signal: the foundation model's gain is
 #   largest at small S/B, where the classifier has the fewest signal events to learn from.
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then run the cell below to check (answers in the collapsed cell at the end).
+#
+# 1. **Tighter cut.** Keep the 5% of events with the highest anomaly score instead of 20%. Does the local
+#    significance of the excess go up or down?
+# 2. **A score that knows nothing.** What SIC do you expect at ε_S = 0.1 for a random score? Is a max SIC of 1
+#    then a success?
+
+# %% tags=["exercise"]
+for eff in (0.2, 0.05):
+    st = explorer.set_efficiency(eff)
+    print(f"keep {eff:.0%}: observed {st['n_observed_sr']:.0f}, expected {st['n_expected_sr']:.1f} ± {st['n_expected_sr_err']:.1f}, "
+          f"Z = {st['significance']:.2f} sigma")
+
+# %% tags=["exercise"]
+# NBVAL_CHECK_OUTPUT
+from jetlab.physics.metrics import sic_curve
+
+rng = np.random.default_rng(0)
+eps_s, sic = sic_curve(rng.integers(0, 2, 100_000), rng.random(100_000))
+print(f"random score: SIC at eps_S = 0.1 is {np.interp(0.1, eps_s, sic):.2f}; eps_S / sqrt(eps_B) = 0.1 / sqrt(0.1) = {0.1 / 0.1**0.5:.2f}")
+
+# %% [markdown] tags=["answers"] jupyter={"source_hidden": true}
+# **Answers**
+#
+# 1. It depends on the score: if it ranks signal above background, a tighter cut raises S/√B and Z goes up,
+#    until so few events remain that the sideband fit and the statistics fail. With a weak score (small
+#    samples, few epochs) the excess can vanish instead: read Z together with its expected uncertainty.
+# 2. For a random score ε_S = ε_B, so SIC = ε_S / √ε_S = √ε_S ≈ 0.32 at ε_S = 0.1: below 1 everywhere. A max
+#    SIC of 1 only means the cut does not hurt; a working anomaly detector reaches clearly above 1.

@@ -34,8 +34,11 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 NOTEBOOKS = runner.find_notebooks(NOTEBOOK_DIR) if NOTEBOOK_DIR.is_dir() else []
 PROFILE = "ci-tiny"
-#: non-blank lines of code per notebook outside cells tagged "plot" (parameters included)
+#: non-blank lines of code per notebook outside cells tagged "plot" or "exercise" (parameters included)
 CODE_BUDGET = 60
+#: non-blank lines of exercise code per notebook, counted apart from CODE_BUDGET (exercises only
+#: reuse what the notebook computed: they run no task, see test_notebook_ends_with_exercises)
+EXERCISE_BUDGET = 12
 
 pytestmark = pytest.mark.notebook
 
@@ -168,8 +171,7 @@ def test_notebook_code_is_thin(notebook: Path) -> None:
     """The logic lives in the library: few lines of code outside plotting cells; a cell tagged
     "plot" only shows or saves figures (it calls a save/display method and runs no task)."""
     nb = nbformat.read(notebook, as_version=4)
-    lines = sum(len([ln for ln in c.source.splitlines() if ln.strip()]) for c in _code_cells(nb)
-                if "plot" not in c.metadata.get("tags", []))
+    lines = sum(_nonblank(c) for c in _code_cells(nb) if not {"plot", "exercise"} & set(c.metadata.get("tags", [])))
     assert lines < CODE_BUDGET, f"{notebook.name}: {lines} lines of non-plotting code (budget {CODE_BUDGET})"
     for c in _code_cells(nb):
         if "plot" in c.metadata.get("tags", []):
@@ -177,6 +179,43 @@ def test_notebook_code_is_thin(notebook: Path) -> None:
                      for n in ast.walk(ast.parse(c.source)) if isinstance(n, ast.Call)}
             assert calls & {"save_figure", "save", "display"}, f"plot cell shows nothing:\n{c.source}"
             assert not {f for f in calls if f.startswith("run_")}, f"plot cell runs a task:\n{c.source}"
+
+
+def _nonblank(cell) -> int:
+    return len([ln for ln in cell.source.splitlines() if ln.strip()])
+
+
+def _numbered_titles(text: str) -> list[str]:
+    """The bold titles of a numbered list: ``1. **Title.** ...`` -> ``["Title"]``."""
+    return [m.rstrip(".") for m in re.findall(r"^\d+\. \*\*(.+?)\*\*", text, flags=re.M)]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_notebook_ends_with_exercises(notebook: Path) -> None:
+    """2-3 numbered exercises in a "## Exercises" cell, then only their check cells (tagged
+    "exercise": excluded from CODE_BUDGET but held to EXERCISE_BUDGET and running no task or
+    training), then the answers, numbered alike, in a collapsed markdown cell tagged "answers";
+    the README's teaching table names every exercise."""
+    nb = nbformat.read(notebook, as_version=4)
+    starts = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## Exercises")]
+    assert len(starts) == 1, f"{notebook.name}: expected one '## Exercises' cell, found {len(starts)}"
+    titles = _numbered_titles(nb.cells[starts[0]].source)
+    assert 2 <= len(titles) <= 3, f"{notebook.name}: {len(titles)} exercises, expected 2-3"
+    checks, answers = nb.cells[starts[0] + 1 : -1], nb.cells[-1]
+    assert checks and all(c.cell_type == "code" and "exercise" in c.metadata.get("tags", []) for c in checks)
+    assert sum(_nonblank(c) for c in checks) <= EXERCISE_BUDGET
+    exercise_cells = [c for c in nb.cells if "exercise" in c.metadata.get("tags", [])]
+    assert exercise_cells == checks, f"{notebook.name}: an 'exercise' cell outside the exercises at the end"
+    for c in checks:
+        calls = {n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", "")
+                 for n in ast.walk(ast.parse(c.source)) if isinstance(n, ast.Call)}
+        assert not {f for f in calls if f.startswith(("run_", "pretrain", "train", "fit"))}, c.source
+    assert answers.cell_type == "markdown" and "answers" in answers.metadata.get("tags", [])
+    assert answers.metadata.get("jupyter", {}).get("source_hidden") is True, f"{notebook.name}: answers not collapsed"
+    assert len(re.findall(r"^\d+\. ", answers.source, flags=re.M)) == len(titles)
+    row = next((ln for ln in (ROOT / "README.md").read_text().splitlines()
+                if ln.startswith(f"| {notebook.stem[:2]} ") and len(ln.split("|")) == 6), "")
+    assert row and all(t in row.split("|")[3] for t in titles), f"README teaching table lacks {titles}"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
