@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress (cells, elapsed time, stage bars, outputs): only the result lines, for CI logs")
     p.add_argument("--prepare-only", action="store_true", help="write the parameterised notebook without executing it")
+    p.add_argument("--in-place", action="store_true",
+                   help="then store the outputs (PNG figures, tables, printed metrics) in the notebook itself, "
+                   "beside its jupytext .py source (with --all: only once every notebook has run)")
     p.add_argument("--list-profiles", action="store_true", help="list the shipped profiles and exit")
     p.set_defaults(func=_run)
 
@@ -71,6 +74,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.all == bool(args.notebook):
         raise CLIError("give either a NOTEBOOK or --all (not both, not neither)")
+    if args.in_place and args.prepare_only:
+        raise CLIError("--in-place stores the outputs of an execution: it cannot go with --prepare-only")
     params: dict[str, str] = {}
     for name, value in args.parameter:
         if name in params:
@@ -113,4 +118,10 @@ def _run(args: argparse.Namespace) -> int:
         others = [p.name for p in res.files if p != res.executed]
         if others:
             print(f"  outputs in {res.output_dir}: {', '.join(others)}")
+    if args.in_place:  # after all runs succeeded: never a half-updated series
+        from jetlab.stored_outputs import store_outputs
+
+        for res in results:
+            stored = store_outputs(res.executed, res.notebook, profile=args.profile)
+            print(f"{res.notebook.name}: outputs stored in {stored} ({stored.stat().st_size / 1024:.0f} KiB)")
     return 0
