@@ -10,6 +10,7 @@ from jetlab.physics import (
     inverse_background_efficiency,
     max_sic,
     mean_and_spread,
+    roc_curve,
     roc_metrics,
     sic_curve,
     triangular_discriminator,
@@ -58,6 +59,26 @@ def test_sic_hand_values():
     assert max_sic(LABELS, SCORES) == pytest.approx(1.5)
     with pytest.raises(ValueError, match="no ROC point has fpr > min_fpr"):
         max_sic(LABELS, SCORES, min_fpr=1.0)
+    # at least 2 background events above the cut: fpr >= .5, corners (.5, .75), (.5, 1), (.75, 1), (1, 1)
+    eps_s, sic = sic_curve(LABELS, SCORES, min_background_events=2)
+    np.testing.assert_allclose(eps_s, [0.75, 1.0, 1.0, 1.0])
+    assert max_sic(LABELS, SCORES, min_background_events=2) == pytest.approx(1 / np.sqrt(0.5))
+    # the count is of events, not weights: a heavy background event still counts once
+    w = np.array([1, 1, 1, 1, 5, 1, 1, 1.0])
+    assert sic_curve(LABELS, SCORES, w, min_background_events=2)[0].tolist() == [0.75, 1.0, 1.0, 1.0]
+
+
+def test_roc_curve_matches_sklearn_with_every_threshold():
+    from sklearn.metrics import roc_curve as sk_roc
+
+    w = np.array([1, 2, 1, 1, 3, 1, 1, 1.0])
+    fpr, tpr, thr = roc_curve(LABELS, SCORES, w)
+    ref = sk_roc(LABELS, SCORES, sample_weight=w, drop_intermediate=False)
+    for got, want in zip((fpr, tpr, thr), ref):
+        np.testing.assert_array_equal(got, want)
+    assert len(fpr) == 9  # (0, 0) + one point per distinct score
+    with pytest.raises(ValueError, match="roc_curve: labels must be 0"):
+        roc_curve([0, 2, 1], [0.1, 0.2, 0.3])
 
 
 def test_weights_equal_duplication_and_two_column_scores():
@@ -90,13 +111,17 @@ def test_triangular_discriminator_values():
     expected = 0.5 * (0.25**2 / 0.75 + 0.25**2 / 1.25)
     assert triangular_discriminator([2, 2], [1, 3], scale=1) == pytest.approx(expected)
     assert triangular_discriminator([2, 2], [1, 3]) == pytest.approx(1e3 * expected)
-    # non-uniform widths: densities p = c / (sum c w)
+    # non-uniform widths: counts become densities c / (N w), as np.histogram(density=True) does
     w = np.array([1.0, 3.0])
-    p = np.array([1.0, 1.0]) / 4.0
-    q = np.array([1.0, 3.0]) / 10.0
+    p = np.array([1.0, 1.0]) / (2 * w)
+    q = np.array([1.0, 3.0]) / (4 * w)
     ref = 0.5 * np.sum(w * (p - q) ** 2 / (p + q))
     assert triangular_discriminator([1, 1], [1, 3], w, scale=1) == pytest.approx(ref)
+    # ...so for counts the widths cancel: the bin fractions' 0.5 (1/2-1/4)^2/(3/4) + 0.5 (1/2-3/4)^2/(5/4)
+    assert ref == pytest.approx(expected)
+    # densities (normalize=False) are weighed by their widths: the same densities on equal bins differ
     assert triangular_discriminator(p, q, w, scale=1, normalize=False) == pytest.approx(ref)
+    assert triangular_discriminator(p, q, [2.0, 2.0], scale=1, normalize=False) != pytest.approx(ref)
     with pytest.raises(ValueError, match="equal shapes"):
         triangular_discriminator([1, 2], [1, 2, 3])
     with pytest.raises(ValueError, match="q_hist has no positive content"):
@@ -111,6 +136,14 @@ def test_triangular_discriminator_samples():
     q = np.array([1, 3, 0]) / (4 * 0.5)
     ref = 0.5 * np.sum(0.5 * (p[:2] - q[:2]) ** 2 / (p[:2] + q[:2]))
     assert triangular_discriminator_samples(x, y, edges, scale=1) == pytest.approx(ref)
+    # unequal bins that hold entries: the estimate of 0.5 * integral (p - q)^2 / (p + q) from
+    # np.histogram(density=True) (an entry of y moved into the wide bin [1, 2))
+    y2 = np.array([0.1, 0.6, 0.65, 1.5])
+    px, _ = np.histogram(x, edges, density=True)
+    py, _ = np.histogram(y2, edges, density=True)
+    ok = px + py > 0
+    by_hand = 0.5 * np.sum(np.diff(edges)[ok] * (px[ok] - py[ok]) ** 2 / (px[ok] + py[ok]))
+    assert triangular_discriminator_samples(x, y2, edges, scale=1) == pytest.approx(by_hand)
     # weights: doubling every y weight changes nothing after normalisation
     assert triangular_discriminator_samples(x, y, edges, wy=np.full(4, 2.0)) == pytest.approx(1e3 * ref)
     rng = np.random.default_rng(0)

@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 
 import jetlab.plot as jp
 from jetlab.data.schema import JetSet, jet_features_from_particles, sort_and_truncate
-from jetlab.plot._numeric import asimov_significance, rejection_at, roc, triangular_discriminator
+from jetlab.physics import metrics
+from jetlab.plot._numeric import asimov_significance
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -119,19 +120,61 @@ def test_roc_rejection_sic_curves(tmp_path):
     saved_png(fig, tmp_path, "sic.png")
 
 
-def test_roc_numbers_by_hand():
-    # sig 0.9 0.7 | bkg 0.8 0.1 -> thresholds 0.9, 0.8, 0.7, 0.1
-    fpr, tpr, thr = roc([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1])
-    np.testing.assert_allclose(thr, [np.inf, 0.9, 0.8, 0.7, 0.1])
-    np.testing.assert_allclose(tpr, [0, 0.5, 0.5, 1.0, 1.0])
-    np.testing.assert_allclose(fpr, [0, 0, 0.5, 0.5, 1.0])
-    # first point with tpr > 0.5 has fpr 0.5 -> rejection 2
-    assert rejection_at(fpr, tpr, 0.5) == 2.0
-    # weights: background at 0.8 weighs 3 -> fpr after it 3/4
-    fpr_w, _, _ = roc([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1], [1, 3, 1, 1])
-    np.testing.assert_allclose(fpr_w, [0, 0, 0.75, 0.75, 1.0])
+# 4 signal, 4 background ordered S S B S B S B B: ROC corners (fpr, tpr) (0, .5), (.25, .5),
+# (.25, .75), (.5, .75), (.5, 1), (1, 1)
+HAND_LABELS = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+HAND_SCORES = np.array([0.9, 0.8, 0.6, 0.3, 0.7, 0.4, 0.2, 0.1])
+
+
+def _legend(fig) -> list[str]:
+    return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+def test_curves_draw_the_metrics_core_numbers_by_hand():
+    """Curves, AUC, 1/eps_B and max SIC in the figures equal hand values and the metrics core's."""
+    results = {"tagger": (HAND_LABELS, HAND_SCORES)}
+    line = jp.roc_curves(results).axes[0].get_lines()[0]
+    np.testing.assert_allclose(line.get_xdata(), [0, 0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(line.get_ydata(), [0, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0, 1.0, 1.0])
+    assert _legend(jp.roc_curves(results))[0] == "tagger (AUC = 0.812)"  # 13 of 16 pairs ordered: 0.8125
+    # 1/eps_B at eps_S = 0.6: fpr interpolated between the points (tpr .5, fpr 0) and (.75, .25)
+    # -> 0.1 -> 10; at 0.8 between (.75, .25) and (1, .5) -> 0.3 -> 3.3 (the table's "interp")
+    assert "10.0, 3.3)" in _legend(jp.rejection_curves(results, working_points=(0.6, 0.8)))[0]
+    # the OmniLearn convention on request: first point with tpr > eps_S: fpr .25 and .5
+    assert "4.0, 2.0)" in _legend(jp.rejection_curves(results, working_points=(0.6, 0.8), method="first_above"))[0]
+    # SIC over fpr > 1e-4: tpr/sqrt(fpr) at the corners, best .75/sqrt(.25) = 1.5
+    sic = jp.sic_curves(results).axes[0].get_lines()[0]
+    np.testing.assert_allclose(sic.get_xdata(), [0.5, 0.75, 0.75, 1.0, 1.0, 1.0])
+    assert "max SIC = 1.50" in _legend(jp.sic_curves(results))[0]
+    # >= 3 background events above the cut: only fpr >= .75 is left, best 1/sqrt(.75) = 1.15
+    assert "max SIC = 1.15" in _legend(jp.sic_curves(results, min_background_events=3))[0]
+    assert metrics.max_sic(HAND_LABELS, HAND_SCORES, min_background_events=3) == pytest.approx(1 / np.sqrt(0.75))
+
+
+def test_rejection_legend_equals_the_tagging_table_on_random_scores():
+    """Notebook 02's figure and table quote one 1/eps_B: the legend equals roc_metrics (the table's
+    function) and an independent interpolation on sklearn's ROC."""
+    from sklearn.metrics import roc_curve
+
+    rng = np.random.default_rng(11)
+    labels = np.r_[np.zeros(700, int), np.ones(500, int)]
+    scores = np.r_[rng.normal(0, 1, 700), rng.normal(1.3, 1, 500)]
+    weights = rng.uniform(0.5, 2.0, 1200)
+    fpr, tpr, _ = roc_curve(labels, scores, sample_weight=weights, drop_intermediate=False)
+    by_hand = []
+    for e in (0.5, 0.8):
+        i = int(np.argmax(tpr >= e))  # first point at or above eps_S
+        j = int(np.argmax(tpr == tpr[i - 1]))  # first (lowest-fpr) point of the tpr just below it
+        by_hand.append(1 / (fpr[j] + (e - tpr[j]) * (fpr[i] - fpr[j]) / (tpr[i] - tpr[j])))
+    table = metrics.roc_metrics(labels, scores, weights, method="interp")
+    assert [table["rej_at_0.5"], table["rej_at_0.8"]] == pytest.approx(by_hand, rel=1e-9)
+    text = _legend(jp.rejection_curves({"PET": (labels, scores, weights)}))[0]
+    assert text.endswith(f"{by_hand[0]:.1f}, {by_hand[1]:.1f})")
+    line = jp.roc_curves({"PET": (labels, scores, weights)}).axes[0].get_lines()[0]
+    np.testing.assert_allclose(line.get_xdata(), fpr)
+    np.testing.assert_allclose(line.get_ydata(), tpr)
     with pytest.raises(ValueError, match="need both signal"):
-        roc([1, 1], [0.1, 0.2])
+        jp.roc_curves({"x": ([1, 1], [0.1, 0.2])})
 
 
 def test_loss_curves_and_errors(tmp_path):
@@ -215,9 +258,6 @@ def test_results_table_markdown_and_html():
 
 
 def test_numeric_helpers():
-    # identical histograms -> 0; disjoint -> 0.5 * (1 + 1) = 1
-    assert triangular_discriminator([1, 2, 3], [2, 4, 6]) == 0.0
-    assert triangular_discriminator([1, 0], [0, 1]) == pytest.approx(1.0)
     # Z for n = 20 observed over b = 10: sqrt(2 (20 ln 2 - 10))
     assert asimov_significance(20, 10) == pytest.approx(np.sqrt(2 * (20 * np.log(2) - 10)))
     assert asimov_significance(5, 10) < 0 and asimov_significance(10, 10) == 0.0

@@ -22,7 +22,7 @@ from jetlab.tasks.common import (
     load_task_data,
     resolve_checkpoint,
 )
-from jetlab.tasks.tagging import TaggingResults, run_tagging
+from jetlab.tasks.tagging import MODEL_LABELS, TaggingResults, run_tagging
 
 TINY = dict(projection_dim=16, num_heads=2, num_transformer=1, num_transformer_head=1, num_gen_layers=1, k=4,
             num_local=1, time_embed_dim=8)
@@ -361,6 +361,12 @@ def test_results_plots_and_save(results, tmp_path):
     figs = results.plots()
     assert set(figs) == {"roc_100pct.png", "rejection_100pct.png", "roc_25pct.png", "rejection_25pct.png",
                          "learning_curve_auc.png", "learning_curve_rej_at_0.5.png"}
+    # the rejection legend quotes each run's table 1/eps_B (one method: "interp")
+    legend = [t.get_text() for t in figs["rejection_100pct.png"].axes[0].get_legend().get_texts()]
+    for model in results.models:
+        m = results.select(model, 1.0, results.seeds[0])[0].metrics
+        line = next(t for t in legend if t.startswith(MODEL_LABELS[model] + " ("))
+        assert line.endswith(f": {m['rej_at_0.5']:.1f}, {m['rej_at_0.8']:.1f})"), (line, m)
     written = results.save(tmp_path)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert [r["metrics"]["auc"] for r in saved["runs"]] == pytest.approx([r.metrics["auc"] for r in results.runs])

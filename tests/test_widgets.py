@@ -265,3 +265,40 @@ def test_training_monitor_reads_trainer_history_updates():
     assert tm.history["epoch"] == [1, 2] and tm.history["step_loss"] == [1.0, 0.9, 0.8]
     assert np.isnan(tm.history["val_loss"][0]) and tm.state["best_val_loss"] == 0.7 and tm.state["best_epoch"] == 2
     assert isinstance(tm.figure(), Figure)
+
+
+def test_iteration_explorer_integrates_over_unequal_bins():
+    """On unequal bins the Δ is 0.5 * integral (p - q)^2 / (p + q) dx over the densities the widget
+    draws (np.histogram(density=True), by hand); the same sum without the widths is different."""
+    rng = np.random.default_rng(5)
+    edges = np.array([0.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0])
+    truth_x, unf_x, prior_x = rng.exponential(30, 4000), rng.exponential(36, 3000), rng.exponential(50, 5000)
+    counts = {k: np.histogram(v, edges)[0] for k, v in (("truth", truth_x), ("unf", unf_x), ("prior", prior_x))}
+    ie = jw.IterationExplorer({"jet mass": {"bins": edges, "truth": counts["truth"], "prior": counts["prior"],
+                                            "iterations": [counts["unf"]]}}, mode="static")
+    widths = np.diff(edges)
+    pt = np.histogram(truth_x, edges, density=True)[0]
+    for key, x in (("delta_unfolded_x1e3", unf_x), ("delta_prior_x1e3", prior_x)):
+        p = np.histogram(x, edges, density=True)[0]
+        by_hand = 1e3 * 0.5 * np.sum(widths * (p - pt) ** 2 / (p + pt))
+        assert ie.state[key] == pytest.approx(by_hand, rel=1e-10)
+        without_widths = 1e3 * 0.5 * np.sum((p / p.sum() - pt / pt.sum()) ** 2 / (p / p.sum() + pt / pt.sum()))
+        assert abs(ie.state[key] - without_widths) > 0.1 * by_hand
+    with pytest.raises(ValueError, match=r"\['truth'\] has no positive content"):
+        jw.IterationExplorer({"m": {"bins": [0, 1, 3], "truth": [0, 0], "prior": [1, 1], "iterations": [[1, 1]]}},
+                             mode="static")
+
+
+def test_threshold_explorer_points_lie_on_the_roc():
+    """At every ROC threshold the explorer's (eps_B, eps_S) is sklearn's (fpr, tpr), weighted."""
+    from sklearn.metrics import roc_curve
+
+    rng = np.random.default_rng(2)
+    labels = np.r_[np.zeros(60, int), np.ones(40, int)]
+    scores = np.r_[rng.normal(0, 1, 60), rng.normal(1, 1, 40)]
+    w = rng.uniform(0.5, 2, 100)
+    fpr, tpr, thr = roc_curve(labels, scores, sample_weight=w, drop_intermediate=False)
+    te = jw.ThresholdExplorer(labels, scores, w, mode="static")
+    for f, t, cut in list(zip(fpr, tpr, thr))[1::7]:
+        st = te.set_threshold(cut)
+        assert (st["eps_B"], st["eps_S"]) == pytest.approx((f, t), abs=1e-12)

@@ -7,9 +7,15 @@ Conventions follow the OmniLearn / PET papers so numbers are comparable:
   code does with ``argmax(tpr > eps)``; ``method="interp"`` (default): ``eps_B`` linearly
   interpolated in ``tpr`` between the neighbouring ROC points, which removes the dependence on
   how the ROC happens to be sampled);
-* max SIC over ROC points with ``fpr > 1e-4`` (avoids the low-statistics tail);
+* SIC ``eps_S / sqrt(eps_B)`` over ROC points with ``fpr > min_fpr`` (default ``1e-4``, the
+  reference's cut on the low-statistics tail) at which at least ``min_background_events``
+  background events (unweighted count, default 0) pass the cut: the one definition that the
+  anomaly task (10 events: mini samples), :func:`jetlab.plot.sic_curves` and :func:`max_sic` use;
 * triangular discriminator ``0.5 * sum_bins w (p - q)^2 / (p + q)`` on density-normalised
   histograms, reported multiplied by ``scale = 1e3``.
+
+Plots and widgets draw these same functions' numbers (:func:`roc_curve`, :func:`roc_metrics`,
+:func:`sic_curve`, :func:`triangular_discriminator`); nothing re-implements them.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ __all__ = [
     "inverse_background_efficiency",
     "max_sic",
     "mean_and_spread",
+    "roc_curve",
     "roc_metrics",
     "sic_curve",
     "triangular_discriminator",
@@ -85,6 +92,13 @@ def _rejection(eps_b):
 
 
 # ------------------------------------------------------------------------------ ROC
+def roc_curve(labels, scores, weights=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(fpr, tpr, thresholds)`` of the cut ``score >= threshold``, one point per distinct score
+    (thresholds descending, first point (0, 0) at ``inf``), weighted if ``weights`` are given."""
+    y, s, w = _binary_inputs(labels, scores, weights, "roc_curve")
+    return _roc(y, s, w)
+
+
 def inverse_background_efficiency(
     labels,
     scores,
@@ -142,23 +156,29 @@ def roc_metrics(
     return out
 
 
-def sic_curve(labels, scores, weights=None, min_fpr: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+def sic_curve(
+    labels, scores, weights=None, min_fpr: float = 1e-4, *, min_background_events: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Significance improvement ``eps_S / sqrt(eps_B)`` versus ``eps_S``.
 
-    Only ROC points with ``fpr > min_fpr`` are kept: at tiny background efficiencies the SIC is
-    dominated by statistical fluctuations of a handful of background events.
+    Only ROC points with ``fpr > min_fpr`` and at least ``min_background_events`` background
+    events (unweighted count) passing the cut are kept: at tiny background efficiencies the SIC
+    is a statistical fluctuation of a handful of background events.
     """
     y, s, w = _binary_inputs(labels, scores, weights, "sic_curve")
-    fpr, tpr, _ = _roc(y, s, w)
-    keep = fpr > min_fpr
+    fpr, tpr, thr = _roc(y, s, w)
+    background = np.sort(s[y == 0])
+    n_pass = len(background) - np.searchsorted(background, thr, side="left")  # background with score >= threshold
+    keep = (fpr > min_fpr) & (n_pass >= min_background_events)
     return tpr[keep], tpr[keep] / np.sqrt(fpr[keep])
 
 
-def max_sic(labels, scores, weights=None, min_fpr: float = 1e-4) -> float:
+def max_sic(labels, scores, weights=None, min_fpr: float = 1e-4, *, min_background_events: int = 0) -> float:
     """Maximum of :func:`sic_curve` (OmniLearn's anomaly-detection figure of merit)."""
-    _, sic = sic_curve(labels, scores, weights, min_fpr)
+    _, sic = sic_curve(labels, scores, weights, min_fpr, min_background_events=min_background_events)
     if sic.size == 0:
-        raise ValueError(f"max_sic: no ROC point has fpr > min_fpr = {min_fpr}; lower min_fpr or use more background")
+        raise ValueError(f"max_sic: no ROC point has fpr > min_fpr = {min_fpr} with >= {min_background_events} "
+                         "background events passing; lower min_fpr / min_background_events or use more background")
     return float(np.max(sic))
 
 
@@ -174,10 +194,11 @@ def triangular_discriminator(
     """Triangular discriminator ``scale * 0.5 * sum_i w_i (p_i - q_i)^2 / (p_i + q_i)``.
 
     ``p_hist`` / ``q_hist`` are histograms on the same bins (counts or weighted sums).
-    With ``normalize`` (default) each is first turned into a density, ``p / (sum p * w)``, so
-    the result does not depend on sample sizes; pass ``normalize=False`` for histograms that
-    already are densities. ``bin_widths`` defaults to 1 per bin (then densities are plain
-    probabilities). Bins where ``p + q <= 0`` (empty in both) contribute 0. The default
+    With ``normalize`` (default) each is first turned into a density, ``p_i / (sum(p) * w_i)``,
+    so the result does not depend on sample sizes (for counts the widths then cancel: the value
+    is ``0.5 * sum (P - Q)^2 / (P + Q)`` of the bin fractions, whatever the binning); pass
+    ``normalize=False`` for histograms that already are densities (there the widths weigh each
+    bin). ``bin_widths`` defaults to 1 per bin. Bins where ``p + q <= 0`` (empty in both) contribute 0. The default
     ``scale = 1e3`` reproduces the "x 10^3" numbers quoted in the OmniFold/OmniLearn papers;
     use ``scale=1`` for the bare value (0 for identical, 1 for disjoint probability histograms).
     """
@@ -190,10 +211,10 @@ def triangular_discriminator(
         raise ValueError("triangular_discriminator: bin_widths must be positive")
     if normalize:
         for name, h in (("p_hist", p), ("q_hist", q)):
-            if np.sum(h * w) <= 0:
+            if np.sum(h) <= 0:
                 raise ValueError(f"triangular_discriminator: {name} has no positive content to normalise")
-        p = p / np.sum(p * w)
-        q = q / np.sum(q * w)
+        p = p / (np.sum(p) * w)
+        q = q / (np.sum(q) * w)
     den = p + q
     ok = den > 0
     return float(scale * 0.5 * np.sum(w[ok] * (p[ok] - q[ok]) ** 2 / den[ok]))

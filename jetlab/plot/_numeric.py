@@ -1,5 +1,6 @@
-"""Small numpy helpers shared by the plots and widgets (kept here so plotting has no dependency
-on the model or physics sub-packages)."""
+"""Input checks and histogram filling shared by the plots and widgets. The numbers they show
+(ROC, AUC, rejections, SIC, triangular discriminators) come from :mod:`jetlab.physics.metrics`:
+one numeric core, nothing re-implemented here."""
 
 from __future__ import annotations
 
@@ -49,36 +50,6 @@ def binary_inputs(labels, scores, weights, where: str, signal_label: int = 1):
     return is_sig, scores, w
 
 
-def roc(labels, scores, weights=None, where: str = "roc", signal_label: int = 1):
-    """Weighted ROC: (fpr, tpr, thresholds) for the cut ``score >= threshold``, thresholds descending.
-
-    The first point is (0, 0) at threshold +inf, the last (1, 1).
-    """
-    is_sig, scores, w = binary_inputs(labels, scores, weights, where, signal_label)
-    order = np.argsort(-scores, kind="mergesort")
-    s, sig, ww = scores[order], is_sig[order], w[order]
-    tps = np.cumsum(ww * sig)
-    fps = np.cumsum(ww * ~sig)
-    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # last index of each distinct score
-    tpr = np.r_[0.0, tps[last] / tps[-1]]
-    fpr = np.r_[0.0, fps[last] / fps[-1]]
-    thr = np.r_[np.inf, s[last]]
-    return fpr, tpr, thr
-
-
-def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    return float(np.trapezoid(tpr, fpr)) if hasattr(np, "trapezoid") else float(np.trapz(tpr, fpr))
-
-
-def rejection_at(fpr: np.ndarray, tpr: np.ndarray, eff_s: float) -> float:
-    """1/eps_B at the first ROC point with tpr > eff_s (the OmniLearn/ATLAS convention)."""
-    idx = np.nonzero(tpr > eff_s)[0]
-    if len(idx) == 0:
-        return float("nan")
-    fb = fpr[idx[0]]
-    return float("inf") if fb == 0 else float(1.0 / fb)
-
-
 def efficiencies(is_sig: np.ndarray, scores: np.ndarray, w: np.ndarray, threshold: float):
     """(eps_S, eps_B) for ``score >= threshold``."""
     passed = scores >= threshold
@@ -120,17 +91,6 @@ def auto_edges(arrays, bins: int, lo_q: float = 0.0, hi_q: float = 100.0, intege
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
     return np.linspace(lo, hi, bins + 1)
-
-
-def triangular_discriminator(p: np.ndarray, q: np.ndarray) -> float:
-    """0.5 * sum (P - Q)^2 / (P + Q) over bins of two histograms normalised to unit sum."""
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    p = p / p.sum() if p.sum() > 0 else p
-    q = q / q.sum() if q.sum() > 0 else q
-    den = p + q
-    ok = den > 0
-    return float(0.5 * np.sum((p[ok] - q[ok]) ** 2 / den[ok]))
 
 
 def asimov_significance(n_obs: float, b: float) -> float:

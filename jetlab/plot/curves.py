@@ -8,14 +8,19 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from jetlab.plot._numeric import as_1d, auc, rejection_at, roc
+from jetlab.physics.metrics import roc_metrics, sic_curve
+from jetlab.plot._numeric import as_1d, binary_inputs
 from jetlab.plot._style import COLORS, label_axes, style
 
 #: label -> (labels, scores, weights or None); labels == 1 is signal.
 Results = Mapping[str, tuple]
 
 
-def _unpack(results: Results, where: str):
+def _unpack(results: Results, where: str, **roc_options) -> dict[str, dict]:
+    """Per curve, :func:`jetlab.physics.metrics.roc_metrics` (``roc_options``: ``eps_s``,
+    ``method``) of its validated 0/1 labels, or for ``sic=(min_fpr, min_background_events)``
+    also ``sic_curve``'s ``(eps_s, sic)``: the figures quote the numbers the tables do."""
+    sic = roc_options.pop("sic", None)
     if not results:
         raise ValueError(f"{where}: results is empty; pass {{label: (labels, scores, weights|None)}}")
     out = {}
@@ -24,8 +29,11 @@ def _unpack(results: Results, where: str):
             raise ValueError(f"{where}: results[{name!r}] must be (labels, scores) or (labels, scores, weights)")
         labels, scores = item[0], item[1]
         weights = item[2] if len(item) == 3 else None
-        fpr, tpr, _ = roc(labels, scores, weights, where=f"{where}: results[{name!r}]")
-        out[str(name)] = (fpr, tpr)
+        is_sig, scores, w = binary_inputs(labels, scores, weights, f"{where}: results[{name!r}]")
+        y = is_sig.astype(np.int64)
+        out[str(name)] = roc_metrics(y, scores, w, **roc_options)
+        if sic is not None:
+            out[str(name)]["sic"] = sic_curve(y, scores, w, sic[0], min_background_events=sic[1])
     return out
 
 
@@ -35,8 +43,8 @@ def roc_curves(results: Results, *, rlabel: str | None = None, random_line: bool
     with style():
         fig = Figure(figsize=(6.5, 6.0))
         ax = fig.add_subplot()
-        for i, (name, (fpr, tpr)) in enumerate(curves.items()):
-            ax.plot(fpr, tpr, color=COLORS[i % len(COLORS)], label=f"{name} (AUC = {auc(fpr, tpr):.3f})")
+        for i, (name, m) in enumerate(curves.items()):
+            ax.plot(m["fpr"], m["tpr"], color=COLORS[i % len(COLORS)], label=f"{name} (AUC = {m['auc']:.3f})")
         if random_line:
             ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="Random")
         ax.set_xlim(0, 1)
@@ -53,20 +61,23 @@ def rejection_curves(
     *,
     working_points: Sequence[float] = (0.5, 0.8),
     eff_range: tuple[float, float] = (0.2, 1.0),
+    method: str = "interp",
     rlabel: str | None = None,
 ) -> Figure:
     """Background rejection 1/eps_B vs signal efficiency eps_S (log y), as in the ATLAS/OmniLearn
-    top-tagging papers; 1/eps_B at ``working_points`` is quoted in the legend."""
-    curves = _unpack(results, "rejection_curves")
+    top-tagging papers; 1/eps_B at ``working_points`` is quoted in the legend, computed as the
+    tables do (:func:`jetlab.physics.metrics.roc_metrics` with ``method``, default "interp")."""
+    curves = _unpack(results, "rejection_curves", eps_s=tuple(working_points), method=method)
     with style():
         fig = Figure(figsize=(6.8, 6.0))
         ax = fig.add_subplot()
         shown = []  # rejections drawn inside eff_range, for the y range
-        for i, (name, (fpr, tpr)) in enumerate(curves.items()):
+        for i, (name, m) in enumerate(curves.items()):
+            fpr, tpr = m["fpr"], m["tpr"]
             ok = fpr > 0
             inside = ok & (tpr >= eff_range[0]) & (tpr <= eff_range[1])
             shown.append(1.0 / fpr[inside])
-            wp = ", ".join(f"{rejection_at(fpr, tpr, e):.1f}" for e in working_points)
+            wp = ", ".join(f"{m[f'rej_at_{float(e):g}']:.1f}" for e in working_points)
             tag = f" (1/$\\varepsilon_B$ @ {'/'.join(f'{e:g}' for e in working_points)}: {wp})" if working_points else ""
             ax.plot(tpr[ok], 1.0 / fpr[ok], color=COLORS[i % len(COLORS)], label=f"{name}{tag}")
         for e in working_points:
@@ -85,18 +96,20 @@ def rejection_curves(
     return fig
 
 
-def sic_curves(results: Results, *, fpr_min: float = 1e-4, rlabel: str | None = None) -> Figure:
-    """Significance improvement eps_S/sqrt(eps_B) vs eps_S; points with eps_B <= ``fpr_min`` are
-    dropped (they are statistics-limited), the maximum is quoted in the legend."""
-    curves = _unpack(results, "sic_curves")
+def sic_curves(results: Results, *, min_fpr: float = 1e-4, min_background_events: int = 0,
+               rlabel: str | None = None) -> Figure:
+    """Significance improvement eps_S/sqrt(eps_B) vs eps_S over the points
+    :func:`jetlab.physics.metrics.sic_curve` keeps (``fpr > min_fpr``, at least
+    ``min_background_events`` background events passing: the rest is statistics-limited); the
+    maximum is quoted in the legend."""
+    curves = _unpack(results, "sic_curves", eps_s=(), sic=(min_fpr, min_background_events))
     with style():
         fig = Figure(figsize=(6.8, 6.0))
         ax = fig.add_subplot()
-        for i, (name, (fpr, tpr)) in enumerate(curves.items()):
-            ok = fpr > fpr_min
-            sic = tpr[ok] / np.sqrt(fpr[ok])
+        for i, (name, m) in enumerate(curves.items()):
+            eps_s, sic = m["sic"]
             best = float(np.max(sic)) if sic.size else float("nan")
-            ax.plot(tpr[ok], sic, color=COLORS[i % len(COLORS)], label=f"{name} (max SIC = {best:.2f})")
+            ax.plot(eps_s, sic, color=COLORS[i % len(COLORS)], label=f"{name} (max SIC = {best:.2f})")
         ax.axhline(1.0, color="grey", ls=":", lw=1, label="Random")
         ax.set_xlim(0, 1)
         peak = max([1.0] + [float(np.max(line.get_ydata())) for line in ax.get_lines() if len(line.get_ydata())])

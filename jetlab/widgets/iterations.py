@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 from matplotlib.figure import Figure
 
-from jetlab.plot._numeric import triangular_discriminator
+from jetlab.physics.metrics import triangular_discriminator
 from jetlab.widgets._base import Explorer
 
 #: Axis labels (with units where they have one) for the OmniFold observables.
@@ -59,7 +59,8 @@ class IterationExplorer(Explorer):
     generator-level simulation), ``"iterations"`` (one histogram per iteration: counts, a
     ``{"values", "errors"}`` dict or a ``hist.Hist``) and optionally ``"ibu"`` and ``"xlabel"``.
     Histograms are normalised to unit area; the numbers are triangular discriminators
-    (x 10^3) with respect to truth.
+    (x 10^3) with respect to truth from :func:`jetlab.physics.metrics.triangular_discriminator`
+    with the bin widths (the numbers the OmniFold task's tables quote).
     """
 
     figsize = (7.0, 7.0)
@@ -90,6 +91,8 @@ class IterationExplorer(Explorer):
                 "ibu": None if r.get("ibu") is None else _hist_values(r["ibu"], nb, f"{where}: results[{name!r}]['ibu']"),
                 "xlabel": r.get("xlabel") or OBSERVABLE_LABELS.get(str(name).lower(), str(name)),
             }
+            if not self.results[str(name)]["truth"][0].sum() > 0:
+                raise ValueError(f"{where}: results[{name!r}]['truth'] has no positive content to compare with")
         self.observables = list(self.results)
         self.observable = self.observables[0]
         self._obs_dd = self._it_dd = None
@@ -121,16 +124,20 @@ class IterationExplorer(Explorer):
     @property
     def state(self) -> dict[str, Any]:
         r = self.results[self.observable]
-        truth = r["truth"][0]
+        truth, widths = r["truth"][0], np.diff(r["bins"])
+
+        def delta(h: np.ndarray) -> float:
+            return triangular_discriminator(h, truth, widths, scale=1e3) if h.sum() > 0 else float("nan")
+
         st = {
             "observable": self.observable,
             "iteration": self.iteration,
             "n_iterations": self.n_iterations,
-            "delta_unfolded_x1e3": 1e3 * triangular_discriminator(r["iterations"][self.iteration - 1][0], truth),
-            "delta_prior_x1e3": 1e3 * triangular_discriminator(r["prior"][0], truth),
+            "delta_unfolded_x1e3": delta(r["iterations"][self.iteration - 1][0]),
+            "delta_prior_x1e3": delta(r["prior"][0]),
         }
         if r["ibu"] is not None:
-            st["delta_ibu_x1e3"] = 1e3 * triangular_discriminator(r["ibu"][0], truth)
+            st["delta_ibu_x1e3"] = delta(r["ibu"][0])
         return st
 
     def summary_html(self) -> str:

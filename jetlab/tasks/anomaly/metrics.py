@@ -7,12 +7,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
 from jetlab.data.preprocess import Standardizer
-from jetlab.physics.metrics import roc_metrics, wasserstein_1d
+from jetlab.physics.metrics import roc_metrics, sic_curve, wasserstein_1d
 
 from .events import JET_FEATURE_NAMES, MassWindows
 from .generator import PARTICLE_FEATURE_NAMES
@@ -24,21 +24,19 @@ __all__ = ["anomaly_metrics", "closeness_metrics", "raw_particles", "sculpting_c
 def anomaly_metrics(labels, scores, *, min_background_events: int = 10, min_fpr: float = 1e-4) -> dict[str, Any]:
     """ROC AUC, SIC curve and max SIC of ``scores`` for truth ``labels`` (1 = signal).
 
-    The SIC is only trusted where at least ``min_background_events`` background events survive
-    the cut: ``eps_B >= max(min_fpr, min_background_events / N_bkg)`` (with mini samples the
-    usual ``1e-4`` alone would quote fluctuations of one or two events).
+    The SIC is :func:`jetlab.physics.metrics.sic_curve`'s: only trusted where ``eps_B > min_fpr``
+    and at least ``min_background_events`` background events survive the cut (with mini samples
+    the usual ``1e-4`` alone would quote fluctuations of one or two events). ``"min_fpr"`` in the
+    result is the effective floor ``max(min_fpr, min_background_events / N_bkg)``.
     """
     labels = np.asarray(labels)
     n_b = int((labels == 0).sum())
-    floor = max(float(min_fpr), min_background_events / max(n_b, 1))
-    roc = roc_metrics(labels, scores)
-    # every threshold (no drop_intermediate): the SIC maximum sits on points a thinned ROC drops
-    fpr, tpr, _ = roc_curve(labels, np.asarray(scores, dtype=np.float64), drop_intermediate=False)
-    keep = fpr >= floor - 1e-12
-    eps_s, sic = tpr[keep], tpr[keep] / np.sqrt(fpr[keep])
+    roc = roc_metrics(labels, scores, eps_s=())
+    eps_s, sic = sic_curve(labels, scores, min_fpr=min_fpr, min_background_events=min_background_events)
     return {"auc": float(roc["auc"]), "max_sic": float(np.max(sic)) if sic.size else float("nan"),
-            "min_fpr": floor, "fpr": fpr, "tpr": tpr, "eps_s": eps_s, "sic": sic,
-            "n_signal": int((labels == 1).sum()), "n_background": n_b}
+            "min_fpr": max(float(min_fpr), min_background_events / max(n_b, 1)),
+            "min_background_events": int(min_background_events), "fpr": roc["fpr"], "tpr": roc["tpr"],
+            "eps_s": eps_s, "sic": sic, "n_signal": int((labels == 1).sum()), "n_background": n_b}
 
 
 def sculpting_check(mjj, scores, labels, windows: MassWindows, efficiencies: Sequence[float] = (0.5, 0.2, 0.05),

@@ -125,8 +125,7 @@ class AnomalyResults(TaskResults):
                     {"true background (SR)": true_p[:, i], "generated": gen_p[:, i]}, bins=40,
                     xlabel=xlabel + " (heavier jet)")
         first = {m: (self.runs[(m, self.seeds[0])].labels, self.runs[(m, self.seeds[0])].scores) for m in self.methods}
-        # the metrics keep points with eps_B >= floor; the plot drops eps_B <= fpr_min: a hair below the floor
-        figs["sic_curves.png"] = sic_curves(first, fpr_min=run.metrics["min_fpr"] * (1 - 1e-9))
+        figs["sic_curves.png"] = sic_curves(first, min_background_events=run.metrics["min_background_events"])
         mjj, s, _ = self.window_scores()
         cuts = {f"top {e:.0%} by score": s >= np.quantile(s, 1 - e) for e in SCULPTING_EFFICIENCIES[1:]}
         figs["mjj_after_cuts.png"] = mjj_spectrum(mjj, w.sr, w.sb, cut_masks=cuts)

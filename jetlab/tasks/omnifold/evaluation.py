@@ -164,7 +164,7 @@ def unfold_observables(
             if do_ibu:
                 u = ibu_density(o, sim_idx, data_idx)
                 ht, _ = weighted_histogram(t, e, twi)
-                out["IBU"][o] = triangular_discriminator(u.unfolded, ht, np.diff(e))
+                out["IBU"][o] = triangular_discriminator(u.unfolded * np.diff(e), ht, np.diff(e))  # density -> contents
         return out
 
     n_data = len(dr[observables[0]]) if do_ibu else 0
@@ -201,7 +201,7 @@ def unfold_observables(
             widths = np.diff(e)
             h["IBU"] = {"values": u.unfolded * widths * scale, "errors": None}
             h["iterations"]["IBU"] = [{"values": d * widths * scale, "errors": None} for d in u.history]
-            per_iteration.setdefault("IBU", {})[o] = np.array([triangular_discriminator(d, ht, widths) for d in u.history])
+            per_iteration.setdefault("IBU", {})[o] = np.array([triangular_discriminator(d * widths, ht, widths) for d in u.history])
         hists[o] = h
     return UnfoldingSummary(observables=observables, bins=edges_for, methods=methods, td=td, nominal=nominal,
                             per_iteration=per_iteration, hists=hists)
