@@ -198,16 +198,22 @@ def test_trainer_checkpoint_round_trips_rng_states_with_weights_only(tmp_path):
     import torch
 
     from jetlab.train import load_checkpoint
-    from jetlab.train.trainer import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _rng_state, _set_rng_state, save_checkpoint
+    from jetlab.train.checkpointing import (
+        CHECKPOINT_FORMAT,
+        CHECKPOINT_VERSION,
+        rng_state,
+        save_checkpoint,
+        set_rng_state,
+    )
 
     np.random.seed(3)
     np.random.normal()  # leaves a cached gaussian in numpy's state
     random.seed(4)
     torch.manual_seed(5)
-    state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "rng": [_rng_state()]}
+    state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "rng": [rng_state()]}
     expected = (np.random.normal(size=3), random.random(), torch.rand(2))
     loaded = load_checkpoint(save_checkpoint(state, tmp_path / "last.pt"))
-    _set_rng_state(loaded["rng"][0])
+    set_rng_state(loaded["rng"][0])
     np.testing.assert_array_equal(np.random.normal(size=3), expected[0])
     assert random.random() == expected[1]
     torch.testing.assert_close(torch.rand(2), expected[2], rtol=0, atol=0)

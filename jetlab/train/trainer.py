@@ -24,18 +24,22 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from jetlab._io import atomic_path
 from jetlab.data.torchdata import EpochBatchSampler, collate_batches, make_loader
 
 from . import ddp
 from .callbacks import Callback, EarlyStopping, History, ProgressBar
+from .checkpointing import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from .ema import ModelEMA
 from .schedule import make_scheduler
 
 __all__ = ["CHECKPOINT_FORMAT", "Lion", "Trainer", "build_optimizer", "load_checkpoint", "save_checkpoint"]
-
-CHECKPOINT_FORMAT = "jetlab-trainer-checkpoint"
-CHECKPOINT_VERSION = 1
 
 LossFn = Callable[[nn.Module, dict], Any]
 
@@ -92,72 +96,6 @@ def build_optimizer(name: str | torch.optim.Optimizer, params, lr: float, weight
     if key == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=0.9)
     raise ValueError(f"optimizer must be one of 'adamw', 'lion', 'adam', 'sgd' or a torch Optimizer, got {name!r}")
-
-
-# --------------------------------------------------------------------------- checkpoints
-def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temp file in the same directory, then ``os.replace`` (never half-written)."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(dict(state), tmp)
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Load a trainer checkpoint, checking its format marker.
-
-    A truncated, empty or otherwise damaged file is a ``ValueError`` naming it (torch.load alone
-    raises a bare ``OSError``/``EOFError``/``UnpicklingError`` that does not say which file).
-    Loaded with ``weights_only=True``: a checkpoint holds tensors, numbers, strings and containers
-    only, so a file someone else wrote cannot run code when a run resumes from it.
-    """
-    import pickle
-    import zipfile
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such trainer checkpoint")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (PermissionError, IsADirectoryError):
-        raise
-    except pickle.UnpicklingError as exc:
-        if "weights_only" not in str(exc) and "Weights only load failed" not in str(exc):
-            raise ValueError(f"{path}: truncated or corrupt trainer checkpoint (UnpicklingError: {exc}); "
-                             "delete it to start over, or resume from another checkpoint") from exc
-        raise ValueError(f"{path}: refused to load: the trainer checkpoint holds objects other than tensors, "
-                         f"numbers, strings and containers, which could run code ({str(exc).splitlines()[0]})") from exc
-    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        raise ValueError(
-            f"{path}: truncated or corrupt trainer checkpoint ({type(exc).__name__}: {exc}); "
-            "delete it to start over, or resume from another checkpoint"
-        ) from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a jetlab trainer checkpoint (missing format={CHECKPOINT_FORMAT!r})")
-    if state.get("version", 0) > CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint version {state['version']} is newer than this jetlab reads "
-                         f"({CHECKPOINT_VERSION})")
-    return state
-
-
-def _rng_state() -> dict:
-    # numpy's state as a tensor + plain numbers, so the checkpoint loads with weights_only=True
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    numpy_state = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
-    s = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        s["cuda"] = torch.cuda.get_rng_state_all()
-    return s
-
-
-def _set_rng_state(s: Mapping) -> None:
-    random.setstate(s["python"])
-    n = s["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    torch.set_rng_state(s["torch"])
-    if "cuda" in s and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(s["cuda"])
 
 
 def _cpu_state(module: nn.Module) -> dict:
@@ -374,10 +312,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict:
-        rngs = [_rng_state()]
+        rngs = [rng_state()]
         if self.ctx is not None and self.ctx.distributed:
             rngs = [None] * self.ctx.world_size
-            torch.distributed.all_gather_object(rngs, _rng_state())
+            torch.distributed.all_gather_object(rngs, rng_state())
         return {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
@@ -435,7 +373,7 @@ class Trainer:
                 f"{self.epoch} from its first batch", stacklevel=3)
             self.batch_in_epoch, self._accum = 0, [0.0, 0.0]
         rngs = state["rng"]
-        _set_rng_state(rngs[rank] if rank < len(rngs) else rngs[0])
+        set_rng_state(rngs[rank] if rank < len(rngs) else rngs[0])
 
     def _maybe_resume(self) -> bool:
         path = self.checkpoint_path
