@@ -28,9 +28,9 @@ def _shrink_png(data: str, max_width: int) -> str:
     """Downscale a base64 PNG to ``max_width`` pixels (aspect kept) and recompress it."""
     from PIL import Image
 
-    img = Image.open(io.BytesIO(base64.b64decode(data)))
+    img: Image.Image = Image.open(io.BytesIO(base64.b64decode(data)))
     if img.width > max_width:
-        img = img.resize((max_width, round(img.height * max_width / img.width)), Image.LANCZOS)
+        img = img.resize((max_width, round(img.height * max_width / img.width)), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
     small = base64.b64encode(buf.getvalue()).decode("ascii")

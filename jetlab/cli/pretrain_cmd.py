@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from jetlab.cli.main import CLIError
     from jetlab.train.pretrain import pretrain
 
-    streaming = {"auto": "auto", "yes": True, "no": False}[args.streaming]
+    choices: dict[str, bool | str] = {"auto": "auto", "yes": True, "no": False}
+    streaming = choices[args.streaming]
     try:
         model, history = pretrain(
             args.data, args.out, model_config=args.model, epochs=args.epochs, max_steps=args.max_steps,

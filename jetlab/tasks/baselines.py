@@ -98,6 +98,9 @@ class ObservableMLP(nn.Module):
     normalisation and callers can pass raw observables (GeV, counts, ...).
     """
 
+    mean: Tensor  # registered buffers
+    std: Tensor
+
     def __init__(
         self,
         num_inputs: int,

@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence, Sized
 
 import numpy as np
 import torch
@@ -89,7 +89,7 @@ class TaskData:
 
 
 def load_task_data(
-    dataset: str | os.PathLike | Sequence[str | os.PathLike] | JetSet,
+    dataset: str | os.PathLike | Sequence[str | os.PathLike] | Mapping[str, str | os.PathLike] | JetSet,
     n_jets: int | None = None,
     seed: int = 0,
     *,
@@ -136,10 +136,12 @@ class TrimmedDataset(Dataset):
     """
 
     def __init__(self, base: Dataset) -> None:
-        self.base = base
+        if not isinstance(base, Sized):
+            raise TypeError(f"TrimmedDataset: needs a map-style dataset with __len__, got {type(base).__name__}")
+        self.base, self._len = base, len(base)
 
     def __len__(self) -> int:
-        return len(self.base)
+        return self._len
 
     def __getitem__(self, i):
         return self.base[i]

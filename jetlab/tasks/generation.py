@@ -183,9 +183,9 @@ def generate_jets(
     order = np.argsort(np.where(mask, -pt, np.inf), axis=1, kind="stable")
     particles = np.take_along_axis(particles, order[..., None], axis=1)
     jets = jet_features_from_particles(particles, mask)
-    out = JetSet(particles=particles, mask=mask, jets=jets, labels=lab, particle_features=KINEMATIC_FEATURES,
-                 extra={"cond_jets": feats.astype(np.float32)})
-    return out.validate("generate_jets")
+    js = JetSet(particles=particles, mask=mask, jets=jets, labels=lab, particle_features=KINEMATIC_FEATURES,
+                extra={"cond_jets": feats.astype(np.float32)})
+    return js.validate("generate_jets")
 
 
 # ---------------------------------------------------------------------------- evaluation

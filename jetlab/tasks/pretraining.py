@@ -139,7 +139,7 @@ class PretrainingResult(TaskResults):
 
     def to_dict(self) -> dict[str, Any]:
         ev = self.evaluation
-        out = {k: ev[k] for k in ("accuracy", "chance_accuracy", "generated_accuracy", "per_class_accuracy",
+        out: dict[str, Any] = {k: ev[k] for k in ("accuracy", "chance_accuracy", "generated_accuracy", "per_class_accuracy",
                                   "confusion_matrix", "w1", "w1_reference") if k in ev}
         out.update(checkpoint=str(self.checkpoint), timings=self.timings, parameters=self.model.num_parameters(),
                    class_names=self.class_names, n_train=len(self.train), n_val=len(self.val), n_test=len(self.test))

@@ -17,10 +17,14 @@ import argparse
 import functools
 import json
 import sys
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from jetlab.model import PET
 
 
 def synthetic_jetset(n: int = 256, p: int = 16, seed: int = 0):
@@ -56,7 +60,7 @@ def ce_loss(model: nn.Module, batch: dict):
     return loss, {"ce": float(loss.detach())}
 
 
-def pet_pretraining_loss(model: nn.Module, batch: dict, split: int = 1):
+def pet_pretraining_loss(model: PET, batch: dict, split: int = 1):
     """OmniLearn pretraining loss whose diffusion noise does not depend on the number of processes.
 
     The batch is cut into ``split`` interleaved parts ``[r::split]``, each drawing its noise from a
@@ -76,7 +80,7 @@ def pet_pretraining_loss(model: nn.Module, batch: dict, split: int = 1):
     return loss, {"pretrain": float(loss.detach())}
 
 
-def pet_classification_loss(model: nn.Module, batch: dict):
+def pet_classification_loss(model: PET, batch: dict):
     from jetlab.model import classification_loss
 
     loss = classification_loss(model, batch)
@@ -84,7 +88,7 @@ def pet_classification_loss(model: nn.Module, batch: dict):
 
 
 #: phase -> (loss, Trainer find_unused_parameters)
-PHASES = {"pretrain": (pet_pretraining_loss, "auto"), "classify": (pet_classification_loss, "auto"),
+PHASES: dict[str, tuple[Callable[..., Any], bool | str]] = {"pretrain": (pet_pretraining_loss, "auto"), "classify": (pet_classification_loss, "auto"),
           "pretrain-flag": (pet_pretraining_loss, True)}
 
 
@@ -137,7 +141,8 @@ def main(argv=None) -> int:
             raise SystemExit(f"--phases: unknown phase(s) {bad}; choose from {sorted(PHASES)}")
         train = JetDataset(synthetic_jetset(64, seed=0))
         val = JetDataset(synthetic_jetset(32, seed=1), standardizer=train.standardizer)
-        result = {"phases": {p: run_pet_phase(p, train, val, args.batch_size, args.epochs, args.split) for p in phases}}
+        result: dict[str, Any] = {"phases": {p: run_pet_phase(p, train, val, args.batch_size, args.epochs, args.split)
+                                             for p in phases}}
         ctx = ddp.setup("cpu")
         result.update(rank=ctx.rank, world_size=ctx.world_size)
         if ctx.is_main:
@@ -155,6 +160,7 @@ def main(argv=None) -> int:
                       warmup_steps=2, device="cpu", seed=0, progress=False, checkpoint_dir=args.checkpoint_dir,
                       checkpoint_every=4)
     hist = trainer.fit()
+    assert trainer.ctx is not None, "Trainer.fit sets up the process context"
     result = {
         "rank": trainer.ctx.rank,
         "world_size": trainer.ctx.world_size,

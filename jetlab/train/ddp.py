@@ -125,8 +125,9 @@ def all_reduce_sum(values: list[float], ctx: DistContext) -> list[float]:
     return t.cpu().tolist()
 
 
-def barrier(ctx: DistContext) -> None:
-    if ctx.distributed:
+def barrier(ctx: DistContext | None) -> None:
+    """Wait for every rank; a no-op outside a process group (``ctx`` None: nothing was set up)."""
+    if ctx is not None and ctx.distributed:
         dist.barrier()
 
 
@@ -134,6 +135,6 @@ def is_main_process() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
-def cleanup(ctx: DistContext) -> None:
-    if ctx.owns_group and dist.is_initialized():
+def cleanup(ctx: DistContext | None) -> None:
+    if ctx is not None and ctx.owns_group and dist.is_initialized():
         dist.destroy_process_group()

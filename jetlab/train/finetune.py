@@ -7,7 +7,7 @@ The OmniLearn recipe: weighted (B)CE, the body at a smaller learning rate than t
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Sized
 
 import numpy as np
 import torch
@@ -44,8 +44,9 @@ def _as_dataset(data, standardizer: Standardizer | None) -> Dataset:
 
 
 def _logits(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    if hasattr(model, "classify"):
-        return model.classify(batch["x"], batch["mask"], batch["jets"])[0]
+    classify = getattr(model, "classify", None)  # PET-like models: logits are classify()'s first output
+    if classify is not None:
+        return classify(batch["x"], batch["mask"], batch["jets"])[0]
     return model(batch["x"], batch["mask"], batch["jets"])
 
 
@@ -141,6 +142,8 @@ def predict(model: nn.Module, data: Dataset | JetSet, batch_size: int = 512, dev
     if isinstance(ds, IterableDataset):
         loader = make_loader(ds, batch_size, shuffle=False, distributed=False)
     else:
+        if not isinstance(ds, Sized):
+            raise TypeError(f"predict: a map-style dataset needs __len__, got {type(ds).__name__}")
         sampler = EpochBatchSampler(len(ds), batch_size, shuffle=False, rank=0, world_size=1)
         loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate_batches)
     outs = []

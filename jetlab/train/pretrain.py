@@ -46,7 +46,7 @@ MAX_VALIDATION_ROWS = 50_000
 CPU_RECIPE: dict[str, Any] = {"batch_size": 32, "lr": 1e-3, "loss_weights": {"diffusion": 3.0}, "ema_decay": 0.99}
 
 
-def _in_memory(js: JetSet, n_val: int | None, seed: int, max_particles: int | None):
+def _in_memory(js: JetSet, n_val: int | None, seed: int, max_particles: int | None) -> tuple[JetDataset, JetDataset, int]:
     n_rows = len(js)
     if n_rows < 2:
         raise ValueError(f"pretrain: need at least 2 jets, got {n_rows}")
@@ -133,7 +133,7 @@ def pretrain(
     streaming: bool | str = "auto",
     num_workers: int = 0,
     progress: bool = True,
-) -> tuple[torch.nn.Module, History]:
+) -> tuple[PET, History]:
     """Pretrain a PET on ``data`` and save it to ``out_dir/model``; returns ``(model, history)``.
 
     ``data`` is anything :func:`jetlab.data.sources.resolve` takes (a generator name with ``n_jets``,
