@@ -146,6 +146,35 @@ def test_notice_wording() -> None:
     assert "events per generator setup" in cache.generation_notice("zjets-mini", 10, workers=1)
 
 
+def test_fallback_pretraining_is_announced_before_it_starts_and_not_when_cached(tmp_path: Path, capsys,
+                                                                              monkeypatch) -> None:
+    from jetlab.model.checkpoint import CARD_FILE, WEIGHTS_FILE
+    from jetlab.tasks import checkpoints
+
+    printed_before = []
+
+    def pretrain(dataset, work, **kw):  # stands in for minutes of training: what was printed by then, and its files
+        printed_before.append(capsys.readouterr().out)
+        (Path(work) / "model").mkdir(parents=True)
+        for name in (CARD_FILE, WEIGHTS_FILE):
+            (Path(work) / "model" / name).write_text("{}")
+
+    monkeypatch.setattr(checkpoints, "pretrain", pretrain)
+    monkeypatch.delenv(checkpoints.CHECKPOINT_ENV, raising=False)
+    rate = checkpoints.PRETRAIN_SECONDS_PER_JET_EPOCH
+    n = int(round(7 * 60 / (rate * 3)))  # seven minutes at 3 epochs
+    kw = dict(train_if_missing=True, n_jets=n, epochs=3, cache_dir=tmp_path / "cache", device="cpu")
+    target = tmp_path / "cache" / "checkpoints" / f"pet-tiny-jetclass-mini-n{n}-s0-r{checkpoints.PRETRAIN_RECIPE_VERSION}"
+    assert checkpoints.resolve_checkpoint("auto", tmp_path / "run", **kw) == target
+    assert printed_before == [f"jetlab: no pretrained checkpoint found; pretraining the fallback tiny PET once ({n} "
+                              f"jetclass-mini jets x 3 epochs), about 7 minutes on this machine; cached afterwards "
+                              f"in {target}\n"]
+    capsys.readouterr()
+    assert checkpoints.resolve_checkpoint("auto", tmp_path / "run", **kw) == target  # cached: silent, not retrained
+    assert capsys.readouterr().out == "" and len(printed_before) == 1
+    assert "about 10 s" in checkpoints.pretraining_notice(1, 1)
+
+
 def test_first_generation_is_announced_and_a_cached_run_is_not(tmp_path: Path, capsys) -> None:
     kw = dict(cache_dir=tmp_path, workers=1, progress=False, classes=("Zqq",))
     path = cache.dataset_file("jetclass-mini", 12, seed=3, **kw)

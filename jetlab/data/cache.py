@@ -23,7 +23,7 @@ from typing import Any
 from .._io import atomic_write_text
 from .schema import SchemaError, inspect_file
 
-__all__ = ["dataset_file", "resolve_cache_dir", "cached_name", "estimate_seconds", "generation_notice"]
+__all__ = ["dataset_file", "resolve_cache_dir", "cached_name", "estimate_seconds", "format_duration", "generation_notice"]
 
 #: Wall seconds per row of each generator in one worker process, Pythia initialisation included:
 #: the median of three ``python benchmarks/bench_first_run.py`` runs on the 2-core development
@@ -110,7 +110,8 @@ def estimate_seconds(name: str, n_jets: int, workers: int | None = None, **optio
     return SECONDS_PER_ROW.get(name, max(SECONDS_PER_ROW.values())) * int(n_jets) / parallel
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """An estimate as the first-run notices print it: tens of seconds below 90 s, else whole minutes."""
     if seconds < 90:
         return f"{max(10, int(round(seconds, -1)))} s"
     return f"{int(round(seconds / 60))} minutes"
@@ -123,7 +124,7 @@ def generation_notice(name: str, n_jets: int, workers: int | None = None, path: 
     w = _default_workers() if workers is None else int(workers)
     where = f" in {path}" if path is not None else ""
     return (f"jetlab: generating {name}, {int(n_jets)} {_ROW_NAMES.get(name, 'jets')}, about "
-            f"{_duration(estimate_seconds(name, n_jets, workers, **options))} on this machine "
+            f"{format_duration(estimate_seconds(name, n_jets, workers, **options))} on this machine "
             f"({w} worker{'s' if w != 1 else ''}); cached afterwards{where}")
 
 

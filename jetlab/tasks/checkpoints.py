@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_PRETRAIN_JETS",
     "cached_checkpoint_dir",
     "find_checkpoint",
+    "pretraining_notice",
     "resolve_checkpoint",
 ]
 
@@ -42,6 +43,10 @@ DEFAULT_PRETRAIN_EPOCHS = 8
 #: bumped when the fallback pretraining recipe changes, so an older cached model is not reused
 PRETRAIN_RECIPE_VERSION = 2
 PRETRAIN_DATASET = "jetclass-mini"
+#: Wall seconds per jet and epoch of the fallback pretraining (tiny PET, CPU recipe, 64 particles,
+#: data already cached) measured by ``benchmarks/bench_first_run.py`` on the 2-core development
+#: machine (least-loaded run; see benchmarks/README.md). Only for the "about N minutes" notice.
+PRETRAIN_SECONDS_PER_JET_EPOCH = 0.089
 #: the notebook whose ``<output_dir>/checkpoint`` the others fine-tune
 PRETRAINING_NOTEBOOK = "01_pretraining"
 
@@ -91,6 +96,17 @@ def find_checkpoint(output_dir: str | os.PathLike | None = None, *, n_jets: int 
     return None
 
 
+def pretraining_notice(n_jets: int, epochs: int, path: Path | None = None) -> str:
+    """The line printed before the fallback pretraining starts (once; it is cached afterwards)."""
+    from jetlab.data.cache import format_duration
+
+    where = f" in {path}" if path is not None else ""
+    seconds = PRETRAIN_SECONDS_PER_JET_EPOCH * int(n_jets) * int(epochs)
+    return (f"jetlab: no pretrained checkpoint found; pretraining the fallback tiny PET once ({int(n_jets)} "
+            f"{PRETRAIN_DATASET} jets x {int(epochs)} epochs), about {format_duration(seconds)} on this machine; "
+            f"cached afterwards{where}")
+
+
 def _pretrain_fallback(n_jets: int, epochs: int, seed: int, cache_dir, device, progress: bool) -> Path:
     """Pretrain the tiny fallback PET into the cache once, under a file lock."""
     target = cached_checkpoint_dir(n_jets, seed, cache_dir)
@@ -101,8 +117,7 @@ def _pretrain_fallback(n_jets: int, epochs: int, seed: int, cache_dir, device, p
             found = _as_checkpoint_dir(target)
             if found is not None:  # another process pretrained it while we waited
                 return found
-            print(f"jetlab: no pretrained checkpoint found; pretraining a tiny PET on {n_jets} {PRETRAIN_DATASET} "
-                  f"jets for {epochs} epochs into {target} (once; later runs reuse it)", flush=True)
+            print(pretraining_notice(n_jets, epochs, target), flush=True)
             work = target.parent / (target.name + ".work")
             pretrain(PRETRAIN_DATASET, work, model_config="tiny", epochs=int(epochs), n_jets=int(n_jets), seed=int(seed),
                      device=device, progress=progress, max_particles=64, **CPU_RECIPE)
