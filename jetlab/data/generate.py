@@ -21,6 +21,10 @@ as in CMS's standard Pythia 8 settings.
 Reproducibility: work is split into fixed chunks (``chunk_size`` rows of one sample each); every
 chunk has its own Pythia instance and its seeds derive only from (seed, dataset, sample, chunk
 index). The output is therefore identical for any number of ``workers``.
+
+The event machinery (Pythia batches, clustering, trimming, truth matching) is
+:mod:`jetlab.data.pythia_jets`; this module holds the dataset specs, the per-dataset chunk workers
+and the planning.
 """
 
 from __future__ import annotations
@@ -28,28 +32,35 @@ from __future__ import annotations
 import math
 import os
 import sys
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from .detector import ATLAS_LIKE, JETCLASS_LIKE, DetectorModel, pid_flags_from_pdg
+from .pythia_jets import (
+    PYTHIA_COMMON,
+    Batch,
+    PythiaSource,
+    accept_parent,
+    accept_qcd,
+    chunk_seeds,
+    cluster,
+    decay_groups,
+    fill_particles,
+    four_vectors,
+    jet_array,
+    match_parents,
+    pseudorapidity,
+    trim,
+)
 from .schema import KINEMATIC_FEATURES, PID_FEATURES, JetSet, write_jetsets
 
-__all__ = ["generate", "GENERATORS", "GeneratorSpec", "PYTHIA_COMMON"]
+__all__ = ["generate", "GENERATORS", "GeneratorSpec", "PYTHIA_COMMON", "ZJETS_DATA_SETTINGS", "decay_groups"]
 
 PID_COLUMNS: tuple[str, ...] = KINEMATIC_FEATURES + PID_FEATURES
 
-#: Settings every Pythia instance gets (quiet, 13 TeV, CMS-standard stable-particle definition).
-PYTHIA_COMMON: tuple[str, ...] = (
-    "Beams:eCM = 13000.",
-    "Print:quiet = on",
-    "Next:numberCount = 0",
-    "ParticleDecays:limitTau0 = on",
-    "ParticleDecays:tau0Max = 10",
-)
 _HADRONIC_W = ("24:onMode = off", "24:onIfAny = 1 2 3 4 5")
 _HADRONIC_Z = ("23:onMode = off", "23:onIfAny = 1 2 3 4 5")
 
@@ -179,351 +190,6 @@ _LHCO = GeneratorSpec(
 GENERATORS: dict[str, GeneratorSpec] = {s.name: s for s in (_JETCLASS, _TOPTAG, _ZJETS, _LHCO)}
 
 
-# ============================================================================ Pythia source
-def _stable_hash(text: str) -> int:
-    return zlib.crc32(text.encode())
-
-
-def chunk_seeds(seed: int, dataset: str, sample: str, index: int) -> tuple[int, np.random.Generator]:
-    """(Pythia seed, numpy Generator) of one chunk; depends only on its identity."""
-    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, _stable_hash(dataset), _stable_hash(sample), int(index)])
-    pythia_seed = int(ss.generate_state(1)[0]) % 900_000_000 + 1
-    return pythia_seed, np.random.default_rng(ss)
-
-
-def _eta(px, py, pz):
-    pt = np.hypot(px, py)
-    return np.arcsinh(pz / np.maximum(pt, 1e-12))
-
-
-def _dphi(a, b):
-    return (a - b + np.pi) % (2 * np.pi) - np.pi
-
-
-def decay_groups(ids: np.ndarray, status: np.ndarray, mother1: np.ndarray, parent: int) -> list[tuple[int, np.ndarray]]:
-    """Hadronic decays of |id| == ``parent`` in one event record: [(parent index, quark indices)].
-
-    Decay quarks have |status| 23; for tops the W's quarks are followed up through the W's
-    recoil copies to the top. Only complete decays (3 quarks for top, 2 otherwise) are returned.
-    """
-    a = np.abs(ids)
-    cand = np.nonzero((np.abs(status) == 23) & (a >= 1) & (a <= 5))[0]
-    groups: dict[int, list[int]] = {}
-    for i in cand:
-        mo = int(mother1[i])
-        if mo <= 0:
-            continue
-        root = mo
-        if parent == 6 and abs(ids[mo]) == 24:
-            k = mo
-            while mother1[k] > 0 and ids[mother1[k]] == ids[k]:
-                k = int(mother1[k])
-            root = int(mother1[k])
-        if abs(ids[root]) == parent:
-            groups.setdefault(root, []).append(int(i))
-    need = 3 if parent == 6 else 2
-    return [(r, np.asarray(q)) for r, q in groups.items() if len(q) == need]
-
-
-class _ProcessVeto:
-    """Builds a pythia8mc.UserHooks that vetoes events at process level (before showers/MPI)."""
-
-    @staticmethod
-    def make(accept: Callable[[np.ndarray], bool]):
-        import pythia8mc
-
-        class Hook(pythia8mc.UserHooks):
-            def __init__(self):
-                super().__init__()
-                self.n_seen = 0
-                self.n_vetoed = 0
-
-            def canVetoProcessLevel(self):
-                return True
-
-            def doVetoProcessLevel(self, process):
-                rec = np.array(
-                    [(p.id(), p.status(), p.mother1(), p.px(), p.py(), p.pz(), p.e()) for p in process],
-                    dtype=np.float64,
-                )
-                self.n_seen += 1
-                ok = accept(rec)
-                self.n_vetoed += not ok
-                return not ok
-
-        return Hook()
-
-
-def _accept_qcd(eta_max: float):
-    def accept(rec):
-        out = np.abs(rec[:, 1]) == 23
-        return bool((np.abs(_eta(rec[out, 3], rec[out, 4], rec[out, 5])) < eta_max).any())
-
-    return accept
-
-
-def _accept_parent(parent: int, pt_min: float, eta_max: float, dr_max: float):
-    def accept(rec):
-        ids = rec[:, 0].astype(np.int64)
-        for root, q in decay_groups(ids, rec[:, 1].astype(np.int64), rec[:, 2].astype(np.int64), parent):
-            px, py, pz = rec[root, 3], rec[root, 4], rec[root, 5]
-            if np.hypot(px, py) < pt_min:
-                continue
-            eta, phi = _eta(px, py, pz), np.arctan2(py, px)
-            if abs(eta) > eta_max:
-                continue
-            qeta = _eta(rec[q, 3], rec[q, 4], rec[q, 5])
-            qphi = np.arctan2(rec[q, 4], rec[q, 3])
-            if np.max(np.hypot(qeta - eta, _dphi(qphi, phi))) < dr_max:
-                return True
-        return False
-
-    return accept
-
-
-@dataclass
-class Batch:
-    """Flat arrays of one nextBatch call: stable particles and the full record (for truth)."""
-
-    n_events: int
-    # stable (status > 0) particles
-    px: np.ndarray
-    py: np.ndarray
-    pz: np.ndarray
-    e: np.ndarray
-    pdg: np.ndarray
-    charge: np.ndarray
-    event: np.ndarray
-    # full record (for truth matching), with per-event offsets
-    rec_id: np.ndarray
-    rec_status: np.ndarray
-    rec_mother1: np.ndarray
-    rec_p: np.ndarray  # (n, 3) px, py, pz
-    rec_offsets: np.ndarray
-
-
-class PythiaSource:
-    """One seeded Pythia instance that returns events in vectorised batches."""
-
-    def __init__(self, settings: Sequence[str], seed: int, veto: Callable | None = None) -> None:
-        import pythia8mc
-
-        self.pythia = pythia8mc.Pythia("", False)
-        for s in (*PYTHIA_COMMON, *settings, "Random:setSeed = on", f"Random:seed = {int(seed)}"):
-            if not self.pythia.readString(s):
-                raise RuntimeError(f"Pythia rejected setting {s!r}")
-        self.hook = _ProcessVeto.make(veto) if veto is not None else None
-        if self.hook is not None:
-            self.pythia.setUserHooksPtr(self.hook)
-        if not self.pythia.init():
-            raise RuntimeError(f"Pythia failed to initialise with settings {list(settings)}")
-        self._charge: dict[int, float] = {}
-
-    def charges(self, pdg: np.ndarray) -> np.ndarray:
-        uniq, inv = np.unique(pdg, return_inverse=True)
-        pd = self.pythia.particleData
-        vals = np.empty(len(uniq))
-        for k, i in enumerate(uniq.tolist()):
-            if i not in self._charge:
-                self._charge[i] = float(pd.charge(int(i)))
-            vals[k] = self._charge[i]
-        return vals[inv]
-
-    def batch(self, n_events: int) -> Batch:
-        import awkward as ak
-
-        run = self.pythia.nextBatch(int(n_events), "skip")
-        prt = run["prt"]
-        counts = ak.to_numpy(ak.num(prt)).astype(np.int64)
-        status = ak.to_numpy(ak.flatten(prt.status)).astype(np.int64)
-        ids = ak.to_numpy(ak.flatten(prt.id)).astype(np.int64)
-        mom = prt.p
-        px = ak.to_numpy(ak.flatten(mom.px))
-        py = ak.to_numpy(ak.flatten(mom.py))
-        pz = ak.to_numpy(ak.flatten(mom.pz))
-        e = ak.to_numpy(ak.flatten(mom.e))
-        m1 = ak.to_numpy(ak.flatten(prt.mother1)).astype(np.int64)
-        n = len(counts)
-        event_all = np.repeat(np.arange(n), counts)
-        fin = status > 0
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        return Batch(
-            n_events=n,
-            px=px[fin], py=py[fin], pz=pz[fin], e=e[fin], pdg=ids[fin],
-            charge=self.charges(ids[fin]), event=event_all[fin],
-            rec_id=ids, rec_status=status, rec_mother1=m1,
-            rec_p=np.stack([px, py, pz], axis=1), rec_offsets=offsets,
-        )
-
-
-# ============================================================================ jets
-@dataclass
-class Jets:
-    """Flat clustered jets of a batch (pT-ordered within each event) and their constituents."""
-
-    pt: np.ndarray
-    eta: np.ndarray
-    phi: np.ndarray
-    mass: np.ndarray
-    event: np.ndarray
-    rank: np.ndarray  # 0 = leading jet of its event
-    const_jet: np.ndarray  # flat jet index of each constituent
-    const_idx: np.ndarray  # global particle index of each constituent
-
-    def index_of_rank(self, rank: int, n_events: int) -> np.ndarray:
-        """Per event, the flat index of its ``rank``-th jet (0 = leading), -1 where it has none."""
-        out = -np.ones(n_events, np.int64)
-        idx = np.nonzero(self.rank == rank)[0]
-        out[self.event[idx]] = idx
-        return out
-
-
-def _four(pt, eta, phi, e):
-    return pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), e
-
-
-def cluster(pt, eta, phi, e, event, n_events, R: float, min_pt: float, algorithm: str = "antikt") -> Jets:
-    """Cluster all events of a batch in one FastJet call."""
-    import awkward as ak
-    import fastjet
-
-    counts = np.bincount(event, minlength=n_events)
-    px, py, pz, en = _four(pt, eta, phi, e)
-    arr = ak.unflatten(ak.zip({"px": px, "py": py, "pz": pz, "E": en}), counts)
-    algo = {"antikt": fastjet.antikt_algorithm, "kt": fastjet.kt_algorithm}[algorithm]
-    cs = fastjet.ClusterSequence(arr, fastjet.JetDefinition(algo, R))
-    jets = cs.inclusive_jets(min_pt=min_pt)
-    cidx = cs.constituent_index(min_pt=min_pt)
-    njet = ak.to_numpy(ak.num(jets)).astype(np.int64)
-    jpx = ak.to_numpy(ak.flatten(jets.px)).astype(np.float64)
-    jpy = ak.to_numpy(ak.flatten(jets.py)).astype(np.float64)
-    jpz = ak.to_numpy(ak.flatten(jets.pz)).astype(np.float64)
-    je = ak.to_numpy(ak.flatten(jets.E)).astype(np.float64)
-    jev = np.repeat(np.arange(n_events), njet)
-    nconst = ak.to_numpy(ak.flatten(ak.num(cidx, axis=2))).astype(np.int64)
-    local = ak.to_numpy(ak.flatten(cidx, axis=None)).astype(np.int64)
-    const_jet = np.repeat(np.arange(len(jpx)), nconst)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    const_idx = local + offsets[jev[const_jet]]
-    return _jets_from_sums(jpx, jpy, jpz, je, jev, const_jet, const_idx)
-
-
-def _jets_from_sums(jpx, jpy, jpz, je, jev, const_jet, const_idx) -> Jets:
-    jpt = np.hypot(jpx, jpy)
-    jeta = _eta(jpx, jpy, jpz)
-    jphi = np.arctan2(jpy, jpx)
-    jm = np.sqrt(np.clip(je**2 - jpx**2 - jpy**2 - jpz**2, 0, None))
-    # order jets by event, then decreasing pT; renumber constituents accordingly
-    order = np.lexsort((-jpt, jev))
-    new_of_old = np.empty_like(order)
-    new_of_old[order] = np.arange(len(order))
-    jev_s = jev[order]
-    first = np.searchsorted(jev_s, jev_s, side="left")
-    rank = np.arange(len(order)) - first
-    return Jets(jpt[order], jeta[order], jphi[order], jm[order], jev_s, rank, new_of_old[const_jet], const_idx)
-
-
-def trim(jets: Jets, sel: np.ndarray, pt, eta, phi, e, r_sub: float = 0.2, f_cut: float = 0.05) -> Jets:
-    """Trim the jets ``sel``: recluster constituents with kT R=r_sub, drop subjets below f_cut*pT."""
-    import awkward as ak
-    import fastjet
-
-    keep_c = np.isin(jets.const_jet, sel)
-    cj, ci = jets.const_jet[keep_c], jets.const_idx[keep_c]
-    order = np.argsort(cj, kind="stable")
-    cj, ci = cj[order], ci[order]
-    uj, counts = np.unique(cj, return_counts=True)
-    px, py, pz, en = _four(pt[ci], eta[ci], phi[ci], e[ci])
-    arr = ak.unflatten(ak.zip({"px": px, "py": py, "pz": pz, "E": en}), counts)
-    cs = fastjet.ClusterSequence(arr, fastjet.JetDefinition(fastjet.kt_algorithm, r_sub))
-    sub = cs.inclusive_jets()
-    sidx = cs.constituent_index()
-    nsub = ak.to_numpy(ak.num(sub)).astype(np.int64)
-    spt = np.hypot(ak.to_numpy(ak.flatten(sub.px)), ak.to_numpy(ak.flatten(sub.py)))
-    sjet = np.repeat(np.arange(len(uj)), nsub)  # position in uj
-    good_sub = spt > f_cut * jets.pt[uj][sjet]
-    nconst = ak.to_numpy(ak.flatten(ak.num(sidx, axis=2))).astype(np.int64)
-    local = ak.to_numpy(ak.flatten(sidx, axis=None)).astype(np.int64)
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    sub_of_const = np.repeat(np.arange(len(sjet)), nconst)
-    glob = local + starts[sjet[sub_of_const]]  # position in (cj, ci)
-    kept = glob[good_sub[sub_of_const]]
-    tj, ti = cj[kept], ci[kept]
-    # recompute jet four-vectors from the surviving constituents
-    n = len(jets.pt)
-    qx, qy, qz, qe = _four(pt[ti], eta[ti], phi[ti], e[ti])
-    jpx = np.bincount(tj, qx, n)
-    jpy = np.bincount(tj, qy, n)
-    jpz = np.bincount(tj, qz, n)
-    je = np.bincount(tj, qe, n)
-    alive = np.zeros(n, bool)
-    alive[np.unique(tj)] = True
-    idx = np.nonzero(alive)[0]
-    remap = -np.ones(n, np.int64)
-    remap[idx] = np.arange(len(idx))
-    return _jets_from_sums(jpx[idx], jpy[idx], jpz[idx], je[idx], jets.event[idx], remap[tj], ti)
-
-
-def fill_particles(jets: Jets, sel: np.ndarray, feats: np.ndarray, pt: np.ndarray, max_particles: int):
-    """(len(sel), P, F) pT-ordered padded constituents of jets ``sel`` and the mask; multiplicities."""
-    row_of = -np.ones(len(jets.pt), dtype=np.int64)
-    row_of[sel] = np.arange(len(sel))
-    r = row_of[jets.const_jet]
-    ok = r >= 0
-    r, ci = r[ok], jets.const_idx[ok]
-    order = np.lexsort((-pt[ci], r))
-    r, ci = r[order], ci[order]
-    rank = np.arange(len(r)) - np.searchsorted(r, r, side="left")
-    mult = np.bincount(r, minlength=len(sel))
-    keep = rank < max_particles
-    out = np.zeros((len(sel), max_particles, feats.shape[1]), dtype=np.float32)
-    mask = np.zeros((len(sel), max_particles), dtype=bool)
-    out[r[keep], rank[keep]] = feats[ci[keep]]
-    mask[r[keep], rank[keep]] = True
-    return out, mask, mult
-
-
-def _jet_array(jets: Jets, sel: np.ndarray, mult: np.ndarray) -> np.ndarray:
-    return np.stack([jets.pt[sel], jets.eta[sel], jets.phi[sel], jets.mass[sel], mult], axis=1).astype(np.float32)
-
-
-def match_parents(batch: Batch, jets: Jets, cand: np.ndarray, parent: int, dr: float) -> np.ndarray:
-    """Candidate jets (flat indices) truth-matched to a hadronically decaying ``parent``.
-
-    A jet matches when the parent and all its decay quarks lie within ``dr`` of the jet axis;
-    each parent matches at most one (the closest) jet.
-    """
-    a = np.abs(batch.rec_id)
-    qmask = (np.abs(batch.rec_status) == 23) & (a >= 1) & (a <= 5)
-    ev_of_q = np.repeat(np.arange(batch.n_events), np.diff(batch.rec_offsets))[qmask]
-    events = np.unique(ev_of_q)
-    by_event: dict[int, list[int]] = {}
-    for j in cand.tolist():
-        by_event.setdefault(int(jets.event[j]), []).append(j)
-    matched = []
-    for ev in events.tolist():
-        if ev not in by_event:
-            continue
-        lo, hi = batch.rec_offsets[ev], batch.rec_offsets[ev + 1]
-        groups = decay_groups(batch.rec_id[lo:hi], batch.rec_status[lo:hi], batch.rec_mother1[lo:hi], parent)
-        js = np.asarray(by_event[ev])
-        used: set[int] = set()
-        for root, q in groups:
-            p = batch.rec_p[lo:hi]
-            idx = np.concatenate([[root], q])
-            eta = _eta(p[idx, 0], p[idx, 1], p[idx, 2])
-            phi = np.arctan2(p[idx, 1], p[idx, 0])
-            d = np.hypot(eta[None, :] - jets.eta[js][:, None], _dphi(phi[None, :], jets.phi[js][:, None]))
-            good = (d < dr).all(axis=1)
-            if not good.any():
-                continue
-            best = js[good][np.argmin(d[good, 0])]
-            if int(best) not in used:
-                used.add(int(best))
-                matched.append(int(best))
-    return np.asarray(sorted(matched), dtype=np.int64)
-
-
 # ============================================================================ chunk workers
 @dataclass(frozen=True)
 class Chunk:
@@ -551,7 +217,7 @@ def _gen_particles(b: Batch):
     """Visible stable generator-level particles with truth charge / PID."""
     vis = ~np.isin(np.abs(b.pdg), (12, 14, 16))
     pt = np.hypot(b.px[vis], b.py[vis])
-    eta = _eta(b.px[vis], b.py[vis], b.pz[vis])
+    eta = pseudorapidity(b.px[vis], b.py[vis], b.pz[vis])
     phi = np.arctan2(b.py[vis], b.px[vis])
     e = b.e[vis]
     flags = pid_flags_from_pdg(b.pdg[vis], b.charge[vis])
@@ -570,9 +236,9 @@ def _single_jet_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
     pmax = int(opts["max_particles"])
     pyseed, rng = chunk_seeds(chunk.seed, spec.name, sample.name, chunk.index)
     if sample.parent:
-        veto = _accept_parent(sample.parent, 0.85 * pt_lo, eta_max + 0.4, match_dr + 0.25)
+        veto = accept_parent(sample.parent, 0.85 * pt_lo, eta_max + 0.4, match_dr + 0.25)
     else:
-        veto = _accept_qcd(eta_max + R * 0.6)
+        veto = accept_qcd(eta_max + R * 0.6)
     src = PythiaSource(sample.settings, pyseed, veto)
     with_pid = det.keeps_pid
     parts, masks, jet_rows = [], [], []
@@ -595,7 +261,7 @@ def _single_jet_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
         p, m, mult = fill_particles(jets, sel, feats, reco.pt, pmax)
         parts.append(p)
         masks.append(m)
-        jet_rows.append(_jet_array(jets, sel, mult))
+        jet_rows.append(jet_array(jets, sel, mult))
         rows += len(sel)
     n = chunk.n
     js = JetSet(
@@ -634,9 +300,9 @@ def _zjets_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
             continue
         sg, sr = lead_g[evs], lead_r[evs]
         p, m, mult = fill_particles(gj, sg, gfeat, gpt, pmax)
-        out["gen"].append((p, m, _jet_array(gj, sg, mult)))
+        out["gen"].append((p, m, jet_array(gj, sg, mult)))
         p, m, mult = fill_particles(rj, sr, _reco_features(reco, True), reco.pt, pmax)
-        out["reco"].append((p, m, _jet_array(rj, sr, mult)))
+        out["reco"].append((p, m, jet_array(rj, sr, mult)))
         rows += len(evs)
     n = chunk.n
     res = {}
@@ -656,7 +322,7 @@ def _lhco_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
     sample = next(s for s in spec.samples if s.name == chunk.sample)
     pmax = int(opts["max_particles"])
     pyseed, rng = chunk_seeds(chunk.seed, spec.name, sample.name, chunk.index)
-    veto = None if sample.label else _accept_qcd(3.0)
+    veto = None if sample.label else accept_qcd(3.0)
     src = PythiaSource(sample.settings, pyseed, veto)
     det = JETCLASS_LIKE
     items = []
@@ -678,12 +344,12 @@ def _lhco_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
         p2, m2, n2 = fill_particles(jets, s2, feats, reco.pt, pmax)
         v = []
         for s in (s1, s2):
-            px, py, pz = _four(jets.pt[s], jets.eta[s], jets.phi[s], 0)[:3]
+            px, py, pz = four_vectors(jets.pt[s], jets.eta[s], jets.phi[s], 0)[:3]
             e = np.sqrt(px**2 + py**2 + pz**2 + jets.mass[s] ** 2)
             v.append(np.stack([px, py, pz, e]))
         t = v[0] + v[1]
         mjj = np.sqrt(np.clip(t[3] ** 2 - t[0] ** 2 - t[1] ** 2 - t[2] ** 2, 0, None))
-        items.append((p1, m1, _jet_array(jets, s1, n1), p2, m2, _jet_array(jets, s2, n2), mjj))
+        items.append((p1, m1, jet_array(jets, s1, n1), p2, m2, jet_array(jets, s2, n2), mjj))
         rows += len(evs)
     n = chunk.n
     cat = [np.concatenate([it[k] for it in items])[:n] for k in range(7)]
