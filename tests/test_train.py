@@ -159,7 +159,7 @@ def test_param_groups_keep_their_lr_ratio(data):
     assert lr_head == pytest.approx(5 * lr_body) and lr_head < 5e-3
 
 
-def test_trainer_errors(data):
+def test_trainer_errors(data, tmp_path):
     train, _ = data
     with pytest.raises(TypeError, match="tensor or \\(tensor, dict"):
         Trainer(_net(), lambda m, b: "nope", train, device="cpu", progress=False).fit()
@@ -171,6 +171,9 @@ def test_trainer_errors(data):
         Trainer(_net(), ce_loss, train, optimizer="rmsprop", device="cpu", progress=False).fit()
     with pytest.raises(KeyError, match="EarlyStopping monitors 'val_loss'"):
         Trainer(_net(), ce_loss, train, epochs=1, device="cpu", progress=False, callbacks=[EarlyStopping(1)]).fit()
+    with pytest.raises(RuntimeError, match="optimizer state exists only once fit"):
+        Trainer(_net(), ce_loss, train, device="cpu", progress=False).save(tmp_path / "early.pt")
+    assert not (tmp_path / "early.pt").exists()
 
 
 def test_load_checkpoint_rejects_foreign_file(tmp_path):

@@ -17,7 +17,7 @@ import random
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, Sized
 
 import numpy as np
 import torch
@@ -41,7 +41,9 @@ from .schedule import make_scheduler
 
 __all__ = ["CHECKPOINT_FORMAT", "Lion", "Trainer", "build_optimizer", "load_checkpoint", "save_checkpoint"]
 
-LossFn = Callable[[nn.Module, dict], Any]
+#: ``loss_fn(model, batch)``; its first argument is the model given to the Trainer (typed Any so a
+#: loss may name the concrete class it needs, e.g. ``PET``; Callable parameters are contravariant)
+LossFn = Callable[[Any, dict], Any]
 
 
 # --------------------------------------------------------------------------- optimisers
@@ -219,7 +221,7 @@ class Trainer:
         self.total_steps = 0
         self.ctx: ddp.DistContext | None = None
         self.optimizer: torch.optim.Optimizer | None = None
-        self.scheduler = None
+        self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self.ema: ModelEMA | None = None
         self.scaler: torch.amp.GradScaler | None = None
         self.best_state: dict | None = None
@@ -252,16 +254,31 @@ class Trainer:
     def _world(self) -> tuple[int, int]:
         return (self.ctx.rank, self.ctx.world_size) if self.ctx else (0, 1)
 
+    def _context(self) -> ddp.DistContext:
+        if self.ctx is None:
+            raise RuntimeError("Trainer: no process context yet; fit() sets it up")
+        return self.ctx
+
+    def _optimization(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, torch.amp.GradScaler]:
+        """Optimizer, scheduler and grad scaler, which exist once fit() has set them up."""
+        if self.optimizer is None or self.scheduler is None or self.scaler is None:
+            raise RuntimeError("Trainer: the optimizer state exists only once fit() has set it up")
+        return self.optimizer, self.scheduler, self.scaler
+
     def steps_per_epoch(self) -> int | None:
         rank, world = self._world()
         data = self.train_data
         if isinstance(data, IterableDataset):
+            if not isinstance(data, Sized):
+                return None
             try:
                 n = len(data)
             except TypeError:
                 return None
             per_rank = math.ceil(n / world)
             return per_rank // self.batch_size if self.drop_last else math.ceil(per_rank / self.batch_size)
+        if not isinstance(data, Sized):
+            raise TypeError(f"Trainer: a map-style train_data needs __len__, got {type(data).__name__}")
         s = EpochBatchSampler(len(data), self.batch_size, drop_last=self.drop_last, rank=rank, world_size=world)
         return len(s)
 
@@ -280,6 +297,7 @@ class Trainer:
         self.ctx = ddp.setup(self.device_spec)
         self.model.to(self.device)
         self._loss_module = _LossModule(self.model, self.loss_fn)
+        self._wrapped: nn.Module | None
         if self.ctx.distributed and self.find_unused_parameters == "auto":
             self._wrapped = None  # wrapped at the first batch by _wrap_ddp, once the loss's unused parameters are known
         else:
@@ -291,7 +309,7 @@ class Trainer:
                     raise ValueError(f"Trainer: param_groups[{i}] has no 'params' entry")
                 g["params"] = list(g["params"])
                 g.setdefault("lr", self.lr)
-            params = groups
+            params: list[dict[str, Any]] | list[nn.Parameter] = groups
         else:
             params = [p for p in self.model.parameters() if p.requires_grad]
             if not params:
@@ -312,7 +330,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict:
-        rngs = [rng_state()]
+        optimizer, scheduler, scaler = self._optimization()
+        rngs: list[Any] = [rng_state()]
         if self.ctx is not None and self.ctx.distributed:
             rngs = [None] * self.ctx.world_size
             torch.distributed.all_gather_object(rngs, rng_state())
@@ -320,10 +339,10 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
             "model": _cpu_state(self.model),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
             "ema": self.ema.state_dict() if self.ema else None,
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "scaler": scaler.state_dict(),
             "rng": rngs,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
@@ -340,21 +359,24 @@ class Trainer:
     def save(self, path: str | os.PathLike | None = None) -> Path | None:
         """Write a checkpoint (rank 0 only; every rank must call it under DDP for the RNG gather)."""
         path = Path(path) if path is not None else self.checkpoint_path
-        state = self.state_dict() if path is not None else None
-        if path is None or not self.is_main:
+        if path is None:
+            return None
+        state = self.state_dict()
+        if not self.is_main:
             return None
         return save_checkpoint(state, path)
 
     def load_state_dict(self, state: Mapping) -> None:
+        optimizer, scheduler, scaler = self._optimization()
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
         if self.ema is not None:
             if state.get("ema") is None:
                 raise ValueError("checkpoint has no EMA state but the Trainer has ema_decay set")
             self.ema.load_state_dict(state["ema"])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         self.history = History.from_dict(state["history"])
         self.best_state = state.get("best_state")
         self.global_step, self.epoch = int(state["global_step"]), int(state["epoch"])
@@ -396,10 +418,13 @@ class Trainer:
         if self.ctx is None:
             self.ctx = ddp.setup(self.device_spec)
             self.model.to(self.device)
+        ctx = self.ctx
         rank, world = self._world()
         if isinstance(data, IterableDataset):
             loader = make_loader(data, self.val_batch_size, shuffle=False, seed=self.seed, num_workers=self.num_workers)
         else:
+            if not isinstance(data, Sized):
+                raise TypeError(f"evaluate: a map-style dataset needs __len__, got {type(data).__name__}")
             sampler = EpochBatchSampler(len(data), self.val_batch_size, shuffle=False, rank=rank, world_size=world,
                                         pad=False)
             loader = DataLoader(data, batch_sampler=sampler, collate_fn=collate_batches, num_workers=self.num_workers)
@@ -424,7 +449,7 @@ class Trainer:
         finally:
             self.model.train(was_training)
         keys = sorted(sums) if sums else ["loss"]
-        vals = ddp.all_reduce_sum([sums.get(k, 0.0) for k in keys] + [n_total], self.ctx)
+        vals = ddp.all_reduce_sum([sums.get(k, 0.0) for k in keys] + [n_total], ctx)
         total = vals[-1]
         if total == 0:
             raise ValueError("evaluate: the dataset is empty")
@@ -437,7 +462,7 @@ class Trainer:
         return self.evaluate()
 
     # ------------------------------------------------------------------ training
-    def _wrap_ddp(self, batch: dict, amp: torch.dtype | None) -> None:
+    def _wrap_ddp(self, batch: dict, amp: torch.dtype | None) -> nn.Module:
         """DDP with ``find_unused_parameters`` only if the loss leaves a trainable parameter without
         gradient on this batch on some rank (fine-tuning leaves PET's generator unused; pretraining
         uses every head); the flag costs an extra autograd traversal per step."""
@@ -446,38 +471,40 @@ class Trainer:
                 return _split_loss(self._loss_module(batch))[0]
 
         self.unused_parameters = ddp.unused_parameters(self.model, loss, self.device)
-        anywhere = ddp.all_reduce_sum([float(len(self.unused_parameters))], self.ctx)[0] > 0
-        self._wrapped = ddp.wrap_model(self._loss_module, self.ctx, anywhere)
+        ctx = self._context()
+        anywhere = ddp.all_reduce_sum([float(len(self.unused_parameters))], ctx)[0] > 0
+        self._wrapped = ddp.wrap_model(self._loss_module, ctx, anywhere)
+        return self._wrapped
 
     def _train_step(self, batch: dict) -> tuple[float, dict[str, float], int]:
         amp = self._amp_dtype()
         batch = self._to_device(batch)
         n = int(next(iter(batch.values())).shape[0])
-        if self._wrapped is None:
-            self._wrap_ddp(batch, amp)
+        wrapped = self._wrapped if self._wrapped is not None else self._wrap_ddp(batch, amp)
         with torch.autocast(self.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-            loss, parts = _split_loss(self._wrapped(batch))
+            loss, parts = _split_loss(wrapped(batch))
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite training loss {float(loss.detach())} at step {self.global_step + 1} (epoch {self.epoch}); "
                 f"parts={parts}. Lower the lr or check the inputs.")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        optimizer, scheduler, scaler = self._optimization()
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
         if self.clip_grad:
-            self.scaler.unscale_(self.optimizer)
+            scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None], self.clip_grad)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
         if self.ema is not None:
             self.ema.update(self.model)
         return float(loss.detach()), parts, n
 
     def _end_epoch(self) -> None:
-        s, n = ddp.all_reduce_sum(self._accum, self.ctx)
+        s, n = ddp.all_reduce_sum(self._accum, self._context())
         info: dict[str, Any] = {"epoch": self.epoch, "step": self.global_step,
                                 "train_loss": s / n if n else float("nan"),
-                                "lr": self.optimizer.param_groups[0]["lr"]}
+                                "lr": self._optimization()[0].param_groups[0]["lr"]}
         if self.val_data is not None:
             val = self._evaluate_model()
             info["val_loss"] = val.pop("loss")
@@ -495,14 +522,15 @@ class Trainer:
 
     def _batches(self, loader: DataLoader) -> Iterable[dict]:
         """Iterate ``loader``; under DDP with an iterable dataset stop when any rank runs dry."""
-        if not (self.ctx.distributed and isinstance(self.train_data, IterableDataset)):
+        ctx = self._context()
+        if not (ctx.distributed and isinstance(self.train_data, IterableDataset)):
             yield from loader
             return
         it = iter(loader)
         while True:
             batch = next(it, None)
-            flag = ddp.all_reduce_sum([0.0 if batch is None else 1.0], self.ctx)[0]
-            if flag < self.ctx.world_size:
+            flag = ddp.all_reduce_sum([0.0 if batch is None else 1.0], ctx)[0]
+            if batch is None or flag < ctx.world_size:  # some rank ran dry (this one if batch is None)
                 return
             yield batch
 
@@ -513,7 +541,7 @@ class Trainer:
         if not resumed:
             random.seed(self.seed)
             np.random.seed(self.seed)
-            torch.manual_seed(self.seed + self.ctx.rank)
+            torch.manual_seed(self.seed + self._context().rank)
         if self._finished:
             return self.history
         t0 = time.perf_counter()
@@ -536,7 +564,7 @@ class Trainer:
                     self._accum[0] += loss * n
                     self._accum[1] += n
                     info = {"step": self.global_step, "epoch": self.epoch, "loss": loss,
-                            "lr": self.optimizer.param_groups[0]["lr"], **parts}
+                            "lr": self._optimization()[0].param_groups[0]["lr"], **parts}
                     self.history.steps.append(info)
                     if self.checkpoint_every and self.global_step % self.checkpoint_every == 0:
                         self.history.wall_time = wall0 + time.perf_counter() - t0
