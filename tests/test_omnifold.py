@@ -204,8 +204,8 @@ def test_pet_input_scaling_task_or_pretraining(zjets, tmp_path):
     np.testing.assert_allclose(sim["x"].numpy()[m].mean(0)[:4], 0.0, atol=1e-4)
     np.testing.assert_allclose(sim["jets"].numpy().mean(0), 0.0, atol=1e-4)
     assert not np.allclose(data["jets"].numpy().mean(0), 0.0, atol=1e-3)
-    kept = PETClassifier(checkpoint=str(ckpt))
-    assert kept.input_scaling == "pretraining"  # jetlab.model.factory.DEFAULT_INPUT_SCALING
+    assert PETClassifier(checkpoint=str(ckpt)).input_scaling == "task"  # DEFAULT_INPUT_SCALING (bench_finetune_recipe.py)
+    kept = PETClassifier(checkpoint=str(ckpt), input_scaling="pretraining")
     sim_pre, _ = kept.prepare("reco", [sub["sim_reco"], sub["data_reco"]])
     expected = pre.transform_jets(jet_inputs(sub["sim_reco"]))
     np.testing.assert_allclose(sim_pre["jets"].numpy(), expected, rtol=1e-5, atol=1e-5)
@@ -233,7 +233,7 @@ def test_pet_smoke_scratch_and_pretrained(zjets, tmp_path):
         assert res.classifier == spec.name and w.shape == (96,) and np.all(np.isfinite(w)) and np.all(w > 0)
         assert np.isfinite(res.histories[0]["step1"]["best_val_loss"])
     with pytest.raises(ValueError, match="has no standardizer in its model card; pass input_scaling='task'"):
-        PETClassifier(checkpoint=str(ckpt), max_particles=24).prepare("reco", [sub["sim_reco"]])
+        PETClassifier(checkpoint=str(ckpt), max_particles=24, input_scaling="pretraining").prepare("reco", [sub["sim_reco"]])
     model = spec.build("reco")
     ref = jm.load(ckpt)
     torch.testing.assert_close(model.body.state_dict(), ref.body.state_dict())
@@ -282,7 +282,7 @@ def test_run_omnifold_study_in_one_call(zjets, tmp_path):
     kw = dict(checkpoint=ckpt, seeds=(0, 1), n_iterations=1, epochs=1, batch_size=48, max_particles=16, bins=5,
               n_bootstrap=2, observables=("mass", "multiplicity"), device="cpu", progress=False)
     res = run_omnifold(sub, classifiers=("scratch", "mlp"), **kw)
-    assert set(res.runs) == {"scratch", "mlp"} and res.settings["input_scaling"] == "pretraining"
+    assert set(res.runs) == {"scratch", "mlp"} and res.settings["input_scaling"] == "task"
     curves = res.study.curves["scratch"]
     assert len(curves) == 2 and curves[0] == res.runs["scratch"].histories[0]["step1"]["curve"]
     alone = step1_curves(sub["sim_reco"], sub["data_reco"], classifier_factory=PETClassifier(

@@ -206,7 +206,7 @@ def test_resolve_checkpoint_auto_search_order(tmp_path, checkpoint, monkeypatch)
 
 
 def test_finetune_uses_pretraining_standardizer_and_same_architecture(checkpoint):
-    ft = build_finetune_model(checkpoint, num_classes=1, groups=("kinematics",))
+    ft = build_finetune_model(checkpoint, num_classes=1, groups=("kinematics",), input_scaling="pretraining")
     sc = build_scratch_model(checkpoint, num_classes=1, groups=("kinematics",))
     assert ft.config.to_dict() == sc.config.to_dict()
     assert ft.config.num_classes == 1
@@ -318,7 +318,7 @@ def test_build_pet_seeds_scaling_and_weights(checkpoint):
     assert torch.equal(torch.rand(3), before)  # the global RNG stream is left alone
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert a.config == PETConfig(**TINY, num_classes=1) and a.standardizer is None and not a.pretrained
-    ft = build_pet(checkpoint, seed=0)
+    ft = build_pet(checkpoint, seed=0, input_scaling="pretraining")
     src = load(checkpoint)
     for k, v in src.body.state_dict().items():
         torch.testing.assert_close(ft.body.state_dict()[k], v)
@@ -326,6 +326,7 @@ def test_build_pet_seeds_scaling_and_weights(checkpoint):
     ref = Standardizer.fit_jetset(synthetic_jets(200, seed=99))  # what the checkpoint fixture stored
     np.testing.assert_allclose(ft.standardizer.jet_mean, ref.jet_mean, rtol=1e-6)
     assert build_pet(checkpoint, input_scaling="task").standardizer is None
+    assert build_pet(checkpoint).standardizer is None  # DEFAULT_INPUT_SCALING = "task" (bench_finetune_recipe.py)
     with pytest.raises(ValueError, match="input_scaling must be one of"):
         build_pet(checkpoint, input_scaling="data")
 
@@ -347,9 +348,9 @@ def test_optimizer_and_input_scaling_reach_the_fine_tuning(data, checkpoint, res
     kw = dict(KW, fractions=(1.0,), seeds=(0,), models=("finetuned",), checkpoint=checkpoint)
     base = results.select("finetuned", 1.0, 0)[0]
     lion = run_tagging(data, optimizer="lion", **kw)
-    own = run_tagging(data, input_scaling="task", **kw)
-    assert lion.settings["optimizer"] == "lion" and own.settings["input_scaling"] == "task"
-    assert results.settings["optimizer"] == "adamw" and results.settings["input_scaling"] == "pretraining"
+    own = run_tagging(data, input_scaling="pretraining", **kw)  # the non-default scaling
+    assert lion.settings["optimizer"] == "lion" and own.settings["input_scaling"] == "pretraining"
+    assert results.settings["optimizer"] == "adamw" and results.settings["input_scaling"] == "task"
     for other in (lion, own):
         assert not np.allclose(other.runs[0].scores, base.scores)
         assert 0.5 < other.runs[0].metrics["auc"] <= 1.0
