@@ -37,11 +37,9 @@ MAX_VALIDATION_ROWS = 50_000
 
 #: Pretraining settings for small CPU budgets (a few thousand jets, minutes). The diffusion head
 #: needs optimizer *steps* far more than big batches, and a larger share of the loss while the
-#: budget is small. Measured on 3600 jetclass-mini jets, tiny PET, 5 epochs, generated jet mass
-#: (particles sampled with the real jet features) vs real: batch 128 with every loss weighted 1
-#: gives W1 = 66 GeV; batch 32 gives 23 GeV; batch 32 and diffusion weight 3 gives 9.6 GeV (and
-#: 10 epochs 5.1 GeV), at equal or lower wall time and with a better classifier (accuracy 0.70 ->
-#: 0.75). EMA 0.99 gains a little more. The published GPU recipe (weights 1, batch 250/GPU) is
+#: budget is small: batch 32 and diffusion weight 3 (with EMA 0.99) give generated jet masses
+#: closer to the real ones than batch 128 with every loss weighted 1, at equal or lower wall time
+#: (no script in benchmarks/ re-measures this yet). The published GPU recipe (weights 1, batch 250/GPU) is
 #: what the ``gpu-full`` profile uses.
 CPU_RECIPE: dict[str, Any] = {"batch_size": 32, "lr": 1e-3, "loss_weights": {"diffusion": 3.0}, "ema_decay": 0.99}
 
