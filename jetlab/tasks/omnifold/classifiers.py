@@ -132,9 +132,9 @@ class PETClassifier:
     ``input_scaling`` says where a fine-tuned model's input scaling comes from: ``"pretraining"``
     (the checkpoint's, as the OmniLearn code does) or ``"task"`` (fitted on each level's simulated
     events, as for the scratch model). The R = 0.8, 500-1000 GeV pretraining jets put the R = 0.4,
-    200 GeV Z+jets jets several widths off in jet pT and mass, which is why notebook 03 passes
-    ``"task"``; ``benchmarks/bench_omnifold_convergence.py`` compares the two scalings' step-1
-    convergence over seeds.
+    200 GeV Z+jets jets several widths off in jet pT and mass, which is why ``"task"`` is the default
+    (:data:`~jetlab.model.factory.DEFAULT_INPUT_SCALING`, chosen by ``benchmarks/bench_finetune_recipe.py``;
+    ``benchmarks/bench_omnifold_convergence.py`` compares the two scalings' step-1 convergence).
     """
 
     checkpoint: str | None = None
