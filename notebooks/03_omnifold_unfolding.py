@@ -78,9 +78,11 @@ run = jnb.setup(dict(dataset=dataset, n_jets=n_jets, n_iterations=n_iterations, 
 #
 # `zjets-mini` mimics the OmniFold Z+jets sample: Z(→νν)+jet events, the leading anti-kT R = 0.4 jet at
 # particle level (`*_gen`) and after a parametric detector (`*_reco`), row-aligned per event. The
-# "simulation" is Pythia 8 with the Monash tune, the "data" the A14 tune with a much lower final-state-shower
-# α_s (0.105 instead of 0.1365) - so the truth we try to recover (`data_gen`, about 13% fewer constituents)
-# really differs from the prior (`sim_gen`), by enough for a classifier to learn it from a few thousand events.
+# "simulation" is Pythia 8 with the Monash tune; the "data" differ the way Herwig differs from Pythia, in shower
+# and hadronisation together (CMW shower α_s, softer and wider Lund string fragmentation). The truth we try to
+# recover (`data_gen`: more constituents, wider jets, higher τ21) is many times its statistical floor away from the
+# prior (`sim_gen`) in mass, N, width, log ρ and τ21 with 4000 events; z_g does not differ beyond statistics
+# (benchmarks/README.md, "zjets-mini: sim vs data").
 
 # %% [markdown]
 # ## 2. The pretrained model
