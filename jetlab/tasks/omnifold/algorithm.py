@@ -46,7 +46,7 @@ from torch.utils.data import Dataset
 
 from jetlab.data.schema import JetSet
 from jetlab.data.torchdata import split_indices
-from jetlab.train import Trainer
+from jetlab.train import Callback, Trainer
 from jetlab.train.ddp import resolve_device
 
 from .classifiers import ClassifierSpec, Features, LevelData, make_classifier
@@ -133,7 +133,7 @@ def _ratio(logits: np.ndarray, max_weight: float) -> np.ndarray:
     return np.exp(np.clip(logits, -lim, lim))
 
 
-class _ValCurve:
+class _ValCurve(Callback):
     """Trainer callback: validation loss at ``evals_per_epoch`` points per epoch (and at 0).
 
     Gives the convergence comparison a resolution finer than whole epochs."""
@@ -372,9 +372,11 @@ def omnifold(
     pushes, pulls, histories = [], [], []
 
     def train(step: str, it: int, sources, parts_tr, parts_va) -> tuple[nn.Module, dict]:
-        warm = warm_start and it > 0 and models[step] is not None
+        previous = models[step]
+        warm = warm_start and it > 0 and previous is not None
         step_seed = seed + 1000 * it + (0 if step == "step1" else 500)
-        model = models[step] if warm else seeded_build(spec, "reco" if step == "step1" else "gen", step_seed)
+        model = previous if warm and previous is not None else \
+            seeded_build(spec, "reco" if step == "step1" else "gen", step_seed)
         return fit_step(spec, model, sources, parts_tr, parts_va, lr=warm_lr if warm else lr, warm=warm,
                          epochs=epochs, batch_size=batch_size, early_stopping_patience=early_stopping_patience,
                          evals_per_epoch=evals_per_epoch, device=dev, seed=step_seed, progress=progress)

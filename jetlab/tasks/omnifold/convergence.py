@@ -44,7 +44,8 @@ def _reach_ratio(cs: Sequence[tuple[float, float]], cp: Sequence[tuple[float, fl
     target = min(y for _, y in cs)
     t_s = epochs_to_reach(cs, target)
     t_p = epochs_to_reach(cp, target)
-    ratio = float("nan") if t_p is None else (float("inf") if t_p == 0 else t_s / t_p)
+    # t_s is never None in practice (target is the scratch curve's own minimum)
+    ratio = float("nan") if t_p is None or t_s is None else (float("inf") if t_p == 0 else t_s / t_p)
     return {"target_val_loss": target, "scratch_epochs": t_s, "pretrained_epochs": t_p, "ratio": ratio,
             "pretrained_best_val_loss": min(y for _, y in cp)}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from jetlab.data.schema import JetSet
 from jetlab.data.sources import resolve
 
@@ -12,7 +14,7 @@ __all__ = ["OMNIFOLD_DATA", "OMNIFOLD_SIM", "load_omnifold_data"]
 OMNIFOLD_SIM, OMNIFOLD_DATA = "Pythia21", "Herwig"
 
 
-def load_omnifold_data(dataset: str, n_jets: int, seed: int = 0, *, progress: bool = True) -> dict[str, JetSet]:
+def load_omnifold_data(dataset: str | os.PathLike, n_jets: int, seed: int = 0, *, progress: bool = True) -> dict[str, JetSet]:
     """``{"sim_gen", "sim_reco", "data_gen", "data_reco"}`` JetSets for notebook 03.
 
     ``dataset`` goes through :func:`jetlab.data.sources.resolve`: a generator name (``"zjets-mini"``), a

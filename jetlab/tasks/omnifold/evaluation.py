@@ -28,8 +28,9 @@ def weighted_histogram(values, bins, weights=None) -> tuple[np.ndarray, np.ndarr
     return h, np.sqrt(h2)
 
 
-def _obs_dict(data: LevelData | None, names: Sequence[str], where: str) -> dict[str, np.ndarray] | None:
-    return None if data is None else observable_arrays(data, names, f"unfold_observables: {where}")
+def _obs_dict(data: LevelData | None, names: Sequence[str], where: str) -> dict[str, np.ndarray]:
+    """One level's observables; ``{}`` for a level not given (the reco levels are optional)."""
+    return {} if data is None else observable_arrays(data, names, f"unfold_observables: {where}")
 
 
 def _td(x, wx, y, wy, edges) -> float:
@@ -129,7 +130,7 @@ def unfold_observables(
         if len(r.sim_weights) != n_sim:
             raise ValueError(f"unfold_observables: result {name!r} has weights for {len(r.sim_weights)} events, "
                              f"sim_gen has {n_sim}")
-    do_ibu = sr is not None and dr is not None
+    do_ibu = sim_reco is not None and data_reco is not None
     n_truth = len(tg[observables[0]])
     tw = None if truth_weights is None else np.asarray(truth_weights, dtype=np.float64)
     n_it = ibu_iterations or max(r.n_iterations for r in res.values())
@@ -175,7 +176,7 @@ def unfold_observables(
     for _ in range(int(n_bootstrap)):
         boots.append(all_td(rng.integers(0, n_sim, n_sim), rng.integers(0, n_truth, n_truth),
                             rng.integers(0, n_data, n_data) if do_ibu else full[2]))
-    td = {}
+    td: dict[str, dict[str, tuple[float, float]]] = {}
     for m in methods:
         td[m] = {}
         for o in observables:

@@ -178,8 +178,8 @@ def run_omnifold(
         for k, v in sets.items():
             print(f"{k:9s}: {len(v)} jets, <pT> = {v.jets[:, 0].mean():.0f} GeV, "
                   f"<multiplicity> = {v.mask.sum(1).mean():.1f}", flush=True)
-    train_kw = dict(epochs=epochs, batch_size=batch_size, early_stopping_patience=early_stopping_patience, lr=lr,
-                    device=device, progress=False)
+    train_kw: dict[str, Any] = dict(epochs=epochs, batch_size=batch_size, early_stopping_patience=early_stopping_patience,
+                                    lr=lr, device=device, progress=False)
     runs: dict[str, OmniFoldResult] = {}
     for name, spec in specs.items():
         level = ("sim_gen", "sim_reco", "data_reco")
@@ -200,5 +200,5 @@ def run_omnifold(
     settings = dict(classifiers=list(classifiers), seeds=seeds, n_iterations=n_iterations, epochs=epochs,
                     batch_size=batch_size, lr=lr, lr_factor=lr_factor, optimizer=optimizer, input_scaling=input_scaling,
                     max_particles=max_particles, checkpoint=str(ckpt) if ckpt else None, n_bootstrap=n_bootstrap)
-    name = data if isinstance(data, (str, os.PathLike)) else "in-memory"
-    return OmniFoldResults(runs, summary, study, obs, str(name), settings)
+    data_name = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "in-memory"
+    return OmniFoldResults(runs, summary, study, obs, str(data_name), settings)
