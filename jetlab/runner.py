@@ -13,12 +13,11 @@ notebook is written to ``<out>/<stem>.ipynb`` and the notebook writes its figure
 
 While it runs, ``progress`` shows which cell is running with the elapsed time, the kernel's own
 output (the library's tqdm bars, started as text bars in the kernel: a widget bar has no front
-end under papermill) and a heartbeat line during long silent steps (:class:`RunProgress`).
+end under papermill) and a heartbeat line during long silent steps (:class:`jetlab.progress.RunProgress`).
 """
 
 from __future__ import annotations
 
-import ast
 import os
 import sys
 import time
@@ -26,13 +25,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from jetlab.notebook_params import (
+    NotebookParameter,
+    ParameterError,
+    find_notebooks,
+    list_profiles,
+    load_profile,
+    parse_cli_value,
+    profile_parameters,
+    read_parameters,
+    type_name,
+)
+from jetlab.progress import (
+    HEARTBEAT_SECONDS,
+    KERNEL_STARTUP_LINE,
+    KERNEL_TQDM_MININTERVAL,
+    RunProgress,
+    is_ipykernel,
+    log_tail,
+    logged_kernel_manager,
+)
+
 __all__ = [
+    "HEARTBEAT_SECONDS",
     "DEFAULT_KERNEL",
     "DEFAULT_OUTPUT_ROOT",
     "NotebookExecutionError",
     "NotebookParameter",
     "ParameterError",
     "RunPlan",
+    "RunProgress",
     "RunResult",
     "find_notebooks",
     "known_datasets",
@@ -51,7 +73,6 @@ __all__ = [
 
 DEFAULT_KERNEL = "python3"
 DEFAULT_OUTPUT_ROOT = "jetlab_output"
-PROFILE_DIR = Path(__file__).parent / "profiles"
 #: The notebook whose output (``<out>/01_pretraining/checkpoint``) feeds the others in ``--all``.
 PRETRAINING_STEM = "01_pretraining"
 CHECKPOINT_SUBPATH = "checkpoint"
@@ -59,10 +80,6 @@ CHECKPOINT_SUBPATH = "checkpoint"
 _FALLBACK_GENERATORS = ("jetclass-mini", "toptag-mini", "zjets-mini", "lhco-mini")
 _FALLBACK_MANIFESTS = ("jetclass", "atlas_toptag", "omnifold_zjets", "lhco_rnd", "aspen_open_jets")
 _NOT_A_PATH = ("auto", "", "none")  # see jetlab.notebook.resolve_checkpoint
-
-
-class ParameterError(ValueError):
-    """A notebook parameter (or profile) is invalid; raised before any execution starts."""
 
 
 class NotebookExecutionError(RuntimeError):
@@ -73,114 +90,7 @@ class NotebookExecutionError(RuntimeError):
         self.executed = executed
 
 
-@dataclass(frozen=True)
-class NotebookParameter:
-    """One assignment of a ``parameters`` cell. If its value is not a Python literal,
-    ``literal`` is False, ``default`` is None and any type is accepted for it."""
-
-    name: str
-    default: Any
-    line: int
-    literal: bool = True
-
-    @property
-    def expected(self) -> str | None:
-        """Human name of the accepted type, or None when any type is accepted."""
-        if not self.literal or self.default is None:
-            return None
-        return _type_name(self.default)
-
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, (list, tuple)):
-        return "list"
-    if isinstance(value, dict):
-        return "dict"
-    return type(value).__name__
-
-
-# --------------------------------------------------------------------------- reading notebooks
-def _load(notebook: str | os.PathLike):
-    import nbformat
-
-    path = Path(notebook)
-    if not path.is_file():
-        raise ParameterError(f"notebook {os.fspath(notebook)!r} does not exist")
-    try:
-        return nbformat.read(path, as_version=4)
-    except Exception as exc:  # malformed JSON / not a notebook
-        raise ParameterError(f"cannot read notebook {path}: {exc}") from exc
-
-
-def read_parameters(notebook: str | os.PathLike) -> dict[str, NotebookParameter]:
-    """Parse the notebook's ``parameters`` cell with :mod:`ast` (no code is executed).
-
-    Only ``name = value`` and ``name: type = value`` statements are allowed; values that are
-    not Python literals are accepted but not type-checked."""
-    nb = _load(notebook)
-    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if not cells:
-        raise ParameterError(f"{notebook}: no cell is tagged 'parameters' (papermill needs exactly one)")
-    if len(cells) > 1:
-        raise ParameterError(f"{notebook}: {len(cells)} cells are tagged 'parameters'; keep exactly one")
-    source = cells[0].source
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as exc:
-        raise ParameterError(f"{notebook}: parameters cell line {exc.lineno}: {exc.msg}") from exc
-    params: dict[str, NotebookParameter] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-            continue  # a bare string used as a comment
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            name, value = node.targets[0].id, node.value
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            name, value = node.target.id, node.value
-        else:
-            raise ParameterError(
-                f"{notebook}: parameters cell line {node.lineno}: only simple assignments "
-                f"'name = value' are allowed, got {ast.unparse(node)!r}"
-            )
-        try:
-            params[name] = NotebookParameter(name, ast.literal_eval(value), node.lineno)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            params[name] = NotebookParameter(name, None, node.lineno, literal=False)
-    return params
-
-
-def find_notebooks(directory: str | os.PathLike = "notebooks") -> list[Path]:
-    """The notebooks of a series, sorted by name (``_``-prefixed and checkpoint copies skipped)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ParameterError(f"notebook directory {os.fspath(directory)!r} does not exist")
-    return sorted(p for p in directory.glob("*.ipynb") if not p.name.startswith(("_", ".")))
-
-
 # --------------------------------------------------------------------------- values and types
-def parse_cli_value(text: str) -> Any:
-    """Interpret a ``-p NAME VALUE`` string like papermill: True/False/None, int, float, then
-    any Python literal (lists, dicts, quoted strings); otherwise the text itself."""
-    if text in ("True", "False", "None"):
-        return {"True": True, "False": False, "None": None}[text]
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return text
-
-
 def _coerce(notebook: Path, name: str, value: Any, param: NotebookParameter, source: str) -> Any:
     expected = param.expected
     if isinstance(value, str) and expected != "str":
@@ -191,7 +101,7 @@ def _coerce(notebook: Path, name: str, value: Any, param: NotebookParameter, sou
             value = parse_cli_value(value)
     if expected is None:
         return value
-    got = _type_name(value)
+    got = type_name(value)
     if expected == "float" and got == "int":
         return float(value)
     if expected == "list" and isinstance(value, tuple):
@@ -283,46 +193,6 @@ def validate_parameters(
     return out
 
 
-# --------------------------------------------------------------------------- profiles
-def list_profiles() -> list[str]:
-    """Names of the profiles shipped in ``jetlab/profiles``."""
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
-
-
-def load_profile(profile: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """A profile by name (``cpu-quick``, ``gpu-full``, ``ci-tiny``) or a path to a YAML file
-    mapping notebook stem -> {parameter: value}."""
-    import yaml
-
-    candidate = Path(profile)
-    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
-        path = candidate
-        if not path.is_file():
-            raise ParameterError(f"profile file {os.fspath(profile)!r} does not exist")
-    else:
-        path = PROFILE_DIR / f"{profile}.yaml"
-        if not path.is_file():
-            raise ParameterError(f"unknown profile {os.fspath(profile)!r}; available: {', '.join(list_profiles())}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ParameterError(f"profile {path}: invalid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ParameterError(f"profile {path}: expected a mapping notebook-stem -> parameters, got {type(data).__name__}")
-    for stem, params in data.items():
-        if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-            raise ParameterError(f"profile {path}: entry {stem!r} must map parameter names to values")
-    return {str(k): dict(v) for k, v in data.items()}
-
-
-def profile_parameters(profile: str | os.PathLike | Mapping | None, notebook: str | os.PathLike) -> dict[str, Any]:
-    """The parameters a profile sets for one notebook (empty if the profile has no entry)."""
-    if profile is None:
-        return {}
-    data = profile if isinstance(profile, Mapping) else load_profile(profile)
-    return dict(data.get(Path(notebook).stem, {}))
-
-
 # --------------------------------------------------------------------------- running
 @dataclass
 class RunPlan:
@@ -394,264 +264,6 @@ def plan_run(
     return RunPlan(notebook.resolve(), out_dir, out_dir / notebook.name, merged, kernel)
 
 
-#: seconds without any output after which ``jetlab run`` says which cell is still running
-HEARTBEAT_SECONDS = 20.0
-#: a progress bar redrawn in place (``\\r``) is written as a new line at most this often when
-#: the terminal is not a TTY (CI logs, ``| tee``), so a log shows the stage without flooding
-BAR_LINE_SECONDS = 10.0
-#: the kernel's own tqdm redraw interval in headless runs (fewer messages, same information)
-KERNEL_TQDM_MININTERVAL = "1"
-#: run at kernel start by ``jetlab run``: the library's ``tqdm.auto`` bars become text bars
-#: (a Jupyter widget bar has no front end in papermill, so its stage would never be seen)
-KERNEL_STARTUP_LINE = "__import__('jetlab.runner').runner._kernel_text_progress()"
-
-
-def _kernel_text_progress() -> None:
-    """In a headless kernel: make ``tqdm.auto`` (and ``tqdm.autonotebook``) the plain text bar.
-
-    The library imports ``from tqdm.auto import tqdm`` when a bar starts, so replacing the module
-    attributes is enough; the text goes to the kernel's stderr stream, which ``jetlab run``
-    forwards to the terminal and which is stored in the executed notebook."""
-    import tqdm.auto
-    import tqdm.autonotebook
-    import tqdm.std
-
-    for module in (tqdm.auto, tqdm.autonotebook):
-        module.tqdm, module.trange = tqdm.std.tqdm, tqdm.std.trange
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def _visible(line: str) -> str:
-    """What a terminal shows of a line redrawn with carriage returns: its last non-empty part."""
-    parts = line.split("\r")
-    return next((part for part in reversed(parts) if part.strip()), "")
-
-
-def _same_bar_state(a: str, b: str) -> bool:
-    """Two renderings of a tqdm bar at the same count (they differ only in the rate/time part)."""
-    return a.split(" [")[0] == b.split(" [")[0]
-
-
-def _cell_label(source: str, tags: Iterable[str] = ()) -> str:
-    """A cell as one short line: its tag if it is the parameters cell, else its first code line."""
-    if "injected-parameters" in tags:
-        return "(injected parameters)"
-    if "parameters" in tags:
-        return "(parameters)"
-    for line in source.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            return line if len(line) <= 72 else line[:71] + "…"
-    return "(comment only)"
-
-
-class RunProgress:
-    """What ``jetlab run`` prints while a notebook executes (to ``stream``, default stderr).
-
-    * one line per code cell: ``[02_top_tagging 1:05] cell 5/14: <first code line>``, plus the
-      cell's duration when it took longer than ``heartbeat`` seconds;
-    * the kernel's stdout/stderr as it arrives (indented): the library's stage messages and
-      progress bars (data generation, fallback pretraining, training epochs). On a TTY bars
-      redraw in place; elsewhere a redrawn bar becomes a new line at most every ``bar_every`` s;
-    * after ``heartbeat`` seconds without any of the above, a line naming the running cell, its
-      elapsed time and the last output line, so a long silent step is never mistaken for a hang.
-
-    papermill calls :meth:`cell_start` / :meth:`cell_done` (nbclient hooks) and writes kernel
-    output through :attr:`stdout` / :attr:`stderr`; a daemon thread does the heartbeat.
-    """
-
-    def __init__(self, notebook: str, stream=None, *, cells: bool = True, heartbeat: float | None = None,
-                 bar_every: float | None = None) -> None:
-        import threading
-
-        self.name = Path(notebook).stem
-        self.stream = sys.stderr if stream is None else stream
-        self.cells = cells
-        self.heartbeat = float(HEARTBEAT_SECONDS if heartbeat is None else heartbeat)
-        self.bar_every = float(BAR_LINE_SECONDS if bar_every is None else bar_every)
-        try:
-            self.tty = bool(self.stream.isatty())
-        except (AttributeError, ValueError):
-            self.tty = False
-        self.n_code = 0
-        self._numbers: dict[int, int] = {}
-        self._lock = threading.RLock()
-        self._start = self._last_write = time.monotonic()
-        self._cell: tuple[int, str, float] | None = None  # (number, label, start)
-        self._last_line = ""
-        self._partial = {"stdout": "", "stderr": ""}
-        self._bar_written = {"stdout": -float("inf"), "stderr": -float("inf")}
-        self._shown = {"stdout": "", "stderr": ""}
-        self._at_line_start = True
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.stdout = _StreamSink(self, "stdout")
-        self.stderr = _StreamSink(self, "stderr")
-
-    # ------------------------------------------------------------------ lifecycle
-    def start(self, notebook=None, **_: Any) -> "RunProgress":
-        """Number the code cells of the notebook as executed (parameters injected) and start the
-        heartbeat thread (nbclient's ``on_notebook_start`` hook)."""
-        import threading
-
-        nb = notebook
-        code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
-        self._numbers = {i: k + 1 for k, i in enumerate(code)}
-        self.n_code = len(code)
-        self._start = self._last_write = time.monotonic()
-        if self.cells:
-            self.message(f"kernel ready; {self.n_code} code cells")
-            self._thread = threading.Thread(target=self._beat, name=f"jetlab-progress-{self.name}", daemon=True)
-            self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        with self._lock:
-            for name in self._partial:
-                self._flush_partial(name)
-            if not self._at_line_start:
-                self._write("\n")
-
-    # ------------------------------------------------------------------ nbclient hooks
-    def cell_start(self, cell, cell_index: int, **_: Any) -> None:
-        if cell_index not in self._numbers:
-            return
-        label = _cell_label(cell.source, cell.get("metadata", {}).get("tags", []))
-        with self._lock:
-            self._cell = (self._numbers[cell_index], label, time.monotonic())
-            self._last_line = ""
-            if self.cells:
-                self.message(f"cell {self._numbers[cell_index]}/{self.n_code}: {label}")
-
-    def cell_done(self, cell, cell_index: int, **_: Any) -> None:
-        with self._lock:
-            for name in self._partial:
-                self._flush_partial(name)
-            current, self._cell = self._cell, None
-            if self.cells and current is not None and current[0] == self._numbers.get(cell_index):
-                took = time.monotonic() - current[2]
-                if took >= self.heartbeat:
-                    self.message(f"cell {current[0]}/{self.n_code} done in {_clock(took)}")
-
-    # ------------------------------------------------------------------ output
-    def _write(self, text: str) -> None:
-        if not text:
-            return
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except (OSError, ValueError):  # a closed terminal must not fail the run
-            return
-        self._at_line_start = text.endswith("\n")
-        self._last_write = time.monotonic()
-
-    def message(self, message: str) -> None:
-        """One progress line of the runner itself, always on a line of its own."""
-        with self._lock:
-            prefix = "" if self._at_line_start else "\n"
-            self._write(f"{prefix}[{self.name} {_clock(time.monotonic() - self._start)}] {message}\n")
-
-    def kernel_output(self, name: str, text: str) -> None:
-        """Text the kernel wrote to ``name`` (stdout/stderr), forwarded as it arrives."""
-        if not text:
-            return
-        with self._lock:
-            for line in reversed(text.replace("\r", "\n").splitlines()):
-                if line.strip() and not line.lstrip().startswith("#"):  # not a banner (FastJet's is all '#')
-                    self._last_line = line.strip()
-                    break
-            if self.tty:  # the terminal redraws bars itself
-                self._write(text)
-                return
-            *lines, rest = (self._partial[name] + text).split("\n")
-            for line in lines:
-                shown = line.startswith("\r") and _same_bar_state(_visible(line), self._shown[name])
-                if _visible(line).strip() and not shown:
-                    self._write(f"  {_visible(line)}\n")
-            self._partial[name] = rest
-            if "\r" in rest:  # a bar redrawn in place: show its state every bar_every seconds
-                state, now = _visible(rest), time.monotonic()
-                if state.strip() and now - self._bar_written[name] >= self.bar_every:
-                    self._write(f"  {state}\n")
-                    self._bar_written[name], self._shown[name] = now, state
-                    self._partial[name] = "\r" + state  # marks it as shown
-
-    def _flush_partial(self, name: str) -> None:
-        rest, self._partial[name] = self._partial[name], ""
-        if not self.tty and _visible(rest).strip() and not (rest.startswith("\r") and _same_bar_state(_visible(rest), self._shown[name])):
-            self._write(f"  {_visible(rest)}\n")
-
-    def _beat(self) -> None:
-        while not self._stop.wait(1.0):
-            with self._lock:
-                now = time.monotonic()
-                if self._cell is None or now - self._last_write < self.heartbeat:
-                    continue
-                number, label, started = self._cell
-                last = f"; last output: {self._last_line[:100]}" if self._last_line else ""
-                self.message(f"cell {number}/{self.n_code} still running ({_clock(now - started)} in this cell{last})")
-
-
-class _StreamSink:
-    """File-like object papermill writes the kernel's stream output to (``stdout_file``)."""
-
-    def __init__(self, progress: RunProgress, name: str) -> None:
-        self.progress, self.name = progress, name
-
-    def write(self, text: str) -> int:
-        self.progress.kernel_output(self.name, text)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
-def _kernel_manager_class(log):
-    """An AsyncKernelManager whose kernel process writes its own stdout/stderr to ``log``.
-
-    ipykernel already sends everything a cell prints (Python and C level) over ZMQ, which
-    ``jetlab run`` forwards; what the process itself writes is its start-up chatter (the
-    "Kernel is running over TCP without encryption" warning) and a second copy of C-level
-    output (FastJet's banner). It goes to ``log``, shown only if the run fails."""
-    from jupyter_client import AsyncKernelManager
-
-    class _LoggedKernelManager(AsyncKernelManager):
-        async def start_kernel(self, **kw: Any) -> None:
-            kw.setdefault("stdout", log)
-            kw.setdefault("stderr", log)
-            await super().start_kernel(**kw)
-
-    return _LoggedKernelManager
-
-
-def _is_ipykernel(kernel: str) -> bool:
-    """Whether the kernel is ipykernel (which takes the ``--IPKernelApp`` start-up options)."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    try:
-        argv = KernelSpecManager().get_kernel_spec(kernel).argv
-    except NoSuchKernel:
-        return False
-    return any("ipykernel" in str(a) for a in argv)
-
-
-def _tail(log, lines: int = 30) -> str:
-    try:
-        log.flush()
-        log.seek(0)
-        text = log.read().decode("utf-8", "replace")
-    except (OSError, ValueError):
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
 def _execute(plan: RunPlan, *, progress: bool | Any, log_output: bool, prepare_only: bool) -> RunResult:
     """Execute one plan. ``progress`` (True or a stream): per-cell lines, heartbeat and the
     kernel's output; ``log_output`` alone: only the kernel's output (see :class:`RunProgress`)."""
@@ -689,8 +301,8 @@ def _execute(plan: RunPlan, *, progress: bool | Any, log_output: bool, prepare_o
             progress_bar=False,
             prepare_only=prepare_only,
             request_save_on_cell_execute=not prepare_only,
-            kernel_manager_class=_kernel_manager_class(kernel_log),
-            extra_arguments=[f"--IPKernelApp.exec_lines={KERNEL_STARTUP_LINE}"] if _is_ipykernel(plan.kernel) else [],
+            kernel_manager_class=logged_kernel_manager(kernel_log),
+            extra_arguments=[f"--IPKernelApp.exec_lines={KERNEL_STARTUP_LINE}"] if is_ipykernel(plan.kernel) else [],
             coalesce_streams=True,
             **hooks,
         )
@@ -701,7 +313,7 @@ def _execute(plan: RunPlan, *, progress: bool | Any, log_output: bool, prepare_o
             executed=plan.executed,
         ) from exc
     except Exception as exc:  # the kernel died or did not start: its own log says why
-        tail = _tail(kernel_log)
+        tail = log_tail(kernel_log)
         if tail and hasattr(exc, "add_note"):
             exc.add_note(f"kernel log (last lines):\n{tail}")
         raise
