@@ -31,29 +31,17 @@ import numpy as np
 
 from .schema import JET_FEATURES, PID_FEATURES, JetSet, SchemaError
 
-PARTICLE_INPUTS: tuple[str, ...] = (
-    "deta",
-    "dphi",
-    "log_1m_ptrel",
-    "log_pt",
-    "log_1m_erel",
-    "log_e",
-    "dr",
-    "charge",
-    "is_charged_hadron",
-    "is_neutral_hadron",
-    "is_photon",
-    "is_electron",
-    "is_muon",
-)
+#: Kinematic inputs relative to the jet axis, then the schema's PID columns as they are.
+KINEMATIC_INPUTS: tuple[str, ...] = ("deta", "dphi", "log_1m_ptrel", "log_pt", "log_1m_erel", "log_e", "dr")
+PARTICLE_INPUTS: tuple[str, ...] = KINEMATIC_INPUTS + PID_FEATURES
 JET_INPUTS: tuple[str, ...] = ("pt", "eta", "mass", "n_particles")
 #: Groups of particle inputs that a dataset may lack; the model can drop each as a whole.
 FEATURE_GROUPS: dict[str, tuple[int, ...]] = {
-    "kinematics": tuple(range(7)),
-    "pid": tuple(range(7, 13)),
+    "kinematics": tuple(range(len(KINEMATIC_INPUTS))),
+    "pid": tuple(range(len(KINEMATIC_INPUTS), len(PARTICLE_INPUTS))),
 }
 #: Inputs that are flags (0/1) or charge: not standardised.
-_UNSCALED = set(range(7, 13))
+_UNSCALED = set(FEATURE_GROUPS["pid"])
 _EPS = 1e-8
 
 

@@ -42,21 +42,11 @@ SCHEMA_VERSION = 1
 
 #: Kinematic columns present in every dataset, in this order.
 KINEMATIC_FEATURES: tuple[str, ...] = ("pt", "eta", "phi", "energy")
+#: Charge and particle-ID flags: the PID columns here and PET's last six inputs (jetlab.data.preprocess).
+PID_FEATURES: tuple[str, ...] = ("charge", "is_charged_hadron", "is_neutral_hadron", "is_photon", "is_electron", "is_muon")
 #: Optional particle columns a dataset may carry (after the kinematic ones, in this order).
-OPTIONAL_PARTICLE_FEATURES: tuple[str, ...] = (
-    "charge",
-    "is_charged_hadron",
-    "is_neutral_hadron",
-    "is_photon",
-    "is_electron",
-    "is_muon",
-    "d0",
-    "d0err",
-    "dz",
-    "dzerr",
-)
+OPTIONAL_PARTICLE_FEATURES: tuple[str, ...] = PID_FEATURES + ("d0", "d0err", "dz", "dzerr")
 ALL_PARTICLE_FEATURES: tuple[str, ...] = KINEMATIC_FEATURES + OPTIONAL_PARTICLE_FEATURES
-PID_FEATURES: tuple[str, ...] = OPTIONAL_PARTICLE_FEATURES[:6]
 #: Jet-level columns, in this order.
 JET_FEATURES: tuple[str, ...] = ("pt", "eta", "phi", "mass", "n_particles")
 
