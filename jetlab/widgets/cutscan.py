@@ -124,7 +124,7 @@ class CutScanExplorer(Explorer):
         self._sb_bins = ~self._sr_bins & (((centres > self.sb[0][0]) & (centres < self.sb[0][1])) | ((centres > self.sb[1][0]) & (centres < self.sb[1][1])))
         self.min_efficiency = max(1e-4, 10.0 / self.in_window.sum())
         self.efficiency = 1.0
-        self._slider = None
+        self._slider: Any = None  # an ipywidgets FloatLogSlider once the controls are built
         self._cache: dict[str, Any] | None = None
         self.set_efficiency(efficiency)
 

@@ -29,7 +29,7 @@ class JetEventDisplay(Explorer):
         self.label_names = list(label_names) if label_names is not None else None
         self.relative = relative
         self.index = self._check(index)
-        self._slider = None
+        self._slider: Any = None  # an ipywidgets IntSlider once the controls are built
 
     def _check(self, index: int) -> int:
         n = len(self.jetset)

@@ -95,7 +95,8 @@ class IterationExplorer(Explorer):
                 raise ValueError(f"{where}: results[{name!r}]['truth'] has no positive content to compare with")
         self.observables = list(self.results)
         self.observable = self.observables[0]
-        self._obs_dd = self._it_dd = None
+        self._obs_dd: Any = None  # ipywidgets Dropdowns once the controls are built
+        self._it_dd: Any = None
         obs = observable or self.observable
         if obs not in self.results:
             raise KeyError(f"{where}: unknown observable {obs!r}; have {self.observables}")
@@ -160,7 +161,8 @@ class IterationExplorer(Explorer):
         ax = fig.add_subplot(gs[0])
         rax = fig.add_subplot(gs[1], sharex=ax)
         ax.tick_params(labelbottom=False)
-        truth, _ = _density(*r["truth"], edges)
+        truth_vals, truth_err = r["truth"]
+        truth, _ = _density(truth_vals, truth_err, edges)
         ax.stairs(truth, edges, fill=True, color="grey", alpha=0.35, label="Truth")
         curves = [("Prior (generation)", r["prior"], COLORS[0], ":")]
         if r["ibu"] is not None:
@@ -180,7 +182,7 @@ class IterationExplorer(Explorer):
                 rax.stairs(ratio, edges, baseline=None, color=color, ls=ls, lw=1.5)
         ax.set_ylabel("Normalised entries")
         ax.set_xlim(edges[0], edges[-1])
-        ymax = max(truth.max(), max(_density(*c[1], edges)[0].max() for c in curves))
+        ymax = max(truth.max(), max(_density(c[1][0], c[1][1], edges)[0].max() for c in curves))
         ax.set_ylim(0, 1.45 * ymax if ymax > 0 else 1)
         ax.legend(fontsize="x-small", title_fontsize="x-small", loc="upper right",
                   title=f"$\\Delta\\times10^3$ to truth: unfolded {st['delta_unfolded_x1e3']:.2f}, prior {st['delta_prior_x1e3']:.2f}")

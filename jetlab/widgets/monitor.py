@@ -39,7 +39,7 @@ def _as_mapping(history: Any) -> Mapping[str, Any]:
         return history
     if hasattr(history, "to_dict"):
         return history.to_dict()
-    if dataclasses.is_dataclass(history):
+    if dataclasses.is_dataclass(history) and not isinstance(history, type):
         return dataclasses.asdict(history)
     if hasattr(history, "__dict__"):
         return {k: v for k, v in vars(history).items() if not k.startswith("_")}
@@ -157,13 +157,13 @@ class TrainingMonitor(Explorer):
         label_axes(ax, self.title)
         if has_steps:
             sax = axes[1]
-            y = np.asarray(h["step_loss"], dtype=np.float64)
-            x = np.asarray(h["step"]) if len(h.get("step", [])) == len(y) else np.arange(1, len(y) + 1)
-            sax.plot(x, y, color=COLORS[4], lw=0.8, alpha=0.7, label="per step")
-            win = max(1, len(y) // 20)
+            sy = np.asarray(h["step_loss"], dtype=np.float64)
+            sx = np.asarray(h["step"]) if len(h.get("step", [])) == len(sy) else np.arange(1, len(sy) + 1)
+            sax.plot(sx, sy, color=COLORS[4], lw=0.8, alpha=0.7, label="per step")
+            win = max(1, len(sy) // 20)
             if win > 1:
-                run = np.convolve(y, np.ones(win) / win, mode="valid")
-                sax.plot(x[win - 1:], run, color=COLORS[2], lw=1.8, label=f"running mean ({win})")
+                run = np.convolve(sy, np.ones(win) / win, mode="valid")
+                sax.plot(sx[win - 1:], run, color=COLORS[2], lw=1.8, label=f"running mean ({win})")
             sax.set_xlabel("Optimiser step")
             sax.set_ylabel("Training loss")
             if self.logy:

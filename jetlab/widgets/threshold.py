@@ -10,7 +10,6 @@ from matplotlib.figure import Figure
 from jetlab.plot._numeric import binary_inputs, efficiencies
 from jetlab.widgets._base import Explorer
 
-
 #: scores closer than this to 0 or 1 are drawn in the first/last bin of a logit axis
 LOGIT_EPS = 1e-6
 #: labelled score values on a logit axis (those inside the data's range are used)
@@ -63,8 +62,8 @@ class ThresholdExplorer(Explorer):
                              f"got scores in [{self.lo:.4g}, {self.hi:.4g}]")
         self.score_scale = "logit" if score_scale == "logit" or (score_scale == "auto" and in_unit and spread) else "linear"
         self.threshold = float(np.median(self.scores)) if threshold is None else float(threshold)
-        self._slider = None
-        self._target = None
+        self._slider: Any = None  # ipywidgets controls once built
+        self._target: Any = None
 
     # ------------------------------------------------------------ API
     def set_threshold(self, t: float) -> dict[str, Any]:
