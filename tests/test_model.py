@@ -200,6 +200,12 @@ def test_param_groups_freeze_and_reset():
     assert lrs == pytest.approx({"body": 2e-4, "heads": 1e-3})
     n = sum(p.numel() for g in groups for p in g["params"])
     assert n == model.num_parameters()["total"]
+    ids = lambda ps: {id(p) for p in ps}  # noqa: E731
+    assert ids(groups[0]["params"]) == ids(model.body.parameters())
+    assert ids(groups[1]["params"]) == ids(model.classifier.parameters()) | ids(model.generator.parameters())
+    assert "weight_decay" not in groups[0] and model.param_groups(1e-3, weight_decay=0.2)[1]["weight_decay"] == 0.2
+    with pytest.raises(ValueError, match="lr_factor must be > 0"):
+        model.param_groups(1e-3, lr_factor=0)
     model.freeze("body")
     assert [g["name"] for g in model.param_groups(1e-3)] == ["heads"]
     assert not any(p.requires_grad for p in model.body.parameters())

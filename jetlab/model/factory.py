@@ -32,6 +32,7 @@ from jetlab.data.preprocess import Standardizer
 from .checkpoint import load, load_body_into, read_card
 from .config import PETConfig
 from .omnilearned import OmniLearnedModel, OmniLearnedSettings, is_omnilearned_card
+from .param_groups import body_head_groups
 from .pet import PET
 
 __all__ = [
@@ -186,25 +187,6 @@ def input_standardizer(model: nn.Module, train_jets) -> Standardizer:
     """The model's own standardizer (pretraining scaling), else one fitted on ``train_jets``."""
     std = getattr(model, "standardizer", None)
     return std if std is not None else Standardizer.fit_jetset(train_jets)
-
-
-def body_head_groups(module: nn.Module, body: nn.Module, lr_head: float, lr_factor: float = DEFAULT_LR_FACTOR,
-                     weight_decay: float | None = None) -> list[dict]:
-    """Two optimizer groups of ``module``: the parameters of ``body`` ("body", at ``lr_head /
-    lr_factor``) and all others ("heads", at ``lr_head``); frozen parameters are left out."""
-    if lr_factor <= 0:
-        raise ValueError(f"param_groups: lr_factor must be > 0, got {lr_factor}")
-    body_params = [p for p in body.parameters() if p.requires_grad]
-    ids = {id(p) for p in body_params}
-    heads = [p for p in module.parameters() if p.requires_grad and id(p) not in ids]
-    groups = []
-    for name, params, lr in (("body", body_params, lr_head / lr_factor), ("heads", heads, lr_head)):
-        if params:
-            g: dict[str, Any] = {"params": params, "lr": lr, "name": name}
-            if weight_decay is not None:
-                g["weight_decay"] = weight_decay
-            groups.append(g)
-    return groups
 
 
 def finetune_groups(model: nn.Module, lr: float, *, lr_factor: float = DEFAULT_LR_FACTOR, weight_decay: float = 0.01,

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import strict_from_dict
+from .param_groups import body_head_groups
 
 ARCHITECTURE = "omnilearned-pet2"
 PARTS: tuple[str, ...] = ("body", "classifier", "generator")
@@ -331,18 +332,7 @@ class OmniLearnedModel(nn.Module):
     def param_groups(self, lr_head: float, lr_factor: float = 5.0, weight_decay: float | None = None) -> list[dict]:
         """Body at ``lr_head / lr_factor``, heads at ``lr_head`` (jetlab's recipe; OmniLearned's own
         CLI instead raises the input layers' lr by ``lr_factor``). Frozen parameters are skipped."""
-        if lr_factor <= 0:
-            raise ValueError(f"param_groups: lr_factor must be > 0, got {lr_factor}")
-        heads = [m for n, m in self.parts.items() if n != "body"]
-        groups = []
-        for name, modules, lr in (("body", [self.net.body], lr_head / lr_factor), ("heads", heads, lr_head)):
-            params = [p for m in modules for p in m.parameters() if p.requires_grad]
-            if params:
-                g = {"params": params, "lr": lr, "name": name}
-                if weight_decay is not None:
-                    g["weight_decay"] = weight_decay
-                groups.append(g)
-        return groups
+        return body_head_groups(self, self.net.body, lr_head, lr_factor, weight_decay)
 
     def reset_classifier(self, num_classes: int, seed: int = 0) -> "OmniLearnedModel":
         """New zero-initialised class output layer (a whole new head, seeded, if there was none).

@@ -31,6 +31,7 @@ from .layers import (
     masked,
     safe_key_mask,
 )
+from .param_groups import body_head_groups
 
 PARTS: tuple[str, ...] = ("body", "classifier", "generator")
 
@@ -244,20 +245,7 @@ class PET(nn.Module):
 
     def param_groups(self, lr_head: float, lr_factor: float = 5.0, weight_decay: float | None = None) -> list[dict]:
         """Optimizer groups: body at ``lr_head / lr_factor``, heads at ``lr_head`` (frozen params skipped)."""
-        if lr_factor <= 0:
-            raise ValueError(f"param_groups: lr_factor must be > 0, got {lr_factor}")
-        groups = []
-        for name, module, lr in (
-            ("body", self.body, lr_head / lr_factor),
-            ("heads", nn.ModuleList([self.classifier, self.generator]), lr_head),
-        ):
-            params = [p for p in module.parameters() if p.requires_grad]
-            if params:
-                g = {"params": params, "lr": lr, "name": name}
-                if weight_decay is not None:
-                    g["weight_decay"] = weight_decay
-                groups.append(g)
-        return groups
+        return body_head_groups(self, self.body, lr_head, lr_factor, weight_decay)
 
     def reset_classifier(self, num_classes: int) -> "PET":
         """New class output layer (and generator label embedding) for ``num_classes`` classes.

@@ -1,0 +1,31 @@
+"""Optimizer parameter groups of a pretrained body and its heads: the one place the OmniLearn
+fine-tuning split (body at ``lr / lr_factor``, everything else at ``lr``) is written. Used by
+``PET.param_groups``, ``OmniLearnedModel.param_groups`` and the anomaly task's dijet classifier and
+background generator (through ``jetlab.model.factory``, which re-exports it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+__all__ = ["body_head_groups"]
+
+
+def body_head_groups(module: nn.Module, body: nn.Module, lr_head: float, lr_factor: float = 5.0,
+                     weight_decay: float | None = None) -> list[dict]:
+    """Two optimizer groups of ``module``: the parameters of ``body`` ("body", at ``lr_head /
+    lr_factor``) and all others ("heads", at ``lr_head``); frozen parameters are left out."""
+    if lr_factor <= 0:
+        raise ValueError(f"param_groups: lr_factor must be > 0, got {lr_factor}")
+    body_params = [p for p in body.parameters() if p.requires_grad]
+    ids = {id(p) for p in body_params}
+    heads = [p for p in module.parameters() if p.requires_grad and id(p) not in ids]
+    groups = []
+    for name, params, lr in (("body", body_params, lr_head / lr_factor), ("heads", heads, lr_head)):
+        if params:
+            g: dict[str, Any] = {"params": params, "lr": lr, "name": name}
+            if weight_decay is not None:
+                g["weight_decay"] = weight_decay
+            groups.append(g)
+    return groups
