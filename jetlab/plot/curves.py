@@ -112,7 +112,8 @@ def sic_curves(results: Results, *, min_fpr: float = 1e-4, min_background_events
             ax.plot(eps_s, sic, color=COLORS[i % len(COLORS)], label=f"{name} (max SIC = {best:.2f})")
         ax.axhline(1.0, color="grey", ls=":", lw=1, label="Random")
         ax.set_xlim(0, 1)
-        peak = max([1.0] + [float(np.max(line.get_ydata())) for line in ax.get_lines() if len(line.get_ydata())])
+        ys = [np.asarray(line.get_ydata(), dtype=np.float64) for line in ax.get_lines()]
+        peak = max([1.0] + [float(np.max(y)) for y in ys if y.size])
         ax.set_ylim(0, 1.6 * peak)  # the legend sits above the curves, not on them
         ax.set_xlabel(r"Signal efficiency $\varepsilon_S$")
         ax.set_ylabel(r"SIC $\varepsilon_S\,/\,\varepsilon_B^{1/2}$")

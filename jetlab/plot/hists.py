@@ -267,6 +267,7 @@ def compare_jets(
             else:
                 edges = auto_edges([rv, gv], bins, 0.1, 99.9, integer=integer)
             ax, rax = _ratio_axes(fig, outer[k // ncols, k % ncols])
+            assert rax is not None  # _ratio_axes makes one unless ratio=False
             _draw_comparison(
                 ax, rax, {labels[0]: rv, labels[1]: gv}, {labels[0]: rw, labels[1]: gw}, edges,
                 xlabel=xlabel, reference=labels[0], density=True, logy=logy, ratio_range=ratio_range,
@@ -276,8 +277,8 @@ def compare_jets(
                 ax.set_xscale("log")
             for a in (ax, rax):
                 a.tick_params(labelsize="x-small")
-                a.xaxis.label.set_size("small")
-                a.yaxis.label.set_size("small")
+                a.xaxis.label.set_fontsize("small")
+                a.yaxis.label.set_fontsize("small")
             if k == 0:
                 label_axes(ax, rlabel)
     return fig
@@ -370,8 +371,8 @@ def jet_image(
         if ax is None:
             fig = Figure(figsize=(6.6, 5.6))
             ax = fig.add_subplot()
-        else:
-            fig = ax.figure
+        else:  # the Figure holding ax (the root one when ax sits in a SubFigure)
+            fig = ax.figure if isinstance(ax.figure, Figure) else ax.figure.figure
         if len(pt):
             sizes = max_marker * pt / pt.max()
             sc = ax.scatter(eta, phi, s=sizes, c=pt, cmap="viridis", norm=LogNorm(vmin=max(pt.min(), 1e-3), vmax=max(pt.max(), 2e-3)), alpha=0.8, edgecolors="black", linewidths=0.4)

@@ -98,19 +98,19 @@ def results_table(
     bold (``{"AUC": "max", "Loss": "min"}``).
     """
     where = "results_table"
-    rows = list(rows)
-    if not rows:
+    row_list: list[Any] = list(rows)  # dict rows or sequence rows (the first decides)
+    if not row_list:
         raise ValueError(f"{where}: no rows given")
-    if isinstance(rows[0], Mapping):
+    if isinstance(row_list[0], Mapping):
         if columns is None:
             columns = []
-            for r in rows:
+            for r in row_list:
                 columns += [k for k in r if k not in columns]
-        data = [[r.get(c) for c in columns] for r in rows]
+        data = [[r.get(c) for c in columns] for r in row_list]
     else:
         if columns is None:
             raise ValueError(f"{where}: sequence rows need columns=[...]")
-        data = [list(r) for r in rows]
+        data = [list(r) for r in row_list]
         bad = [i for i, r in enumerate(data) if len(r) != len(columns)]
         if bad:
             raise ValueError(f"{where}: rows {bad} do not have {len(columns)} entries (columns {list(columns)})")
@@ -125,8 +125,7 @@ def results_table(
         if how not in ("max", "min"):
             raise ValueError(f"{where}: highlight[{col!r}] must be 'max' or 'min', got {how!r}")
         j = columns.index(col)
-        keys = [(_key(r[j]), i) for i, r in enumerate(data)]
-        keys = [(k, i) for k, i in keys if k is not None]
+        keys = [(k, i) for k, i in ((_key(r[j]), i) for i, r in enumerate(data)) if k is not None]
         if keys:
             best = max(k for k, _ in keys) if how == "max" else min(k for k, _ in keys)
             bold |= {(i, j) for k, i in keys if k == best}
