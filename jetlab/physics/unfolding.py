@@ -14,6 +14,7 @@ result is the measurement itself; with full efficiency the total count is preser
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -141,13 +142,11 @@ def ibu(measured_hist, response_matrix, prior, n_iterations: int = 4, *, fakes=N
     stay 0. ``fakes`` (reco binning, measured units) is subtracted first. With
     ``n_iterations=0`` the prior is returned scaled to the measured total.
     """
-    out = None
-    for out in _iterate(measured_hist, response_matrix, prior, n_iterations, fakes):
-        pass
-    if out is None:
+    last = deque(_iterate(measured_hist, response_matrix, prior, n_iterations, fakes), maxlen=1)  # the final iterate
+    if not last:
         p = np.asarray(prior, dtype=np.float64)
         return p / p.sum() * float(np.sum(measured_hist))
-    return out
+    return last[0]
 
 
 @dataclass
