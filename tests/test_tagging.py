@@ -344,6 +344,23 @@ def test_lion_recipe_scales_the_body_weight_decay(checkpoint):
     assert scratch["body"]["lr"] == pytest.approx(1e-3) and scratch["body"]["weight_decay"] == pytest.approx(0.01)
 
 
+def test_the_recipe_is_checked_once_for_tagging_and_omnifold():
+    from jetlab.model.factory import check_recipe
+    from jetlab.tasks.omnifold import PETClassifier
+
+    assert check_recipe("Lion", " TASK", 4, "here") == ("lion", "task", 4.0)
+    with pytest.raises(ValueError, match=r"here: lr_factor must be > 0, got 0"):
+        check_recipe("adamw", "task", 0, "here")
+    with pytest.raises(ValueError, match=r"here: optimizer must be one of \['adamw', 'lion'\], got 'sgd'"):
+        check_recipe("sgd", "task", 5, "here")
+    clf = PETClassifier(pretrained=False, optimizer="LION", input_scaling="Pretraining", lr_factor=2)
+    assert (clf.optimizer, clf.input_scaling, clf.lr_factor) == ("lion", "pretraining", 2.0)
+    with pytest.raises(ValueError, match=r"PETClassifier: input_scaling must be one of \['pretraining', 'task'\]"):
+        PETClassifier(pretrained=False, input_scaling="data")
+    with pytest.raises(ValueError, match=r"PETClassifier: lr_factor must be > 0"):
+        PETClassifier(pretrained=False, lr_factor=-1.0)
+
+
 def test_optimizer_and_input_scaling_reach_the_fine_tuning(data, checkpoint, results):
     kw = dict(KW, fractions=(1.0,), seeds=(0,), models=("finetuned",), checkpoint=checkpoint)
     base = results.select("finetuned", 1.0, 0)[0]
@@ -354,8 +371,10 @@ def test_optimizer_and_input_scaling_reach_the_fine_tuning(data, checkpoint, res
     for other in (lion, own):
         assert not np.allclose(other.runs[0].scores, base.scores)
         assert 0.5 < other.runs[0].metrics["auc"] <= 1.0
-    with pytest.raises(ValueError, match=r"optimizer must be one of \['adamw', 'lion'\]"):
+    with pytest.raises(ValueError, match=r"run_tagging: optimizer must be one of \['adamw', 'lion'\]"):
         run_tagging(data, optimizer="rmsprop", **kw)
+    with pytest.raises(ValueError, match=r"run_tagging: lr_factor must be > 0"):
+        run_tagging(data, lr_factor=0.0, **kw)
 
 
 def test_results_plots_and_save(results, tmp_path):

@@ -45,6 +45,7 @@ __all__ = [
     "body_head_groups",
     "build_pet",
     "check_choice",
+    "check_recipe",
     "finetune_groups",
     "input_standardizer",
     "scaling_standardizer",
@@ -69,6 +70,17 @@ def check_choice(name: str, value: Any, choices: Sequence[str], where: str = "je
     if key not in choices:
         raise ValueError(f"{where}: {name} must be one of {list(choices)}, got {value!r}")
     return key
+
+
+def check_recipe(optimizer: Any, input_scaling: Any, lr_factor: Any, where: str) -> tuple[str, str, float]:
+    """The fine-tuning recipe's knobs checked in one place for every task: ``optimizer`` one of
+    :data:`OPTIMIZERS`, ``input_scaling`` one of :data:`INPUT_SCALINGS` (both lower-cased) and
+    ``lr_factor > 0``; ValueErrors name ``where`` and the parameter."""
+    factor = float(lr_factor)
+    if not factor > 0:
+        raise ValueError(f"{where}: lr_factor must be > 0, got {lr_factor!r}")
+    return (check_choice("optimizer", optimizer, OPTIMIZERS, where),
+            check_choice("input_scaling", input_scaling, INPUT_SCALINGS, where), factor)
 
 
 class GroupedModel(nn.Module):

@@ -44,10 +44,8 @@ from jetlab.model.factory import (
     DEFAULT_INPUT_SCALING,
     DEFAULT_LR_FACTOR,
     DEFAULT_OPTIMIZER,
-    INPUT_SCALINGS,
-    OPTIMIZERS,
     build_pet,
-    check_choice,
+    check_recipe,
 )
 from jetlab.physics.metrics import inverse_background_efficiency, mean_and_spread, roc_metrics
 from jetlab.plot import COLORS, label_axes, rejection_curves, results_table, roc_curves, style
@@ -384,8 +382,7 @@ def run_tagging(
     unknown = [m for m in models if m not in MODEL_LABELS]
     if unknown or not models:
         raise ValueError(f"run_tagging: unknown model(s) {unknown}; choose from {list(MODEL_LABELS)}")
-    optimizer = check_choice("optimizer", optimizer, OPTIMIZERS, "run_tagging")
-    input_scaling = check_choice("input_scaling", input_scaling, INPUT_SCALINGS, "run_tagging")
+    optimizer, input_scaling, lr_factor = check_recipe(optimizer, input_scaling, lr_factor, "run_tagging")
     fractions = [float(f) for f in fractions]
     if not fractions or any(not 0.0 < f <= 1.0 for f in fractions):
         raise ValueError(f"run_tagging: fractions must lie in (0, 1], got {fractions}")

@@ -17,10 +17,8 @@ from jetlab.model.factory import (
     DEFAULT_INPUT_SCALING,
     DEFAULT_LR_FACTOR,
     DEFAULT_OPTIMIZER,
-    INPUT_SCALINGS,
-    OPTIMIZERS,
     build_pet,
-    check_choice,
+    check_recipe,
     finetune_groups,
     scaling_standardizer,
 )
@@ -153,8 +151,8 @@ class PETClassifier:
         if self.pretrained and self.checkpoint is None:
             raise ValueError("PETClassifier(pretrained=True) needs checkpoint=<pretrained model directory>; "
                              "pass pretrained=False to train from scratch")
-        self.input_scaling = check_choice("input_scaling", self.input_scaling, INPUT_SCALINGS, "PETClassifier")
-        self.optimizer = check_choice("optimizer", self.optimizer, OPTIMIZERS, "PETClassifier")
+        self.optimizer, self.input_scaling, self.lr_factor = check_recipe(
+            self.optimizer, self.input_scaling, self.lr_factor, "PETClassifier")
         if not self.name:
             self.name = "pretrained" if self.pretrained else "scratch"
 
