@@ -14,13 +14,13 @@ only handed out when that marker exists and matches; otherwise it is regenerated
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_text
+from .download import file_checksum
 from .schema import SchemaError, inspect_file
 
 __all__ = ["dataset_file", "resolve_cache_dir", "cached_name", "estimate_seconds", "format_duration", "generation_notice"]
@@ -58,17 +58,8 @@ def checksum_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def _sha256(path: Path) -> str:
-    # chunked by hand: hashlib.file_digest is Python >= 3.11 and jetlab supports 3.10
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _write_checksum(path: Path) -> None:
-    atomic_write_text(checksum_path(path), f"{_sha256(path)}  {path.name}\n")
+    atomic_write_text(checksum_path(path), f"{file_checksum(path, 'sha256')}  {path.name}\n")
 
 
 def _header_ok(path: Path, name: str, n_jets: int) -> bool:
@@ -93,7 +84,7 @@ def _valid(path: Path, name: str, n_jets: int) -> bool:
         return False
     try:
         expected = checksum_path(path).read_text(encoding="utf-8").split()[0]
-        return _sha256(path) == expected
+        return file_checksum(path, "sha256") == expected
     except (OSError, UnicodeDecodeError, IndexError):  # marker missing, unreadable or empty
         return False
 
