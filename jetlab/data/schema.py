@@ -257,6 +257,18 @@ def jet_features_from_particles(particles: np.ndarray, mask: np.ndarray) -> np.n
 
 
 # ---------------------------------------------------------------------- files
+def check_collections(collections: Mapping[str, JetSet], where: str) -> None:
+    """What the collections of one file (or one chunk of it) must be: at least one, row-aligned,
+    each a valid JetSet; else a SchemaError naming ``where``."""
+    if not collections:
+        raise SchemaError(f"{where}: nothing to write (no collections)")
+    lengths = {name: len(js) for name, js in collections.items()}
+    if len(set(lengths.values())) != 1:
+        raise SchemaError(f"{where}: collections must be row-aligned, got lengths {lengths}")
+    for name, js in collections.items():
+        js.validate(where=f"{where}:{name}")
+
+
 def write_jetsets(
     path: str | os.PathLike,
     collections: Mapping[str, JetSet],
@@ -270,13 +282,7 @@ def write_jetsets(
     import h5py
 
     path = Path(path)
-    if not collections:
-        raise SchemaError(f"{path}: nothing to write (no collections)")
-    lengths = {name: len(js) for name, js in collections.items()}
-    if len(set(lengths.values())) != 1:
-        raise SchemaError(f"{path}: collections must be row-aligned, got lengths {lengths}")
-    for name, js in collections.items():
-        js.validate(where=f"{path}:{name}")
+    check_collections(collections, str(path))
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         write_header(f, dataset=dataset, label_names=label_names, collections=list(collections), info=info)
         for name, js in collections.items():

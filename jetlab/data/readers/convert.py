@@ -12,7 +12,7 @@ import numpy as np
 
 from jetlab._io import atomic_path
 
-from ..schema import JET_FEATURES, JetSet, SchemaError, write_header
+from ..schema import JET_FEATURES, JetSet, SchemaError, check_collections, write_header
 from ._common import DroppedEventsWarning, PathLike, existing_file
 from .aspen import ASPEN_LABELS, aspen_files, iter_aspen
 from .atlas import ATLAS_LABELS, atlas_files, iter_atlas_toptag
@@ -49,13 +49,7 @@ def write_jetsets_chunked(
         layout: dict[str, tuple] | None = None
         n_total = 0
         for i, chunk in enumerate(chunks):
-            if not chunk:
-                raise SchemaError(f"{path}: chunk {i} has no collections")
-            lengths = {c: len(js) for c, js in chunk.items()}
-            if len(set(lengths.values())) != 1:
-                raise SchemaError(f"{path}: chunk {i}: collections must be row-aligned, got lengths {lengths}")
-            for c, js in chunk.items():
-                js.validate(where=f"{path}:{c} (chunk {i})")
+            check_collections(chunk, f"{path} (chunk {i})")
             this = {
                 c: (js.particle_features, js.max_particles, tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in js.extra.items())))
                 for c, js in chunk.items()
@@ -78,7 +72,7 @@ def write_jetsets_chunked(
                             e.create_dataset(k, shape=(0,) + v.shape[1:], maxshape=(None,) + v.shape[1:], dtype=v.dtype, chunks=True)
             elif this != layout:
                 raise SchemaError(f"{path}: chunk {i} has a different layout {this} than the first chunk {layout}")
-            n = next(iter(lengths.values()))
+            n = len(next(iter(chunk.values())))
             if n == 0:
                 continue
             for c, js in chunk.items():
