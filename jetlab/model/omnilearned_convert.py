@@ -16,7 +16,6 @@ jetlab's cache.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -24,7 +23,9 @@ from typing import Any, Mapping
 
 import torch
 
-from .checkpoint import CARD_FILE, WEIGHTS_FILE, CheckpointError, ConfigMismatchError, ModelCard
+from jetlab.data.download import file_checksum
+
+from .checkpoint import CARD_FILE, WEIGHTS_FILE, CheckpointError, ConfigMismatchError, ModelCard, state_problems
 from .omnilearned import (
     ARCHITECTURE,
     CONVENTIONS,
@@ -51,7 +52,7 @@ def read_omnilearned(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"OmniLearned checkpoint {path} does not exist")
-    allowed = [np.dtype, type(np.dtype(np.float32)), type(np.dtype(np.float64))]
+    allowed: list[Any] = [np.dtype, type(np.dtype(np.float32)), type(np.dtype(np.float64))]
     scalar = getattr(getattr(np, "_core", np), "multiarray", None)
     if scalar is not None and hasattr(scalar, "scalar"):
         allowed.append(scalar.scalar)
@@ -137,9 +138,11 @@ def infer_settings(ckpt: Mapping[str, Any], *, num_heads: int | None = None, K: 
         gen_classes = int(gen["pid_embed.0.weight"].shape[0]) if "pid_embed.0.weight" in gen else 1
     skip = any(k.startswith("out_blocks.") for k in body)
     blocks = _count(body, "in_blocks.") + _count(body, "out_blocks.")
+    heads = num_heads if num_heads is not None else heads_from
+    assert heads is not None, "num_heads comes from the interaction tensors or the size presets above"
     settings = OmniLearnedSettings(
         base_dim=int(base_dim), num_transformers=blocks, num_transformers_head=_count(body, "local_physics.in_blocks."),
-        num_tokens=int(num_tokens), num_heads=int(num_heads if num_heads is not None else heads_from),
+        num_tokens=int(num_tokens), num_heads=int(heads),
         mlp_ratio=int(mlp_ratio), mode=mode, num_classes=num_classes, gen_classes=gen_classes, input_dim=input_dim,
         use_int=use_int, local_int=k_in == input_dim + 3, skip=skip,
         pid="pid_embed.0.weight" in body, pid_dim=int(body["pid_embed.0.weight"].shape[0]) if "pid_embed.0.weight" in body else 9,
@@ -162,17 +165,7 @@ def infer_settings(ckpt: Mapping[str, Any], *, num_heads: int | None = None, K: 
 
 def _fit(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], part: str, where: str) -> None:
     """Every tensor of the file loads and every tensor of the model is loaded, with equal shapes."""
-    missing = sorted(set(expected) - set(state))
-    unloaded = sorted(set(state) - set(expected))
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-              for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    problems = []
-    if unloaded:
-        problems.append(f"tensors that would be left unloaded {unloaded[:10]}")
-    if missing:
-        problems.append(f"tensors the model needs but the file lacks {missing[:10]}")
-    if shapes:
-        problems.append("shape mismatch " + "; ".join(shapes[:10]))
+    problems = state_problems(state, expected)
     if problems:
         raise CheckpointError(f"{where}: {part} does not fit the inferred settings: " + "; ".join(problems))
 
@@ -197,14 +190,6 @@ def build_from_checkpoint(ckpt: Mapping[str, Any], settings: OmniLearnedSettings
     return model.eval()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def convert_omnilearned(src: str | os.PathLike, out: str | os.PathLike, *, size: str | None = None,
                         use_ema: bool = False, num_heads: int | None = None, K: int | None = None,
                         num_coord: int | None = None, deta_flip: bool | None = None) -> Path:
@@ -225,7 +210,7 @@ def convert_omnilearned(src: str | os.PathLike, out: str | os.PathLike, *, size:
         architecture=ARCHITECTURE,
         training_data=f"OmniLearned pretraining ({src.name})" if src.name in PUBLISHED.values() else f"OmniLearned ({src.name})",
         standardizer=identity_standardizer().to_dict(),
-        metrics={"source_file": src.name, "source_sha256": _sha256(src), "source_epoch": _plain(ckpt.get("epoch")),
+        metrics={"source_file": src.name, "source_sha256": file_checksum(src, "sha256"), "source_epoch": _plain(ckpt.get("epoch")),
                  "weights": "ema" if use_ema else "training"},
         notes=(f"Converted from {src.name} by jetlab. Not stored in the file, assumed: K={settings.K}, "
                f"num_coord={settings.num_coord}, int_type={settings.int_type!r}, deta_flip={settings.deta_flip}, "
