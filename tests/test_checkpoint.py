@@ -107,7 +107,7 @@ def test_bad_checkpoints_give_clear_errors(model, tmp_path):
         load(path)
     msg = str(err.value)
     assert "body.embed.fc1.weight: file (5, 5) vs model (128, 13)" in msg
-    assert "missing tensors ['classifier.out.bias']" in msg
+    assert "tensors the model needs but the file lacks ['classifier.out.bias']" in msg
     card = json.loads((path / "model_card.json").read_text())
     card["config"]["widthh"] = 3
     (path / "model_card.json").write_text(json.dumps(card))

@@ -15,10 +15,11 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from .config import PETConfig, strict_from_dict
 from .pet import PET, zero_init_output
@@ -26,6 +27,7 @@ from .pet import PET, zero_init_output
 if TYPE_CHECKING:
     from .omnilearned import OmniLearnedModel, OmniLearnedSettings
 
+M = TypeVar("M", bound=nn.Module)
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
 
@@ -148,20 +150,48 @@ def read_card(path: str | os.PathLike) -> ModelCard:
         raise CheckpointError(f"{card_file}: invalid model card: {exc}") from exc
 
 
-def _check_state(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], where: str) -> None:
+def state_problems(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> list[str]:
+    """Why the tensors ``state`` (a file's) would not load strictly into a model whose state dict is
+    ``expected``: tensors the model needs but the file lacks, tensors that would be left unloaded,
+    shape mismatches (ten of each at most). Empty when they fit."""
+
+    def few(names: list[str]) -> str:
+        return f"{names[:10]}{' ...' if len(names) > 10 else ''}"
+
     missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+    unloaded = sorted(set(state) - set(expected))
     shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
               for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
     problems = []
     if missing:
-        problems.append(f"missing tensors {missing[:10]}{' ...' if len(missing) > 10 else ''}")
-    if unexpected:
-        problems.append(f"unexpected tensors {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}")
+        problems.append(f"tensors the model needs but the file lacks {few(missing)}")
+    if unloaded:
+        problems.append(f"tensors that would be left unloaded {few(unloaded)}")
     if shapes:
         problems.append("shape mismatch " + "; ".join(shapes[:10]))
+    return problems
+
+
+def _check_state(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], where: str) -> None:
+    problems = state_problems(state, expected)
     if problems:
         raise CheckpointError(f"{where}: weights do not fit the model: " + "; ".join(problems))
+
+
+def load_weights_into(model: M, path: Path, card: ModelCard, map_location: str | torch.device = "cpu") -> M:
+    """``path``'s weights loaded strictly into ``model`` (a CheckpointError names every tensor that
+    does not fit), moved to ``map_location``, with ``model.card = card``, in eval mode: the end of
+    loading a PET and an OmniLearned checkpoint alike."""
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{path}: missing {WEIGHTS_FILE}")
+    device = torch.device(map_location)
+    state = _load_weights(weights, device=str(device))
+    _check_state(state, model.state_dict(), str(weights))
+    model.load_state_dict(state, strict=True)
+    model.to(device)
+    setattr(model, "card", card)  # noqa: B010 - nn.Module types setattr for tensors and modules only
+    return model.eval()
 
 
 def checkpoint_search_dirs() -> list[Path]:
@@ -259,18 +289,7 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu",
         diffs = stored.diff(config)
         if diffs:
             raise ConfigMismatchError(diffs, path)
-    weights = path / WEIGHTS_FILE
-    if not weights.is_file():
-        raise CheckpointError(f"{path}: missing {WEIGHTS_FILE}")
-    device = torch.device(map_location)
-    state = _load_weights(weights, device=str(device))
-    model = PET(stored)
-    _check_state(state, model.state_dict(), str(weights))
-    model.load_state_dict(state, strict=True)
-    model.to(device)
-    model.card = card
-    model.eval()
-    return model
+    return load_weights_into(PET(stored), path, card, map_location)
 
 
 def load_body_into(model: PET, checkpoint: str | os.PathLike | PET | Mapping[str, torch.Tensor]) -> dict[str, list[str]]:

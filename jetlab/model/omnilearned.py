@@ -379,7 +379,7 @@ class OmniLearnedModel(nn.Module):
 def load_omnilearned(path: str | os.PathLike, card=None, map_location: str | torch.device = "cpu",
                      settings: OmniLearnedSettings | None = None) -> OmniLearnedModel:
     """Rebuild a converted (or fine-tuned and saved) OmniLearned checkpoint directory; strict load."""
-    from .checkpoint import WEIGHTS_FILE, CheckpointError, ConfigMismatchError, _check_state, _load_weights, read_card
+    from .checkpoint import CheckpointError, ConfigMismatchError, load_weights_into, read_card
 
     path = Path(path)
     card = card if card is not None else read_card(path)
@@ -389,14 +389,4 @@ def load_omnilearned(path: str | os.PathLike, card=None, map_location: str | tor
         raise CheckpointError(f"{path}: invalid OmniLearned settings in the model card: {exc}") from exc
     if settings is not None and stored.diff(settings):
         raise ConfigMismatchError(stored.diff(settings), path)
-    weights = path / WEIGHTS_FILE
-    if not weights.is_file():
-        raise CheckpointError(f"{path}: missing {WEIGHTS_FILE}")
-    state = _load_weights(weights, device=str(torch.device(map_location)))
-    model = OmniLearnedModel(stored)
-    _check_state(state, model.state_dict(), str(weights))
-    model.load_state_dict(state, strict=True)
-    model.to(map_location)
-    model.card = card
-    model.eval()
-    return model
+    return load_weights_into(OmniLearnedModel(stored), path, card, map_location)

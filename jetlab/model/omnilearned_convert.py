@@ -16,7 +16,6 @@ jetlab's cache.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -24,7 +23,9 @@ from typing import Any, Mapping
 
 import torch
 
-from .checkpoint import CARD_FILE, WEIGHTS_FILE, CheckpointError, ConfigMismatchError, ModelCard
+from jetlab.data.download import file_checksum
+
+from .checkpoint import CARD_FILE, WEIGHTS_FILE, CheckpointError, ConfigMismatchError, ModelCard, state_problems
 from .omnilearned import (
     ARCHITECTURE,
     CONVENTIONS,
@@ -164,17 +165,7 @@ def infer_settings(ckpt: Mapping[str, Any], *, num_heads: int | None = None, K: 
 
 def _fit(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], part: str, where: str) -> None:
     """Every tensor of the file loads and every tensor of the model is loaded, with equal shapes."""
-    missing = sorted(set(expected) - set(state))
-    unloaded = sorted(set(state) - set(expected))
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-              for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    problems = []
-    if unloaded:
-        problems.append(f"tensors that would be left unloaded {unloaded[:10]}")
-    if missing:
-        problems.append(f"tensors the model needs but the file lacks {missing[:10]}")
-    if shapes:
-        problems.append("shape mismatch " + "; ".join(shapes[:10]))
+    problems = state_problems(state, expected)
     if problems:
         raise CheckpointError(f"{where}: {part} does not fit the inferred settings: " + "; ".join(problems))
 
@@ -199,14 +190,6 @@ def build_from_checkpoint(ckpt: Mapping[str, Any], settings: OmniLearnedSettings
     return model.eval()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def convert_omnilearned(src: str | os.PathLike, out: str | os.PathLike, *, size: str | None = None,
                         use_ema: bool = False, num_heads: int | None = None, K: int | None = None,
                         num_coord: int | None = None, deta_flip: bool | None = None) -> Path:
@@ -227,7 +210,7 @@ def convert_omnilearned(src: str | os.PathLike, out: str | os.PathLike, *, size:
         architecture=ARCHITECTURE,
         training_data=f"OmniLearned pretraining ({src.name})" if src.name in PUBLISHED.values() else f"OmniLearned ({src.name})",
         standardizer=identity_standardizer().to_dict(),
-        metrics={"source_file": src.name, "source_sha256": _sha256(src), "source_epoch": _plain(ckpt.get("epoch")),
+        metrics={"source_file": src.name, "source_sha256": file_checksum(src, "sha256"), "source_epoch": _plain(ckpt.get("epoch")),
                  "weights": "ema" if use_ema else "training"},
         notes=(f"Converted from {src.name} by jetlab. Not stored in the file, assumed: K={settings.K}, "
                f"num_coord={settings.num_coord}, int_type={settings.int_type!r}, deta_flip={settings.deta_flip}, "
