@@ -76,9 +76,6 @@ DEFAULT_OUTPUT_ROOT = "jetlab_output"
 #: The notebook whose output (``<out>/01_pretraining/checkpoint``) feeds the others in ``--all``.
 PRETRAINING_STEM = "01_pretraining"
 CHECKPOINT_SUBPATH = "checkpoint"
-#: Used only when jetlab.data.generate / jetlab.data.manifests cannot be imported.
-_FALLBACK_GENERATORS = ("jetclass-mini", "toptag-mini", "zjets-mini", "lhco-mini")
-_FALLBACK_MANIFESTS = ("jetclass", "atlas_toptag", "omnifold_zjets", "lhco_rnd", "aspen_open_jets")
 _NOT_A_PATH = ("auto", "", "none")  # see jetlab.notebook.resolve_checkpoint
 
 
@@ -115,20 +112,10 @@ def _coerce(notebook: Path, name: str, value: Any, param: NotebookParameter, sou
 
 
 def known_datasets() -> tuple[list[str], list[str]]:
-    """(generator names, manifest dataset names) that a ``dataset`` parameter may name."""
-    try:
-        from jetlab.data.generate import GENERATORS
+    """(generator names, published dataset names) that a ``dataset`` parameter may name."""
+    from jetlab.data.sources import dataset_names
 
-        generators = sorted(GENERATORS)
-    except ImportError:
-        generators = list(_FALLBACK_GENERATORS)
-    try:
-        from jetlab.data.manifests import list_datasets
-
-        manifests = sorted(list_datasets())
-    except ImportError:
-        manifests = list(_FALLBACK_MANIFESTS)
-    return generators, manifests
+    return dataset_names()
 
 
 def _is_checkpoint(name: str) -> bool:
@@ -404,7 +391,7 @@ def run_all(
 # --------------------------------------------------------------------------- data preparation
 #: a notebook that names no ``dataset`` parameter but reads this generator (the quickstart)
 _IMPLICIT_DATASET = {"00_quickstart": "jetclass-mini"}
-#: notebook parameter -> keyword of :func:`jetlab.data.cache.dataset_file` (the generator option)
+#: notebook parameter -> generator option of :func:`jetlab.data.sources.resolve`
 _GENERATOR_OPTIONS = {"file_signal_fraction": "signal_fraction"}
 
 
@@ -442,15 +429,15 @@ def prepare_notebook_data(notebook_dir: str | os.PathLike = "notebooks",
 
     Binder's ``postBuild`` calls this so a launched session opens with its data ready. Returns
     ``{"files": [paths], "checkpoint": path or None}``; files already cached are reused."""
-    from jetlab.data.cache import dataset_file
+    from jetlab.data.sources import resolve
 
     files = []
     for entry in notebook_data_plan(notebook_dir, profile):
         if echo:
             echo(f"dataset {entry['dataset']}: {entry['n']} rows, seed {entry['seed']}"
                  + (f", {entry['options']}" if entry["options"] else "") + f" (for {', '.join(entry['notebooks'])})")
-        files.append(dataset_file(entry["dataset"], entry["n"], seed=entry["seed"], cache_dir=cache_dir,
-                                  progress=progress, **entry["options"]))
+        files.extend(resolve(entry["dataset"], n_jets=entry["n"], seed=entry["seed"], cache_dir=cache_dir,
+                             progress=progress, **entry["options"]).files())
     checkpoint = None
     if pretrain:
         from jetlab.tasks.common import resolve_checkpoint
