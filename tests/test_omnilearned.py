@@ -19,7 +19,13 @@ import torch
 
 omnilearned = pytest.importorskip("omnilearned", reason="needs the optional extra: pip install 'jetlab[omnilearned]'")
 from omnilearned.network import PET2  # noqa: E402
-from omnilearned.utils import get_checkpoint_name, get_model_parameters, restore_checkpoint, save_checkpoint, shadow_copy  # noqa: E402
+from omnilearned.utils import (  # noqa: E402
+    get_checkpoint_name,
+    get_model_parameters,
+    restore_checkpoint,
+    save_checkpoint,
+    shadow_copy,
+)
 
 import jetlab.model as jm  # noqa: E402
 from jetlab.data.preprocess import model_inputs  # noqa: E402
@@ -385,3 +391,166 @@ def test_notebook_02_runs_with_an_omnilearned_checkpoint(tiny_dir, tmp_path, mon
     assert metrics["checkpoint"] == str(tiny_dir)
     assert {r["model"] for r in metrics["runs"]} == {"finetuned", "scratch", "pfn"}
     assert all(0.0 <= r["metrics"]["auc"] <= 1.0 for r in metrics["runs"])
+
+
+def test_notebook_03_runs_with_an_omnilearned_checkpoint(tiny_dir, tmp_path, monkeypatch):
+    import json
+
+    from jetlab import runner
+
+    monkeypatch.setenv("JETLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("JETLAB_HEADLESS", "1")
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "03_omnifold_unfolding.ipynb"
+    runner.run_notebook(notebook, {"checkpoint": str(tiny_dir)}, profile="ci-tiny", out=tmp_path / "03")
+    metrics = json.loads((tmp_path / "03" / "metrics.json").read_text())
+    assert metrics["settings"]["checkpoint"] == str(tiny_dir)
+    assert set(metrics["runs"]) == {"pretrained", "scratch", "mlp"}
+    for name in ("pretrained", "scratch"):
+        losses = [v for it in metrics["runs"][name]["best_val_loss"] for v in it.values()]
+        assert len(losses) == 4 and all(np.isfinite(losses))
+        assert all(np.isfinite(v["value"]) for v in metrics["triangular_discriminator"][f"OmniFold-{name}"].values())
+
+
+# ------------------------------------------------------------------------------- OmniFold (notebook 03)
+def _spy(spec):
+    """Record every network a classifier spec builds, with a copy of its initial weights."""
+    built = []
+    build = spec.build
+
+    def recording(level):
+        model = build(level)
+        built.append((model, {k: v.detach().clone() for k, v in model.state_dict().items()}))
+        return model
+
+    spec.build = recording
+    return built
+
+
+def _omnifold_sets(n: int = 240):
+    """sim (gen, reco: the same events with pT smeared by 10%) and data (another sample) as JetSets."""
+    sim, _ = make_jets(n, seed=21)
+    data, _ = make_jets(n, seed=22, max_bkg=20)
+    rng = np.random.default_rng(5)
+    parts = sim.particles.copy()
+    scale = rng.normal(1.0, 0.1, parts.shape[:2]).clip(0.5, 1.5) * sim.mask
+    parts[..., 0] *= scale
+    parts[..., 3] *= scale
+    reco = JetSet(parts, sim.mask, jet_features_from_particles(parts, sim.mask), sim.labels, particle_features=FEATURES)
+    return sim, reco, data
+
+
+def test_omnifold_finetunes_an_omnilearned_small_checkpoint(small_pt, tmp_path):
+    from safetensors.torch import load_file
+
+    from jetlab.tasks.omnifold import PETClassifier, omnifold
+
+    ckpt = convert_omnilearned(small_pt, tmp_path / "small", size="small")
+    pretrained = load_file(str(ckpt / "model.safetensors"))
+    sim, reco, data = _omnifold_sets()
+    spec = PETClassifier(checkpoint=str(ckpt), pretrained=True, lr=1e-3, max_particles=16)
+    built = _spy(spec)
+    res = omnifold(sim, reco, data, classifier_factory=spec, n_iterations=1, epochs=1, batch_size=64, device="cpu",
+                   seed=0, progress=False)
+    assert len(built) == 2  # step 1 and step 2
+    for model, start in built:
+        assert type(model).__name__ == "OmniLearnedModel" and model.settings.size == "small"
+        # starts from the converted checkpoint's body, with a fresh zero output layer
+        body = [k for k in start if k.startswith("net.body.")]
+        assert len(body) > 100 and all(torch.equal(start[k], pretrained[k]) for k in body)
+        assert start["net.classifier.out.weight"].abs().sum() == 0
+        groups = {g["name"]: g["lr"] for g in spec.param_groups(model, 1e-3)}
+        assert groups == {"body": pytest.approx(2e-4), "heads": 1e-3}
+        # fine-tuning moved the body and the head
+        moved = max(float((p.detach() - start[k]).abs().max()) for k, p in model.state_dict().items() if k in body)
+        assert moved > 1e-5 and float(model.net.classifier.out.weight.detach().abs().max()) > 1e-5
+    w = res.weights()
+    assert w.shape == (len(sim),) and np.all(np.isfinite(w)) and np.std(w) > 0  # no longer the prior (all ones)
+    assert np.isfinite(res.histories[0]["step1"]["best_val_loss"])
+
+
+def test_omnifold_scratch_copies_the_omnilearned_architecture_with_seeded_weights(tiny_dir):
+    from jetlab.tasks.omnifold import PETClassifier, omnifold
+
+    pretrained = jm.load(tiny_dir)
+    sim, reco, data = _omnifold_sets(120)
+    spec = PETClassifier(checkpoint=str(tiny_dir), pretrained=False, lr=1e-3)
+    built = _spy(spec)
+    omnifold(sim, reco, data, classifier_factory=spec, n_iterations=1, epochs=1, batch_size=64, device="cpu", seed=0,
+             progress=False)
+    starts = [s for _, s in built]
+    assert all(m.settings.replace(num_classes=5) == pretrained.settings for m, _ in built)
+    token = "net.body.token"
+    assert not torch.equal(starts[0][token], pretrained.net.body.token)  # random, not the checkpoint's
+    assert not torch.equal(starts[0][token], starts[1][token])  # step 1 and 2 drew their own seeds
+    again = _spy(spec := PETClassifier(checkpoint=str(tiny_dir), pretrained=False, lr=1e-3))
+    omnifold(sim, reco, data, classifier_factory=spec, n_iterations=1, epochs=1, batch_size=64, device="cpu", seed=0,
+             progress=False)
+    assert torch.equal(again[0][1][token], starts[0][token])  # ... reproducibly from omnifold's seed
+
+
+# ------------------------------------------------------------------------------- anomaly detection (notebook 04)
+def test_jet_embedding_is_omnilearned_classifier_head_before_its_output(tiny_dir, jets):
+    from jetlab.tasks.anomaly import DijetClassifier
+
+    model = jm.load(tiny_dir)
+    batch = jetlab_batch(model, jets[0])
+    with torch.no_grad():
+        emb = model.jet_embedding(*batch)
+        logits = model.classify(*batch)[0]
+        torch.testing.assert_close(model.net.classifier.out(emb), logits, atol=1e-5, rtol=1e-5)
+    assert emb.shape == (len(jets[0]), 2 * 32) == (len(jets[0]), model.embedding_dim)
+    dijet = DijetClassifier(model)
+    assert dijet.combine[0].in_features == 2 * model.embedding_dim
+    assert {id(p) for p in dijet.param_groups(1e-3)[0]["params"]} == {id(p) for p in model.net.body.parameters()}
+
+
+def test_restandardize_rebuilds_inputs_as_dijet_inputs_would(jets):
+    from test_anomaly import fake_events
+
+    from jetlab.data.preprocess import Standardizer
+    from jetlab.model.omnilearned import identity_standardizer
+    from jetlab.tasks.anomaly import dijet_inputs
+    from jetlab.tasks.anomaly.models import restandardize
+
+    ev = fake_events(40, 10)
+    fitted = Standardizer.fit_jetset(JetSet.concatenate([ev.jet1, ev.jet2]))
+    raw = identity_standardizer()
+    got = restandardize(dijet_inputs(ev, fitted), fitted, raw)
+    want = dijet_inputs(ev, raw)
+    assert set(got) == set(want)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-4, err_msg=k)
+    assert not np.allclose(dijet_inputs(ev, fitted)["x1"], want["x1"], atol=1e-2)  # the scalings differ
+
+
+def test_cathode_with_an_omnilearned_checkpoint_uses_jetlab_generator_and_says_so(tiny_dir, tmp_path, capsys):
+    from test_anomaly import fake_events
+
+    from jetlab.model import PET, PETConfig
+    from jetlab.tasks import anomaly as A
+    from jetlab.tasks.anomaly.pipelines import background_generator_source
+
+    jetlab_ckpt = jm.save(PET(PETConfig.tiny(num_classes=1)), tmp_path / "jetlab")
+    assert background_generator_source(str(jetlab_ckpt)) == (str(jetlab_ckpt), "")
+    gen, notice = background_generator_source(str(tiny_dir), config="tiny")
+    assert gen is None and "OmniLearned" in notice and "class label only" in notice and "from scratch" in notice
+    assert background_generator_source(str(tiny_dir), str(jetlab_ckpt))[0] == str(jetlab_ckpt)
+    windows = A.MassWindows()
+    split = A.inject_signal(fake_events(360, 120, seed=1), 40, seed=0)
+    sb = split.data.subset(windows.in_sb(split.data.mjj))
+    with pytest.raises(ValueError, match=r"OmniLearned checkpoint; OmniLearned's generator head is conditioned on a "
+                                         r"class label only.*checkpoint=None"):
+        A.fit_background_generator(sb, windows, checkpoint=str(tiny_dir), epochs=1, jet_epochs=1, device="cpu")
+    capsys.readouterr()
+    run = A.run_cathode(split, windows, checkpoint=str(tiny_dir), seed=0, oversample=1, kfolds=2, epochs=1,
+                        gen_epochs=1, jet_epochs=2, gen_steps=2, batch_size=64, min_background_events=3, device="cpu")
+    assert notice in capsys.readouterr().out and run.extras["background_generator"] == notice
+    assert type(run.extras["generator"].particle_model.pet).__name__ == "PET"  # jetlab's generator
+    n_sr = int(windows.in_sr(split.data.mjj).sum())
+    assert run.scores.shape == (n_sr,) and np.all((run.scores >= 0) & (run.scores <= 1)) and np.std(run.scores) > 0
+    assert 0.0 <= run.metrics["auc"] <= 1.0
+    ideal = A.run_idealised(split, windows, checkpoint=str(tiny_dir), seed=0, kfolds=2, epochs=1, batch_size=64,
+                            min_background_events=3, device="cpu")
+    assert ideal.scores.shape == (n_sr,) and np.std(ideal.scores) > 0

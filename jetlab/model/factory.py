@@ -160,11 +160,14 @@ def build_pet(
         if seed is not None:
             torch.manual_seed(int(seed))
         if card is not None and is_omnilearned_card(card):
+            # OmniLearnedModel seeds its own init: with seed=None that seed comes from the global RNG,
+            # so (as for PET) a caller that seeds the global stream per build gets distinct inits
+            ol_seed = int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()))
             if use_weights:
-                model = load(checkpoint, map_location="cpu").reset_classifier(n, seed=int(seed or 0))
+                model = load(checkpoint, map_location="cpu").reset_classifier(n, seed=ol_seed)
             else:
                 settings = OmniLearnedSettings.from_dict(card.config).replace(num_classes=n)
-                model = OmniLearnedModel(settings, seed=int(seed or 0))
+                model = OmniLearnedModel(settings, seed=ol_seed)
         else:
             cfg = PETConfig.from_dict(card.config) if card is not None else PETConfig.preset(preset)
             model = PET(cfg.replace(num_classes=n))

@@ -285,6 +285,30 @@ class OmniLearnedModel(nn.Module):
     def forward(self, x: Tensor, mask: Tensor, jets: Tensor, groups: Sequence[str] | None = None) -> Tensor:
         return self.classify(x, mask, jets, groups)[0]
 
+    @property
+    def body(self) -> nn.Module:
+        """The pretrained body (what ``param_groups`` trains at the lower rate), as ``PET.body``."""
+        return self.net.body
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of :meth:`jet_embedding`: the classifier head's tokens, flattened."""
+        return self.settings.num_tokens * self.settings.base_dim
+
+    def jet_embedding(self, x: Tensor, mask: Tensor, jets: Tensor, groups: Sequence[str] | None = None) -> Tensor:
+        """Per-jet summary ``(B, embedding_dim)``: ``PET_classifier.forward`` up to its output layer,
+        so ``net.classifier.out(jet_embedding(...))`` are :meth:`classify`'s logits (used by tasks that
+        combine several jets, e.g. the dijet classifier of notebook 04)."""
+        if self.net.classifier is None:
+            raise RuntimeError(f"OmniLearnedModel: this {self.settings.mode}-mode checkpoint has no classifier head; "
+                               "call reset_classifier(num_classes) first")
+        head = self.net.classifier
+        h = self.body_features(x, mask, jets, groups)
+        m = h[:, head.num_tokens:, 2:3] != 0  # omnilearned's own mask rule (PET_classifier.forward)
+        for blk in head.in_blocks:
+            h = blk(h, mask=m)
+        return head.fc(h[:, : head.num_tokens].reshape(h.shape[0], -1))
+
     def velocity(self, z: Tensor, mask: Tensor, t: Tensor, labels: Tensor | None = None,
                  pid: Tensor | None = None) -> Tensor:
         """The generator head's prediction ``v = eps - x`` for OmniLearned-coordinate inputs ``z`` (B,P,4) at time ``t``.

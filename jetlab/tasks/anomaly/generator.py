@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from jetlab.data.preprocess import Standardizer, model_inputs
 from jetlab.data.schema import JetSet
+from jetlab.model.checkpoint import read_card
 from jetlab.model.diffusion import complete_particle_inputs, v_loss
 from jetlab.model.diffusion import sample as ddim
 from jetlab.model.factory import (
@@ -24,13 +25,23 @@ from jetlab.model.factory import (
     finetune_groups,
 )
 from jetlab.model.jet_generator import JetFeatureGenerator
+from jetlab.model.omnilearned import is_omnilearned_card
 from jetlab.train import Trainer
 from jetlab.train.ddp import resolve_device
 
 from ..common import ArrayDataset, fit_jet_generator
 from .events import DijetEvents, MassWindows
 
-__all__ = ["PARTICLE_FEATURE_NAMES", "BackgroundGenerator", "MjjConditionedGenerator", "fit_background_generator"]
+__all__ = ["OMNILEARNED_GENERATOR_NOTE", "PARTICLE_FEATURE_NAMES", "BackgroundGenerator", "MjjConditionedGenerator",
+           "fit_background_generator"]
+
+#: why CATHODE's particle generator cannot be OmniLearned's (omnilearned 0.2.0 network.py: the
+#: ``PET_generator`` head takes a class label only; ``PET_body`` has an optional global-condition
+#: token, ``conditional``, that the published pretraining set-up leaves off, so its weights are
+#: not in the checkpoints; and it generates (delta-eta, delta-phi, log pT, log E), not jetlab's
+#: (delta-eta, delta-phi, log(1 - pT/pT_jet)) given the jet)
+OMNILEARNED_GENERATOR_NOTE = ("OmniLearned's generator head is conditioned on a class label only, while CATHODE's "
+                              "background model needs particles generated given the jet features and mjj")
 
 #: the particle inputs PET's generator head produces (raw units: rad, rad, log)
 PARTICLE_FEATURE_NAMES: tuple[str, ...] = ("deta", "dphi", "log_1m_ptrel")
@@ -157,6 +168,9 @@ def fit_background_generator(
     if out_of_sb.any():
         raise ValueError(f"fit_background_generator: {int(out_of_sb.sum())} events lie outside the sidebands "
                          f"{windows.sb} TeV; pass sideband events only")
+    if checkpoint is not None and is_omnilearned_card(read_card(checkpoint)):
+        raise ValueError(f"fit_background_generator: {checkpoint} is an OmniLearned checkpoint; {OMNILEARNED_GENERATOR_NOTE}. "
+                         "Pass checkpoint=None (jetlab's PET generator from scratch) or a jetlab checkpoint")
     dev = resolve_device(device)
     # label slots 0/1 = jet1/jet2, 2 = null
     pet = build_pet(checkpoint, preset=config, num_classes=1, seed=seed, input_scaling=input_scaling)

@@ -21,7 +21,7 @@ from ..common import ArrayDataset
 from .events import DijetEvents
 
 __all__ = ["DijetClassifier", "KFoldResult", "concat_inputs", "dijet_inputs", "kfold_indices", "kfold_scores",
-           "predict_dijet", "supervised_scores", "take_inputs", "train_dijet_classifier"]
+           "predict_dijet", "restandardize", "supervised_scores", "take_inputs", "train_dijet_classifier"]
 
 _DIJET_KEYS = ("x1", "mask1", "jets1", "x2", "mask2", "jets2")
 
@@ -42,6 +42,25 @@ def dijet_inputs(events: DijetEvents, standardizer: Standardizer) -> dict[str, n
     return out
 
 
+def restandardize(inputs: Mapping[str, np.ndarray], source: Standardizer, target: Standardizer) -> dict[str, np.ndarray]:
+    """:func:`dijet_inputs`-style arrays scaled with ``source`` rebuilt with ``target`` scaling.
+
+    The raw (deta, dphi, log_1m_ptrel) and jet features are recovered and completed again
+    (:func:`complete_particle_inputs`), so the result is built exactly as :func:`dijet_inputs` builds
+    real events with ``target``; used when the background generator and the classifier scale their
+    inputs differently (a jetlab generator with an OmniLearned classifier, which takes raw inputs).
+    """
+    out = dict(inputs)
+    for k in (1, 2):
+        mask = np.asarray(inputs[f"mask{k}"]).astype(bool)
+        raw_x = source.inverse_particles(np.asarray(inputs[f"x{k}"]), mask)
+        jets = target.transform_jets(source.inverse_jets(np.asarray(inputs[f"jets{k}"])))
+        three = (raw_x[..., :3] - target.particle_mean[:3]) / target.particle_std[:3] * mask[..., None]
+        out[f"x{k}"] = complete_particle_inputs(three.astype(np.float32), mask, jets.astype(np.float32), target)
+        out[f"jets{k}"] = jets.astype(np.float32)
+    return out
+
+
 def take_inputs(inputs: Mapping[str, np.ndarray], index) -> dict[str, np.ndarray]:
     return {k: v[index] for k, v in inputs.items()}
 
@@ -52,8 +71,11 @@ def concat_inputs(*parts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _jet_embedding(pet, x: Tensor, mask: Tensor, jets: Tensor) -> Tensor:
-    """PET's per-jet summary: body, then the classifier head up to its final norm (class token)."""
+    """PET's per-jet summary: body, then the classifier head up to its final norm (class token);
+    a backbone with its own ``jet_embedding`` (a converted OmniLearned PET2) gives that."""
     mask = mask.bool()
+    if hasattr(pet, "jet_embedding"):
+        return pet.jet_embedding(x, mask, jets)
     return pet.classifier.summary(pet.body(x, mask), mask, jets)
 
 
@@ -68,7 +90,7 @@ class DijetClassifier(nn.Module):
     def __init__(self, pet: nn.Module) -> None:
         super().__init__()
         self.pet = pet
-        d = pet.config.projection_dim
+        d = int(getattr(pet, "embedding_dim", 0) or pet.config.projection_dim)
         self.combine = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, 1))
 
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:

@@ -20,7 +20,7 @@ from ..common import TaskResults
 from .events import DEFAULT_SB, DEFAULT_SR, JET_FEATURE_NAMES, AnomalySplit, MassWindows, inject_signal, load_dijets
 from .generator import PARTICLE_FEATURE_NAMES
 from .metrics import raw_particles, sculpting_check
-from .pipelines import AnomalyRun, run_cathode, run_idealised, run_supervised
+from .pipelines import SAME, AnomalyRun, run_cathode, run_idealised, run_supervised
 
 __all__ = ["AnomalyResults", "run_anomaly"]
 
@@ -169,6 +169,7 @@ def run_anomaly(
     min_background_events: int = 10,
     pretrain_jets: int = DEFAULT_PRETRAIN_JETS,
     pretrain_epochs: int = DEFAULT_PRETRAIN_EPOCHS,
+    generator_checkpoint: Any = SAME,
     progress: bool = True,
 ) -> AnomalyResults:
     """The weakly supervised search of notebook 04 for every seed.
@@ -181,6 +182,9 @@ def run_anomaly(
     supervised detector with the best available model. Classifiers train ``epochs`` with
     ``optimizer`` at ``lr`` (the pretrained body at ``lr / lr_factor``), on inputs scaled per
     ``input_scaling``; ``min_background_events`` sets the SIC's trusted range (:func:`anomaly_metrics`).
+    CATHODE's background generator fine-tunes ``generator_checkpoint`` (default: the same checkpoint;
+    for an OmniLearned checkpoint, whose generator is not jet-conditioned, jetlab's generator from
+    scratch, with a printed notice also kept in ``settings["background_generator"]``).
     """
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -203,7 +207,8 @@ def run_anomaly(
         for name, c in variants.items():
             runs[(name, s)] = run_cathode(split, windows, checkpoint=c, config=model, seed=s, oversample=oversample,
                                           kfolds=kfolds, gen_epochs=gen_epochs, jet_epochs=jet_gen_epochs,
-                                          gen_steps=gen_steps, **common)
+                                          gen_steps=gen_steps, generator_checkpoint=generator_checkpoint if c else SAME,
+                                          **common)
         runs[("idealised", s)] = run_idealised(split, windows, checkpoint=ckpt, config=model, seed=s, kfolds=kfolds,
                                                **common)
         runs[("supervised", s)] = run_supervised(split, windows, checkpoint=ckpt, config=model, seed=s, **common)
@@ -212,5 +217,7 @@ def run_anomaly(
     settings = dict(seeds=seeds, epochs=epochs, gen_epochs=gen_epochs, jet_gen_epochs=jet_gen_epochs, lr=lr,
                     lr_factor=lr_factor, optimizer=optimizer, input_scaling=input_scaling, kfolds=kfolds,
                     oversample=oversample, n_signal=n_signal, max_particles=max_particles,
-                    checkpoint=str(ckpt) if ckpt else None)
+                    checkpoint=str(ckpt) if ckpt else None,
+                    background_generator={m: r.extras["background_generator"] or "same start as the classifiers"
+                                          for (m, s), r in runs.items() if s == seeds[0] and "background_generator" in r.extras})
     return AnomalyResults(runs, split, windows, str(data), settings)
