@@ -93,7 +93,8 @@ class GroupedModel(nn.Module):
 
     def __init__(self, model: nn.Module, groups: Sequence[str] | None = None) -> None:
         super().__init__()
-        self.model = model
+        # a PET or an OmniLearnedModel, used duck-typed (classify, param_groups, config, card, ...)
+        self.model: Any = model
         self.groups = tuple(groups) if groups is not None else None
 
     def classify(self, x, mask, jets, groups=None):
@@ -155,7 +156,7 @@ def build_pet(
     card = read_card(checkpoint) if checkpoint is not None else None
     use_weights = card is not None and bool(pretrained)
     std = scaling_standardizer(card, pretrained=use_weights, input_scaling=input_scaling, where=str(checkpoint))
-    model: nn.Module
+    model: PET | OmniLearnedModel
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(int(seed))
@@ -164,7 +165,10 @@ def build_pet(
             # so (as for PET) a caller that seeds the global stream per build gets distinct inits
             ol_seed = int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()))
             if use_weights:
-                model = load(checkpoint, map_location="cpu").reset_classifier(n, seed=ol_seed)
+                assert checkpoint is not None  # use_weights needs the card read from it
+                loaded = load(checkpoint, map_location="cpu")
+                assert isinstance(loaded, OmniLearnedModel)  # the card names the OmniLearned architecture
+                model = loaded.reset_classifier(n, seed=ol_seed)
             else:
                 settings = OmniLearnedSettings.from_dict(card.config).replace(num_classes=n)
                 model = OmniLearnedModel(settings, seed=ol_seed)
@@ -172,6 +176,7 @@ def build_pet(
             cfg = PETConfig.from_dict(card.config) if card is not None else PETConfig.preset(preset)
             model = PET(cfg.replace(num_classes=n))
             if use_weights:
+                assert checkpoint is not None  # use_weights needs the card read from it
                 load_body_into(model, checkpoint)
     model.standardizer = std
     model.pretrained = use_weights
@@ -212,11 +217,12 @@ def finetune_groups(model: nn.Module, lr: float, *, lr_factor: float = DEFAULT_L
     a scratch model trains every parameter at ``lr``. ``"lion"`` also multiplies the body's weight
     decay by ``lr_factor`` (see the module docstring). A model without ``param_groups`` (a PFN, an
     MLP) gives None: all its parameters at ``lr``."""
-    if not hasattr(model, "param_groups"):
+    param_groups = getattr(model, "param_groups", None)  # PET-like models define it
+    if param_groups is None:
         return None
     is_pretrained = bool(getattr(model, "pretrained", False)) if pretrained is None else bool(pretrained)
     factor = float(lr_factor) if is_pretrained else 1.0
-    groups = model.param_groups(float(lr), factor, float(weight_decay))
+    groups = param_groups(float(lr), factor, float(weight_decay))
     if str(optimizer).strip().lower() == "lion":
         for g in groups:
             if g.get("name") == "body":

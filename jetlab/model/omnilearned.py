@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -33,6 +33,11 @@ from torch import Tensor, nn
 
 from .config import strict_from_dict
 from .param_groups import body_head_groups
+
+if TYPE_CHECKING:
+    from jetlab.data.preprocess import Standardizer
+
+    from .checkpoint import ModelCard
 
 ARCHITECTURE = "omnilearned-pet2"
 PARTS: tuple[str, ...] = ("body", "classifier", "generator")
@@ -208,6 +213,11 @@ class OmniLearnedModel(nn.Module):
     """An OmniLearned ``PET2`` with jetlab's model interface (see the module docstring)."""
 
     architecture = ARCHITECTURE
+    net: Any  # omnilearned's PET2: the package is untyped, so its submodules are not known to mypy
+    _pid_lookup: Tensor  # registered buffer
+    card: ModelCard  # attached by load_omnilearned (absent on a freshly built model)
+    standardizer: Standardizer | None  # identity by default; build_pet may replace it
+    pretrained: bool  # set by jetlab.model.build_pet
 
     def __init__(self, settings: OmniLearnedSettings, seed: int = 0) -> None:
         super().__init__()

@@ -20,6 +20,8 @@ from jetlab.data.preprocess import FEATURE_GROUPS
 from .config import PETConfig
 
 if TYPE_CHECKING:
+    from jetlab.data.preprocess import Standardizer
+
     from .checkpoint import ModelCard
 from .layers import (
     MLP,
@@ -184,6 +186,9 @@ class PET(nn.Module):
     """
 
     card: ModelCard  # attached by jetlab.model.load (absent on a freshly built model)
+    # set by jetlab.model.build_pet: the input standardizer to use and whether the body is pretrained
+    standardizer: Standardizer | None
+    pretrained: bool
 
     def __init__(self, config: PETConfig | None = None) -> None:
         super().__init__()
