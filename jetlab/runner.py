@@ -431,7 +431,7 @@ def prepare_notebook_data(notebook_dir: str | os.PathLike = "notebooks",
     ``{"files": [paths], "checkpoint": path or None}``; files already cached are reused."""
     from jetlab.data.sources import resolve
 
-    files = []
+    files: list[Path] = []
     for entry in notebook_data_plan(notebook_dir, profile):
         if echo:
             echo(f"dataset {entry['dataset']}: {entry['n']} rows, seed {entry['seed']}"

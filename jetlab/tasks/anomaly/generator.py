@@ -26,6 +26,7 @@ from jetlab.model.factory import (
 )
 from jetlab.model.jet_generator import JetFeatureGenerator
 from jetlab.model.omnilearned import is_omnilearned_card
+from jetlab.model.pet import PET
 from jetlab.train import Trainer
 from jetlab.train.ddp import resolve_device
 
@@ -73,7 +74,7 @@ class MjjConditionedGenerator(nn.Module):
     (heavier = 0, lighter = 1) is passed as PET's class label.
     """
 
-    def __init__(self, pet: nn.Module) -> None:
+    def __init__(self, pet: PET) -> None:
         super().__init__()
         self.pet = pet
         self.mjj_proj = nn.Linear(1, pet.config.num_jet)
@@ -174,6 +175,7 @@ def fit_background_generator(
     dev = resolve_device(device)
     # label slots 0/1 = jet1/jet2, 2 = null
     pet = build_pet(checkpoint, preset=config, num_classes=1, seed=seed, input_scaling=input_scaling)
+    assert isinstance(pet, PET)  # OmniLearned checkpoints are refused above; no groups, so no GroupedModel
     if standardizer is None:
         standardizer = pet.standardizer or Standardizer.fit_jetset(JetSet.concatenate([sideband.jet1, sideband.jet2]))
     feats = sideband.jet_features()

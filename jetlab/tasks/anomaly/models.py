@@ -4,7 +4,7 @@ trained data vs template with class-balanced BCE, k-fold so every event is score
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 import numpy as np
 import torch
@@ -89,8 +89,10 @@ class DijetClassifier(nn.Module):
 
     def __init__(self, pet: nn.Module) -> None:
         super().__init__()
-        self.pet = pet
-        d = int(getattr(pet, "embedding_dim", 0) or pet.config.projection_dim)
+        # a PET or an OmniLearnedModel, used duck-typed (body, config or embedding_dim, classify)
+        duck = cast(Any, pet)
+        self.pet: Any = duck
+        d = int(getattr(duck, "embedding_dim", 0) or duck.config.projection_dim)
         self.combine = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, 1))
 
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:

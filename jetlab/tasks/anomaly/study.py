@@ -189,7 +189,7 @@ def run_anomaly(
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("run_anomaly: seeds must name at least one seed")
-    windows = MassWindows(sr=tuple(sr), sb=tuple(tuple(b) for b in sb))
+    windows = MassWindows(sr=sr, sb=sb)  # it converts to float tuples and validates
     events = load_dijets(data, n_events, seed=data_seed, signal_fraction=file_signal_fraction,
                          max_particles=max_particles)
     split = inject_signal(events, n_signal, seed=data_seed)
@@ -199,8 +199,8 @@ def run_anomaly(
         summary = split.summary(windows)
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in summary.items()})
         print("pretrained checkpoint:", ckpt, flush=True)
-    common = dict(epochs=epochs, batch_size=batch_size, lr=lr, lr_factor=lr_factor, optimizer=optimizer,
-                  input_scaling=input_scaling, min_background_events=min_background_events, device=device)
+    common: dict[str, Any] = dict(epochs=epochs, batch_size=batch_size, lr=lr, lr_factor=lr_factor, optimizer=optimizer,
+                                  input_scaling=input_scaling, min_background_events=min_background_events, device=device)
     variants = {"CATHODE pretrained": ckpt, "CATHODE scratch": None} if ckpt is not None else {"CATHODE scratch": None}
     runs: dict[tuple[str, int], AnomalyRun] = {}
     for s in seeds:

@@ -179,7 +179,8 @@ class PETClassifier:
         self._standardizers[level] = std
         return out
 
-    def logits(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def logits(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``model`` is what :func:`build_pet` made (a PET-like model with ``classify``)."""
         return model.classify(batch["x"], batch["mask"], batch["jets"])[0][:, 0]
 
     def param_groups(self, model: nn.Module, lr: float) -> list[dict] | None:
