@@ -229,10 +229,11 @@ print("same order of classes for every jet:", bool((probs.argsort(axis=1) == sof
 # %% [markdown] tags=["answers"] jupyter={"source_hidden": true}
 # **Answers**
 #
-# 1. Top jets have the most particles (three hard prongs, each showering), QCD jets the fewest; the two-prong
-#    W, Z and H jets lie in between. Multiplicity is one of the strongest single tagging variables.
+# 1. Top jets have the most particles (three hard prongs, each showering), W and Z jets the fewest. QCD jets
+#    are not the fewest: many start from a gluon, which radiates more than a quark (colour factor 3 vs 4/3),
+#    so they land between W/Z and top. Multiplicity alone does not tell a W from a QCD jet; mass does.
 # 2. Top jets peak near the top mass (173 GeV), W and Z jets near 80 and 91 GeV, H near 125 GeV, while QCD
-#    jets have a falling mass spectrum well below them (their mass comes from the shower, not a decay).
+#    jets have a broad mass distribution at lower values (their mass comes from the shower, not a decay).
 # 3. Down: a temperature T > 1 flattens the distribution towards uniform (1/5 per class). The order
 #    cannot change, because dividing by a positive number keeps the order of the logits and softmax is
-#    monotonic. With the untrained model all probabilities are already near 1/5, so the change is small.
+#    monotonic.
