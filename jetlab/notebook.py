@@ -126,8 +126,12 @@ def _apply_style() -> None:
 
 
 def _versions(device) -> dict[str, str]:
-    out = {"jetlab": __version__, "python": platform.python_version(), "numpy": np.__version__,
-           "torch": torch.__version__}
+    out = {
+        "jetlab": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+    }
     if device is not None and getattr(device, "type", "") == "cuda":
         out["cuda"] = str(torch.version.cuda)
         out["gpu"] = torch.cuda.get_device_name(device)
@@ -159,7 +163,9 @@ def output_dir(path: str | os.PathLike | None = None) -> Path:
     return _OUTPUT_DIR
 
 
-def setup(parameters: Mapping[str, Any], seed: int | None = None, *, style: bool = True, quiet: bool = False) -> RunInfo:
+def setup(
+    parameters: Mapping[str, Any], seed: int | None = None, *, style: bool = True, quiet: bool = False
+) -> RunInfo:
     """Start a notebook run: seed, pick the device, style plots, record parameters + versions.
 
     ``parameters`` is the notebook's parameter dict (its ``parameters`` cell). ``seed`` defaults
@@ -191,7 +197,9 @@ def setup(parameters: Mapping[str, Any], seed: int | None = None, *, style: bool
     _CURRENT = info
     if not quiet:
         v = info.versions
-        print(f"jetlab {v['jetlab']} | torch {v.get('torch', 'n/a')} | python {v['python']} | device {device} | seed {seed}")
+        print(
+            f"jetlab {v['jetlab']} | torch {v.get('torch', 'n/a')} | python {v['python']} | device {device} | seed {seed}"
+        )
         print("parameters:")
         width = max((len(k) for k in params), default=0)
         for key, value in params.items():

@@ -165,7 +165,9 @@ def load_profile(profile: str | os.PathLike) -> dict[str, dict[str, Any]]:
     except yaml.YAMLError as exc:
         raise ParameterError(f"profile {path}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ParameterError(f"profile {path}: expected a mapping notebook-stem -> parameters, got {type(data).__name__}")
+        raise ParameterError(
+            f"profile {path}: expected a mapping notebook-stem -> parameters, got {type(data).__name__}"
+        )
     for stem, params in data.items():
         if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
             raise ParameterError(f"profile {path}: entry {stem!r} must map parameter names to values")

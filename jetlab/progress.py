@@ -54,7 +54,11 @@ def kernel_text_progress() -> None:
 
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+    return (
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
 
 
 def _visible(line: str) -> str:
@@ -96,8 +100,15 @@ class RunProgress:
     output through :attr:`stdout` / :attr:`stderr`; a daemon thread does the heartbeat.
     """
 
-    def __init__(self, notebook: str, stream=None, *, cells: bool = True, heartbeat: float | None = None,
-                 bar_every: float | None = None) -> None:
+    def __init__(
+        self,
+        notebook: str,
+        stream=None,
+        *,
+        cells: bool = True,
+        heartbeat: float | None = None,
+        bar_every: float | None = None,
+    ) -> None:
         self.name = Path(notebook).stem
         self.stream = sys.stderr if stream is None else stream
         self.cells = cells
@@ -213,7 +224,11 @@ class RunProgress:
 
     def _flush_partial(self, name: str) -> None:
         rest, self._partial[name] = self._partial[name], ""
-        if not self.tty and _visible(rest).strip() and not (rest.startswith("\r") and _same_bar_state(_visible(rest), self._shown[name])):
+        if (
+            not self.tty
+            and _visible(rest).strip()
+            and not (rest.startswith("\r") and _same_bar_state(_visible(rest), self._shown[name]))
+        ):
             self._write(f"  {_visible(rest)}\n")
 
     def _beat(self) -> None:

@@ -158,7 +158,11 @@ def validate_parameters(
                 resolve_omnilearned(value, convert=False)
             except (ValueError, FileNotFoundError) as exc:
                 raise ParameterError(f"{notebook.name}: parameter {name!r} ({source}): {exc}") from None
-        elif _is_checkpoint(name) and isinstance(value, (str, os.PathLike)) and str(value).strip().lower() not in _NOT_A_PATH:
+        elif (
+            _is_checkpoint(name)
+            and isinstance(value, (str, os.PathLike))
+            and str(value).strip().lower() not in _NOT_A_PATH
+        ):
             path = Path(value).expanduser().resolve()
             if not path.exists() and path not in pending_paths:
                 raise ParameterError(
@@ -269,14 +273,20 @@ def _execute(plan: RunPlan, *, progress: bool | Any, log_output: bool, prepare_o
     os.environ.setdefault("TQDM_MININTERVAL", KERNEL_TQDM_MININTERVAL)
     reporter = None
     if (progress or log_output) and not prepare_only:
-        reporter = RunProgress(plan.notebook.name, None if progress in (True, False) else progress,
-                               cells=bool(progress))
+        reporter = RunProgress(
+            plan.notebook.name, None if progress in (True, False) else progress, cells=bool(progress)
+        )
     hooks: dict[str, Any] = {}
     if reporter is not None:
         if reporter.cells:
             reporter.message(f"starting the {plan.kernel} kernel -> {plan.output_dir}")
-        hooks = dict(stdout_file=reporter.stdout, stderr_file=reporter.stderr, on_notebook_start=reporter.start,
-                     on_cell_execute=reporter.cell_start, on_cell_executed=reporter.cell_done)
+        hooks = dict(
+            stdout_file=reporter.stdout,
+            stderr_file=reporter.stderr,
+            on_notebook_start=reporter.start,
+            on_cell_execute=reporter.cell_start,
+            on_cell_executed=reporter.cell_done,
+        )
     kernel_log = tempfile.TemporaryFile(prefix="jetlab-kernel-", suffix=".log")
     try:
         pm.execute_notebook(
@@ -363,7 +373,9 @@ def run_all(
     unknown = [n for n in parameters if not any(n in d for d in declared.values())]
     if unknown:
         valid = sorted(set().union(*declared.values()) - {"output_dir"})
-        raise ParameterError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for --all; valid: {', '.join(valid)}")
+        raise ParameterError(
+            f"unknown parameter(s) {', '.join(map(repr, unknown))} for --all; valid: {', '.join(valid)}"
+        )
     has_pretraining = notebooks[0].stem == PRETRAINING_STEM
     checkpoint = out / PRETRAINING_STEM / CHECKPOINT_SUBPATH
     plans = []
@@ -372,13 +384,24 @@ def run_all(
         if has_pretraining and nb.stem != PRETRAINING_STEM and "checkpoint" in declared[nb] and "checkpoint" not in own:
             own["checkpoint"] = str(checkpoint)
         plans.append(
-            plan_run(nb, own, profile=profile, out=out / nb.stem, kernel=kernel, pending=[checkpoint] if has_pretraining else ())
+            plan_run(
+                nb,
+                own,
+                profile=profile,
+                out=out / nb.stem,
+                kernel=kernel,
+                pending=[checkpoint] if has_pretraining else (),
+            )
         )
     results = []
     for plan in plans:
         if echo:
             echo(f"running {plan.notebook.name} -> {plan.output_dir}")
-        if plan.notebook.stem != PRETRAINING_STEM and has_pretraining and plan.parameters.get("checkpoint") == str(checkpoint):
+        if (
+            plan.notebook.stem != PRETRAINING_STEM
+            and has_pretraining
+            and plan.parameters.get("checkpoint") == str(checkpoint)
+        ):
             if not checkpoint.exists():
                 raise NotebookExecutionError(
                     f"{PRETRAINING_STEM}.ipynb finished but wrote no checkpoint at {checkpoint}; "
@@ -395,8 +418,9 @@ _IMPLICIT_DATASET = {"00_quickstart": "jetclass-mini"}
 _GENERATOR_OPTIONS = {"file_signal_fraction": "signal_fraction"}
 
 
-def notebook_data_plan(notebook_dir: str | os.PathLike = "notebooks",
-                       profile: str | os.PathLike | Mapping | None = None) -> list[dict[str, Any]]:
+def notebook_data_plan(
+    notebook_dir: str | os.PathLike = "notebooks", profile: str | os.PathLike | Mapping | None = None
+) -> list[dict[str, Any]]:
     """The generated (offline) datasets the series reads with its default or ``profile`` parameters.
 
     One entry per distinct file: ``{"dataset", "n", "seed", "options", "notebooks"}``, where ``n``
@@ -420,10 +444,15 @@ def notebook_data_plan(notebook_dir: str | os.PathLike = "notebooks",
     return [plan[k] for k in sorted(plan, key=lambda k: (k[0], k[1], k[2], repr(k[3])))]
 
 
-def prepare_notebook_data(notebook_dir: str | os.PathLike = "notebooks",
-                          profile: str | os.PathLike | Mapping | None = None, *,
-                          pretrain: bool = True, cache_dir: str | os.PathLike | None = None,
-                          progress: bool = True, echo=print) -> dict[str, Any]:
+def prepare_notebook_data(
+    notebook_dir: str | os.PathLike = "notebooks",
+    profile: str | os.PathLike | Mapping | None = None,
+    *,
+    pretrain: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    echo=print,
+) -> dict[str, Any]:
     """Generate every dataset of :func:`notebook_data_plan` into the cache, and (``pretrain``)
     the fallback tiny pretrained model that notebooks 02-04 use when notebook 01 has not run.
 
@@ -434,15 +463,28 @@ def prepare_notebook_data(notebook_dir: str | os.PathLike = "notebooks",
     files: list[Path] = []
     for entry in notebook_data_plan(notebook_dir, profile):
         if echo:
-            echo(f"dataset {entry['dataset']}: {entry['n']} rows, seed {entry['seed']}"
-                 + (f", {entry['options']}" if entry["options"] else "") + f" (for {', '.join(entry['notebooks'])})")
-        files.extend(resolve(entry["dataset"], n_jets=entry["n"], seed=entry["seed"], cache_dir=cache_dir,
-                             progress=progress, **entry["options"]).files())
+            echo(
+                f"dataset {entry['dataset']}: {entry['n']} rows, seed {entry['seed']}"
+                + (f", {entry['options']}" if entry["options"] else "")
+                + f" (for {', '.join(entry['notebooks'])})"
+            )
+        files.extend(
+            resolve(
+                entry["dataset"],
+                n_jets=entry["n"],
+                seed=entry["seed"],
+                cache_dir=cache_dir,
+                progress=progress,
+                **entry["options"],
+            ).files()
+        )
     checkpoint = None
     if pretrain:
         from jetlab.tasks.common import resolve_checkpoint
 
-        checkpoint = resolve_checkpoint("auto", train_if_missing=True, cache_dir=cache_dir, device="cpu", progress=progress)
+        checkpoint = resolve_checkpoint(
+            "auto", train_if_missing=True, cache_dir=cache_dir, device="cpu", progress=progress
+        )
         if echo:
             echo(f"pretrained fallback checkpoint: {checkpoint}")
     return {"files": files, "checkpoint": checkpoint}

@@ -43,8 +43,10 @@ def _clean(output: Any, where: str, max_width: int) -> Any | None:
 
     kind = output.get("output_type")
     if kind == "error":
-        raise ValueError(f"{where}: the executed cell has an error output ({output.get('ename')}); "
-                         "fix the notebook before storing its outputs")
+        raise ValueError(
+            f"{where}: the executed cell has an error output ({output.get('ename')}); "
+            "fix the notebook before storing its outputs"
+        )
     if kind == "stream":
         return nbformat.v4.new_output("stream", name=output["name"], text=output["text"])
     data = {k: v for k, v in output.get("data", {}).items() if k in KEEP_MIMETYPES}
@@ -59,8 +61,13 @@ def _clean(output: Any, where: str, max_width: int) -> Any | None:
     return nbformat.v4.new_output(kind, data=data)
 
 
-def store_outputs(executed: str | os.PathLike, notebook: str | os.PathLike, *, profile: str | None = None,
-                  max_png_width: int = MAX_PNG_WIDTH) -> Path:
+def store_outputs(
+    executed: str | os.PathLike,
+    notebook: str | os.PathLike,
+    *,
+    profile: str | None = None,
+    max_png_width: int = MAX_PNG_WIDTH,
+) -> Path:
     """Copy the outputs of ``executed`` (a papermill run of ``notebook``) into ``notebook``.
 
     The cells must match one to one (papermill's injected-parameters cell aside): same types and
@@ -76,12 +83,16 @@ def store_outputs(executed: str | os.PathLike, notebook: str | os.PathLike, *, p
     target = nbformat.read(notebook, as_version=4)
     ran = [c for c in run.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     if len(ran) != len(target.cells):
-        raise ValueError(f"store_outputs: {executed} has {len(ran)} cells but {notebook} has {len(target.cells)}; "
-                         f"was {notebook.name} edited while it ran? Run it again")
+        raise ValueError(
+            f"store_outputs: {executed} has {len(ran)} cells but {notebook} has {len(target.cells)}; "
+            f"was {notebook.name} edited while it ran? Run it again"
+        )
     for i, (r, t) in enumerate(zip(ran, target.cells)):
         if (r.cell_type, r.source) != (t.cell_type, t.source):
-            raise ValueError(f"store_outputs: cell {i} of {notebook} differs from the executed {executed} "
-                             f"({t.source.splitlines()[:1]} vs {r.source.splitlines()[:1]}); run it again")
+            raise ValueError(
+                f"store_outputs: cell {i} of {notebook} differs from the executed {executed} "
+                f"({t.source.splitlines()[:1]} vs {r.source.splitlines()[:1]}); run it again"
+            )
         if t.cell_type != "code":
             continue
         outs = [_clean(o, f"{notebook.name} cell {i}", max_png_width) for o in r.get("outputs", [])]

@@ -24,8 +24,20 @@ def register(data_subparsers) -> argparse.ArgumentParser:
     p.add_argument("name", choices=CONVERTIBLE, metavar="NAME", help=f"dataset: {', '.join(CONVERTIBLE)}")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="input files (or directories for jetclass)")
     p.add_argument("--out", "-o", required=True, metavar="FILE", help="output schema file (.h5)")
-    p.add_argument("--max-particles", type=int, default=None, metavar="N", help="particles kept per jet (default: the PET/OmniLearn value for the dataset)")
-    p.add_argument("--chunk-size", type=int, default=100_000, metavar="N", help="jets read per chunk (bounds memory; default 100000)")
+    p.add_argument(
+        "--max-particles",
+        type=int,
+        default=None,
+        metavar="N",
+        help="particles kept per jet (default: the PET/OmniLearn value for the dataset)",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="jets read per chunk (bounds memory; default 100000)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -45,5 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     meta = inspect_file(out)
     pmax = ", ".join(f"{c}: {meta.max_particles[c]}" for c in meta.collections)
-    print(f"wrote {out}: {meta.n_rows} rows, collections {list(meta.collections)} (max particles {pmax}), labels {list(meta.label_names)}")
+    print(
+        f"wrote {out}: {meta.n_rows} rows, collections {list(meta.collections)} (max particles {pmax}), labels {list(meta.label_names)}"
+    )
     return 0

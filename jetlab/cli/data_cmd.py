@@ -38,8 +38,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         print(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}")
-    print("FILES = in the default subsets / in all subsets; ~ = rounded sizes quoted by a public source; "
-          "`jetlab data info NAME` for details")
+    print(
+        "FILES = in the default subsets / in all subsets; ~ = rounded sizes quoted by a public source; "
+        "`jetlab data info NAME` for details"
+    )
     return 0
 
 
@@ -63,7 +65,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         unpack = ", ".join(sorted({f.unpack for f in files if f.unpack}))
         print(
             f"  {s.name:<14} {flag:<8} {len(files):>5} files  {m.size_summary(files).text(detail=True):<28} "
-            f"{with_sum}/{len(files)} with checksum" + (f" ({algos})" if algos else "")
+            f"{with_sum}/{len(files)} with checksum"
+            + (f" ({algos})" if algos else "")
             + (f", unpack: {unpack}" if unpack else "")
         )
         if s.description:
@@ -92,13 +95,19 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
         plan = fetch_plan(m, subset=args.subset, dest=args.dest)
         print(plan.describe())
         if plan.needs_confirmation and not args.yes:
-            why = (f"size unknown for {plan.size.n_unknown} of them" if plan.size.n_unknown
-                   else f"above the {format_bytes(CONFIRM_ABOVE_BYTES)} confirmation threshold")
+            why = (
+                f"size unknown for {plan.size.n_unknown} of them"
+                if plan.size.n_unknown
+                else f"above the {format_bytes(CONFIRM_ABOVE_BYTES)} confirmation threshold"
+            )
             raise CLIError(
                 f"not downloading {len(plan.to_download)} file(s) of {m.name} ({plan.size.text()}): {why}; "
                 f"check the disk space in {plan.directory} and rerun with --yes to start"
-                + ("" if args.subset else " (or choose fewer files with --subset; `jetlab data info "
-                   f"{m.name}` lists the subsets)")
+                + (
+                    ""
+                    if args.subset
+                    else f" (or choose fewer files with --subset; `jetlab data info {m.name}` lists the subsets)"
+                )
             )
         paths = fetch(m, subset=args.subset, dest=args.dest, progress=not args.no_progress, retries=args.retries)
     except (ManifestError, DownloadError, ArchiveError) as exc:
@@ -136,7 +145,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         except DatasetNotReadyError as exc:
             raise CLIError(str(exc)) from exc
         for split, files in source.splits.items():
-            print(f"{args.name} {split}: {source.n_rows(split):,} rows in {len(files)} schema file(s) under {files[0].parent}")
+            print(
+                f"{args.name} {split}: {source.n_rows(split):,} rows in {len(files)} schema file(s) under {files[0].parent}"
+            )
         return 0
     try:
         if args.dry_run:
@@ -168,42 +179,61 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_info)
 
     subset_help = "subset to use (repeatable; 'all' for every file; default: the manifest's default subsets)"
-    p = sub.add_parser("fetch", help="download, verify and unpack a dataset (resumable)",
-                       description="Download the files of a dataset (default subsets unless --subset), verify "
-                                   "size and checksum, and unpack those the manifest marks (unpack: gunzip|tar). "
-                                   "Prints the total first and refuses without --yes above 10 GB or when some "
-                                   "sizes are unknown.")
+    p = sub.add_parser(
+        "fetch",
+        help="download, verify and unpack a dataset (resumable)",
+        description="Download the files of a dataset (default subsets unless --subset), verify "
+        "size and checksum, and unpack those the manifest marks (unpack: gunzip|tar). "
+        "Prints the total first and refuses without --yes above 10 GB or when some "
+        "sizes are unknown.",
+    )
     p.add_argument("name", help="dataset name (see `jetlab data list`)")
     p.add_argument("--subset", action="append", metavar="S", help=subset_help)
-    p.add_argument("--dest", metavar="DIR", help="target directory (default: $JETLAB_DATA/<name> or ~/.cache/jetlab/data/<name>)")
+    p.add_argument(
+        "--dest", metavar="DIR", help="target directory (default: $JETLAB_DATA/<name> or ~/.cache/jetlab/data/<name>)"
+    )
     p.add_argument("--retries", type=int, default=3, help="retries per file for transient errors (default: 3)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("-y", "--yes", action="store_true",
-                   help="download even above 10 GB or when some sizes are unknown (never prompts)")
+    p.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="download even above 10 GB or when some sizes are unknown (never prompts)",
+    )
     p.set_defaults(func=_cmd_fetch)
 
-    p = sub.add_parser("verify", help="check size and checksum of the local files (no network)",
-                       description="Check every local file against its published checksum and size. Files "
-                                   "with only a published size are reported as 'size only', files with "
-                                   "nothing published as 'unchecked', never as verified.")
+    p = sub.add_parser(
+        "verify",
+        help="check size and checksum of the local files (no network)",
+        description="Check every local file against its published checksum and size. Files "
+        "with only a published size are reported as 'size only', files with "
+        "nothing published as 'unchecked', never as verified.",
+    )
     p.add_argument("name", help="dataset name (see `jetlab data list`)")
     p.add_argument("--subset", action="append", metavar="S", help=subset_help)
     p.add_argument("--dest", metavar="DIR", help="directory holding the files")
     p.set_defaults(func=_cmd_verify)
 
-    p = sub.add_parser("prepare", help="generate the datasets the notebooks read (and the fallback pretrained model), "
-                                       "or convert a fetched published dataset",
-                       description="Without NAME: generate into the cache every offline dataset that the notebooks in DIR "
-                                   "read with their default (or --profile) parameters, so they start without waiting for "
-                                   "Pythia (Binder's postBuild runs this). With NAME (a published dataset fetched with "
-                                   "`jetlab data fetch NAME`): convert each raw file to jetlab's schema once, on --workers "
-                                   "processes, as the first task to read it would.")
+    p = sub.add_parser(
+        "prepare",
+        help="generate the datasets the notebooks read (and the fallback pretrained model), "
+        "or convert a fetched published dataset",
+        description="Without NAME: generate into the cache every offline dataset that the notebooks in DIR "
+        "read with their default (or --profile) parameters, so they start without waiting for "
+        "Pythia (Binder's postBuild runs this). With NAME (a published dataset fetched with "
+        "`jetlab data fetch NAME`): convert each raw file to jetlab's schema once, on --workers "
+        "processes, as the first task to read it would.",
+    )
     p.add_argument("name", nargs="?", default=None, help="a published dataset to convert (e.g. jetclass)")
     p.add_argument("--workers", type=int, default=1, help="processes converting raw files of NAME (default 1)")
     p.add_argument("--notebooks", default="notebooks", metavar="DIR", help="notebook directory (default: notebooks)")
     p.add_argument("--profile", default=None, help="parameter profile, e.g. cpu-quick (default: notebook defaults)")
-    p.add_argument("--no-pretrain", dest="pretrain", action="store_false",
-                   help="skip the fallback tiny pretraining (a few minutes) that notebooks 02-04 otherwise do once")
+    p.add_argument(
+        "--no-pretrain",
+        dest="pretrain",
+        action="store_false",
+        help="skip the fallback tiny pretraining (a few minutes) that notebooks 02-04 otherwise do once",
+    )
     p.add_argument("--dry-run", action="store_true", help="only list what would be generated")
     p.set_defaults(func=_cmd_prepare)
 

@@ -47,8 +47,15 @@ def run(args: argparse.Namespace) -> int:
     from jetlab.data.schema import read_jetsets
 
     try:
-        path = generate(args.name, args.n_jets, args.out, workers=args.workers, seed=args.seed,
-                        progress=not args.no_progress, **options)
+        path = generate(
+            args.name,
+            args.n_jets,
+            args.out,
+            workers=args.workers,
+            seed=args.seed,
+            progress=not args.no_progress,
+            **options,
+        )
     except (ValueError, TypeError, OSError) as exc:
         raise CLIError(str(exc)) from None
     sets = read_jetsets(path)
@@ -60,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         counts = np.bincount(js.labels, minlength=len(meta.label_names))
         per = ", ".join(f"{n}={c}" for n, c in zip(meta.label_names, counts) if c)
         pt = js.jets[:, 0]
-        print(f"  {cname}: {per}; jet pT {pt.min():.0f}-{pt.max():.0f} GeV; "
-              f"particle features {list(js.particle_features)}")
+        print(
+            f"  {cname}: {per}; jet pT {pt.min():.0f}-{pt.max():.0f} GeV; "
+            f"particle features {list(js.particle_features)}"
+        )
     return 0

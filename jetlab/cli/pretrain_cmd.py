@@ -29,17 +29,30 @@ def register(subparsers) -> None:
     p.add_argument("--max-particles", type=int, default=None, help="truncate jets to this many particles")
     p.add_argument("--collection", default=None, help="collection in the file (default: 'jets' or the only one)")
     p.add_argument("--ema", type=float, default=None, metavar="DECAY", help="EMA decay, e.g. 0.999")
-    p.add_argument("--diffusion-weight", type=float, default=1.0, metavar="W",
-                   help="weight of the diffusion v-loss (1 = OmniLearn at GPU scale; 3 with --batch-size 32 "
-                        "is jetlab's CPU recipe, see jetlab.train.CPU_RECIPE)")
-    p.add_argument("--streaming", choices=("auto", "yes", "no"), default="auto",
-                   help="stream the training data from disk (auto: for files over 2M jets)")
+    p.add_argument(
+        "--diffusion-weight",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="weight of the diffusion v-loss (1 = OmniLearn at GPU scale; 3 with --batch-size 32 "
+        "is jetlab's CPU recipe, see jetlab.train.CPU_RECIPE)",
+    )
+    p.add_argument(
+        "--streaming",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="stream the training data from disk (auto: for files over 2M jets)",
+    )
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                   help="continue from OUT/trainer/last.pt if present")
+    p.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="continue from OUT/trainer/last.pt if present",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -54,12 +67,27 @@ def run(args: argparse.Namespace) -> int:
     streaming = choices[args.streaming]
     try:
         model, history = pretrain(
-            args.data, args.out, model_config=args.model, epochs=args.epochs, max_steps=args.max_steps,
-            batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, n_jets=args.n_jets,
-            n_val=args.n_val, max_particles=args.max_particles, collection=args.collection,
-            ema_decay=args.ema, streaming=streaming, num_workers=args.workers,
-            checkpoint_every=args.checkpoint_every, device=args.device, seed=args.seed, resume=args.resume,
-            progress=args.progress, loss_weights={"diffusion": args.diffusion_weight},
+            args.data,
+            args.out,
+            model_config=args.model,
+            epochs=args.epochs,
+            max_steps=args.max_steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            optimizer=args.optimizer,
+            n_jets=args.n_jets,
+            n_val=args.n_val,
+            max_particles=args.max_particles,
+            collection=args.collection,
+            ema_decay=args.ema,
+            streaming=streaming,
+            num_workers=args.workers,
+            checkpoint_every=args.checkpoint_every,
+            device=args.device,
+            seed=args.seed,
+            resume=args.resume,
+            progress=args.progress,
+            loss_weights={"diffusion": args.diffusion_weight},
         )
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
@@ -67,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0 and card is not None:
         m = card.metrics
         acc = m.get("val_accuracy")
-        print(f"saved {args.out}/model: {len(history.epochs)} epoch(s), {len(history.steps)} steps, "
-              f"best val loss {m.get('best_val_loss'):.4f}" + (f", val accuracy {acc:.3f}" if acc is not None else ""))
+        print(
+            f"saved {args.out}/model: {len(history.epochs)} epoch(s), {len(history.steps)} steps, "
+            f"best val loss {m.get('best_val_loss'):.4f}" + (f", val accuracy {acc:.3f}" if acc is not None else "")
+        )
     return 0

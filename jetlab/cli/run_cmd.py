@@ -45,14 +45,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
     p.add_argument("--all", action="store_true", help="run 01_pretraining, then the others with its checkpoint")
     p.add_argument("--notebook-dir", default="notebooks", help="where --all finds the notebooks (default notebooks)")
-    p.add_argument("--log-output", action="store_true",
-                   help="stream cell outputs to the terminal (also with --quiet; on by default otherwise)")
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="no progress (cells, elapsed time, stage bars, outputs): only the result lines, for CI logs")
+    p.add_argument(
+        "--log-output",
+        action="store_true",
+        help="stream cell outputs to the terminal (also with --quiet; on by default otherwise)",
+    )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress (cells, elapsed time, stage bars, outputs): only the result lines, for CI logs",
+    )
     p.add_argument("--prepare-only", action="store_true", help="write the parameterised notebook without executing it")
-    p.add_argument("--in-place", action="store_true",
-                   help="then store the outputs (PNG figures, tables, printed metrics) in the notebook itself, "
-                   "beside its jupytext .py source (with --all: only once every notebook has run)")
+    p.add_argument(
+        "--in-place",
+        action="store_true",
+        help="then store the outputs (PNG figures, tables, printed metrics) in the notebook itself, "
+        "beside its jupytext .py source (with --all: only once every notebook has run)",
+    )
     p.add_argument("--list-profiles", action="store_true", help="list the shipped profiles and exit")
     p.set_defaults(func=_run)
 

@@ -43,7 +43,13 @@ def gunzip_once(path: str | os.PathLike, out: str | os.PathLike | None = None) -
     src = Path(path)
     if not src.is_file():
         raise FileNotFoundError(f"gunzip: {src} does not exist")
-    dest = Path(out) if out is not None else src.with_suffix("") if src.suffix == ".gz" else src.with_name(src.name + ".raw")
+    dest = (
+        Path(out)
+        if out is not None
+        else src.with_suffix("")
+        if src.suffix == ".gz"
+        else src.with_name(src.name + ".raw")
+    )
     if dest.is_file() and dest.stat().st_mtime >= src.stat().st_mtime:
         return dest
     if not is_gzip(src):
@@ -90,8 +96,9 @@ def extract_tar(path: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
                     raise tarfile.AbsolutePathError(tar.getmember(absolute[0]))
                 tar.extractall(staging, members=members, filter="data")
         except tarfile.FilterError as exc:
-            raise ArchiveError(f"{src}: refused to extract an unsafe member ({exc}); the archive is not "
-                               "what the publisher ships") from exc
+            raise ArchiveError(
+                f"{src}: refused to extract an unsafe member ({exc}); the archive is not what the publisher ships"
+            ) from exc
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise ArchiveError(f"{src}: tar archive truncated or corrupt ({exc})") from exc
         names = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())

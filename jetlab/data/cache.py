@@ -23,7 +23,14 @@ from .._io import atomic_write_text
 from .download import file_checksum
 from .schema import SchemaError, inspect_file
 
-__all__ = ["dataset_file", "resolve_cache_dir", "cached_name", "estimate_seconds", "format_duration", "generation_notice"]
+__all__ = [
+    "dataset_file",
+    "resolve_cache_dir",
+    "cached_name",
+    "estimate_seconds",
+    "format_duration",
+    "generation_notice",
+]
 
 #: Wall seconds per row of each generator in one worker process, Pythia initialisation included:
 #: the median of three ``python benchmarks/bench_first_run.py`` runs on the 2-core development
@@ -108,15 +115,19 @@ def format_duration(seconds: float) -> str:
     return f"{int(round(seconds / 60))} minutes"
 
 
-def generation_notice(name: str, n_jets: int, workers: int | None = None, path: Path | None = None, **options: Any) -> str:
+def generation_notice(
+    name: str, n_jets: int, workers: int | None = None, path: Path | None = None, **options: Any
+) -> str:
     """The line printed before a dataset is generated (once; it is cached afterwards)."""
     from .generate import _default_workers
 
     w = _default_workers() if workers is None else int(workers)
     where = f" in {path}" if path is not None else ""
-    return (f"jetlab: generating {name}, {int(n_jets)} {_ROW_NAMES.get(name, 'jets')}, about "
-            f"{format_duration(estimate_seconds(name, n_jets, workers, **options))} on this machine "
-            f"({w} worker{'s' if w != 1 else ''}); cached afterwards{where}")
+    return (
+        f"jetlab: generating {name}, {int(n_jets)} {_ROW_NAMES.get(name, 'jets')}, about "
+        f"{format_duration(estimate_seconds(name, n_jets, workers, **options))} on this machine "
+        f"({w} worker{'s' if w != 1 else ''}); cached afterwards{where}"
+    )
 
 
 def dataset_file(

@@ -117,8 +117,15 @@ class DetectorModel:
             v = getattr(self, f)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"DetectorModel {self.name!r}: {f} must be in [0, 1], got {v}")
-        for f in ("track_res_const", "track_res_slope", "ecal_stochastic", "ecal_constant",
-                  "hcal_stochastic", "hcal_constant", "pileup_density"):
+        for f in (
+            "track_res_const",
+            "track_res_slope",
+            "ecal_stochastic",
+            "ecal_constant",
+            "hcal_stochastic",
+            "hcal_constant",
+            "pileup_density",
+        ):
             if getattr(self, f) < 0:
                 raise ValueError(f"DetectorModel {self.name!r}: {f} must be >= 0, got {getattr(self, f)}")
         if self.cell_size is not None and self.cell_size <= 0:

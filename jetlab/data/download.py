@@ -176,7 +176,9 @@ def _content_range_start(value: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _transfer(url: str, part: Path, size: int | None, algorithm: str | None, progress: bool, timeout: float) -> str | None:
+def _transfer(
+    url: str, part: Path, size: int | None, algorithm: str | None, progress: bool, timeout: float
+) -> str | None:
     """Stream ``url`` into ``part`` (resuming if it exists); return the hex digest if asked.
 
     Raises :class:`_Retryable` for transient failures and :class:`DownloadError` for
@@ -198,7 +200,9 @@ def _transfer(url: str, part: Path, size: int | None, algorithm: str | None, pro
 
     from jetlab import __version__
 
-    request = urllib.request.Request(url, headers={"User-Agent": f"jetlab/{__version__}", "Accept-Encoding": "identity"})
+    request = urllib.request.Request(
+        url, headers={"User-Agent": f"jetlab/{__version__}", "Accept-Encoding": "identity"}
+    )
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
@@ -227,7 +231,10 @@ def _transfer(url: str, part: Path, size: int | None, algorithm: str | None, pro
         expected_end = offset + content_length if content_length is not None else size
         received = offset
         try:
-            with open(part, mode) as out, _progress_bar(expected_end, offset, part.name[: -len(".part")], progress) as bar:
+            with (
+                open(part, mode) as out,
+                _progress_bar(expected_end, offset, part.name[: -len(".part")], progress) as bar,
+            ):
                 while True:
                     chunk = response.read(CHUNK)
                     if not chunk:
@@ -334,7 +341,11 @@ def data_dir(name: str | None = None, dest: os.PathLike[str] | str | None = None
     ``~/.cache/jetlab/data/<name>``."""
     if dest is not None:
         return Path(dest).expanduser()
-    root = Path(os.environ["JETLAB_DATA"]).expanduser() if os.environ.get("JETLAB_DATA") else Path.home() / ".cache" / "jetlab" / "data"
+    root = (
+        Path(os.environ["JETLAB_DATA"]).expanduser()
+        if os.environ.get("JETLAB_DATA")
+        else Path.home() / ".cache" / "jetlab" / "data"
+    )
     return root / name if name else root
 
 
@@ -419,7 +430,11 @@ class FetchPlan:
     def describe(self) -> str:
         present = len(self.files) - len(self.to_download)
         head = f"{self.dataset}: {len(self.to_download)} of {len(self.files)} file(s) to download"
-        return head + (f" ({present} already present)" if present else "") + f", {self.size.text(detail=True)}, into {self.directory}"
+        return (
+            head
+            + (f" ({present} already present)" if present else "")
+            + f", {self.size.text(detail=True)}, into {self.directory}"
+        )
 
 
 def fetch_plan(
@@ -509,4 +524,3 @@ def verify(
         else:
             report.unchecked.append(path)
     return report
-

@@ -107,9 +107,25 @@ _JETCLASS = GeneratorSpec(
         Sample("QCD", _qcd(450.0), 0),
         Sample("Tbqq", _ttbar(450.0), 1, parent=6),
         Sample("Wqq", ("WeakDoubleBoson:ffbar2WW = on", "PhaseSpace:pTHatMin = 450.") + _HADRONIC_W, 2, parent=24),
-        Sample("Zqq", ("WeakDoubleBoson:ffbar2gmZgmZ = on", "WeakZ0:gmZmode = 2", "PhaseSpace:pTHatMin = 450.") + _HADRONIC_Z, 3, parent=23),
-        Sample("Hbb", ("HiggsSM:ffbar2HZ = on", "PhaseSpace:pTHatMin = 450.", "25:onMode = off", "25:onIfMatch = 5 -5",
-                       "23:onMode = off", "23:onIfAny = 12 14 16"), 4, parent=25),
+        Sample(
+            "Zqq",
+            ("WeakDoubleBoson:ffbar2gmZgmZ = on", "WeakZ0:gmZmode = 2", "PhaseSpace:pTHatMin = 450.") + _HADRONIC_Z,
+            3,
+            parent=23,
+        ),
+        Sample(
+            "Hbb",
+            (
+                "HiggsSM:ffbar2HZ = on",
+                "PhaseSpace:pTHatMin = 450.",
+                "25:onMode = off",
+                "25:onIfMatch = 5 -5",
+                "23:onMode = off",
+                "23:onIfAny = 12 14 16",
+            ),
+            4,
+            parent=25,
+        ),
     ),
     options={"max_particles": 128, "chunk_size": 500, "classes": None},
 )
@@ -147,7 +163,7 @@ ZJETS_DATA_SETTINGS: tuple[str, ...] = (
 _ZJETS = GeneratorSpec(
     name="zjets-mini",
     description="OmniFold-Z+jets-like: Z(->nunu)+jet, leading R=0.4 jets at gen and reco level; 'sim' = Monash tune, "
-                "'data' = Monash with CMW shower alphaS and softer, wider Lund string fragmentation (a Herwig-like difference)",
+    "'data' = Monash with CMW shower alphaS and softer, wider Lund string fragmentation (a Herwig-like difference)",
     label_names=("sim", "data"),
     collections=("sim_gen", "sim_reco", "data_gen", "data_reco"),
     max_particles=101,
@@ -355,13 +371,24 @@ def _lhco_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
     cat = [np.concatenate([it[k] for it in items])[:n] for k in range(7)]
     mjj = cat[6].astype(np.float32)
     return {
-        name: JetSet(particles=cat[3 * k], mask=cat[3 * k + 1], jets=cat[3 * k + 2], labels=np.full(n, sample.label),
-                     particle_features=KINEMATIC_FEATURES, extra={"mjj": mjj})
+        name: JetSet(
+            particles=cat[3 * k],
+            mask=cat[3 * k + 1],
+            jets=cat[3 * k + 2],
+            labels=np.full(n, sample.label),
+            particle_features=KINEMATIC_FEATURES,
+            extra={"mjj": mjj},
+        )
         for k, name in enumerate(("jet1", "jet2"))
     }
 
 
-_RUNNERS = {"jetclass-mini": _single_jet_chunk, "toptag-mini": _single_jet_chunk, "zjets-mini": _zjets_chunk, "lhco-mini": _lhco_chunk}
+_RUNNERS = {
+    "jetclass-mini": _single_jet_chunk,
+    "toptag-mini": _single_jet_chunk,
+    "zjets-mini": _zjets_chunk,
+    "lhco-mini": _lhco_chunk,
+}
 
 
 def run_chunk(chunk: Chunk) -> dict[str, JetSet]:

@@ -63,9 +63,33 @@ UNPACK_METHODS: dict[str, tuple[str, ...]] = {
     "tar": (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz"),
 }
 
-REQUIRED_KEYS = ("name", "title", "description", "license", "citation", "format", "reader", "subsets", "files", "schema")
+REQUIRED_KEYS = (
+    "name",
+    "title",
+    "description",
+    "license",
+    "citation",
+    "format",
+    "reader",
+    "subsets",
+    "files",
+    "schema",
+)
 OPTIONAL_KEYS = ("record_id", "doi", "record_url", "publisher", "notes", "version")
-FILE_KEYS = ("name", "url", "size", "checksum", "algorithm", "subset", "mirrors", "note", "indices", "unpack", "unpack_to", "approx_size")
+FILE_KEYS = (
+    "name",
+    "url",
+    "size",
+    "checksum",
+    "algorithm",
+    "subset",
+    "mirrors",
+    "note",
+    "indices",
+    "unpack",
+    "unpack_to",
+    "approx_size",
+)
 URL_SCHEMES = ("https://", "http://")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-{}:]*$")
@@ -316,7 +340,9 @@ def _check_unpack(method: Any, name: str, where: str) -> str | None:
         raise ManifestError(f"{where}: unpack {method!r} is not one of {', '.join(UNPACK_METHODS)} (or null)")
     endings = UNPACK_METHODS[method]
     if not name.endswith(endings):
-        raise ManifestError(f"{where}: unpack {method!r} needs a file name ending in {' or '.join(endings)}, got {name!r}")
+        raise ManifestError(
+            f"{where}: unpack {method!r} needs a file name ending in {' or '.join(endings)}, got {name!r}"
+        )
     return method
 
 
@@ -329,7 +355,9 @@ def _check_unpack_to(value: Any, unpack: str | None, where: str) -> str | None:
     if unpack != "tar":
         raise ManifestError(f"{where}: 'unpack_to' only applies to 'unpack: tar'")
     if not isinstance(value, str) or not _SUBDIR_RE.match(value) or ".." in value.split("/"):
-        raise ManifestError(f"{where}: unpack_to must be a relative directory like 'train_100M' (no '..'), got {value!r}")
+        raise ManifestError(
+            f"{where}: unpack_to must be a relative directory like 'train_100M' (no '..'), got {value!r}"
+        )
     return value
 
 
@@ -385,7 +413,11 @@ def _parse_file(entry: Any, index: int, subsets: Mapping[str, Subset], where: st
     if indices is None:
         if "{" in name or "{" in entry["url"]:
             raise ManifestError(f"{at}: name/url contain a '{{...}}' pattern but no 'indices: [start, stop]'")
-        return [ManifestFile(name, entry["url"], size, checksum, algorithm, subset, tuple(mirrors), note, unpack, approx, unpack_to)]
+        return [
+            ManifestFile(
+                name, entry["url"], size, checksum, algorithm, subset, tuple(mirrors), note, unpack, approx, unpack_to
+            )
+        ]
 
     # a pattern entry: name/url contain ``{index...}`` and expand over range(start, stop)
     if (
@@ -406,7 +438,9 @@ def _parse_file(entry: Any, index: int, subsets: Mapping[str, Subset], where: st
             urls = [u.format(index=i, name=fname) for u in (entry["url"], *mirrors)]
         except (KeyError, IndexError, ValueError) as exc:
             raise ManifestError(f"{at}: cannot expand pattern: {exc!r} (use {{index}} and {{name}})") from exc
-        out.append(ManifestFile(fname, urls[0], None, None, None, subset, tuple(urls[1:]), note, unpack, None, unpack_to))
+        out.append(
+            ManifestFile(fname, urls[0], None, None, None, subset, tuple(urls[1:]), note, unpack, None, unpack_to)
+        )
     return out
 
 

@@ -186,7 +186,9 @@ class Standardizer:
                 f"standardizer was made for particle inputs {d.get('particle_inputs')}, "
                 f"this jetlab uses {list(PARTICLE_INPUTS)}"
             )
-        return cls(*(np.asarray(d[k], dtype=np.float32) for k in ("particle_mean", "particle_std", "jet_mean", "jet_std")))
+        return cls(
+            *(np.asarray(d[k], dtype=np.float32) for k in ("particle_mean", "particle_std", "jet_mean", "jet_std"))
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -198,4 +200,9 @@ def model_inputs(jetset: JetSet, standardizer: Standardizer | None = None):
     j = jet_inputs(jetset)
     if standardizer is None:
         standardizer = Standardizer.fit(x, jetset.mask, j)
-    return standardizer.transform_particles(x, jetset.mask), jetset.mask.copy(), standardizer.transform_jets(j), standardizer
+    return (
+        standardizer.transform_particles(x, jetset.mask),
+        jetset.mask.copy(),
+        standardizer.transform_jets(j),
+        standardizer,
+    )

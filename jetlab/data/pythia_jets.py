@@ -119,6 +119,7 @@ class _ProcessVeto:
 
 def accept_qcd(eta_max: float):
     """Process-level veto: keep events with an outgoing hard parton within |eta| < eta_max."""
+
     def accept(rec):
         out = np.abs(rec[:, 1]) == 23
         return bool((np.abs(pseudorapidity(rec[out, 3], rec[out, 4], rec[out, 5])) < eta_max).any())
@@ -129,6 +130,7 @@ def accept_qcd(eta_max: float):
 def accept_parent(parent: int, pt_min: float, eta_max: float, dr_max: float):
     """Process-level veto: keep events with a hadronic ``parent`` decay above pt_min, inside eta_max,
     whose quarks lie within dr_max of it (it can give a matched jet)."""
+
     def accept(rec):
         ids = rec[:, 0].astype(np.int64)
         for root, q in decay_groups(ids, rec[:, 1].astype(np.int64), rec[:, 2].astype(np.int64), parent):
@@ -215,10 +217,18 @@ class PythiaSource:
         offsets = np.concatenate([[0], np.cumsum(counts)])
         return Batch(
             n_events=n,
-            px=px[fin], py=py[fin], pz=pz[fin], e=e[fin], pdg=ids[fin],
-            charge=self.charges(ids[fin]), event=event_all[fin],
-            rec_id=ids, rec_status=status, rec_mother1=m1,
-            rec_p=np.stack([px, py, pz], axis=1), rec_offsets=offsets,
+            px=px[fin],
+            py=py[fin],
+            pz=pz[fin],
+            e=e[fin],
+            pdg=ids[fin],
+            charge=self.charges(ids[fin]),
+            event=event_all[fin],
+            rec_id=ids,
+            rec_status=status,
+            rec_mother1=m1,
+            rec_p=np.stack([px, py, pz], axis=1),
+            rec_offsets=offsets,
         )
 
 

@@ -43,7 +43,14 @@ SCHEMA_VERSION = 1
 #: Kinematic columns present in every dataset, in this order.
 KINEMATIC_FEATURES: tuple[str, ...] = ("pt", "eta", "phi", "energy")
 #: Charge and particle-ID flags: the PID columns here and PET's last six inputs (jetlab.data.preprocess).
-PID_FEATURES: tuple[str, ...] = ("charge", "is_charged_hadron", "is_neutral_hadron", "is_photon", "is_electron", "is_muon")
+PID_FEATURES: tuple[str, ...] = (
+    "charge",
+    "is_charged_hadron",
+    "is_neutral_hadron",
+    "is_photon",
+    "is_electron",
+    "is_muon",
+)
 #: Optional particle columns a dataset may carry (after the kinematic ones, in this order).
 OPTIONAL_PARTICLE_FEATURES: tuple[str, ...] = PID_FEATURES + ("d0", "d0err", "dz", "dzerr")
 ALL_PARTICLE_FEATURES: tuple[str, ...] = KINEMATIC_FEATURES + OPTIONAL_PARTICLE_FEATURES
@@ -161,8 +168,7 @@ class JetSet:
         for s in sets:
             if s.particle_features != feats:
                 raise SchemaError(
-                    f"cannot concatenate JetSets with different particle features: "
-                    f"{feats} vs {s.particle_features}"
+                    f"cannot concatenate JetSets with different particle features: {feats} vs {s.particle_features}"
                 )
         keys = set(sets[0].extra)
         return JetSet(
@@ -188,8 +194,7 @@ class JetSet:
             )
         if self.particle_features[:4] != KINEMATIC_FEATURES:
             raise SchemaError(
-                f"{where}: the first particle features must be {KINEMATIC_FEATURES}, "
-                f"got {self.particle_features[:4]}"
+                f"{where}: the first particle features must be {KINEMATIC_FEATURES}, got {self.particle_features[:4]}"
             )
         unknown = set(self.particle_features) - set(ALL_PARTICLE_FEATURES)
         if unknown:
@@ -389,9 +394,7 @@ def read_jetset(
     meta = inspect_file(path)
     if collection is None:
         if len(meta.collections) != 1:
-            raise SchemaError(
-                f"{path}: holds collections {list(meta.collections)}; pass collection=..."
-            )
+            raise SchemaError(f"{path}: holds collections {list(meta.collections)}; pass collection=...")
         collection = meta.collections[0]
     if collection not in meta.collections:
         raise SchemaError(f"{path}: no collection {collection!r} (has {list(meta.collections)})")

@@ -93,8 +93,9 @@ class DataSource:
         raise SchemaError(f"dataset {self.name!r} holds collections {list(self.collections)}; pass collection=...")
 
     # ------------------------------------------------------------------ reading
-    def read(self, collection: str | None = None, *, split: str | None = None, start: int = 0,
-             stop: int | None = None) -> JetSet:
+    def read(
+        self, collection: str | None = None, *, split: str | None = None, start: int = 0, stop: int | None = None
+    ) -> JetSet:
         """Rows ``[start, stop)`` of ``collection`` over all files of ``split``, in file order."""
         coll = self._collection(collection)
         parts, offset = [], 0
@@ -108,8 +109,10 @@ class DataSource:
             if stop is not None and offset >= stop:
                 break
         if not parts:
-            raise SchemaError(f"dataset {self.name!r}: rows [{start}, {stop}) of split {split!r} are empty "
-                              f"({offset} rows in {len(self.files(split))} files)")
+            raise SchemaError(
+                f"dataset {self.name!r}: rows [{start}, {stop}) of split {split!r} are empty "
+                f"({offset} rows in {len(self.files(split))} files)"
+            )
         return parts[0] if len(parts) == 1 else JetSet.concatenate(parts)
 
     def sample(self, n: int, collection: str | None = None, *, split: str | None = None) -> JetSet:
@@ -148,8 +151,12 @@ def schema_dir(name: str, root: PathLike | None = None) -> Path:
     return data_dir(name, root) / "schema"
 
 
-def _from_files(splits: Mapping[str, Sequence[Path]], kind: str = "files", name: str | None = None,
-                info: Mapping[str, Any] | None = None) -> DataSource:
+def _from_files(
+    splits: Mapping[str, Sequence[Path]],
+    kind: str = "files",
+    name: str | None = None,
+    info: Mapping[str, Any] | None = None,
+) -> DataSource:
     headers = {}
     for files in splits.values():
         for p in files:
@@ -159,9 +166,17 @@ def _from_files(splits: Mapping[str, Sequence[Path]], kind: str = "files", name:
     first = next(iter(headers.values()))
     for p, h in headers.items():
         if h.collections != first.collections:
-            raise SchemaError(f"{p}: collections {list(h.collections)} differ from {first.path}'s {list(first.collections)}")
-    return DataSource(name or first.dataset, kind, {s: tuple(f) for s, f in splits.items()},
-                      tuple(first.label_names), tuple(first.collections), dict(info or first.info or {}))
+            raise SchemaError(
+                f"{p}: collections {list(h.collections)} differ from {first.path}'s {list(first.collections)}"
+            )
+    return DataSource(
+        name or first.dataset,
+        kind,
+        {s: tuple(f) for s, f in splits.items()},
+        tuple(first.label_names),
+        tuple(first.collections),
+        dict(info or first.info or {}),
+    )
 
 
 def _schema_files_in(directory: Path) -> list[Path]:
@@ -187,7 +202,9 @@ def _convert_one(name: str, src: Path, dest: Path) -> Path:
     return convert(name, [src], dest)
 
 
-def _convert_published(name: str, root: PathLike | None, progress: bool, workers: int | None) -> dict[str, tuple[Path, ...]]:
+def _convert_published(
+    name: str, root: PathLike | None, progress: bool, workers: int | None
+) -> dict[str, tuple[Path, ...]]:
     """Convert every fetched raw file of ``name`` that has no up-to-date schema file; return the splits.
 
     One schema file per raw file: conversion resumes file by file after an interruption, runs on
@@ -205,13 +222,20 @@ def _convert_published(name: str, root: PathLike | None, progress: bool, workers
             f"  jetlab data fetch {name} --yes     (`jetlab data list` shows the size first)\n"
             f"and read it again: each raw file is converted to jetlab's schema once, the first time a task reads "
             f"it (or ahead of time: jetlab data convert {name} {raw_dir}/<files> --out "
-            f"{schema_dir(name, root)}/<split>/<file>.h5). Set JETLAB_DATA to use another data directory.")
-    plan = [(split, src, schema_dir(name, root) / split / (src.name.split(".")[0] + ".h5"))
-            for split, files in raw.items() for src in files]
+            f"{schema_dir(name, root)}/<split>/<file>.h5). Set JETLAB_DATA to use another data directory."
+        )
+    plan = [
+        (split, src, schema_dir(name, root) / split / (src.name.split(".")[0] + ".h5"))
+        for split, files in raw.items()
+        for src in files
+    ]
     todo = [(src, dest) for _, src, dest in plan if not dest.is_file() or dest.stat().st_mtime < src.stat().st_mtime]
     if todo and progress:
-        print(f"jetlab: converting {len(todo)} raw file(s) of {name} to jetlab's schema under {schema_dir(name, root)} "
-              f"(once; {workers or 1} process(es))", flush=True)
+        print(
+            f"jetlab: converting {len(todo)} raw file(s) of {name} to jetlab's schema under {schema_dir(name, root)} "
+            f"(once; {workers or 1} process(es))",
+            flush=True,
+        )
     if workers and workers > 1 and len(todo) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -262,8 +286,9 @@ def resolve(
     if name in GENERATORS:
         if n_jets is None or int(n_jets) <= 0:
             raise ValueError(f"dataset {name!r} is generated: pass n_jets > 0 (how many to generate), got {n_jets}")
-        path = dataset_file(name, int(n_jets), seed=seed, cache_dir=cache_dir, workers=workers, progress=progress,
-                            **generator_options)
+        path = dataset_file(
+            name, int(n_jets), seed=seed, cache_dir=cache_dir, workers=workers, progress=progress, **generator_options
+        )
         return _from_files({ALL: [Path(path)]}, kind="generated", name=name)
     path = Path(name).expanduser()
     if path.exists():
@@ -274,5 +299,7 @@ def resolve(
         return _from_files(splits, kind="published", name=name)
     if os.sep in name or path.suffix in (".h5", ".hdf5"):
         raise FileNotFoundError(f"dataset file {path} does not exist")
-    raise ValueError(f"dataset {name!r} is neither a generator ({', '.join(sorted(GENERATORS))}), a published dataset "
-                     f"({', '.join(published)}) nor an existing schema file or directory")
+    raise ValueError(
+        f"dataset {name!r} is neither a generator ({', '.join(sorted(GENERATORS))}), a published dataset "
+        f"({', '.join(published)}) nor an existing schema file or directory"
+    )

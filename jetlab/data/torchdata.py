@@ -309,8 +309,15 @@ class StreamingJetDataset(IterableDataset):
     def _read(self, path: Path, a: int, b: int) -> JetSet:
         js = read_jetset(path, self.collection, a, b, validate=False)
         if self.max_particles is not None and self.max_particles < js.max_particles:
-            js = JetSet(js.particles[:, : self.max_particles], js.mask[:, : self.max_particles], js.jets,
-                        js.labels, js.weights, js.particle_features, js.extra)
+            js = JetSet(
+                js.particles[:, : self.max_particles],
+                js.mask[:, : self.max_particles],
+                js.jets,
+                js.labels,
+                js.weights,
+                js.particle_features,
+                js.extra,
+            )
         return js
 
     def _shard(self) -> tuple[int, int, int, int]:
@@ -344,8 +351,12 @@ class StreamingJetDataset(IterableDataset):
             parts = [self._read(self.paths[fi], a, b) for fi, a, b in chunks[g : g + per_group]]
             t, _ = _tensors(JetSet.concatenate(parts), self.standardizer, self.label_map)
             if carry is not None:
-                t = {k: torch.cat([carry[k], _pad_to(t[k], carry[k])]) if k in ("x", "mask") else torch.cat([carry[k], t[k]])
-                     for k in t}
+                t = {
+                    k: torch.cat([carry[k], _pad_to(t[k], carry[k])])
+                    if k in ("x", "mask")
+                    else torch.cat([carry[k], t[k]])
+                    for k in t
+                }
             if self.shuffle:
                 perm = torch.from_numpy(rng.permutation(len(t["label"])))
                 t = {k: v[perm] for k, v in t.items()}
@@ -391,12 +402,21 @@ def make_loader(
     rank, world = dist_info()
     if distributed is False:
         rank, world = 0, 1
-    elif distributed is True and world == 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    elif (
+        distributed is True
+        and world == 1
+        and not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    ):
         raise RuntimeError("make_loader(distributed=True) needs an initialised torch.distributed process group")
     # a private generator so creating loader iterators never consumes the global torch RNG
     gen = torch.Generator().manual_seed(int(seed))
-    common: dict[str, Any] = dict(num_workers=num_workers, collate_fn=collate_batches, generator=gen,
-                                  pin_memory=pin_memory, persistent_workers=False)
+    common: dict[str, Any] = dict(
+        num_workers=num_workers,
+        collate_fn=collate_batches,
+        generator=gen,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+    )
     if isinstance(dataset, IterableDataset):
         if isinstance(dataset, StreamingJetDataset):
             dataset.batch_size, dataset.drop_last, dataset.shuffle = int(batch_size), drop_last, shuffle
@@ -406,8 +426,9 @@ def make_loader(
         return DataLoader(dataset, batch_size=None, **common)
     if not isinstance(dataset, Sized):
         raise TypeError(f"make_loader: a map-style dataset needs __len__, got {type(dataset).__name__}")
-    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
-                                rank=rank, world_size=world)
+    sampler = EpochBatchSampler(
+        len(dataset), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, rank=rank, world_size=world
+    )
     sampler.set_epoch(epoch)
     sampler.set_start(start_batch)
     return DataLoader(dataset, batch_sampler=sampler, **common)

@@ -103,7 +103,11 @@ def _as_card(model: PET | OmniLearnedModel, card: ModelCard | Mapping[str, Any] 
     card.architecture = getattr(model, "architecture", "pet")
     if card.standardizer is not None and not isinstance(card.standardizer, Mapping):
         card.standardizer = card.standardizer.to_dict()
-    if card.class_names is not None and len(card.class_names) != model.config.num_classes and model.config.num_classes > 1:
+    if (
+        card.class_names is not None
+        and len(card.class_names) != model.config.num_classes
+        and model.config.num_classes > 1
+    ):
         raise ValueError(
             f"ModelCard.class_names has {len(card.class_names)} names but the model has "
             f"num_classes={model.config.num_classes}"
@@ -111,7 +115,9 @@ def _as_card(model: PET | OmniLearnedModel, card: ModelCard | Mapping[str, Any] 
     return card
 
 
-def save(model: PET | OmniLearnedModel, path: str | os.PathLike, card: ModelCard | Mapping[str, Any] | None = None) -> Path:
+def save(
+    model: PET | OmniLearnedModel, path: str | os.PathLike, card: ModelCard | Mapping[str, Any] | None = None
+) -> Path:
     """Write ``path/model.safetensors`` and ``path/model_card.json`` atomically; returns ``path``."""
     path = Path(path)
     card = _as_card(model, card)
@@ -160,8 +166,11 @@ def state_problems(state: Mapping[str, torch.Tensor], expected: Mapping[str, tor
 
     missing = sorted(set(expected) - set(state))
     unloaded = sorted(set(state) - set(expected))
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-              for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
     problems = []
     if missing:
         problems.append(f"tensors the model needs but the file lacks {few(missing)}")
@@ -254,8 +263,11 @@ def _load_weights(weights: Path, device: str = "cpu") -> dict[str, torch.Tensor]
         ) from exc
 
 
-def load(path: str | os.PathLike, map_location: str | torch.device = "cpu",
-         config: PETConfig | OmniLearnedSettings | None = None) -> PET | OmniLearnedModel:
+def load(
+    path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    config: PETConfig | OmniLearnedSettings | None = None,
+) -> PET | OmniLearnedModel:
     """Rebuild the model from a checkpoint directory or name; the card is attached as ``model.card``.
 
     A card with architecture ``"omnilearned-pet2"`` gives a
@@ -273,26 +285,34 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu",
         from .omnilearned import OmniLearnedSettings, load_omnilearned
 
         if config is not None and not isinstance(config, OmniLearnedSettings):
-            raise TypeError(f"load: {path} is an OmniLearned checkpoint; config must be an OmniLearnedSettings, "
-                            f"got {type(config).__name__}")
+            raise TypeError(
+                f"load: {path} is an OmniLearned checkpoint; config must be an OmniLearnedSettings, "
+                f"got {type(config).__name__}"
+            )
         return load_omnilearned(path, card, map_location, config)
     if card.architecture != "pet":
-        raise CheckpointError(f"{path / CARD_FILE}: unknown architecture {card.architecture!r} "
-                              "(this jetlab knows 'pet' and 'omnilearned-pet2')")
+        raise CheckpointError(
+            f"{path / CARD_FILE}: unknown architecture {card.architecture!r} "
+            "(this jetlab knows 'pet' and 'omnilearned-pet2')"
+        )
     try:
         stored = PETConfig.from_dict(card.config)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path / CARD_FILE}: invalid config: {exc}") from exc
     if config is not None:
         if not isinstance(config, PETConfig):
-            raise TypeError(f"load: {path} is a PET checkpoint; config must be a PETConfig, got {type(config).__name__}")
+            raise TypeError(
+                f"load: {path} is a PET checkpoint; config must be a PETConfig, got {type(config).__name__}"
+            )
         diffs = stored.diff(config)
         if diffs:
             raise ConfigMismatchError(diffs, path)
     return load_weights_into(PET(stored), path, card, map_location)
 
 
-def load_body_into(model: PET, checkpoint: str | os.PathLike | PET | Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
+def load_body_into(
+    model: PET, checkpoint: str | os.PathLike | PET | Mapping[str, torch.Tensor]
+) -> dict[str, list[str]]:
     """Copy pretrained weights into ``model`` for fine-tuning with a different head size.
 
     All body tensors must match (else :class:`CheckpointError` naming the tensor); head tensors

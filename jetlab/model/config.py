@@ -65,7 +65,15 @@ class PETConfig:
     label_drop: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("num_feat", "num_jet", "num_classes", "projection_dim", "num_heads", "mlp_ratio", "time_embed_dim"):
+        for name in (
+            "num_feat",
+            "num_jet",
+            "num_classes",
+            "projection_dim",
+            "num_heads",
+            "mlp_ratio",
+            "time_embed_dim",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"PETConfig.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("num_transformer", "num_transformer_head", "num_gen_layers", "k", "num_local"):
@@ -76,7 +84,9 @@ class PETConfig:
                 f"PETConfig.projection_dim ({self.projection_dim}) must be divisible by num_heads ({self.num_heads})"
             )
         if not 1 <= self.num_gen_features <= self.num_feat:
-            raise ValueError(f"PETConfig.num_gen_features must be in [1, num_feat={self.num_feat}], got {self.num_gen_features}")
+            raise ValueError(
+                f"PETConfig.num_gen_features must be in [1, num_feat={self.num_feat}], got {self.num_gen_features}"
+            )
         if self.time_embed_dim % 2:
             raise ValueError(f"PETConfig.time_embed_dim must be even, got {self.time_embed_dim}")
         for name in ("drop_path", "dropout", "feature_drop", "label_drop"):
@@ -88,15 +98,31 @@ class PETConfig:
     @classmethod
     def tiny(cls, **overrides: Any) -> "PETConfig":
         """A ~0.25M-parameter model that trains at hundreds of jets/s on 2 CPU cores (tests, demos)."""
-        base = dict(projection_dim=64, num_heads=4, num_transformer=2, num_transformer_head=1,
-                    num_gen_layers=1, k=8, num_local=1, time_embed_dim=32)
+        base = dict(
+            projection_dim=64,
+            num_heads=4,
+            num_transformer=2,
+            num_transformer_head=1,
+            num_gen_layers=1,
+            k=8,
+            num_local=1,
+            time_embed_dim=32,
+        )
         return cls(**{**base, **overrides})
 
     @classmethod
     def small(cls, **overrides: Any) -> "PETConfig":
         """Laptop-sized model for notebook-scale pretraining (~0.9M parameters)."""
-        base = dict(projection_dim=96, num_heads=4, num_transformer=4, num_transformer_head=2,
-                    num_gen_layers=2, k=10, num_local=2, time_embed_dim=64)
+        base = dict(
+            projection_dim=96,
+            num_heads=4,
+            num_transformer=4,
+            num_transformer_head=2,
+            num_gen_layers=2,
+            k=10,
+            num_local=2,
+            time_embed_dim=64,
+        )
         return cls(**{**base, **overrides})
 
     @classmethod
@@ -117,8 +143,10 @@ class PETConfig:
             return cls.from_dict({**dict(name), **overrides})
         key = str(name).strip().lower()
         if key not in PRESETS:
-            raise ValueError(f"PETConfig.preset: unknown model preset {name!r}; choose one of {list(PRESETS)}, "
-                             "or pass a PETConfig or a dict of its fields")
+            raise ValueError(
+                f"PETConfig.preset: unknown model preset {name!r}; choose one of {list(PRESETS)}, "
+                "or pass a PETConfig or a dict of its fields"
+            )
         return getattr(cls, key)(**overrides)
 
     # ------------------------------------------------------------------ serialisation

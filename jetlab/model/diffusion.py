@@ -42,8 +42,9 @@ def _bcast(a: Tensor) -> Tensor:
     return a.view(-1, 1, 1)
 
 
-def noise_particles(x0: Tensor, mask: Tensor, t: Tensor, generator: torch.Generator | None = None
-                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def noise_particles(
+    x0: Tensor, mask: Tensor, t: Tensor, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(z_t, v_target, alpha, sigma)`` for clean ``x0 (B, P, G)`` at per-jet times ``t (B,)``."""
     m = mask.unsqueeze(-1).to(x0.dtype)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype) * m
@@ -67,7 +68,9 @@ def _weighted_mean(values: Tensor, weight: Tensor | None) -> Tensor:
     return (values * w).sum() / w.sum().clamp_min(1e-12)
 
 
-def drop_labels(model: "PET", labels: Tensor | None, p: float, generator: torch.Generator | None = None) -> Tensor | None:
+def drop_labels(
+    model: "PET", labels: Tensor | None, p: float, generator: torch.Generator | None = None
+) -> Tensor | None:
     """Replace labels by the null label with probability ``p`` (classifier-free guidance training)."""
     if labels is None:
         return None
@@ -78,8 +81,9 @@ def drop_labels(model: "PET", labels: Tensor | None, p: float, generator: torch.
     return torch.where(drop, torch.full_like(labels, model.null_label), labels)
 
 
-def diffusion_step(model: "PET", batch: Mapping[str, Any], generator: torch.Generator | None = None
-                   ) -> dict[str, Tensor]:
+def diffusion_step(
+    model: "PET", batch: Mapping[str, Any], generator: torch.Generator | None = None
+) -> dict[str, Tensor]:
     """One noised forward pass shared by the v-loss and the noised-input classifier loss.
 
     Returns ``v_loss_per_jet``, ``hidden`` (body output on noisy inputs), ``alpha``, ``t``.
@@ -104,8 +108,15 @@ def v_loss(model: "PET", batch: Mapping[str, Any], generator: torch.Generator | 
 
 
 @torch.no_grad()
-def sample(model: "PET", mask: Tensor, jets: Tensor, labels: Tensor | None = None, steps: int = 32,
-           generator: torch.Generator | None = None, guidance: float = 0.0) -> Tensor:
+def sample(
+    model: "PET",
+    mask: Tensor,
+    jets: Tensor,
+    labels: Tensor | None = None,
+    steps: int = 32,
+    generator: torch.Generator | None = None,
+    guidance: float = 0.0,
+) -> Tensor:
     """Deterministic DDIM sampling of ``(B, P, num_gen_features)`` standardised particle inputs.
 
     ``guidance`` w > 0 uses classifier-free guidance ``(1 + w) v_cond - w v_null`` (needs labels).
@@ -138,13 +149,16 @@ def sample(model: "PET", mask: Tensor, jets: Tensor, labels: Tensor | None = Non
 
 
 @overload
-def complete_particle_inputs(generated: Tensor, mask: Tensor | np.ndarray,
-                             jets: Tensor | np.ndarray, standardizer: "Standardizer") -> Tensor: ...
+def complete_particle_inputs(
+    generated: Tensor, mask: Tensor | np.ndarray, jets: Tensor | np.ndarray, standardizer: "Standardizer"
+) -> Tensor: ...
 @overload
-def complete_particle_inputs(generated: np.ndarray, mask: Tensor | np.ndarray,
-                             jets: Tensor | np.ndarray, standardizer: "Standardizer") -> np.ndarray: ...
-def complete_particle_inputs(generated: Tensor | np.ndarray, mask: Tensor | np.ndarray,
-                             jets: Tensor | np.ndarray, standardizer: "Standardizer") -> Tensor | np.ndarray:
+def complete_particle_inputs(
+    generated: np.ndarray, mask: Tensor | np.ndarray, jets: Tensor | np.ndarray, standardizer: "Standardizer"
+) -> np.ndarray: ...
+def complete_particle_inputs(
+    generated: Tensor | np.ndarray, mask: Tensor | np.ndarray, jets: Tensor | np.ndarray, standardizer: "Standardizer"
+) -> Tensor | np.ndarray:
     """All 13 standardised particle inputs from generated standardised (deta, dphi, log_1m_ptrel).
 
     Particles are treated as massless (E = pT cosh eta); charge and PID flags are zero.
@@ -159,8 +173,10 @@ def complete_particle_inputs(generated: Tensor | np.ndarray, mask: Tensor | np.n
     jt = torch.as_tensor(np.asarray(jets) if isinstance(jets, np.ndarray) else jets).double().to(gen.device)
     msk = msk.to(gen.device)
     if gen.shape[-1] < 3 or gen.shape[:2] != msk.shape:
-        raise ValueError(f"complete_particle_inputs: generated must be (B, P, >=3) matching mask {tuple(msk.shape)}, "
-                         f"got {tuple(gen.shape)}")
+        raise ValueError(
+            f"complete_particle_inputs: generated must be (B, P, >=3) matching mask {tuple(msk.shape)}, "
+            f"got {tuple(gen.shape)}"
+        )
     pm = torch.as_tensor(standardizer.particle_mean, dtype=torch.float64, device=gen.device)
     ps = torch.as_tensor(standardizer.particle_std, dtype=torch.float64, device=gen.device)
     jm = torch.as_tensor(standardizer.jet_mean, dtype=torch.float64, device=gen.device)

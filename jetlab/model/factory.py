@@ -79,8 +79,11 @@ def check_recipe(optimizer: Any, input_scaling: Any, lr_factor: Any, where: str)
     factor = float(lr_factor)
     if not factor > 0:
         raise ValueError(f"{where}: lr_factor must be > 0, got {lr_factor!r}")
-    return (check_choice("optimizer", optimizer, OPTIMIZERS, where),
-            check_choice("input_scaling", input_scaling, INPUT_SCALINGS, where), factor)
+    return (
+        check_choice("optimizer", optimizer, OPTIMIZERS, where),
+        check_choice("input_scaling", input_scaling, INPUT_SCALINGS, where),
+        factor,
+    )
 
 
 class GroupedModel(nn.Module):
@@ -103,8 +106,9 @@ class GroupedModel(nn.Module):
     def forward(self, x, mask, jets, groups=None):
         return self.classify(x, mask, jets, groups)[0]
 
-    def param_groups(self, lr_head: float, lr_factor: float = DEFAULT_LR_FACTOR,
-                     weight_decay: float | None = None) -> list[dict]:
+    def param_groups(
+        self, lr_head: float, lr_factor: float = DEFAULT_LR_FACTOR, weight_decay: float | None = None
+    ) -> list[dict]:
         return self.model.param_groups(lr_head, lr_factor, weight_decay)
 
     @property
@@ -184,8 +188,9 @@ def build_pet(
     return GroupedModel(model, groups) if groups is not None else model
 
 
-def scaling_standardizer(card: Any, *, pretrained: bool = True, input_scaling: str = DEFAULT_INPUT_SCALING,
-                         where: str = "checkpoint") -> Standardizer | None:
+def scaling_standardizer(
+    card: Any, *, pretrained: bool = True, input_scaling: str = DEFAULT_INPUT_SCALING, where: str = "checkpoint"
+) -> Standardizer | None:
     """The standardizer a model built from a checkpoint's ``card`` expects, or None: fit one on the
     task's data. An OmniLearned card's identity always (its input contract); otherwise the card's for a
     pretrained model with ``input_scaling="pretraining"`` (ValueError if the card has none)."""
@@ -198,8 +203,10 @@ def scaling_standardizer(card: Any, *, pretrained: bool = True, input_scaling: s
         return None
     std = card.get_standardizer()
     if std is None:
-        raise ValueError(f"build_pet: {where} has no standardizer in its model card; pass input_scaling='task' "
-                         "or re-save it with jetlab.train.pretrain")
+        raise ValueError(
+            f"build_pet: {where} has no standardizer in its model card; pass input_scaling='task' "
+            "or re-save it with jetlab.train.pretrain"
+        )
     return std
 
 
@@ -209,8 +216,15 @@ def input_standardizer(model: nn.Module, train_jets) -> Standardizer:
     return std if std is not None else Standardizer.fit_jetset(train_jets)
 
 
-def finetune_groups(model: nn.Module, lr: float, *, lr_factor: float = DEFAULT_LR_FACTOR, weight_decay: float = 0.01,
-                    optimizer: str = DEFAULT_OPTIMIZER, pretrained: bool | None = None) -> list[dict] | None:
+def finetune_groups(
+    model: nn.Module,
+    lr: float,
+    *,
+    lr_factor: float = DEFAULT_LR_FACTOR,
+    weight_decay: float = 0.01,
+    optimizer: str = DEFAULT_OPTIMIZER,
+    pretrained: bool | None = None,
+) -> list[dict] | None:
     """The Trainer's ``param_groups`` for fine-tuning ``model`` with ``optimizer``.
 
     A pretrained body (``pretrained``, default ``model.pretrained``) trains at ``lr / lr_factor``;
@@ -228,4 +242,3 @@ def finetune_groups(model: nn.Module, lr: float, *, lr_factor: float = DEFAULT_L
             if g.get("name") == "body":
                 g["weight_decay"] = float(weight_decay) * factor
     return groups
-

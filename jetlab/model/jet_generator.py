@@ -110,7 +110,9 @@ class JetFeatureGenerator(nn.Module):
         if num_classes is not None and num_classes < 1:
             raise ValueError(f"JetFeatureGenerator: num_classes must be >= 1 or None, got {num_classes}")
         if hidden < 1 or layers < 0:
-            raise ValueError(f"JetFeatureGenerator: need hidden >= 1 and layers >= 0, got hidden={hidden}, layers={layers}")
+            raise ValueError(
+                f"JetFeatureGenerator: need hidden >= 1 and layers >= 0, got hidden={hidden}, layers={layers}"
+            )
         if not 0.0 <= label_drop < 1.0:
             raise ValueError(f"JetFeatureGenerator: label_drop must be in [0, 1), got {label_drop}")
         if time_embed_dim < 2 or time_embed_dim % 2:
@@ -126,7 +128,9 @@ class JetFeatureGenerator(nn.Module):
         self.time_embed_dim = int(time_embed_dim)
         self.integer_features = ints
         self.time_embed = FourierEmbedding(time_embed_dim)
-        self.cond_mlp = nn.Sequential(nn.Linear(time_embed_dim + cond_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        self.cond_mlp = nn.Sequential(
+            nn.Linear(time_embed_dim + cond_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden)
+        )
         self.label_embed = nn.Embedding(num_classes + 1, hidden) if num_classes else None
         self.inp = nn.Linear(num_features, hidden)
         self.blocks = nn.ModuleList(_ResBlock(hidden) for _ in range(layers))
@@ -139,8 +143,12 @@ class JetFeatureGenerator(nn.Module):
     def config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-serialisable): ``JetFeatureGenerator(**g.config())`` rebuilds it."""
         return {
-            "num_features": self.num_features, "cond_dim": self.cond_dim, "num_classes": self.num_classes,
-            "hidden": self.hidden, "layers": self.layers, "label_drop": self.label_drop,
+            "num_features": self.num_features,
+            "cond_dim": self.cond_dim,
+            "num_classes": self.num_classes,
+            "hidden": self.hidden,
+            "layers": self.layers,
+            "label_drop": self.label_drop,
             "time_embed_dim": self.time_embed_dim,
             "integer_features": {str(k): list(v) for k, v in self.integer_features.items()},
         }
@@ -163,8 +171,9 @@ class JetFeatureGenerator(nn.Module):
         mean = torch.as_tensor(np.asarray(mean, dtype=np.float32)).reshape(-1)
         std = torch.as_tensor(np.asarray(std, dtype=np.float32)).reshape(-1)
         if mean.numel() != self.num_features or std.numel() != self.num_features:
-            raise ValueError(f"set_normalization: expected {self.num_features} means and stds, got "
-                             f"{mean.numel()} and {std.numel()}")
+            raise ValueError(
+                f"set_normalization: expected {self.num_features} means and stds, got {mean.numel()} and {std.numel()}"
+            )
         if not (torch.isfinite(mean).all() and torch.isfinite(std).all()) or (std <= 0).any():
             raise ValueError("set_normalization: means must be finite and stds finite and > 0")
         self.feature_mean.copy_(mean)
@@ -195,15 +204,19 @@ class JetFeatureGenerator(nn.Module):
             if not self.cond_dim:
                 raise ValueError(f"JetFeatureGenerator.{where}: got cond but the model has cond_dim=0")
             if tuple(cond.shape) != (n, self.cond_dim):
-                raise ValueError(f"JetFeatureGenerator.{where}: cond must be ({n}, {self.cond_dim}), got {tuple(cond.shape)}")
+                raise ValueError(
+                    f"JetFeatureGenerator.{where}: cond must be ({n}, {self.cond_dim}), got {tuple(cond.shape)}"
+                )
         if labels is not None:
             if not self.num_classes:
                 raise ValueError(f"JetFeatureGenerator.{where}: got labels but the model has num_classes=None")
             if tuple(labels.shape) != (n,):
                 raise ValueError(f"JetFeatureGenerator.{where}: labels must be ({n},), got {tuple(labels.shape)}")
             if len(labels) and (int(labels.min()) < 0 or int(labels.max()) > self.num_classes):
-                raise ValueError(f"JetFeatureGenerator.{where}: labels must be in [0, {self.num_classes - 1}] "
-                                 f"(or {self.num_classes} = null)")
+                raise ValueError(
+                    f"JetFeatureGenerator.{where}: labels must be in [0, {self.num_classes - 1}] "
+                    f"(or {self.num_classes} = null)"
+                )
 
     def forward(self, z: Tensor, t: Tensor, cond: Tensor | None = None, labels: Tensor | None = None) -> Tensor:
         """v-prediction for normalised noisy features ``z (B, F)`` at times ``t (B,)``; labels None = null."""
@@ -224,11 +237,19 @@ class JetFeatureGenerator(nn.Module):
         return self.out(self.norm(h))
 
     # ------------------------------------------------------------------ training / sampling
-    def loss(self, features: Tensor, cond: Tensor | None = None, labels: Tensor | None = None,
-             weights: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+    def loss(
+        self,
+        features: Tensor,
+        cond: Tensor | None = None,
+        labels: Tensor | None = None,
+        weights: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """Weighted mean v-prediction MSE for *physical* ``features (B, F)`` (normalised internally)."""
         if features.ndim != 2 or features.shape[1] != self.num_features:
-            raise ValueError(f"JetFeatureGenerator.loss: features must be (B, {self.num_features}), got {tuple(features.shape)}")
+            raise ValueError(
+                f"JetFeatureGenerator.loss: features must be (B, {self.num_features}), got {tuple(features.shape)}"
+            )
         b = features.shape[0]
         self._check(b, cond, labels, "loss")
         x0 = self.normalize(features.float())
@@ -248,8 +269,17 @@ class JetFeatureGenerator(nn.Module):
         return (per * w).sum() / w.sum().clamp_min(1e-12)
 
     @torch.no_grad()
-    def sample(self, n: int, cond: Tensor | None = None, labels: Tensor | None = None, steps: int = 64,
-               generator: torch.Generator | None = None, guidance: float = 0.0, *, round_integers: bool = True) -> Tensor:
+    def sample(
+        self,
+        n: int,
+        cond: Tensor | None = None,
+        labels: Tensor | None = None,
+        steps: int = 64,
+        generator: torch.Generator | None = None,
+        guidance: float = 0.0,
+        *,
+        round_integers: bool = True,
+    ) -> Tensor:
         """``(n, F)`` physical features by deterministic DDIM from Gaussian noise (same generator -> same sample).
 
         ``guidance`` w > 0 mixes ``(1 + w) v(label) - w v(null)`` (needs labels). Integer
@@ -263,8 +293,11 @@ class JetFeatureGenerator(nn.Module):
             raise ValueError("JetFeatureGenerator.sample: guidance != 0 needs labels")
         dev = self.feature_mean.device
         if cond is not None:
-            cond = torch.as_tensor(cond, dtype=torch.float32, device=dev).reshape(n, -1) if n else \
-                torch.as_tensor(cond, dtype=torch.float32, device=dev).reshape(0, self.cond_dim)
+            cond = (
+                torch.as_tensor(cond, dtype=torch.float32, device=dev).reshape(n, -1)
+                if n
+                else torch.as_tensor(cond, dtype=torch.float32, device=dev).reshape(0, self.cond_dim)
+            )
         if labels is not None:
             labels = torch.as_tensor(labels, device=dev).long().reshape(-1)
         self._check(n, cond, labels, "sample")
@@ -296,8 +329,9 @@ class JetFeatureGenerator(nn.Module):
 
 
 # ---------------------------------------------------------------------- persistence
-def save_jet_generator(generator: JetFeatureGenerator, directory: str | os.PathLike, metadata: Mapping[str, Any] | None = None
-                       ) -> tuple[Path, Path]:
+def save_jet_generator(
+    generator: JetFeatureGenerator, directory: str | os.PathLike, metadata: Mapping[str, Any] | None = None
+) -> tuple[Path, Path]:
     """Write ``jet_generator.safetensors`` + ``jet_generator.json`` into ``directory`` (each atomically)."""
     from safetensors.torch import save_file
 
@@ -306,8 +340,10 @@ def save_jet_generator(generator: JetFeatureGenerator, directory: str | os.PathL
     state = {k: v.detach().to("cpu").contiguous() for k, v in generator.state_dict().items()}
     weights, config = directory / JET_GENERATOR_WEIGHTS, directory / JET_GENERATOR_CONFIG
     doc = {"format": _FORMAT, "version": _VERSION, "config": generator.config(), "metadata": dict(metadata or {})}
-    for path, write in ((weights, lambda p: save_file(state, p)),
-                        (config, lambda p: Path(p).write_text(json.dumps(doc, indent=2, default=str) + "\n"))):
+    for path, write in (
+        (weights, lambda p: save_file(state, p)),
+        (config, lambda p: Path(p).write_text(json.dumps(doc, indent=2, default=str) + "\n")),
+    ):
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=directory)
         os.close(fd)
         try:
@@ -327,7 +363,9 @@ def load_jet_generator(directory: str | os.PathLike, map_location: str | torch.d
     directory = Path(directory)
     config, weights = directory / JET_GENERATOR_CONFIG, directory / JET_GENERATOR_WEIGHTS
     if not config.is_file() or not weights.is_file():
-        raise FileNotFoundError(f"load_jet_generator: {directory} has no {JET_GENERATOR_CONFIG} + {JET_GENERATOR_WEIGHTS}")
+        raise FileNotFoundError(
+            f"load_jet_generator: {directory} has no {JET_GENERATOR_CONFIG} + {JET_GENERATOR_WEIGHTS}"
+        )
     try:
         doc = json.loads(config.read_text())
     except json.JSONDecodeError as exc:
@@ -340,10 +378,11 @@ def load_jet_generator(directory: str | os.PathLike, map_location: str | torch.d
     state = load_file(str(weights), device=str(torch.device(map_location)))
     missing, unexpected = set(gen.state_dict()) - set(state), set(state) - set(gen.state_dict())
     if missing or unexpected:
-        raise ValueError(f"{weights}: weights do not fit the config: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
+        raise ValueError(
+            f"{weights}: weights do not fit the config: missing {sorted(missing)}, unexpected {sorted(unexpected)}"
+        )
     gen.load_state_dict(state)
     gen.to(map_location)
     gen.metadata = dict(doc.get("metadata") or {})
     gen.eval()
     return gen
-

@@ -124,8 +124,15 @@ class _PreNormBlock(nn.Module):
 class TransformerBlock(_PreNormBlock):
     """Pre-norm self-attention block with layer scale and stochastic depth; output masked."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: int, layer_scale_init: float,
-                 drop_path: float = 0.0, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: int,
+        layer_scale_init: float,
+        drop_path: float = 0.0,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__(dim, num_heads, mlp_ratio, layer_scale_init, dropout)
         self.drop_path = DropPath(drop_path)
 

@@ -53,8 +53,9 @@ def classification_loss(model: "PET", batch: Mapping[str, Any], groups=None) -> 
     return _weighted_mean(_per_jet_ce(logits, batch["label"]), batch.get("weight"))
 
 
-def pretraining_loss(model: "PET", batch: Mapping[str, Any], weights: LossWeights | None = None,
-                     generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+def pretraining_loss(
+    model: "PET", batch: Mapping[str, Any], weights: LossWeights | None = None, generator: torch.Generator | None = None
+) -> tuple[Tensor, dict[str, Tensor]]:
     """``(loss, {"ce", "mse", "diff"})``: total OmniLearn pretraining loss and its detached parts."""
     w = weights if weights is not None else LossWeights()
     x, mask, jets, label = batch["x"], batch["mask"].bool(), batch["jets"], batch["label"]

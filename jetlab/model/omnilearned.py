@@ -82,8 +82,10 @@ def require_omnilearned():
     try:
         import omnilearned.network as network
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise ImportError("OmniLearned checkpoints need the optional package: pip install 'jetlab[omnilearned]' "
-                          f"(omnilearned==0.2.0); import failed: {exc}") from exc
+        raise ImportError(
+            "OmniLearned checkpoints need the optional package: pip install 'jetlab[omnilearned]' "
+            f"(omnilearned==0.2.0); import failed: {exc}"
+        ) from exc
     return network
 
 
@@ -126,10 +128,14 @@ class OmniLearnedSettings:
         if self.mode not in ("classifier", "generator", "pretrain"):
             raise ValueError(f"OmniLearnedSettings.mode must be classifier, generator or pretrain, got {self.mode!r}")
         if self.input_dim != 4:
-            raise ValueError(f"OmniLearnedSettings.input_dim={self.input_dim}: jetlab maps its inputs to OmniLearned's "
-                             "4 kinematic features (delta-eta, delta-phi, log pT, log E) only")
+            raise ValueError(
+                f"OmniLearnedSettings.input_dim={self.input_dim}: jetlab maps its inputs to OmniLearned's "
+                "4 kinematic features (delta-eta, delta-phi, log pT, log E) only"
+            )
         if self.base_dim % self.num_heads:
-            raise ValueError(f"OmniLearnedSettings: base_dim {self.base_dim} is not divisible by num_heads {self.num_heads}")
+            raise ValueError(
+                f"OmniLearnedSettings: base_dim {self.base_dim} is not divisible by num_heads {self.num_heads}"
+            )
 
     @property
     def has_classifier(self) -> bool:
@@ -164,12 +170,30 @@ def build_pet2(settings: OmniLearnedSettings, seed: int = 0) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         net = network.PET2(
-            input_dim=s.input_dim, use_int=s.use_int, local_int=s.local_int, int_type=s.int_type, conditional=False,
-            pid=s.pid, pid_dim=s.pid_dim, add_info=s.add_info, add_dim=s.add_dim, mode=s.mode,
-            num_classes=s.gen_classes if s.has_generator else s.num_classes, num_gen_classes=1,
-            base_dim=s.base_dim, num_transformers=s.num_transformers, num_transformers_head=s.num_transformers_head,
-            num_tokens=s.num_tokens, num_heads=s.num_heads, mlp_ratio=s.mlp_ratio, mlp_drop=0.0, attn_drop=0.0,
-            feature_drop=0.0, K=s.K, skip=s.skip, num_coord=s.num_coord,
+            input_dim=s.input_dim,
+            use_int=s.use_int,
+            local_int=s.local_int,
+            int_type=s.int_type,
+            conditional=False,
+            pid=s.pid,
+            pid_dim=s.pid_dim,
+            add_info=s.add_info,
+            add_dim=s.add_dim,
+            mode=s.mode,
+            num_classes=s.gen_classes if s.has_generator else s.num_classes,
+            num_gen_classes=1,
+            base_dim=s.base_dim,
+            num_transformers=s.num_transformers,
+            num_transformers_head=s.num_transformers_head,
+            num_tokens=s.num_tokens,
+            num_heads=s.num_heads,
+            mlp_ratio=s.mlp_ratio,
+            mlp_drop=0.0,
+            attn_drop=0.0,
+            feature_drop=0.0,
+            K=s.K,
+            skip=s.skip,
+            num_coord=s.num_coord,
         )
         if net.classifier is not None and net.classifier.out.out_features != s.num_classes:
             net.classifier.out = nn.Linear(net.classifier.out.in_features, s.num_classes)
@@ -188,13 +212,23 @@ def identity_standardizer():
     from jetlab.data.preprocess import JET_INPUTS, PARTICLE_INPUTS, Standardizer
 
     p, j = len(PARTICLE_INPUTS), len(JET_INPUTS)
-    return Standardizer(np.zeros(p, np.float32), np.ones(p, np.float32), np.zeros(j, np.float32), np.ones(j, np.float32))
+    return Standardizer(
+        np.zeros(p, np.float32), np.ones(p, np.float32), np.zeros(j, np.float32), np.ones(j, np.float32)
+    )
 
 
 #: jetlab (charge, flag) -> PDG id; flags in jetlab's order (charged hadron, neutral hadron, photon,
 #: electron, muon) are codes 1..5, code 0 = no flag set
-PDG_FROM_JETLAB = {(1, 1): 211, (-1, 1): -211, (0, 2): 130, (0, 3): 22, (-1, 4): 11, (1, 4): -11,
-                   (-1, 5): 13, (1, 5): -13}
+PDG_FROM_JETLAB = {
+    (1, 1): 211,
+    (-1, 1): -211,
+    (0, 2): 130,
+    (0, 3): 22,
+    (-1, 4): 11,
+    (1, 4): -11,
+    (-1, 5): 13,
+    (1, 5): -13,
+}
 
 
 def pid_lookup() -> Tensor:
@@ -249,7 +283,9 @@ class OmniLearnedModel(nn.Module):
             use_pid = groups is None or "pid" in groups
             if use_pid:
                 flags = x[..., 8:13]
-                code = torch.where(flags.amax(-1) > 0.5, flags.argmax(-1) + 1, torch.zeros_like(flags[..., 0], dtype=torch.long))
+                code = torch.where(
+                    flags.amax(-1) > 0.5, flags.argmax(-1) + 1, torch.zeros_like(flags[..., 0], dtype=torch.long)
+                )
                 charge = x[..., 7].round().clamp(-1, 1).long()
                 pid = self._pid_lookup[(charge + 1) * 6 + code]
             else:
@@ -272,8 +308,10 @@ class OmniLearnedModel(nn.Module):
             return
         gap = (x[..., 6] - torch.hypot(x[..., 0], x[..., 1])).abs()[mask]
         if float(gap.max()) > 1e-3 * (1.0 + float(x[..., 6][mask].abs().max())):
-            raise ValueError("OmniLearnedModel received standardised particle inputs: it needs jetlab's raw inputs "
-                             "(standardise with the checkpoint card's identity standardizer, model.standardizer)")
+            raise ValueError(
+                "OmniLearnedModel received standardised particle inputs: it needs jetlab's raw inputs "
+                "(standardise with the checkpoint card's identity standardizer, model.standardizer)"
+            )
 
     def _time(self, X: Tensor) -> Tensor | None:
         return X.new_zeros(X.shape[0]) if self.net.body.use_time else None
@@ -284,12 +322,15 @@ class OmniLearnedModel(nn.Module):
         X, pid, add = self.omnilearned_inputs(x, mask, jets, groups)
         return self.net.body(X, None, pid, add, self._time(X))
 
-    def classify(self, x: Tensor, mask: Tensor, jets: Tensor,
-                 groups: Sequence[str] | None = None) -> tuple[Tensor, None]:
+    def classify(
+        self, x: Tensor, mask: Tensor, jets: Tensor, groups: Sequence[str] | None = None
+    ) -> tuple[Tensor, None]:
         """``(logits (B, num_classes), None)``: OmniLearned has no jet-feature regression output."""
         if self.net.classifier is None:
-            raise RuntimeError(f"OmniLearnedModel: this {self.settings.mode}-mode checkpoint has no classifier head; "
-                               "call reset_classifier(num_classes) first")
+            raise RuntimeError(
+                f"OmniLearnedModel: this {self.settings.mode}-mode checkpoint has no classifier head; "
+                "call reset_classifier(num_classes) first"
+            )
         return self.net.classifier(self.body_features(x, mask, jets, groups)), None
 
     def forward(self, x: Tensor, mask: Tensor, jets: Tensor, groups: Sequence[str] | None = None) -> Tensor:
@@ -310,17 +351,20 @@ class OmniLearnedModel(nn.Module):
         so ``net.classifier.out(jet_embedding(...))`` are :meth:`classify`'s logits (used by tasks that
         combine several jets, e.g. the dijet classifier of notebook 04)."""
         if self.net.classifier is None:
-            raise RuntimeError(f"OmniLearnedModel: this {self.settings.mode}-mode checkpoint has no classifier head; "
-                               "call reset_classifier(num_classes) first")
+            raise RuntimeError(
+                f"OmniLearnedModel: this {self.settings.mode}-mode checkpoint has no classifier head; "
+                "call reset_classifier(num_classes) first"
+            )
         head = self.net.classifier
         h = self.body_features(x, mask, jets, groups)
-        m = h[:, head.num_tokens:, 2:3] != 0  # omnilearned's own mask rule (PET_classifier.forward)
+        m = h[:, head.num_tokens :, 2:3] != 0  # omnilearned's own mask rule (PET_classifier.forward)
         for blk in head.in_blocks:
             h = blk(h, mask=m)
         return head.fc(h[:, : head.num_tokens].reshape(h.shape[0], -1))
 
-    def velocity(self, z: Tensor, mask: Tensor, t: Tensor, labels: Tensor | None = None,
-                 pid: Tensor | None = None) -> Tensor:
+    def velocity(
+        self, z: Tensor, mask: Tensor, t: Tensor, labels: Tensor | None = None, pid: Tensor | None = None
+    ) -> Tensor:
         """The generator head's prediction ``v = eps - x`` for OmniLearned-coordinate inputs ``z`` (B,P,4) at time ``t``.
 
         Same computation as ``omnilearned.diffusion.network_wrapper``; OmniLearned's generator is
@@ -341,8 +385,15 @@ class OmniLearnedModel(nn.Module):
 
     @property
     def parts(self) -> dict[str, nn.Module]:
-        return {n: m for n, m in (("body", self.net.body), ("classifier", self.net.classifier),
-                                  ("generator", self.net.generator)) if m is not None}
+        return {
+            n: m
+            for n, m in (
+                ("body", self.net.body),
+                ("classifier", self.net.classifier),
+                ("generator", self.net.generator),
+            )
+            if m is not None
+        }
 
     def _parts(self, names: Sequence[str]) -> list[nn.Module]:
         bad = [n for n in names if n not in PARTS]
@@ -382,8 +433,15 @@ class OmniLearnedModel(nn.Module):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(seed))
                 self.net.classifier = network.PET_classifier(
-                    s.base_dim, num_transformers=s.num_transformers_head, num_heads=s.num_heads, mlp_ratio=s.mlp_ratio,
-                    mlp_drop=0.0, attn_drop=0.0, num_tokens=s.num_tokens, num_classes=num_classes).to(ref.device, ref.dtype)
+                    s.base_dim,
+                    num_transformers=s.num_transformers_head,
+                    num_heads=s.num_heads,
+                    mlp_ratio=s.mlp_ratio,
+                    mlp_drop=0.0,
+                    attn_drop=0.0,
+                    num_tokens=s.num_tokens,
+                    num_classes=num_classes,
+                ).to(ref.device, ref.dtype)
             self.settings = s.replace(mode="pretrain", gen_classes=s.gen_classes) if s.mode == "generator" else s
         out = self.net.classifier.out
         self.net.classifier.out = nn.Linear(out.in_features, num_classes).to(ref.device, ref.dtype)
@@ -398,11 +456,21 @@ class OmniLearnedModel(nn.Module):
 
     def describe(self, file=None) -> str:
         s = self.settings
-        extras = [k for k, on in (("interaction", s.use_int), ("local interaction", s.local_int),
-                                  (f"PID({s.pid_dim})", s.pid), (f"track features({s.add_dim})", s.add_info)) if on]
-        lines = [f"OmniLearned PET2{f' {s.size}' if s.size else ''}(width={s.base_dim}, heads={s.num_heads}, "
-                 f"blocks={s.num_transformers}, head blocks={s.num_transformers_head}, tokens={s.num_tokens}, "
-                 f"K={s.K}, mode={s.mode}, classes={s.num_classes}{', ' if extras else ''}{', '.join(extras)})"]
+        extras = [
+            k
+            for k, on in (
+                ("interaction", s.use_int),
+                ("local interaction", s.local_int),
+                (f"PID({s.pid_dim})", s.pid),
+                (f"track features({s.add_dim})", s.add_info),
+            )
+            if on
+        ]
+        lines = [
+            f"OmniLearned PET2{f' {s.size}' if s.size else ''}(width={s.base_dim}, heads={s.num_heads}, "
+            f"blocks={s.num_transformers}, head blocks={s.num_transformers_head}, tokens={s.num_tokens}, "
+            f"K={s.K}, mode={s.mode}, classes={s.num_classes}{', ' if extras else ''}{', '.join(extras)})"
+        ]
         for name, n in self.num_parameters().items():
             lines.append(f"  {name:<11s}{n:>12,d} parameters")
         text = "\n".join(lines)
@@ -410,8 +478,12 @@ class OmniLearnedModel(nn.Module):
         return text
 
 
-def load_omnilearned(path: str | os.PathLike, card=None, map_location: str | torch.device = "cpu",
-                     settings: OmniLearnedSettings | None = None) -> OmniLearnedModel:
+def load_omnilearned(
+    path: str | os.PathLike,
+    card=None,
+    map_location: str | torch.device = "cpu",
+    settings: OmniLearnedSettings | None = None,
+) -> OmniLearnedModel:
     """Rebuild a converted (or fine-tuned and saved) OmniLearned checkpoint directory; strict load."""
     from .checkpoint import CheckpointError, ConfigMismatchError, load_weights_into, read_card
 

@@ -37,8 +37,11 @@ from .omnilearned import (
 
 PREFIX = "omnilearned:"
 #: published file per size (omnilearned README: ``--pretrain-tag pretrain_s``; utils.get_checkpoint_name)
-PUBLISHED = {"small": "best_model_pretrain_s.pt", "medium": "best_model_pretrain_m.pt",
-             "large": "best_model_pretrain_l.pt"}
+PUBLISHED = {
+    "small": "best_model_pretrain_s.pt",
+    "medium": "best_model_pretrain_m.pt",
+    "large": "best_model_pretrain_l.pt",
+}
 MANIFEST = "omnilearned_checkpoints"
 #: the settings a size preset fixes (utils.get_model_parameters keys)
 _PRESET_KEYS = ("base_dim", "num_transformers", "num_transformers_head", "num_tokens", "num_heads", "mlp_ratio")
@@ -60,11 +63,15 @@ def read_omnilearned(path: str | os.PathLike) -> dict[str, Any]:
         with torch.serialization.safe_globals(allowed):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors name the refused global
-        raise CheckpointError(f"{path}: cannot be read as an OmniLearned checkpoint with weights_only=True: {exc}") from exc
+        raise CheckpointError(
+            f"{path}: cannot be read as an OmniLearned checkpoint with weights_only=True: {exc}"
+        ) from exc
     if not isinstance(ckpt, Mapping) or "body" not in ckpt:
         keys = list(ckpt)[:10] if isinstance(ckpt, Mapping) else type(ckpt).__name__
-        raise CheckpointError(f"{path}: not an OmniLearned checkpoint (expected a dict with 'body', "
-                              f"'classifier_head', 'generator_head', ...; found {keys})")
+        raise CheckpointError(
+            f"{path}: not an OmniLearned checkpoint (expected a dict with 'body', "
+            f"'classifier_head', 'generator_head', ...; found {keys})"
+        )
     return dict(ckpt)
 
 
@@ -73,9 +80,17 @@ def _count(state: Mapping[str, torch.Tensor], prefix: str) -> int:
     return max(idx) + 1 if idx else 0
 
 
-def infer_settings(ckpt: Mapping[str, Any], *, num_heads: int | None = None, K: int | None = None,
-                   num_coord: int | None = None, int_type: str | None = None, deta_flip: bool | None = None,
-                   size: str | None = None, where: str = "checkpoint") -> OmniLearnedSettings:
+def infer_settings(
+    ckpt: Mapping[str, Any],
+    *,
+    num_heads: int | None = None,
+    K: int | None = None,
+    num_coord: int | None = None,
+    int_type: str | None = None,
+    deta_flip: bool | None = None,
+    size: str | None = None,
+    where: str = "checkpoint",
+) -> OmniLearnedSettings:
     """Settings from tensor names and shapes; the kNN settings come from :data:`CONVENTIONS` unless given.
 
     ``num_heads`` is read from the interaction block when there is one, else from the size preset
@@ -88,18 +103,24 @@ def infer_settings(ckpt: Mapping[str, Any], *, num_heads: int | None = None, K: 
     if missing:
         raise CheckpointError(f"{where}: body has no {missing} tensor(s): not an OmniLearned PET2 body")
     if any(k.startswith("cond_embed.") for k in body):
-        raise CheckpointError(f"{where}: body tensors cond_embed.* (conditional=True): the meaning of its "
-                              f"{body['cond_embed.0.fc1.weight'].shape[1]} global inputs is not stored, jetlab cannot feed them")
+        raise CheckpointError(
+            f"{where}: body tensors cond_embed.* (conditional=True): the meaning of its "
+            f"{body['cond_embed.0.fc1.weight'].shape[1]} global inputs is not stored, jetlab cannot feed them"
+        )
     _, num_tokens, base_dim = body["token"].shape
     input_dim = int(body["embed.norm.weight"].shape[0])
     mlp_ratio = body["embed.mlp.fc1.weight"].shape[0] / base_dim
     if mlp_ratio != int(mlp_ratio):
-        raise CheckpointError(f"{where}: body tensor embed.mlp.fc1.weight {tuple(body['embed.mlp.fc1.weight'].shape)} "
-                              f"gives a non-integer mlp_ratio {mlp_ratio}")
+        raise CheckpointError(
+            f"{where}: body tensor embed.mlp.fc1.weight {tuple(body['embed.mlp.fc1.weight'].shape)} "
+            f"gives a non-integer mlp_ratio {mlp_ratio}"
+        )
     k_in = body["local_physics.mlp.fc1.weight"].shape[1]
     if k_in not in (input_dim, input_dim + 3):
-        raise CheckpointError(f"{where}: body tensor local_physics.mlp.fc1.weight has {k_in} inputs; "
-                              f"expected {input_dim} or {input_dim + 3} (input_dim={input_dim})")
+        raise CheckpointError(
+            f"{where}: body tensor local_physics.mlp.fc1.weight has {k_in} inputs; "
+            f"expected {input_dim} or {input_dim + 3} (input_dim={input_dim})"
+        )
     use_int = "interaction.mlp.fc2.weight" in body
     presets = size_presets()
     heads_from = None
@@ -110,48 +131,68 @@ def infer_settings(ckpt: Mapping[str, Any], *, num_heads: int | None = None, K: 
     elif num_heads is None:
         same = [p["num_heads"] for p in presets.values() if p["base_dim"] == base_dim]
         if not same:
-            raise CheckpointError(f"{where}: num_heads is not stored in any tensor of a model without interaction "
-                                  f"blocks and no OmniLearned size has width {base_dim}: pass num_heads")
+            raise CheckpointError(
+                f"{where}: num_heads is not stored in any tensor of a model without interaction "
+                f"blocks and no OmniLearned size has width {base_dim}: pass num_heads"
+            )
         heads_from = same[0]
     has_clf, has_gen = "classifier_head" in ckpt, "generator_head" in ckpt
     use_time = "time_embed.fc1.weight" in body
     mode = {(True, False, False): "classifier", (False, True, True): "generator", (True, True, True): "pretrain"}.get(
-        (has_clf, has_gen, use_time))
+        (has_clf, has_gen, use_time)
+    )
     if mode is None:
-        raise CheckpointError(f"{where}: unsupported combination classifier_head={has_clf}, generator_head={has_gen}, "
-                              f"time embedding={use_time} (jetlab supports OmniLearned's classifier, generator and "
-                              "pretrain modes)")
+        raise CheckpointError(
+            f"{where}: unsupported combination classifier_head={has_clf}, generator_head={has_gen}, "
+            f"time embedding={use_time} (jetlab supports OmniLearned's classifier, generator and "
+            "pretrain modes)"
+        )
     num_classes = 2
     if has_clf:
         num_classes = int(ckpt["classifier_head"]["out.weight"].shape[0])
         head_blocks = _count(ckpt["classifier_head"], "in_blocks.")
         local_blocks = _count(body, "local_physics.in_blocks.")
         if head_blocks != local_blocks:
-            raise CheckpointError(f"{where}: classifier_head has {head_blocks} in_blocks but the body's local_physics "
-                                  f"has {local_blocks}; PET2 uses one num_transformers_head for both")
+            raise CheckpointError(
+                f"{where}: classifier_head has {head_blocks} in_blocks but the body's local_physics "
+                f"has {local_blocks}; PET2 uses one num_transformers_head for both"
+            )
     gen_classes = 1
     if has_gen:
         gen = ckpt["generator_head"]
         if int(gen["out.weight"].shape[0]) != input_dim:
-            raise CheckpointError(f"{where}: generator_head tensor out.weight has {gen['out.weight'].shape[0]} outputs, "
-                                  f"not input_dim={input_dim} (segmentation / flavour-tagging heads are not supported)")
+            raise CheckpointError(
+                f"{where}: generator_head tensor out.weight has {gen['out.weight'].shape[0]} outputs, "
+                f"not input_dim={input_dim} (segmentation / flavour-tagging heads are not supported)"
+            )
         gen_classes = int(gen["pid_embed.0.weight"].shape[0]) if "pid_embed.0.weight" in gen else 1
     skip = any(k.startswith("out_blocks.") for k in body)
     blocks = _count(body, "in_blocks.") + _count(body, "out_blocks.")
     heads = num_heads if num_heads is not None else heads_from
     assert heads is not None, "num_heads comes from the interaction tensors or the size presets above"
     settings = OmniLearnedSettings(
-        base_dim=int(base_dim), num_transformers=blocks, num_transformers_head=_count(body, "local_physics.in_blocks."),
-        num_tokens=int(num_tokens), num_heads=int(heads),
-        mlp_ratio=int(mlp_ratio), mode=mode, num_classes=num_classes, gen_classes=gen_classes, input_dim=input_dim,
-        use_int=use_int, local_int=k_in == input_dim + 3, skip=skip,
-        pid="pid_embed.0.weight" in body, pid_dim=int(body["pid_embed.0.weight"].shape[0]) if "pid_embed.0.weight" in body else 9,
+        base_dim=int(base_dim),
+        num_transformers=blocks,
+        num_transformers_head=_count(body, "local_physics.in_blocks."),
+        num_tokens=int(num_tokens),
+        num_heads=int(heads),
+        mlp_ratio=int(mlp_ratio),
+        mode=mode,
+        num_classes=num_classes,
+        gen_classes=gen_classes,
+        input_dim=input_dim,
+        use_int=use_int,
+        local_int=k_in == input_dim + 3,
+        skip=skip,
+        pid="pid_embed.0.weight" in body,
+        pid_dim=int(body["pid_embed.0.weight"].shape[0]) if "pid_embed.0.weight" in body else 9,
         add_info="add_embed.0.fc1.weight" in body,
         add_dim=int(body["add_embed.0.fc1.weight"].shape[1]) if "add_embed.0.fc1.weight" in body else 4,
         K=int(K if K is not None else CONVENTIONS["K"]),
         num_coord=int(num_coord if num_coord is not None else CONVENTIONS["num_coord"]),
         int_type=int_type or CONVENTIONS["int_type"],
-        deta_flip=CONVENTIONS["deta_flip"] if deta_flip is None else bool(deta_flip), size=size,
+        deta_flip=CONVENTIONS["deta_flip"] if deta_flip is None else bool(deta_flip),
+        size=size,
     )
     if size is not None:
         if size not in presets:
@@ -170,16 +211,20 @@ def _fit(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]
         raise CheckpointError(f"{where}: {part} does not fit the inferred settings: " + "; ".join(problems))
 
 
-def build_from_checkpoint(ckpt: Mapping[str, Any], settings: OmniLearnedSettings, *, use_ema: bool = False,
-                          where: str = "checkpoint") -> OmniLearnedModel:
+def build_from_checkpoint(
+    ckpt: Mapping[str, Any], settings: OmniLearnedSettings, *, use_ema: bool = False, where: str = "checkpoint"
+) -> OmniLearnedModel:
     """An :class:`OmniLearnedModel` with every part of ``ckpt`` loaded strictly."""
     model = OmniLearnedModel(settings)
     names = dict(_PARTS)
     if use_ema:
         if "ema_body" not in ckpt:
             raise CheckpointError(f"{where}: use_ema=True but the file has no ema_body")
-        names = {"ema_body": "body", "classifier_head": "classifier",
-                 ("ema_generator" if "ema_generator" in ckpt else "generator_head"): "generator"}
+        names = {
+            "ema_body": "body",
+            "classifier_head": "classifier",
+            ("ema_generator" if "ema_generator" in ckpt else "generator_head"): "generator",
+        }
     for key, part in names.items():
         module = getattr(model.net, part)
         if key not in ckpt or module is None:
@@ -190,9 +235,17 @@ def build_from_checkpoint(ckpt: Mapping[str, Any], settings: OmniLearnedSettings
     return model.eval()
 
 
-def convert_omnilearned(src: str | os.PathLike, out: str | os.PathLike, *, size: str | None = None,
-                        use_ema: bool = False, num_heads: int | None = None, K: int | None = None,
-                        num_coord: int | None = None, deta_flip: bool | None = None) -> Path:
+def convert_omnilearned(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    size: str | None = None,
+    use_ema: bool = False,
+    num_heads: int | None = None,
+    K: int | None = None,
+    num_coord: int | None = None,
+    deta_flip: bool | None = None,
+) -> Path:
     """``src`` (.pt) -> jetlab checkpoint directory ``out`` (``model.safetensors`` + card); returns ``out``.
 
     The card's architecture is ``"omnilearned-pet2"``, its config the inferred settings, its
@@ -202,19 +255,28 @@ def convert_omnilearned(src: str | os.PathLike, out: str | os.PathLike, *, size:
 
     src = Path(src)
     ckpt = read_omnilearned(src)
-    settings = infer_settings(ckpt, num_heads=num_heads, K=K, num_coord=num_coord, deta_flip=deta_flip, size=size,
-                              where=str(src))
+    settings = infer_settings(
+        ckpt, num_heads=num_heads, K=K, num_coord=num_coord, deta_flip=deta_flip, size=size, where=str(src)
+    )
     model = build_from_checkpoint(ckpt, settings, use_ema=use_ema, where=str(src))
     assumed = {k: CONVENTIONS[k] for k in ("units", "pid_absent", "add_info")}
     card = ModelCard(
         architecture=ARCHITECTURE,
-        training_data=f"OmniLearned pretraining ({src.name})" if src.name in PUBLISHED.values() else f"OmniLearned ({src.name})",
+        training_data=f"OmniLearned pretraining ({src.name})"
+        if src.name in PUBLISHED.values()
+        else f"OmniLearned ({src.name})",
         standardizer=identity_standardizer().to_dict(),
-        metrics={"source_file": src.name, "source_sha256": file_checksum(src, "sha256"), "source_epoch": _plain(ckpt.get("epoch")),
-                 "weights": "ema" if use_ema else "training"},
-        notes=(f"Converted from {src.name} by jetlab. Not stored in the file, assumed: K={settings.K}, "
-               f"num_coord={settings.num_coord}, int_type={settings.int_type!r}, deta_flip={settings.deta_flip}, "
-               f"PID table {CONVENTIONS['pid_table']}, {assumed} (jetlab.model.omnilearned.CONVENTIONS)."),
+        metrics={
+            "source_file": src.name,
+            "source_sha256": file_checksum(src, "sha256"),
+            "source_epoch": _plain(ckpt.get("epoch")),
+            "weights": "ema" if use_ema else "training",
+        },
+        notes=(
+            f"Converted from {src.name} by jetlab. Not stored in the file, assumed: K={settings.K}, "
+            f"num_coord={settings.num_coord}, int_type={settings.int_type!r}, deta_flip={settings.deta_flip}, "
+            f"PID table {CONVENTIONS['pid_table']}, {assumed} (jetlab.model.omnilearned.CONVENTIONS)."
+        ),
     )
     return save(model, out, card)
 
@@ -237,8 +299,13 @@ def converted_dir(size: str, cache_dir: str | os.PathLike | None = None) -> Path
     return resolve_cache_dir(cache_dir) / "checkpoints" / f"omnilearned-{size}"
 
 
-def resolve_omnilearned(value: str, *, cache_dir: str | os.PathLike | None = None,
-                        data_dir: str | os.PathLike | None = None, convert: bool = True) -> Path:
+def resolve_omnilearned(
+    value: str,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    convert: bool = True,
+) -> Path:
     """``"omnilearned:small"`` -> converted checkpoint directory (converting the fetched file once).
 
     Raises FileNotFoundError with the commands to run when the file has not been fetched;
@@ -246,10 +313,11 @@ def resolve_omnilearned(value: str, *, cache_dir: str | os.PathLike | None = Non
     """
     from jetlab.data.download import data_dir as _data_dir
 
-    size = value.strip().lower()[len(PREFIX):]
+    size = value.strip().lower()[len(PREFIX) :]
     if size not in PUBLISHED:
-        raise ValueError(f"checkpoint {value!r}: unknown OmniLearned size {size!r}; use "
-                         f"{', '.join(PREFIX + s for s in PUBLISHED)}")
+        raise ValueError(
+            f"checkpoint {value!r}: unknown OmniLearned size {size!r}; use {', '.join(PREFIX + s for s in PUBLISHED)}"
+        )
     target = converted_dir(size, cache_dir)
     if (target / CARD_FILE).is_file() and (target / WEIGHTS_FILE).is_file():
         return target
@@ -259,7 +327,8 @@ def resolve_omnilearned(value: str, *, cache_dir: str | os.PathLike | None = Non
             f"checkpoint {value!r}: the published OmniLearned {size} model is not here yet (expected {src}). Run\n"
             f"    pip install 'jetlab[omnilearned]'\n    jetlab data fetch {MANIFEST} --subset {size}\n"
             f"(jetlab converts it on first use), or convert a file you have with\n"
-            f"    jetlab model convert-omnilearned FILE.pt --size {size} --out {target}")
+            f"    jetlab model convert-omnilearned FILE.pt --size {size} --out {target}"
+        )
     if not convert:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -274,5 +343,15 @@ def resolve_omnilearned(value: str, *, cache_dir: str | os.PathLike | None = Non
     return target
 
 
-__all__ = ["PREFIX", "PUBLISHED", "MANIFEST", "build_from_checkpoint", "convert_omnilearned", "converted_dir",
-           "infer_settings", "is_omnilearned_name", "read_omnilearned", "resolve_omnilearned"]
+__all__ = [
+    "PREFIX",
+    "PUBLISHED",
+    "MANIFEST",
+    "build_from_checkpoint",
+    "convert_omnilearned",
+    "converted_dir",
+    "infer_settings",
+    "is_omnilearned_name",
+    "read_omnilearned",
+    "resolve_omnilearned",
+]

@@ -12,8 +12,9 @@ from torch import nn
 __all__ = ["body_head_groups"]
 
 
-def body_head_groups(module: nn.Module, body: nn.Module, lr_head: float, lr_factor: float = 5.0,
-                     weight_decay: float | None = None) -> list[dict]:
+def body_head_groups(
+    module: nn.Module, body: nn.Module, lr_head: float, lr_factor: float = 5.0, weight_decay: float | None = None
+) -> list[dict]:
     """Two optimizer groups of ``module``: the parameters of ``body`` ("body", at ``lr_head /
     lr_factor``) and all others ("heads", at ``lr_head``); frozen parameters are left out."""
     if lr_factor <= 0:

@@ -81,8 +81,9 @@ class PETBody(nn.Module):
             return x
         return x * torch.where(self.pid_columns, keep, torch.ones_like(keep))
 
-    def forward(self, x: Tensor, mask: Tensor, time: Tensor | None = None,
-                groups: Sequence[str] | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, mask: Tensor, time: Tensor | None = None, groups: Sequence[str] | None = None
+    ) -> Tensor:
         """``(B, P, D)`` per-particle representation; padded slots are exactly zero."""
         mask = mask.bool()
         x = masked(self.drop_features(x, groups), mask)
@@ -198,8 +199,9 @@ class PET(nn.Module):
         self.generator = GeneratorHead(self.config)
 
     # ------------------------------------------------------------------ forward paths
-    def classify(self, x: Tensor, mask: Tensor, jets: Tensor,
-                 groups: Sequence[str] | None = None) -> tuple[Tensor, Tensor]:
+    def classify(
+        self, x: Tensor, mask: Tensor, jets: Tensor, groups: Sequence[str] | None = None
+    ) -> tuple[Tensor, Tensor]:
         """``(logits (B, num_classes), jet_regression (B, num_jet))`` on clean inputs."""
         mask = mask.bool()
         return self.classifier(self.body(x, mask, None, groups), mask, jets)

@@ -45,7 +45,9 @@ def _binary_inputs(labels, scores, weights, where: str):
     if s.ndim == 2 and s.shape[1] == 2:
         s = s[:, 1]  # (N, 2) class probabilities: the signal column
     if y.ndim != 1 or s.ndim != 1:
-        raise ValueError(f"{where}: labels and scores must be 1-D (or scores (N, 2)); got shapes {y.shape} and {np.shape(scores)}")
+        raise ValueError(
+            f"{where}: labels and scores must be 1-D (or scores (N, 2)); got shapes {y.shape} and {np.shape(scores)}"
+        )
     if len(y) != len(s):
         raise ValueError(f"{where}: labels ({len(y)}) and scores ({len(s)}) differ in length")
     if not np.all(np.isfinite(s)):
@@ -177,8 +179,10 @@ def max_sic(labels, scores, weights=None, min_fpr: float = 1e-4, *, min_backgrou
     """Maximum of :func:`sic_curve` (OmniLearn's anomaly-detection figure of merit)."""
     _, sic = sic_curve(labels, scores, weights, min_fpr, min_background_events=min_background_events)
     if sic.size == 0:
-        raise ValueError(f"max_sic: no ROC point has fpr > min_fpr = {min_fpr} with >= {min_background_events} "
-                         "background events passing; lower min_fpr / min_background_events or use more background")
+        raise ValueError(
+            f"max_sic: no ROC point has fpr > min_fpr = {min_fpr} with >= {min_background_events} "
+            "background events passing; lower min_fpr / min_background_events or use more background"
+        )
     return float(np.max(sic))
 
 
@@ -205,7 +209,9 @@ def triangular_discriminator(
     p = np.asarray(p_hist, dtype=np.float64)
     q = np.asarray(q_hist, dtype=np.float64)
     if p.shape != q.shape or p.ndim != 1:
-        raise ValueError(f"triangular_discriminator: p_hist and q_hist must be 1-D with equal shapes, got {p.shape} and {q.shape}")
+        raise ValueError(
+            f"triangular_discriminator: p_hist and q_hist must be 1-D with equal shapes, got {p.shape} and {q.shape}"
+        )
     w = np.ones_like(p) if bin_widths is None else np.broadcast_to(np.asarray(bin_widths, dtype=np.float64), p.shape)
     if np.any(w <= 0):
         raise ValueError("triangular_discriminator: bin_widths must be positive")

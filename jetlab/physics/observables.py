@@ -85,9 +85,7 @@ def _kinematics(jets, mask=None, where: str = "jets") -> _Kin:
         m = jets.mask if mask is None else mask
     elif isinstance(jets, (tuple, list)):
         if len(jets) != 4:
-            raise ValueError(
-                f"{where}: a tuple input must be (pt, eta, phi, E), got {len(jets)} arrays"
-            )
+            raise ValueError(f"{where}: a tuple input must be (pt, eta, phi, E), got {len(jets)} arrays")
         pt, eta, phi, e = (np.asarray(a, dtype=np.float64) for a in jets)
         shapes = {a.shape for a in (pt, eta, phi, e)}
         if len(shapes) != 1 or pt.ndim != 2:
@@ -258,7 +256,10 @@ def nsubjettiness(
                     # fastjet-python mis-detects kT as a non-kT algorithm here and warns.
                     warnings.filterwarnings("ignore", message="dcut and exclusive jets")
                     axes = cs.exclusive_jets(n_jets=nn)
-                comp = [np.asarray(ak.flatten(axes[f]), dtype=np.float64).reshape(rows.size, nn) for f in ("px", "py", "pz", "E")]
+                comp = [
+                    np.asarray(ak.flatten(axes[f]), dtype=np.float64).reshape(rows.size, nn)
+                    for f in ("px", "py", "pz", "E")
+                ]
                 apt = np.hypot(comp[0], comp[1])
                 ay, aphi = _rapidity(apt, comp[2], comp[3]), np.arctan2(comp[1], comp[0])
             y, phi = kc.y[rows][:, :, None], kc.phi[rows][:, :, None]
@@ -318,9 +319,7 @@ def soft_drop(
         if rows.size == 0:
             continue
         cs = _cluster(kc, rows, "ca")
-        sd = cs.exclusive_jets_softdrop_grooming(
-            njets=1, beta=float(beta), symmetry_cut=float(z_cut), R0=float(R0)
-        )
+        sd = cs.exclusive_jets_softdrop_grooming(njets=1, beta=float(beta), symmetry_cut=float(z_cut), R0=float(R0))
         idx = sl.start + rows
         zgs = np.asarray(sd["symmetrysoftdrop"], dtype=np.float64)
         rgs = np.asarray(sd["deltaRsoftdrop"], dtype=np.float64)

@@ -195,7 +195,9 @@ def ibu_unfold_samples(
     dw = None if data_weights is None else np.asarray(data_weights, dtype=np.float64).ravel()
     if dw is not None and dw.shape != data.shape:
         raise ValueError(f"ibu_unfold_samples: data_weights ({dw.size}) must match data_reco ({data.size})")
-    measured, _ = np.histogram(data[np.isfinite(data)], bins=resp.bins_reco, weights=None if dw is None else dw[np.isfinite(data)])
+    measured, _ = np.histogram(
+        data[np.isfinite(data)], bins=resp.bins_reco, weights=None if dw is None else dw[np.isfinite(data)]
+    )
     p0 = resp.truth if prior is None else np.asarray(prior, dtype=np.float64)
     steps = list(_iterate(measured, resp, p0, n_iterations, None))
     eg = resp.bins_gen

@@ -101,4 +101,3 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int | None = None)
     with atomic_path(path) as tmp, style():
         fig.savefig(tmp, format=fmt, dpi=dpi)
     return path
-

@@ -78,7 +78,9 @@ def rejection_curves(
             inside = ok & (tpr >= eff_range[0]) & (tpr <= eff_range[1])
             shown.append(1.0 / fpr[inside])
             wp = ", ".join(f"{m[f'rej_at_{float(e):g}']:.1f}" for e in working_points)
-            tag = f" (1/$\\varepsilon_B$ @ {'/'.join(f'{e:g}' for e in working_points)}: {wp})" if working_points else ""
+            tag = (
+                f" (1/$\\varepsilon_B$ @ {'/'.join(f'{e:g}' for e in working_points)}: {wp})" if working_points else ""
+            )
             ax.plot(tpr[ok], 1.0 / fpr[ok], color=COLORS[i % len(COLORS)], label=f"{name}{tag}")
         for e in working_points:
             ax.axvline(e, color="grey", ls=":", lw=1)
@@ -96,8 +98,9 @@ def rejection_curves(
     return fig
 
 
-def sic_curves(results: Results, *, min_fpr: float = 1e-4, min_background_events: int = 0,
-               rlabel: str | None = None) -> Figure:
+def sic_curves(
+    results: Results, *, min_fpr: float = 1e-4, min_background_events: int = 0, rlabel: str | None = None
+) -> Figure:
     """Significance improvement eps_S/sqrt(eps_B) vs eps_S over the points
     :func:`jetlab.physics.metrics.sic_curve` keeps (``fpr > min_fpr``, at least
     ``min_background_events`` background events passing: the rest is statistics-limited); the
@@ -144,20 +147,32 @@ def loss_curves(
         for i, (name, h) in enumerate(histories.items()):
             h = dict(h)
             if "val_loss" not in h and "train_loss" not in h:
-                raise ValueError(f"{where}: histories[{name!r}] has neither 'val_loss' nor 'train_loss' (keys {sorted(h)})")
+                raise ValueError(
+                    f"{where}: histories[{name!r}] has neither 'val_loss' nor 'train_loss' (keys {sorted(h)})"
+                )
             color = COLORS[i % len(COLORS)]
             for key, ls, suffix in (("val_loss", "-", "validation"), ("train_loss", "--", "training")):
                 if key not in h or (key == "train_loss" and not train):
                     continue
                 y = as_1d(h[key], f"histories[{name!r}][{key!r}]", where)
-                x = as_1d(h["epoch"], f"histories[{name!r}]['epoch']", where) if "epoch" in h else np.arange(1, len(y) + 1)
+                x = (
+                    as_1d(h["epoch"], f"histories[{name!r}]['epoch']", where)
+                    if "epoch" in h
+                    else np.arange(1, len(y) + 1)
+                )
                 if len(x) != len(y):
-                    raise ValueError(f"{where}: histories[{name!r}]: 'epoch' has {len(x)} entries but {key!r} has {len(y)}")
-                ax.plot(x, y, ls=ls, color=color, marker="o" if len(y) < 30 else None, ms=3.5, label=f"{name} ({suffix})")
+                    raise ValueError(
+                        f"{where}: histories[{name!r}]: 'epoch' has {len(x)} entries but {key!r} has {len(y)}"
+                    )
+                ax.plot(
+                    x, y, ls=ls, color=color, marker="o" if len(y) < 30 else None, ms=3.5, label=f"{name} ({suffix})"
+                )
                 if key == "val_loss" and "val_loss_std" in h:
                     e = as_1d(h["val_loss_std"], f"histories[{name!r}]['val_loss_std']", where)
                     if len(e) != len(y):
-                        raise ValueError(f"{where}: histories[{name!r}]: 'val_loss_std' has {len(e)} entries but 'val_loss' has {len(y)}")
+                        raise ValueError(
+                            f"{where}: histories[{name!r}]: 'val_loss_std' has {len(e)} entries but 'val_loss' has {len(y)}"
+                        )
                     ax.fill_between(x, y - e, y + e, color=color, alpha=0.2, lw=0)
         if logy:
             ax.set_yscale("log")
@@ -208,9 +223,18 @@ def confusion_matrix(
         for i in range(c):
             for j in range(c):
                 txt = f"{cm[i, j]:.2f}" if normalize else f"{int(cm[i, j])}"
-                ax.text(j, i, txt, ha="center", va="center", fontsize=fs,
-                        color="white" if cm[i, j] > 0.6 * (cm.max() or 1) else "black")
-        ax.set_xticks(range(c), list(class_names), rotation=45 if c > 4 else 0, ha="right" if c > 4 else "center", fontsize=fs)
+                ax.text(
+                    j,
+                    i,
+                    txt,
+                    ha="center",
+                    va="center",
+                    fontsize=fs,
+                    color="white" if cm[i, j] > 0.6 * (cm.max() or 1) else "black",
+                )
+        ax.set_xticks(
+            range(c), list(class_names), rotation=45 if c > 4 else 0, ha="right" if c > 4 else "center", fontsize=fs
+        )
         ax.set_yticks(range(c), list(class_names), fontsize=fs)
         ax.minorticks_off()
         ax.tick_params(top=False, right=False)

@@ -130,7 +130,12 @@ def compare_hist(
     unknown = set(map(str, weights)) - set(data)
     if unknown:
         raise ValueError(f"{where}: weights given for unknown samples {sorted(unknown)}; samples are {list(data)}")
-    w = {str(k): (None if v is None else check_weights(np.asarray(v).ravel(), len(data[str(k)]), f"weights[{k!r}]", where)) for k, v in weights.items()}
+    w = {
+        str(k): (
+            None if v is None else check_weights(np.asarray(v).ravel(), len(data[str(k)]), f"weights[{k!r}]", where)
+        )
+        for k, v in weights.items()
+    }
     reference = str(reference) if reference is not None else next(iter(data))
     if reference not in data:
         raise ValueError(f"{where}: reference {reference!r} is not one of the samples {list(data)}")
@@ -139,8 +144,17 @@ def compare_hist(
         fig = Figure(figsize=(7.0, 7.0) if ratio else (7.0, 5.5))
         ax, rax = _ratio_axes(fig, ratio=ratio and len(data) > 0)
         _draw_comparison(
-            ax, rax, data, w, edges, xlabel=xlabel, reference=reference, density=density, logy=logy,
-            ratio_range=ratio_range, ylabel=ylabel,
+            ax,
+            rax,
+            data,
+            w,
+            edges,
+            xlabel=xlabel,
+            reference=reference,
+            density=density,
+            logy=logy,
+            ratio_range=ratio_range,
+            ylabel=ylabel,
         )
         label_axes(ax, rlabel)
     return fig
@@ -262,15 +276,23 @@ def compare_jets(
             if obs == "particle pt":
                 pooled = np.concatenate([rv, gv])
                 pooled = pooled[pooled > 0]
-                lo, hi = (np.percentile(pooled, [0.5, 99.9]) if pooled.size else (1e-2, 1.0))
+                lo, hi = np.percentile(pooled, [0.5, 99.9]) if pooled.size else (1e-2, 1.0)
                 edges = np.geomspace(max(lo, 1e-3), max(hi, lo * 10), bins + 1)
             else:
                 edges = auto_edges([rv, gv], bins, 0.1, 99.9, integer=integer)
             ax, rax = _ratio_axes(fig, outer[k // ncols, k % ncols])
             assert rax is not None  # _ratio_axes makes one unless ratio=False
             _draw_comparison(
-                ax, rax, {labels[0]: rv, labels[1]: gv}, {labels[0]: rw, labels[1]: gw}, edges,
-                xlabel=xlabel, reference=labels[0], density=True, logy=logy, ratio_range=ratio_range,
+                ax,
+                rax,
+                {labels[0]: rv, labels[1]: gv},
+                {labels[0]: rw, labels[1]: gw},
+                edges,
+                xlabel=xlabel,
+                reference=labels[0],
+                density=True,
+                logy=logy,
+                ratio_range=ratio_range,
                 legend_fontsize="x-small",
             )
             if obs == "particle pt":
@@ -375,7 +397,17 @@ def jet_image(
             fig = ax.figure if isinstance(ax.figure, Figure) else ax.figure.figure
         if len(pt):
             sizes = max_marker * pt / pt.max()
-            sc = ax.scatter(eta, phi, s=sizes, c=pt, cmap="viridis", norm=LogNorm(vmin=max(pt.min(), 1e-3), vmax=max(pt.max(), 2e-3)), alpha=0.8, edgecolors="black", linewidths=0.4)
+            sc = ax.scatter(
+                eta,
+                phi,
+                s=sizes,
+                c=pt,
+                cmap="viridis",
+                norm=LogNorm(vmin=max(pt.min(), 1e-3), vmax=max(pt.max(), 2e-3)),
+                alpha=0.8,
+                edgecolors="black",
+                linewidths=0.4,
+            )
             if colorbar:
                 cb = fig.colorbar(sc, ax=ax, pad=0.02)
                 cb.set_label(r"Particle $p_{T}$ [GeV]")

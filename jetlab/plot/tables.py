@@ -48,7 +48,9 @@ class ResultsTable:
     title: str | None = None
 
     def to_markdown(self) -> str:
-        cells = [[f"**{c}**" if (i, j) in self.bold else c for j, c in enumerate(row)] for i, row in enumerate(self.cells)]
+        cells = [
+            [f"**{c}**" if (i, j) in self.bold else c for j, c in enumerate(row)] for i, row in enumerate(self.cells)
+        ]
         widths = [max([len(h)] + [len(r[j]) for r in cells]) for j, h in enumerate(self.columns)]
         line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
         sep = "|" + "|".join(":" + "-" * (w + 1) if j == 0 else "-" * (w + 1) + ":" for j, w in enumerate(widths)) + "|"
@@ -69,7 +71,9 @@ class ResultsTable:
                 tds.append(f'<td style="text-align:{align}">{text}</td>')
             body.append("<tr>" + "".join(tds) + "</tr>")
         caption = f"<caption>{esc(self.title)}</caption>" if self.title else ""
-        return f'<table class="jetlab-table">{caption}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        return (
+            f'<table class="jetlab-table">{caption}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        )
 
     def __str__(self) -> str:
         return self.to_markdown()

@@ -59,8 +59,9 @@ def _as_checkpoint_dir(path: Path) -> Path | None:
     return None
 
 
-def cached_checkpoint_dir(n_jets: int = DEFAULT_PRETRAIN_JETS, seed: int = 0,
-                          cache_dir: str | os.PathLike | None = None) -> Path:
+def cached_checkpoint_dir(
+    n_jets: int = DEFAULT_PRETRAIN_JETS, seed: int = 0, cache_dir: str | os.PathLike | None = None
+) -> Path:
     """Where :func:`resolve_checkpoint` keeps its own tiny pretrained model."""
     name = f"pet-tiny-{PRETRAIN_DATASET}-n{int(n_jets)}-s{int(seed)}-r{PRETRAIN_RECIPE_VERSION}"
     return resolve_cache_dir(cache_dir) / "checkpoints" / name
@@ -76,8 +77,13 @@ def _search_roots(output_dir: str | os.PathLike | None) -> list[Path]:
     return [cwd / DEFAULT_OUTPUT_ROOT, cwd.parent / DEFAULT_OUTPUT_ROOT]
 
 
-def find_checkpoint(output_dir: str | os.PathLike | None = None, *, n_jets: int = DEFAULT_PRETRAIN_JETS,
-                    seed: int = 0, cache_dir: str | os.PathLike | None = None) -> Path | None:
+def find_checkpoint(
+    output_dir: str | os.PathLike | None = None,
+    *,
+    n_jets: int = DEFAULT_PRETRAIN_JETS,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+) -> Path | None:
     """The first existing checkpoint of ``$JETLAB_CHECKPOINT``, notebook 01's output next to
     ``output_dir`` (without one: under ``./jetlab_output`` or ``../jetlab_output``), the cached
     fallback model; else None."""
@@ -85,8 +91,10 @@ def find_checkpoint(output_dir: str | os.PathLike | None = None, *, n_jets: int 
     if env:
         found = _as_checkpoint_dir(Path(env).expanduser())
         if found is None:
-            raise FileNotFoundError(f"${CHECKPOINT_ENV}={env!r} is not a jetlab checkpoint directory "
-                                    "(expected model_card.json and model.safetensors in it or in its model/)")
+            raise FileNotFoundError(
+                f"${CHECKPOINT_ENV}={env!r} is not a jetlab checkpoint directory "
+                "(expected model_card.json and model.safetensors in it or in its model/)"
+            )
         return found
     cands = [root / PRETRAINING_NOTEBOOK / "checkpoint" for root in _search_roots(output_dir)]
     for cand in cands + [cached_checkpoint_dir(n_jets, seed, cache_dir)]:
@@ -102,9 +110,11 @@ def pretraining_notice(n_jets: int, epochs: int, path: Path | None = None) -> st
 
     where = f" in {path}" if path is not None else ""
     seconds = PRETRAIN_SECONDS_PER_JET_EPOCH * int(n_jets) * int(epochs)
-    return (f"jetlab: no pretrained checkpoint found; pretraining the fallback tiny PET once ({int(n_jets)} "
-            f"{PRETRAIN_DATASET} jets x {int(epochs)} epochs), about {format_duration(seconds)} on this machine; "
-            f"cached afterwards{where}")
+    return (
+        f"jetlab: no pretrained checkpoint found; pretraining the fallback tiny PET once ({int(n_jets)} "
+        f"{PRETRAIN_DATASET} jets x {int(epochs)} epochs), about {format_duration(seconds)} on this machine; "
+        f"cached afterwards{where}"
+    )
 
 
 def _pretrain_fallback(n_jets: int, epochs: int, seed: int, cache_dir, device, progress: bool) -> Path:
@@ -119,8 +129,18 @@ def _pretrain_fallback(n_jets: int, epochs: int, seed: int, cache_dir, device, p
                 return found
             print(pretraining_notice(n_jets, epochs, target), flush=True)
             work = target.parent / (target.name + ".work")
-            pretrain(PRETRAIN_DATASET, work, model_config="tiny", epochs=int(epochs), n_jets=int(n_jets), seed=int(seed),
-                     device=device, progress=progress, max_particles=64, **CPU_RECIPE)
+            pretrain(
+                PRETRAIN_DATASET,
+                work,
+                model_config="tiny",
+                epochs=int(epochs),
+                n_jets=int(n_jets),
+                seed=int(seed),
+                device=device,
+                progress=progress,
+                max_particles=64,
+                **CPU_RECIPE,
+            )
             os.replace(work / "model", target)
             shutil.rmtree(work, ignore_errors=True)
             print(f"jetlab: pretrained checkpoint written to {target}", flush=True)
@@ -160,12 +180,16 @@ def resolve_checkpoint(
     if not is_auto(value):
         path = Path(value).expanduser()
         if not path.exists():
-            raise FileNotFoundError(f"checkpoint {os.fspath(value)!r} does not exist; pass an existing "
-                                    "checkpoint directory, 'auto' or 'none'")
+            raise FileNotFoundError(
+                f"checkpoint {os.fspath(value)!r} does not exist; pass an existing "
+                "checkpoint directory, 'auto' or 'none'"
+            )
         found = _as_checkpoint_dir(path)
         if found is None:
-            raise FileNotFoundError(f"checkpoint {os.fspath(value)!r} is not a jetlab checkpoint: expected "
-                                    "model_card.json and model.safetensors in it (or in its model/ directory)")
+            raise FileNotFoundError(
+                f"checkpoint {os.fspath(value)!r} is not a jetlab checkpoint: expected "
+                "model_card.json and model.safetensors in it (or in its model/ directory)"
+            )
         return found
     found = find_checkpoint(output_dir, n_jets=n_jets, seed=seed, cache_dir=cache_dir)
     if found is not None or not train_if_missing:

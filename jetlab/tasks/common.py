@@ -147,8 +147,11 @@ class TrimmedDataset(Dataset):
         return self.base[i]
 
     def __getitems__(self, indices):
-        batch = self.base.__getitems__(indices) if hasattr(self.base, "__getitems__") else \
-            torch.utils.data.default_collate([self.base[i] for i in indices])
+        batch = (
+            self.base.__getitems__(indices)
+            if hasattr(self.base, "__getitems__")
+            else torch.utils.data.default_collate([self.base[i] for i in indices])
+        )
         mask = batch["mask"]
         if mask.ndim == 2 and mask.shape[1] > 1:
             n = int(mask.sum(1).max()) if mask.numel() else 1
@@ -192,9 +195,19 @@ def _jet_generator_loss(model: JetFeatureGenerator, batch: dict[str, Tensor]) ->
     return model.loss(batch["x"], batch.get("cond"), batch.get("label"))
 
 
-def fit_jet_generator(generator: JetFeatureGenerator, features: np.ndarray, *, cond: np.ndarray | None = None,
-                      labels: np.ndarray | None = None, epochs: int = 100, batch_size: int = 256, lr: float = 2e-3,
-                      seed: int = 0, device: str | torch.device = "cpu", max_steps: int | None = None) -> list[float]:
+def fit_jet_generator(
+    generator: JetFeatureGenerator,
+    features: np.ndarray,
+    *,
+    cond: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    epochs: int = 100,
+    batch_size: int = 256,
+    lr: float = 2e-3,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    max_steps: int | None = None,
+) -> list[float]:
     """Train a :class:`JetFeatureGenerator` (normalisation already set) with the :class:`Trainer`:
     AdamW (weight decay 1e-4), 5% warm-up then cosine decay, gradients clipped at 1, no validation.
     It is a few-thousand-parameter MLP, so on a CPU it runs on one thread (intra-op threading only
@@ -204,9 +217,23 @@ def fit_jet_generator(generator: JetFeatureGenerator, features: np.ndarray, *, c
         arrays["cond"] = np.asarray(cond, dtype=np.float32).reshape(len(features), -1)
     if labels is not None:
         arrays["label"] = np.asarray(labels, dtype=np.int64)
-    trainer = Trainer(generator, _jet_generator_loss, ArrayDataset(**arrays), None, optimizer="adamw", lr=lr,
-                      weight_decay=1e-4, epochs=max(1, int(epochs)), max_steps=max_steps, batch_size=batch_size,
-                      device=device, seed=seed, progress=False, checkpoint_every=None, amp="off")
+    trainer = Trainer(
+        generator,
+        _jet_generator_loss,
+        ArrayDataset(**arrays),
+        None,
+        optimizer="adamw",
+        lr=lr,
+        weight_decay=1e-4,
+        epochs=max(1, int(epochs)),
+        max_steps=max_steps,
+        batch_size=batch_size,
+        device=device,
+        seed=seed,
+        progress=False,
+        checkpoint_every=None,
+        amp="off",
+    )
     threads = torch.get_num_threads()
     if trainer.device.type == "cpu":
         torch.set_num_threads(1)
@@ -224,14 +251,21 @@ def max_multiplicity(*sets: JetSet) -> int:
 
 
 # --------------------------------------------------------------------------- models
-def build_finetune_model(checkpoint: str | os.PathLike, num_classes: int = 1, groups: Sequence[str] | None = None,
-                         *, seed: int = 0, input_scaling: str = DEFAULT_INPUT_SCALING) -> GroupedModel:
+def build_finetune_model(
+    checkpoint: str | os.PathLike,
+    num_classes: int = 1,
+    groups: Sequence[str] | None = None,
+    *,
+    seed: int = 0,
+    input_scaling: str = DEFAULT_INPUT_SCALING,
+) -> GroupedModel:
     """:func:`build_pet` of a pretrained model, bound to ``groups`` (named for readability)."""
     return GroupedModel(build_pet(checkpoint, num_classes=num_classes, seed=seed, input_scaling=input_scaling), groups)
 
 
-def build_scratch_model(architecture: Any, num_classes: int = 1, groups: Sequence[str] | None = None,
-                        *, seed: int = 0) -> GroupedModel:
+def build_scratch_model(
+    architecture: Any, num_classes: int = 1, groups: Sequence[str] | None = None, *, seed: int = 0
+) -> GroupedModel:
     """:func:`build_pet` from scratch with the architecture of a checkpoint directory, or a preset
     name / PETConfig / dict, bound to ``groups``."""
     if isinstance(architecture, (str, os.PathLike)) and Path(architecture).is_dir():
@@ -268,8 +302,9 @@ class TaskResults:
             atomic_write_text(path, text)
         return text
 
-    def save(self, output_dir: str | os.PathLike | None = None, *, name: str = "metrics",
-             figures: bool = True) -> dict[str, Path]:
+    def save(
+        self, output_dir: str | os.PathLike | None = None, *, name: str = "metrics", figures: bool = True
+    ) -> dict[str, Path]:
         """Write ``<output_dir>/<name>.json`` and every figure of :meth:`plots` as PNG (shown once
         in a notebook); ``output_dir`` defaults to the notebook run's (:func:`jetlab.notebook.output_dir`).
         Returns ``{name: path}``."""

@@ -28,8 +28,14 @@ from jetlab.train.ddp import resolve_device
 
 from .common import fit_jet_generator
 
-__all__ = ["OBSERVABLES", "evaluate_pretraining", "generate_jets", "jet_observables", "train_jet_generator",
-           "wasserstein_table"]
+__all__ = [
+    "OBSERVABLES",
+    "evaluate_pretraining",
+    "generate_jets",
+    "jet_observables",
+    "train_jet_generator",
+    "wasserstein_table",
+]
 
 #: Observables compared between generated and real jets (all computed from the particles).
 OBSERVABLES: tuple[str, ...] = ("jet_mass", "multiplicity", "particle_pt", "particle_eta", "particle_phi")
@@ -52,8 +58,10 @@ def _as_labels(labels, n: int, num_classes: int) -> np.ndarray:
         if len(out) != n:
             raise ValueError(f"generate_jets: labels has {len(out)} entries, expected n={n}")
     if len(out) and (out.min() < 0 or out.max() >= num_classes):
-        raise ValueError(f"generate_jets: labels must be class indices in [0, {num_classes - 1}], got range "
-                         f"[{out.min()}, {out.max()}]")
+        raise ValueError(
+            f"generate_jets: labels must be class indices in [0, {num_classes - 1}], got range "
+            f"[{out.min()}, {out.max()}]"
+        )
     return out
 
 
@@ -69,8 +77,9 @@ def jet_observables(jets: JetSet) -> dict[str, np.ndarray]:
     }
 
 
-def wasserstein_table(a: JetSet, b: JetSet, class_names: Sequence[str] | None = None,
-                      observables: Sequence[str] = OBSERVABLES) -> dict[str, dict[str, float]]:
+def wasserstein_table(
+    a: JetSet, b: JetSet, class_names: Sequence[str] | None = None, observables: Sequence[str] = OBSERVABLES
+) -> dict[str, dict[str, float]]:
     """1-Wasserstein distance per observable between two JetSets, overall and per class.
 
     Returns ``{observable: {"all": w1, <class name>: w1, ...}}``; a class absent from either
@@ -80,7 +89,11 @@ def wasserstein_table(a: JetSet, b: JetSet, class_names: Sequence[str] | None = 
     if bad:
         raise ValueError(f"wasserstein_table: unknown observables {bad}; choose from {list(OBSERVABLES)}")
     classes = np.union1d(np.unique(a.labels), np.unique(b.labels))
-    names = list(class_names) if class_names is not None else [str(c) for c in range(int(classes.max()) + 1 if len(classes) else 0)]
+    names = (
+        list(class_names)
+        if class_names is not None
+        else [str(c) for c in range(int(classes.max()) + 1 if len(classes) else 0)]
+    )
     groups: list[tuple[str, JetSet, JetSet]] = [("all", a, b)]
     for c in classes:
         ia, ib = a.labels == c, b.labels == c
@@ -130,8 +143,10 @@ def generate_jets(
             raise ValueError("generate_jets: pass standardizer= (the model has no card with one)")
     num_classes = int(model.config.num_classes)
     if jet_generator.num_features != 4:
-        raise ValueError(f"generate_jets: jet_generator must model the 4 jet inputs (pT, eta, mass, N), "
-                         f"it has num_features={jet_generator.num_features}")
+        raise ValueError(
+            f"generate_jets: jet_generator must model the 4 jet inputs (pT, eta, mass, N), "
+            f"it has num_features={jet_generator.num_features}"
+        )
     if max_particles is None:
         rng_ = jet_generator.integer_features.get(_MULT)
         if rng_ is None:
@@ -183,8 +198,14 @@ def generate_jets(
     order = np.argsort(np.where(mask, -pt, np.inf), axis=1, kind="stable")
     particles = np.take_along_axis(particles, order[..., None], axis=1)
     jets = jet_features_from_particles(particles, mask)
-    js = JetSet(particles=particles, mask=mask, jets=jets, labels=lab, particle_features=KINEMATIC_FEATURES,
-                extra={"cond_jets": feats.astype(np.float32)})
+    js = JetSet(
+        particles=particles,
+        mask=mask,
+        jets=jets,
+        labels=lab,
+        particle_features=KINEMATIC_FEATURES,
+        extra={"cond_jets": feats.astype(np.float32)},
+    )
     return js.validate("generate_jets")
 
 
@@ -219,7 +240,9 @@ def evaluate_pretraining(
             raise ValueError("evaluate_pretraining: pass standardizer= (the model has no card with one)")
     if class_names is None:
         card = getattr(model, "card", None)
-        class_names = (card.class_names if card is not None else None) or [str(i) for i in range(model.config.num_classes)]
+        class_names = (card.class_names if card is not None else None) or [
+            str(i) for i in range(model.config.num_classes)
+        ]
     c = len(class_names)
     if len(test_jetset) == 0:
         raise ValueError("evaluate_pretraining: test_jetset is empty")
@@ -241,9 +264,18 @@ def evaluate_pretraining(
         "predictions": pred,
     }
     if generated is None and jet_generator is not None:
-        generated = generate_jets(model, jet_generator, len(test_jetset), labels=truth, standardizer=standardizer,
-                                  steps=steps, seed=seed, device=dev, batch_size=batch_size,
-                                  max_particles=test_jetset.max_particles)
+        generated = generate_jets(
+            model,
+            jet_generator,
+            len(test_jetset),
+            labels=truth,
+            standardizer=standardizer,
+            steps=steps,
+            seed=seed,
+            device=dev,
+            batch_size=batch_size,
+            max_particles=test_jetset.max_particles,
+        )
     if generated is not None:
         gp = predict(model, JetDataset(generated, standardizer=standardizer), batch_size=batch_size, device=dev)
         result["generated_accuracy"] = float((np.argmax(gp, -1) == generated.labels).mean())
@@ -284,13 +316,27 @@ def train_jet_generator(
         raise ValueError(f"train_jet_generator: features must be (N, 4) (pT, eta, mass, N), got {tuple(x.shape)}")
     y = None if labels is None or not num_classes else torch.as_tensor(np.asarray(labels, dtype=np.int64))
     torch.manual_seed(seed)
-    gen = JetFeatureGenerator(4, num_classes=num_classes if num_classes and num_classes > 1 else None,
-                              hidden=hidden, layers=layers, integer_features={_MULT: (1, max_particles)})
+    gen = JetFeatureGenerator(
+        4,
+        num_classes=num_classes if num_classes and num_classes > 1 else None,
+        hidden=hidden,
+        layers=layers,
+        integer_features={_MULT: (1, max_particles)},
+    )
     if gen.num_classes is None:
         y = None
     if standardizer is not None:
         gen.set_normalization(standardizer.jet_mean, standardizer.jet_std)
     else:
         gen.fit_normalization(x.numpy())
-    return gen, fit_jet_generator(gen, x.numpy(), labels=None if y is None else y.numpy(), epochs=epochs,
-                                  batch_size=batch_size, lr=lr, seed=seed, device=device, max_steps=max_steps)
+    return gen, fit_jet_generator(
+        gen,
+        x.numpy(),
+        labels=None if y is None else y.numpy(),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        max_steps=max_steps,
+    )

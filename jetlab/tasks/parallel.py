@@ -120,8 +120,14 @@ def omnifold_ensemble(
     base = np.ones(n_data) if data_weights is None else np.asarray(data_weights, dtype=np.float64)
     boots = bootstrap_weights(n_data, n_members, seed) if mode == "bootstrap" else None
     tasks = [
-        {"sim_gen": sim_gen, "sim_reco": sim_reco, "data_reco": data_reco,
-         "data_weights": base if boots is None else base * boots[k], "seed": seed + k, "kwargs": omnifold_kwargs}
+        {
+            "sim_gen": sim_gen,
+            "sim_reco": sim_reco,
+            "data_reco": data_reco,
+            "data_weights": base if boots is None else base * boots[k],
+            "seed": seed + k,
+            "kwargs": omnifold_kwargs,
+        }
         for k in range(n_members)
     ]
     return run_parallel(_omnifold_member, tasks, n_jobs=n_jobs, client=client, threads_per_job=threads_per_job)

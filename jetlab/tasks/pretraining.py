@@ -116,10 +116,19 @@ class PretrainingResult(TaskResults):
     def table(self):
         """W1 of generated vs real test jets per observable, next to the real-vs-real floor."""
         ev = self.evaluation
-        rows = [{"observable": o, "W1 generated vs real": ev["w1"][o]["all"],
-                 "W1 real vs real (floor)": ev["w1_reference"][o]["all"]} for o in ev.get("w1", {})]
-        return results_table(rows, formats={"W1 generated vs real": ".3g", "W1 real vs real (floor)": ".3g"},
-                             title="1-Wasserstein distances (lower is closer)")
+        rows = [
+            {
+                "observable": o,
+                "W1 generated vs real": ev["w1"][o]["all"],
+                "W1 real vs real (floor)": ev["w1_reference"][o]["all"],
+            }
+            for o in ev.get("w1", {})
+        ]
+        return results_table(
+            rows,
+            formats={"W1 generated vs real": ".3g", "W1 real vs real (floor)": ".3g"},
+            title="1-Wasserstein distances (lower is closer)",
+        )
 
     def w1_per_class(self, observables: Sequence[str] = ("jet_mass", "multiplicity")) -> dict[str, dict[str, float]]:
         """``{class: {observable: W1}}`` of generated vs real test jets (NaN where a class is missing)."""
@@ -129,20 +138,42 @@ class PretrainingResult(TaskResults):
     def plots(self) -> dict[str, Figure]:
         """Confusion matrix of the classifier head and generated vs real jets: ``{file name: Figure}``."""
         ev = self.evaluation
-        figs = {"confusion_matrix.png": confusion_matrix(self.test.labels[: ev["n_test"]], ev["predictions"],
-                                                         self.class_names)}
+        figs = {
+            "confusion_matrix.png": confusion_matrix(
+                self.test.labels[: ev["n_test"]], ev["predictions"], self.class_names
+            )
+        }
         if "generated" in ev:
             real = self.test.subset(slice(0, len(ev["generated"])))
             figs["generated_vs_real.png"] = compare_jets(
-                real, ev["generated"], ("particle pt", "particle eta", "particle phi", "multiplicity", "jet mass"))
+                real, ev["generated"], ("particle pt", "particle eta", "particle phi", "multiplicity", "jet mass")
+            )
         return figs
 
     def to_dict(self) -> dict[str, Any]:
         ev = self.evaluation
-        out: dict[str, Any] = {k: ev[k] for k in ("accuracy", "chance_accuracy", "generated_accuracy", "per_class_accuracy",
-                                  "confusion_matrix", "w1", "w1_reference") if k in ev}
-        out.update(checkpoint=str(self.checkpoint), timings=self.timings, parameters=self.model.num_parameters(),
-                   class_names=self.class_names, n_train=len(self.train), n_val=len(self.val), n_test=len(self.test))
+        out: dict[str, Any] = {
+            k: ev[k]
+            for k in (
+                "accuracy",
+                "chance_accuracy",
+                "generated_accuracy",
+                "per_class_accuracy",
+                "confusion_matrix",
+                "w1",
+                "w1_reference",
+            )
+            if k in ev
+        }
+        out.update(
+            checkpoint=str(self.checkpoint),
+            timings=self.timings,
+            parameters=self.model.num_parameters(),
+            class_names=self.class_names,
+            n_train=len(self.train),
+            n_val=len(self.val),
+            n_test=len(self.test),
+        )
         return out
 
 
@@ -191,8 +222,9 @@ def run_pretraining(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    source = resolve(data, n_jets=n_jets if n_jets and n_jets > 0 else None, seed=seed, progress=progress,
-                     workers=workers)
+    source = resolve(
+        data, n_jets=n_jets if n_jets and n_jets > 0 else None, seed=seed, progress=progress, workers=workers
+    )
     data_name, names = source.name, list(source.label_names)
     fr = tuple(float(f) for f in split)
     if len(fr) != 3 or min(fr) <= 0:
@@ -204,8 +236,9 @@ def run_pretraining(
         cap = int(n_jets) if n_jets and n_jets > 0 else source.n_rows("train")
         train = source.sample(min(cap, JET_GENERATOR_SAMPLE), split="train")
         val = source.sample(MAX_VALIDATION_ROWS, split="val")
-        test = source.sample(int(n_generate) if n_generate else MAX_VALIDATION_ROWS,
-                             split="test" if source.has_split("test") else "val")
+        test = source.sample(
+            int(n_generate) if n_generate else MAX_VALIDATION_ROWS, split="test" if source.has_split("test") else "val"
+        )
     else:
         js = source.read(stop=None if source.kind == "generated" or not n_jets or n_jets <= 0 else int(n_jets))
         if len(js) < 10:
@@ -220,18 +253,40 @@ def run_pretraining(
 
     t1 = time.perf_counter()
     model, history = pretrain(
-        pet_data, work, model_config=model, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-        n_val=len(val), n_jets=n_jets if pet_data is source else None, label_names=names, seed=seed, device=device,
-        resume=resume, callbacks=callbacks,
-        ema_decay=ema_decay, progress=progress, checkpoint_every=None, loss_weights={"diffusion": float(diffusion_weight)},
+        pet_data,
+        work,
+        model_config=model,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer,
+        n_val=len(val),
+        n_jets=n_jets if pet_data is source else None,
+        label_names=names,
+        seed=seed,
+        device=device,
+        resume=resume,
+        callbacks=callbacks,
+        ema_decay=ema_decay,
+        progress=progress,
+        checkpoint_every=None,
+        loss_weights={"diffusion": float(diffusion_weight)},
     )
     timings["pet_train_s"] = time.perf_counter() - t1
     std = model.card.get_standardizer()
     max_particles = train.max_particles
 
     t2 = time.perf_counter()
-    jg, jg_hist = train_jet_generator(jet_inputs(train), train.labels, num_classes=len(names), max_particles=max_particles,
-                                      standardizer=std, epochs=jet_epochs, seed=seed, device="cpu")
+    jg, jg_hist = train_jet_generator(
+        jet_inputs(train),
+        train.labels,
+        num_classes=len(names),
+        max_particles=max_particles,
+        standardizer=std,
+        epochs=jet_epochs,
+        seed=seed,
+        device="cpu",
+    )
     timings["jet_generator_train_s"] = time.perf_counter() - t2
 
     evaluation: dict[str, Any] = {}
@@ -239,28 +294,70 @@ def run_pretraining(
     if evaluate:
         t3 = time.perf_counter()
         test_eval = test if n_generate is None else test.subset(slice(0, min(int(n_generate), len(test))))
-        evaluation = evaluate_pretraining(model, test_eval, jg, standardizer=std, class_names=names,
-                                          reference_jetset=val, steps=gen_steps, seed=seed, device=device)
+        evaluation = evaluate_pretraining(
+            model,
+            test_eval,
+            jg,
+            standardizer=std,
+            class_names=names,
+            reference_jetset=val,
+            steps=gen_steps,
+            seed=seed,
+            device=device,
+        )
         timings["evaluate_s"] = time.perf_counter() - t3
-        metrics.update({k: evaluation[k] for k in ("accuracy", "chance_accuracy", "generated_accuracy", "per_class_accuracy")
-                        if k in evaluation})
+        metrics.update(
+            {
+                k: evaluation[k]
+                for k in ("accuracy", "chance_accuracy", "generated_accuracy", "per_class_accuracy")
+                if k in evaluation
+            }
+        )
         metrics["w1"] = evaluation.get("w1")
         metrics["w1_reference"] = evaluation.get("w1_reference")
         metrics["confusion_matrix"] = evaluation["confusion_matrix"]
     card = ModelCard(
-        training_data=data_name, training_size=int(len(train)), standardizer=std.to_dict(), class_names=names,
+        training_data=data_name,
+        training_size=int(len(train)),
+        standardizer=std.to_dict(),
+        class_names=names,
         metrics=metrics,
-        notes=(f"jetlab.tasks.pretraining.run_pretraining: model={model}, epochs={epochs}, batch_size={batch_size}, "
-               f"lr={lr}, optimizer={optimizer}, ema_decay={ema_decay}, diffusion_weight={diffusion_weight}, seed={seed}, split={list(fr)}, max_particles={max_particles}; "
-               f"jet_generator={JET_GENERATOR_WEIGHTS} (+{JET_GENERATOR_CONFIG}): JetFeatureGenerator over "
-               f"(pt, eta, mass, n_particles), class-conditional, load with jetlab.tasks.pretraining.load_pretrained"),
+        notes=(
+            f"jetlab.tasks.pretraining.run_pretraining: model={model}, epochs={epochs}, batch_size={batch_size}, "
+            f"lr={lr}, optimizer={optimizer}, ema_decay={ema_decay}, diffusion_weight={diffusion_weight}, seed={seed}, split={list(fr)}, max_particles={max_particles}; "
+            f"jet_generator={JET_GENERATOR_WEIGHTS} (+{JET_GENERATOR_CONFIG}): JetFeatureGenerator over "
+            f"(pt, eta, mass, n_particles), class-conditional, load with jetlab.tasks.pretraining.load_pretrained"
+        ),
     )
-    ckpt = _save_checkpoint(model, card, jg, out / "checkpoint",
-                            {"training_data": data_name, "training_size": int(len(train)), "features": list(
-                                ("pt", "eta", "mass", "n_particles")), "class_names": names, "max_particles": max_particles,
-                             "epochs": jet_epochs, "final_loss": jg_hist[-1] if jg_hist else None})
+    ckpt = _save_checkpoint(
+        model,
+        card,
+        jg,
+        out / "checkpoint",
+        {
+            "training_data": data_name,
+            "training_size": int(len(train)),
+            "features": list(("pt", "eta", "mass", "n_particles")),
+            "class_names": names,
+            "max_particles": max_particles,
+            "epochs": jet_epochs,
+            "final_loss": jg_hist[-1] if jg_hist else None,
+        },
+    )
     model.card = card
     timings["total_s"] = time.perf_counter() - t0
-    return PretrainingResult(model=model, jet_generator=jg, history=history, jet_generator_history=jg_hist,
-                             standardizer=std, class_names=names, train=train, val=val, test=test, metrics=metrics,
-                             evaluation=evaluation, checkpoint=ckpt, timings=timings)
+    return PretrainingResult(
+        model=model,
+        jet_generator=jg,
+        history=history,
+        jet_generator_history=jg_hist,
+        standardizer=std,
+        class_names=names,
+        train=train,
+        val=val,
+        test=test,
+        metrics=metrics,
+        evaluation=evaluation,
+        checkpoint=ckpt,
+        timings=timings,
+    )

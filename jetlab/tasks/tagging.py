@@ -70,9 +70,9 @@ _MIN_VAL = 100
 #: which ATLAS release a run read, told from its converted files' names (``schema/<split>/<raw file>.h5``)
 ATLAS_RELEASES = {
     "2022": "ATLAS top tagging, CERN Open Data record 15013 (2022, ATL-PHYS-PUB-2022-039): the release of "
-            "the OmniLearn paper's Table I",
+    "the OmniLearn paper's Table I",
     "2024": "ATLAS top tagging, CERN Open Data record 80030 (2024, nominal samples): not the release of the "
-            "OmniLearn paper's Table I (record 15013, 2022), so its numbers compare only roughly",
+    "OmniLearn paper's Table I (record 15013, 2022), so its numbers compare only roughly",
 }
 
 
@@ -110,8 +110,14 @@ def _test_metrics(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | 
 
 
 def _history_dict(h) -> dict[str, Any]:
-    return {"train_loss": list(h.train_loss), "val_loss": list(h.val_loss), "best_epoch": h.best_epoch,
-            "epochs": len(h.epochs), "stopped_early": bool(h.stopped_early), "wall_time": float(h.wall_time)}
+    return {
+        "train_loss": list(h.train_loss),
+        "val_loss": list(h.val_loss),
+        "best_epoch": h.best_epoch,
+        "epochs": len(h.epochs),
+        "stopped_early": bool(h.stopped_early),
+        "wall_time": float(h.wall_time),
+    }
 
 
 class _Datasets:
@@ -123,19 +129,40 @@ class _Datasets:
         self.test = JetDataset(test, standardizer=std, max_particles=pmax)
 
 
-def _resolve(checkpoint, models: Sequence[str], output_dir, pretrain_jets: int, pretrain_epochs: int, seed: int,
-             device, progress: bool) -> Path | None:
+def _resolve(
+    checkpoint,
+    models: Sequence[str],
+    output_dir,
+    pretrain_jets: int,
+    pretrain_epochs: int,
+    seed: int,
+    device,
+    progress: bool,
+) -> Path | None:
     """The checkpoint to fine-tune (pretrained once if "auto" finds none and 'finetuned' is asked
     for); a given checkpoint without 'finetuned' still fixes the scratch architecture."""
-    ckpt = resolve_checkpoint(checkpoint, output_dir, train_if_missing="finetuned" in models, n_jets=pretrain_jets,
-                              epochs=pretrain_epochs, seed=seed, device=device, progress=progress)
+    ckpt = resolve_checkpoint(
+        checkpoint,
+        output_dir,
+        train_if_missing="finetuned" in models,
+        n_jets=pretrain_jets,
+        epochs=pretrain_epochs,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
     if ckpt is None and "finetuned" in models:
-        raise ValueError("run_tagging: model 'finetuned' needs a pretrained checkpoint but checkpoint="
-                         f"{checkpoint!r} gave none; pass a checkpoint path or 'auto', or drop 'finetuned'")
+        raise ValueError(
+            "run_tagging: model 'finetuned' needs a pretrained checkpoint but checkpoint="
+            f"{checkpoint!r} gave none; pass a checkpoint path or 'auto', or drop 'finetuned'"
+        )
     if ckpt is not None and progress:
         card = read_card(ckpt)
-        print(f"checkpoint: {ckpt}\npretrained on {card.training_data} ({card.training_size} jets), "
-              f"classes: {card.class_names}", flush=True)
+        print(
+            f"checkpoint: {ckpt}\npretrained on {card.training_data} ({card.training_size} jets), "
+            f"classes: {card.class_names}",
+            flush=True,
+        )
     return ckpt
 
 
@@ -207,8 +234,11 @@ def run_tagging(
     _check_binary(pool, f"dataset {task.name!r}")
     if progress:
         counts = np.bincount(pool.labels, minlength=2)
-        print(f"{task.name}: {len(pool)} jets ({counts[1]} signal, {counts[0]} background), test set: "
-              f"{'published' if task.test is not None else 'split from these jets'}; feature groups {groups}", flush=True)
+        print(
+            f"{task.name}: {len(pool)} jets ({counts[1]} signal, {counts[0]} background), test set: "
+            f"{'published' if task.test is not None else 'split from these jets'}; feature groups {groups}",
+            flush=True,
+        )
     if task.test is None:
         if len(split) != 3:
             raise ValueError(f"run_tagging: split must be (train, val, test) fractions, got {split}")
@@ -226,9 +256,18 @@ def run_tagging(
     test_weights = test_js.weights.astype(np.float64) if weighted_metrics else np.ones(len(test_js))
     metric_weights = test_weights if weighted_metrics else None
 
-    budget = dict(epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
-                  warmup_steps=warmup_steps, early_stopping_patience=early_stopping_patience, optimizer=optimizer,
-                  schedule="warmup+cosine", weights=bool(weights), input_scaling=input_scaling)
+    budget = dict(
+        epochs=int(epochs),
+        batch_size=int(batch_size),
+        lr=float(lr),
+        weight_decay=float(weight_decay),
+        warmup_steps=warmup_steps,
+        early_stopping_patience=early_stopping_patience,
+        optimizer=optimizer,
+        schedule="warmup+cosine",
+        weights=bool(weights),
+        input_scaling=input_scaling,
+    )
     cache: dict[Any, _Datasets] = {}  # model-input datasets per standardizer (pretraining's: shared by every run)
     runs: list[TaggingRun] = []
     for frac in fractions:
@@ -243,10 +282,19 @@ def run_tagging(
                     torch.manual_seed(seed)
                     net: Any = ParticleFlowNetwork(num_classes=1, **dict(pfn_kwargs or {}))
                 else:
-                    net = build_pet(ckpt, preset=model, num_classes=1, pretrained=model_name == "finetuned", seed=seed,
-                                    input_scaling=input_scaling, groups=groups)
+                    net = build_pet(
+                        ckpt,
+                        preset=model,
+                        num_classes=1,
+                        pretrained=model_name == "finetuned",
+                        seed=seed,
+                        input_scaling=input_scaling,
+                        groups=groups,
+                    )
                 std = getattr(net, "standardizer", None)
-                if std is not None:  # the checkpoint's scaling (one per checkpoint): datasets of every jet, runs take subsets
+                if (
+                    std is not None
+                ):  # the checkpoint's scaling (one per checkpoint): datasets of every jet, runs take subsets
                     if "pre" not in cache:
                         cache["pre"] = _Datasets(train_js, val_js, test_js, std, pmax)
                     sets = cache["pre"]
@@ -262,25 +310,65 @@ def run_tagging(
                 factor = float(lr_factor) if model_name == "finetuned" else 1.0
                 t0 = time.perf_counter()
                 hist = fit_classifier(
-                    net, train_ds, val_ds, lr_head=lr, lr_factor=factor, epochs=epochs, batch_size=batch_size,
-                    weights=weights, early_stopping_patience=early_stopping_patience, seed=seed, device=device,
-                    weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer, progress=False,
+                    net,
+                    train_ds,
+                    val_ds,
+                    lr_head=lr,
+                    lr_factor=factor,
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    weights=weights,
+                    early_stopping_patience=early_stopping_patience,
+                    seed=seed,
+                    device=device,
+                    weight_decay=weight_decay,
+                    warmup_steps=warmup_steps,
+                    optimizer=optimizer,
+                    progress=False,
                 )
                 scores = predict(net, TrimmedDataset(sets.test), batch_size=512, device=device)
                 seconds = time.perf_counter() - t0
                 metrics = _test_metrics(test_labels, scores, metric_weights)
-                runs.append(TaggingRun(model_name, frac, seed, n_tr, n_va, metrics, dict(budget, lr_factor=factor),
-                                       _history_dict(hist), seconds, np.asarray(scores, dtype=np.float32)))
+                runs.append(
+                    TaggingRun(
+                        model_name,
+                        frac,
+                        seed,
+                        n_tr,
+                        n_va,
+                        metrics,
+                        dict(budget, lr_factor=factor),
+                        _history_dict(hist),
+                        seconds,
+                        np.asarray(scores, dtype=np.float32),
+                    )
+                )
                 if progress:
-                    print(f"{model_name:>9s}  {frac:6.1%} ({n_tr:>6d} jets)  seed {seed}:  AUC {metrics['auc']:.4f}  "
-                          f"acc {metrics['accuracy']:.4f}  1/eps_B@0.5 {metrics['rej_at_0.5']:7.1f}  "
-                          f"@0.8 {metrics['rej_at_0.8']:6.1f}  [{seconds:.0f} s]", flush=True)
+                    print(
+                        f"{model_name:>9s}  {frac:6.1%} ({n_tr:>6d} jets)  seed {seed}:  AUC {metrics['auc']:.4f}  "
+                        f"acc {metrics['accuracy']:.4f}  1/eps_B@0.5 {metrics['rej_at_0.5']:7.1f}  "
+                        f"@0.8 {metrics['rej_at_0.8']:6.1f}  [{seconds:.0f} s]",
+                        flush=True,
+                    )
                 del net
             for key in [k for k in cache if k != "pre"]:
                 del cache[key]
-    settings = dict(budget, lr_factor=float(lr_factor), fractions=fractions, seeds=seeds, models=list(models),
-                    split=list(split), split_seed=int(split_seed), checkpoint=str(ckpt) if ckpt else None,
-                    groups=list(groups), n_train_pool=len(train_js), n_val_pool=len(val_js), n_test=len(test_js),
-                    max_particles=pmax, dataset_sources=list(task.sources), weighted_metrics=bool(weighted_metrics),
-                    data_release=data_release(task.name, task.sources))
+    settings = dict(
+        budget,
+        lr_factor=float(lr_factor),
+        fractions=fractions,
+        seeds=seeds,
+        models=list(models),
+        split=list(split),
+        split_seed=int(split_seed),
+        checkpoint=str(ckpt) if ckpt else None,
+        groups=list(groups),
+        n_train_pool=len(train_js),
+        n_val_pool=len(val_js),
+        n_test=len(test_js),
+        max_particles=pmax,
+        dataset_sources=list(task.sources),
+        weighted_metrics=bool(weighted_metrics),
+        data_release=data_release(task.name, task.sources),
+    )
     return TaggingResults(runs, test_labels, test_weights, task.name, settings)

@@ -85,9 +85,16 @@ class TaggingResults(TaskResults):
     def seeds(self) -> list[int]:
         return sorted({r.seed for r in self.runs})
 
-    def select(self, model: str | None = None, fraction: float | None = None, seed: int | None = None) -> list[TaggingRun]:
-        return [r for r in self.runs if (model is None or r.model == model)
-                and (fraction is None or math.isclose(r.fraction, fraction)) and (seed is None or r.seed == seed)]
+    def select(
+        self, model: str | None = None, fraction: float | None = None, seed: int | None = None
+    ) -> list[TaggingRun]:
+        return [
+            r
+            for r in self.runs
+            if (model is None or r.model == model)
+            and (fraction is None or math.isclose(r.fraction, fraction))
+            and (seed is None or r.seed == seed)
+        ]
 
     # ---------------------------------------------------------------- summaries
     def summary(self) -> list[dict[str, Any]]:
@@ -100,8 +107,12 @@ class TaggingResults(TaskResults):
                 runs = self.select(model, frac)
                 if not runs:
                     continue
-                row: dict[str, Any] = {"model": model, "fraction": frac, "n_train": runs[0].n_train,
-                                       "n_seeds": len(runs)}
+                row: dict[str, Any] = {
+                    "model": model,
+                    "fraction": frac,
+                    "n_train": runs[0].n_train,
+                    "n_seeds": len(runs),
+                }
                 with np.errstate(invalid="ignore"):  # 1/eps_B can be inf (no background passes)
                     for key in runs[0].metrics:
                         row[key] = mean_and_spread([r.metrics[key] for r in runs])
@@ -114,23 +125,31 @@ class TaggingResults(TaskResults):
         columns AUC, accuracy and 1/eps_B at eps_S = 0.5 / 0.8 as 'mean ± spread over seeds'."""
         rows = []
         for s in self.summary():
-            row = {"Model": MODEL_LABELS.get(s["model"], s["model"]),
-                   "Training jets": f"{s['fraction']:.0%} ({s['n_train']:,})"}
+            row = {
+                "Model": MODEL_LABELS.get(s["model"], s["model"]),
+                "Training jets": f"{s['fraction']:.0%} ({s['n_train']:,})",
+            }
             for key, col, _ in METRICS:
                 row[col] = s[key]
             rows.append(row)
         weighted = "per-jet-weighted" if self.settings.get("weighted_metrics") else "unweighted"
         title = title or f"{self.dataset}: {weighted} test metrics, mean ± std over {len(self.seeds)} seed(s)"
-        return results_table(rows, formats={col: fmt for _, col, fmt in METRICS},
-                             highlight={col: "max" for _, col, _ in METRICS}, title=title)
+        return results_table(
+            rows,
+            formats={col: fmt for _, col, fmt in METRICS},
+            highlight={col: "max" for _, col, _ in METRICS},
+            title=title,
+        )
 
     def comparison(self, fraction: float, a: str = "finetuned", b: str = "scratch") -> dict[str, dict[str, float]]:
         """For each metric: mean difference ``a - b`` at ``fraction``, the larger seed spread of the
         two, and whether the difference exceeds it (the notebook's "beats scratch" check)."""
         sa, sb = ({(s["model"], s["fraction"]): s for s in self.summary()}.get((m, fraction)) for m in (a, b))
         if sa is None or sb is None:
-            raise KeyError(f"comparison: need runs of {a!r} and {b!r} at fraction {fraction}; have models "
-                           f"{self.models} and fractions {self.fractions}")
+            raise KeyError(
+                f"comparison: need runs of {a!r} and {b!r} at fraction {fraction}; have models "
+                f"{self.models} and fractions {self.fractions}"
+            )
         out = {}
         for key, _, _ in METRICS:
             diff = sa[key][0] - sb[key][0]
@@ -158,10 +177,12 @@ class TaggingResults(TaskResults):
         out = {}
         for model in self.models:
             rows = sorted((s for s in self.summary() if s["model"] == model), key=lambda s: s["n_train"])
-            out[model] = {"n_train": np.array([s["n_train"] for s in rows]),
-                          "fraction": np.array([s["fraction"] for s in rows]),
-                          "mean": np.array([s[metric][0] for s in rows]),
-                          "spread": np.array([s[metric][1] for s in rows])}
+            out[model] = {
+                "n_train": np.array([s["n_train"] for s in rows]),
+                "fraction": np.array([s["fraction"] for s in rows]),
+                "mean": np.array([s[metric][0] for s in rows]),
+                "spread": np.array([s[metric][1] for s in rows]),
+            }
         return out
 
     def headline_run(self) -> TaggingRun:
@@ -176,8 +197,11 @@ class TaggingResults(TaskResults):
         if not {"finetuned", "scratch"} <= set(self.models):
             return ""
         frac = min(self.fractions) if fraction is None else fraction
-        return "\n".join(f"{key:>12s}: fine-tuned - scratch = {c['difference']:+.4f} (seed spread {c['spread']:.4f}) "
-                         f"-> {'yes' if c['significant'] else 'no'}" for key, c in self.comparison(frac).items())
+        return "\n".join(
+            f"{key:>12s}: fine-tuned - scratch = {c['difference']:+.4f} (seed spread {c['spread']:.4f}) "
+            f"-> {'yes' if c['significant'] else 'no'}"
+            for key, c in self.comparison(frac).items()
+        )
 
     # ---------------------------------------------------------------- figures
     def plots(self) -> dict[str, Figure]:
@@ -196,9 +220,15 @@ class TaggingResults(TaskResults):
     # ---------------------------------------------------------------- serialisation
     def to_dict(self, scores: bool = False) -> dict[str, Any]:
         summary = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()} for s in self.summary()]
-        d = {"dataset": self.dataset, "settings": self.settings, "metric_method": "interp",
-             "summary": summary, "runs": [r.to_dict(scores) for r in self.runs],
-             "n_test": int(len(self.labels)), "checkpoint": self.settings.get("checkpoint")}
+        d = {
+            "dataset": self.dataset,
+            "settings": self.settings,
+            "metric_method": "interp",
+            "summary": summary,
+            "runs": [r.to_dict(scores) for r in self.runs],
+            "n_test": int(len(self.labels)),
+            "checkpoint": self.settings.get("checkpoint"),
+        }
         if {"finetuned", "scratch"} <= set(self.models):
             d["finetuned_vs_scratch_at_smallest_fraction"] = self.comparison(min(self.fractions))
         if scores:
@@ -217,8 +247,15 @@ def plot_learning_curve(results: TaggingResults, metric: str = "auc", *, rlabel:
         fig = Figure(figsize=(6.8, 5.6))
         ax = fig.add_subplot()
         for i, (model, c) in enumerate(curves.items()):
-            ax.errorbar(c["n_train"], c["mean"], yerr=c["spread"], marker="o", capsize=3,
-                        color=COLORS[i % len(COLORS)], label=MODEL_LABELS.get(model, model))
+            ax.errorbar(
+                c["n_train"],
+                c["mean"],
+                yerr=c["spread"],
+                marker="o",
+                capsize=3,
+                color=COLORS[i % len(COLORS)],
+                label=MODEL_LABELS.get(model, model),
+            )
         ax.set_xscale("log")
         ax.set_xlabel("Training jets")
         ax.set_ylabel(names[metric].replace("eps_B", r"$\varepsilon_B$").replace("eps_S", r"$\varepsilon_S$"))

@@ -40,8 +40,13 @@ def synthetic_jetset(n: int = 256, p: int = 16, seed: int = 0):
     eta = rng.normal(0, 1, (n, p)) * width
     phi = rng.normal(0, 1, (n, p)) * width
     parts = np.stack([pt, eta, phi, pt * np.cosh(eta)], -1) * mask[..., None]
-    return JetSet(parts, mask, jet_features_from_particles(parts, mask), label,
-                  extra={"jet_id": np.arange(n, dtype=np.float32) + 100_000 * seed})
+    return JetSet(
+        parts,
+        mask,
+        jet_features_from_particles(parts, mask),
+        label,
+        extra={"jet_id": np.arange(n, dtype=np.float32) + 100_000 * seed},
+    )
 
 
 class TinyNet(nn.Module):
@@ -88,8 +93,11 @@ def pet_classification_loss(model: PET, batch: dict):
 
 
 #: phase -> (loss, Trainer find_unused_parameters)
-PHASES: dict[str, tuple[Callable[..., Any], bool | str]] = {"pretrain": (pet_pretraining_loss, "auto"), "classify": (pet_classification_loss, "auto"),
-          "pretrain-flag": (pet_pretraining_loss, True)}
+PHASES: dict[str, tuple[Callable[..., Any], bool | str]] = {
+    "pretrain": (pet_pretraining_loss, "auto"),
+    "classify": (pet_classification_loss, "auto"),
+    "pretrain-flag": (pet_pretraining_loss, True),
+}
 
 
 def run_pet_phase(name: str, train, val, batch_size: int, epochs: int, split: int = 1) -> dict:
@@ -104,9 +112,21 @@ def run_pet_phase(name: str, train, val, batch_size: int, epochs: int, split: in
     torch.manual_seed(0)
     model = PET(PETConfig.tiny(num_classes=2, feature_drop=0.0, label_drop=0.0, drop_path=0.0, dropout=0.0))
     generator0 = [float(p.detach().double().sum()) for p in model.generator.parameters()]
-    trainer = Trainer(model, loss_fn, train, val, lr=3e-3, epochs=epochs, batch_size=batch_size, warmup_steps=1,
-                      device="cpu", seed=0, progress=False, checkpoint_every=None,
-                      find_unused_parameters=find_unused)
+    trainer = Trainer(
+        model,
+        loss_fn,
+        train,
+        val,
+        lr=3e-3,
+        epochs=epochs,
+        batch_size=batch_size,
+        warmup_steps=1,
+        device="cpu",
+        seed=0,
+        progress=False,
+        checkpoint_every=None,
+        find_unused_parameters=find_unused,
+    )
     hist = trainer.fit()
     wrapped = trainer._wrapped
     return {
@@ -127,7 +147,9 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--checkpoint-dir", default=None)
     ap.add_argument("--phases", default=None, help=f"comma-separated PET phases from {sorted(PHASES)}")
-    ap.add_argument("--split", type=int, default=1, help="interleaved noise groups per batch (see pet_pretraining_loss)")
+    ap.add_argument(
+        "--split", type=int, default=1, help="interleaved noise groups per batch (see pet_pretraining_loss)"
+    )
     args = ap.parse_args(argv)
     from jetlab._io import atomic_write_text
     from jetlab.data.torchdata import JetDataset
@@ -141,8 +163,9 @@ def main(argv=None) -> int:
             raise SystemExit(f"--phases: unknown phase(s) {bad}; choose from {sorted(PHASES)}")
         train = JetDataset(synthetic_jetset(64, seed=0))
         val = JetDataset(synthetic_jetset(32, seed=1), standardizer=train.standardizer)
-        result: dict[str, Any] = {"phases": {p: run_pet_phase(p, train, val, args.batch_size, args.epochs, args.split)
-                                             for p in phases}}
+        result: dict[str, Any] = {
+            "phases": {p: run_pet_phase(p, train, val, args.batch_size, args.epochs, args.split) for p in phases}
+        }
         ctx = ddp.setup("cpu")
         result.update(rank=ctx.rank, world_size=ctx.world_size)
         if ctx.is_main:
@@ -156,9 +179,21 @@ def main(argv=None) -> int:
     val = JetDataset(synthetic_jetset(64, seed=1), standardizer=train.standardizer)
     torch.manual_seed(0)
     model = TinyNet()
-    trainer = Trainer(model, ce_loss, train, val, lr=3e-3, epochs=args.epochs, batch_size=args.batch_size,
-                      warmup_steps=2, device="cpu", seed=0, progress=False, checkpoint_dir=args.checkpoint_dir,
-                      checkpoint_every=4)
+    trainer = Trainer(
+        model,
+        ce_loss,
+        train,
+        val,
+        lr=3e-3,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        warmup_steps=2,
+        device="cpu",
+        seed=0,
+        progress=False,
+        checkpoint_dir=args.checkpoint_dir,
+        checkpoint_every=4,
+    )
     hist = trainer.fit()
     assert trainer.ctx is not None, "Trainer.fit sets up the process context"
     result = {

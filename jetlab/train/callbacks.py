@@ -58,8 +58,10 @@ class History:
 
     def __repr__(self) -> str:
         last = self.epochs[-1] if self.epochs else {}
-        return (f"History(epochs={len(self.epochs)}, steps={len(self.steps)}, "
-                f"train_loss={last.get('train_loss')}, val_loss={last.get('val_loss')}, best_epoch={self.best_epoch})")
+        return (
+            f"History(epochs={len(self.epochs)}, steps={len(self.steps)}, "
+            f"train_loss={last.get('train_loss')}, val_loss={last.get('val_loss')}, best_epoch={self.best_epoch})"
+        )
 
 
 class Callback:
@@ -95,8 +97,14 @@ class ProgressBar(Callback):
     def on_train_start(self, trainer: "Trainer") -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=trainer.total_steps, initial=trainer.global_step, desc="train", unit="step",
-                        dynamic_ncols=True, leave=True)
+        self.bar = tqdm(
+            total=trainer.total_steps,
+            initial=trainer.global_step,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+            leave=True,
+        )
 
     def on_step_end(self, trainer: "Trainer", info: dict) -> None:
         if self.bar is None:
@@ -153,8 +161,10 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, trainer: "Trainer", info: dict) -> None:
         value = info.get(self.monitor)
         if value is None:
-            raise KeyError(f"EarlyStopping monitors {self.monitor!r} but the epoch record has {sorted(info)}; "
-                           "pass val_data to the Trainer")
+            raise KeyError(
+                f"EarlyStopping monitors {self.monitor!r} but the epoch record has {sorted(info)}; "
+                "pass val_data to the Trainer"
+            )
         if value < self.best - self.min_delta:
             self.best, self.bad_epochs = float(value), 0
         else:

@@ -16,7 +16,14 @@ import torch
 
 from jetlab._io import atomic_path
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "load_checkpoint",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+]
 
 CHECKPOINT_FORMAT = "jetlab-trainer-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -47,10 +54,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise
     except pickle.UnpicklingError as exc:
         if "weights_only" not in str(exc) and "Weights only load failed" not in str(exc):
-            raise ValueError(f"{path}: truncated or corrupt trainer checkpoint (UnpicklingError: {exc}); "
-                             "delete it to start over, or resume from another checkpoint") from exc
-        raise ValueError(f"{path}: refused to load: the trainer checkpoint holds objects other than tensors, "
-                         f"numbers, strings and containers, which could run code ({str(exc).splitlines()[0]})") from exc
+            raise ValueError(
+                f"{path}: truncated or corrupt trainer checkpoint (UnpicklingError: {exc}); "
+                "delete it to start over, or resume from another checkpoint"
+            ) from exc
+        raise ValueError(
+            f"{path}: refused to load: the trainer checkpoint holds objects other than tensors, "
+            f"numbers, strings and containers, which could run code ({str(exc).splitlines()[0]})"
+        ) from exc
     except (OSError, EOFError, RuntimeError, zipfile.BadZipFile) as exc:
         raise ValueError(
             f"{path}: truncated or corrupt trainer checkpoint ({type(exc).__name__}: {exc}); "
@@ -59,8 +70,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a jetlab trainer checkpoint (missing format={CHECKPOINT_FORMAT!r})")
     if state.get("version", 0) > CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint version {state['version']} is newer than this jetlab reads "
-                         f"({CHECKPOINT_VERSION})")
+        raise ValueError(
+            f"{path}: checkpoint version {state['version']} is newer than this jetlab reads ({CHECKPOINT_VERSION})"
+        )
     return state
 
 
@@ -70,8 +82,13 @@ def rng_state() -> dict:
     state = np.random.get_state(legacy=True)
     assert isinstance(state, tuple)  # legacy=True: (kind, keys, pos, has_gauss, cached_gaussian)
     kind, keys, pos, has_gauss, cached = state
-    numpy_state = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+    numpy_state = {
+        "kind": kind,
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
     s = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         s["cuda"] = torch.cuda.get_rng_state_all()
@@ -82,7 +99,9 @@ def set_rng_state(s: Mapping) -> None:
     """Restore what :func:`rng_state` captured."""
     random.setstate(s["python"])
     n = s["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     torch.set_rng_state(s["torch"])
     if "cuda" in s and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(s["cuda"])

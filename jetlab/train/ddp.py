@@ -17,8 +17,18 @@ from torch import nn
 
 from jetlab.options import is_auto
 
-__all__ = ["DistContext", "all_reduce_sum", "barrier", "cleanup", "env_world_size", "is_main_process", "resolve_device", "setup",
-           "unused_parameters", "wrap_model"]
+__all__ = [
+    "DistContext",
+    "all_reduce_sum",
+    "barrier",
+    "cleanup",
+    "env_world_size",
+    "is_main_process",
+    "resolve_device",
+    "setup",
+    "unused_parameters",
+    "wrap_model",
+]
 
 
 @dataclass
@@ -43,7 +53,9 @@ def env_world_size() -> int:
     try:
         return int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError:
-        raise ValueError(f"environment variable WORLD_SIZE must be an integer, got {os.environ['WORLD_SIZE']!r}") from None
+        raise ValueError(
+            f"environment variable WORLD_SIZE must be an integer, got {os.environ['WORLD_SIZE']!r}"
+        ) from None
 
 
 def resolve_device(device: str | torch.device | None = "auto", local_rank: int = 0) -> torch.device:
@@ -98,8 +110,9 @@ def wrap_model(module: nn.Module, ctx: DistContext, find_unused_parameters: bool
     return nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused_parameters)
 
 
-def unused_parameters(module: nn.Module, compute_loss: Callable[[], torch.Tensor],
-                      device: torch.device = torch.device("cpu")) -> list[str]:
+def unused_parameters(
+    module: nn.Module, compute_loss: Callable[[], torch.Tensor], device: torch.device = torch.device("cpu")
+) -> list[str]:
     """Names of ``module``'s trainable parameters that the graph of ``compute_loss()`` does not reach.
 
     One forward and backward pass (``torch.autograd.grad``, so no ``.grad`` is touched) under a

@@ -114,15 +114,31 @@ def fit_classifier(
     if std is None and isinstance(train_ds, JetDataset):
         std = train_ds.standardizer
     val_ds = _as_dataset(val, std) if val is not None else None
-    groups = finetune_groups(model, lr_head, lr_factor=lr_factor, weight_decay=weight_decay, optimizer=optimizer,
-                             pretrained=True)
+    groups = finetune_groups(
+        model, lr_head, lr_factor=lr_factor, weight_decay=weight_decay, optimizer=optimizer, pretrained=True
+    )
     trainer = Trainer(
-        model, loss_fn or classifier_loss(weights), train_ds, val_ds,
-        optimizer=optimizer, lr=lr_head, param_groups=groups, weight_decay=weight_decay, epochs=epochs,
-        max_steps=max_steps, batch_size=batch_size, warmup_steps=warmup_steps, ema_decay=ema_decay,
-        checkpoint_dir=checkpoint_dir, resume=resume, device=device, seed=seed, callbacks=callbacks,
+        model,
+        loss_fn or classifier_loss(weights),
+        train_ds,
+        val_ds,
+        optimizer=optimizer,
+        lr=lr_head,
+        param_groups=groups,
+        weight_decay=weight_decay,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        warmup_steps=warmup_steps,
+        ema_decay=ema_decay,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        device=device,
+        seed=seed,
+        callbacks=callbacks,
         early_stopping_patience=early_stopping_patience if val_ds is not None else None,
-        restore_best=val_ds is not None, progress=progress,
+        restore_best=val_ds is not None,
+        progress=progress,
     )
     history = trainer.fit()
     model.eval()
@@ -130,8 +146,14 @@ def fit_classifier(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: Dataset | JetSet, batch_size: int = 512, device: str | torch.device = "auto",
-            *, logits: bool = False) -> np.ndarray:
+def predict(
+    model: nn.Module,
+    data: Dataset | JetSet,
+    batch_size: int = 512,
+    device: str | torch.device = "auto",
+    *,
+    logits: bool = False,
+) -> np.ndarray:
     """Class probabilities, in dataset order: ``(N,)`` sigmoid scores for a one-logit model,
     ``(N, C)`` softmax probabilities otherwise (``logits=True`` returns raw logits)."""
     ds = _as_dataset(data, model_standardizer(model))

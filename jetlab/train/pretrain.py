@@ -44,7 +44,9 @@ MAX_VALIDATION_ROWS = 50_000
 CPU_RECIPE: dict[str, Any] = {"batch_size": 32, "lr": 1e-3, "loss_weights": {"diffusion": 3.0}, "ema_decay": 0.99}
 
 
-def _in_memory(js: JetSet, n_val: int | None, seed: int, max_particles: int | None) -> tuple[JetDataset, JetDataset, int]:
+def _in_memory(
+    js: JetSet, n_val: int | None, seed: int, max_particles: int | None
+) -> tuple[JetDataset, JetDataset, int]:
     n_rows = len(js)
     if n_rows < 2:
         raise ValueError(f"pretrain: need at least 2 jets, got {n_rows}")
@@ -57,8 +59,16 @@ def _in_memory(js: JetSet, n_val: int | None, seed: int, max_particles: int | No
     return train_ds, val_ds, n_rows - n_val
 
 
-def _from_source(source: DataSource, n_jets: int | None, n_val: int | None, collection: str | None,
-                 streaming: bool | str, seed: int, batch_size: int, max_particles: int | None):
+def _from_source(
+    source: DataSource,
+    n_jets: int | None,
+    n_val: int | None,
+    collection: str | None,
+    streaming: bool | str,
+    seed: int,
+    batch_size: int,
+    max_particles: int | None,
+):
     """(train dataset, validation dataset, training rows) for a resolved dataset."""
     train_split = "train" if source.has_split("train") else None
     cap = None if source.kind == "generated" or n_jets is None or n_jets <= 0 else int(n_jets)
@@ -70,31 +80,53 @@ def _from_source(source: DataSource, n_jets: int | None, n_val: int | None, coll
         if not use_stream:
             return _in_memory(source.read(collection, split=train_split, stop=cap), n_val, seed, max_particles)
         if len(source.files(train_split)) != 1:
-            raise ValueError(f"pretrain: streaming {source.name!r} ({n_rows} rows in {len(source.files(train_split))} "
-                             f"files) needs a 'val' split to validate on (it has {list(source.splits)})")
+            raise ValueError(
+                f"pretrain: streaming {source.name!r} ({n_rows} rows in {len(source.files(train_split))} "
+                f"files) needs a 'val' split to validate on (it has {list(source.splits)})"
+            )
         # one big file: its last n_val rows validate, the rest is streamed
         n_val = max(1, min(n_rows // 10, MAX_VALIDATION_ROWS)) if n_val is None else int(n_val)
         if not 0 < n_val < n_rows:
             raise ValueError(f"pretrain: n_val must be in [1, {n_rows - 1}], got {n_val}")
-        train_ds = source.stream(collection, split=train_split, seed=seed, batch_size=batch_size, stop=n_rows - n_val,
-                                 max_particles=max_particles)
-        val_ds = JetDataset(source.read(collection, split=train_split, start=n_rows - n_val, stop=n_rows),
-                            standardizer=train_ds.standardizer, max_particles=max_particles)
+        train_ds = source.stream(
+            collection,
+            split=train_split,
+            seed=seed,
+            batch_size=batch_size,
+            stop=n_rows - n_val,
+            max_particles=max_particles,
+        )
+        val_ds = JetDataset(
+            source.read(collection, split=train_split, start=n_rows - n_val, stop=n_rows),
+            standardizer=train_ds.standardizer,
+            max_particles=max_particles,
+        )
         return train_ds, val_ds, n_rows - n_val
     n_val = MAX_VALIDATION_ROWS if n_val is None else int(n_val)
     if use_stream:
         std_sample = source.sample(min(n_rows, 100_000), collection, split=train_split)
         from jetlab.data.preprocess import model_inputs
 
-        train_ds = source.stream(collection, split=train_split, standardizer=model_inputs(std_sample)[3], seed=seed,
-                                 batch_size=batch_size, stop=_per_file_stop(source, train_split, cap),
-                                 max_particles=max_particles)
+        train_ds = source.stream(
+            collection,
+            split=train_split,
+            standardizer=model_inputs(std_sample)[3],
+            seed=seed,
+            batch_size=batch_size,
+            stop=_per_file_stop(source, train_split, cap),
+            max_particles=max_particles,
+        )
     else:
         # published files often hold one class each: a capped read samples every file
-        rows = source.read(collection, split=train_split) if cap is None else source.sample(cap, collection, split=train_split)
+        rows = (
+            source.read(collection, split=train_split)
+            if cap is None
+            else source.sample(cap, collection, split=train_split)
+        )
         train_ds = JetDataset(rows, max_particles=max_particles)
-    val_ds = JetDataset(source.sample(n_val, collection, split="val"), standardizer=train_ds.standardizer,
-                        max_particles=max_particles)
+    val_ds = JetDataset(
+        source.sample(n_val, collection, split="val"), standardizer=train_ds.standardizer, max_particles=max_particles
+    )
     return train_ds, val_ds, len(train_ds)
 
 
@@ -144,24 +176,42 @@ def pretrain(
     out_dir = Path(out_dir)
     torch.manual_seed(seed)  # model initialisation
     if isinstance(data, JetSet):
-        names = tuple(label_names) if label_names is not None else tuple(str(i) for i in range(int(data.labels.max()) + 1))
+        names = (
+            tuple(label_names) if label_names is not None else tuple(str(i) for i in range(int(data.labels.max()) + 1))
+        )
         dataset_name, train_ds, val_ds, n_train = "in-memory", *_in_memory(data, n_val, seed, max_particles)
     else:
         source = data if isinstance(data, DataSource) else resolve(data, n_jets=n_jets, seed=seed, progress=progress)
         names = tuple(label_names) if label_names is not None else source.label_names
         dataset_name = source.name
-        train_ds, val_ds, n_train = _from_source(source, n_jets, n_val, collection, streaming, seed, batch_size,
-                                                 max_particles)
+        train_ds, val_ds, n_train = _from_source(
+            source, n_jets, n_val, collection, streaming, seed, batch_size, max_particles
+        )
     std = train_ds.standardizer
     n_classes = max(len(names), 1)
     model = PET(PETConfig.preset(model_config, num_classes=n_classes))
     weights = LossWeights(**dict(loss_weights)) if loss_weights else LossWeights()
     loss_fn = functools.partial(pretraining_loss, weights=weights)
     trainer = Trainer(
-        model, loss_fn, train_ds, val_ds, optimizer=optimizer, lr=lr, epochs=epochs, max_steps=max_steps,
-        batch_size=batch_size, warmup_steps=warmup_steps, ema_decay=ema_decay,
-        checkpoint_dir=out_dir / "trainer", checkpoint_every=checkpoint_every, resume=resume, device=device,
-        seed=seed, callbacks=callbacks, progress=progress, num_workers=num_workers,
+        model,
+        loss_fn,
+        train_ds,
+        val_ds,
+        optimizer=optimizer,
+        lr=lr,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        warmup_steps=warmup_steps,
+        ema_decay=ema_decay,
+        checkpoint_dir=out_dir / "trainer",
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        device=device,
+        seed=seed,
+        callbacks=callbacks,
+        progress=progress,
+        num_workers=num_workers,
     )
     history = trainer.fit()
     model.eval()
@@ -180,11 +230,14 @@ def pretrain(
         if n_classes > 1:
             metrics["val_accuracy"] = float((np.argmax(probs, axis=-1) == labels).mean())
         card = ModelCard(
-            training_data=dataset_name, training_size=n_train, standardizer=std.to_dict(),
-            class_names=list(names) if n_classes > 1 else None, metrics=metrics,
+            training_data=dataset_name,
+            training_size=n_train,
+            standardizer=std.to_dict(),
+            class_names=list(names) if n_classes > 1 else None,
+            metrics=metrics,
             notes=f"jetlab.train.pretrain: optimizer={optimizer}, lr={lr}, batch_size={batch_size}, "
-                  f"world_size={trainer._world()[1]}, seed={seed}, loss_weights={asdict(weights)}, "
-                  f"max_particles={max_particles}",
+            f"world_size={trainer._world()[1]}, seed={seed}, loss_weights={asdict(weights)}, "
+            f"max_particles={max_particles}",
         )
         save(model, out_dir / "model", card)
         model.card = card

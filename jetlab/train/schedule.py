@@ -36,7 +36,8 @@ class WarmupCosine:
         return warmup_cosine_factor(step, self.total_steps, self.warmup_steps, self.min_factor)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0,
-                   min_factor: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0, min_factor: float = 0.0
+) -> torch.optim.lr_scheduler.LambdaLR:
     """LambdaLR applying :class:`WarmupCosine` to every parameter group's own base lr."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(total_steps, warmup_steps, min_factor))

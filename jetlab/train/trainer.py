@@ -137,7 +137,9 @@ class Trainer:
         if amp not in ("auto", "bf16", "fp16", "off", True, False, None):
             raise ValueError(f"Trainer: amp must be 'auto', 'bf16', 'fp16' or 'off', got {amp!r}")
         if find_unused_parameters not in ("auto", True, False):
-            raise ValueError(f"Trainer: find_unused_parameters must be 'auto', True or False, got {find_unused_parameters!r}")
+            raise ValueError(
+                f"Trainer: find_unused_parameters must be 'auto', True or False, got {find_unused_parameters!r}"
+            )
         self.model, self.loss_fn = model, loss_fn
         self.train_data, self.val_data = train_data, val_data
         self.optimizer_spec, self.lr, self.param_groups_spec = optimizer, float(lr), param_groups
@@ -299,8 +301,13 @@ class Trainer:
             "best_state": self.best_state,
             "callbacks": [cb.state_dict() for cb in self.callbacks],
             "finished": self._finished,
-            "config": {"batch_size": self.batch_size, "world_size": self._world()[1], "seed": self.seed,
-                       "total_steps": self.total_steps, "lr": self.lr},
+            "config": {
+                "batch_size": self.batch_size,
+                "world_size": self._world()[1],
+                "seed": self.seed,
+                "total_steps": self.total_steps,
+                "lr": self.lr,
+            },
         }
 
     def save(self, path: str | os.PathLike | None = None) -> Path | None:
@@ -339,7 +346,9 @@ class Trainer:
             warnings.warn(
                 f"resuming with batch_size={self.batch_size}, world_size={world} but the checkpoint used "
                 f"batch_size={cfg.get('batch_size')}, world_size={cfg.get('world_size')}: restarting epoch "
-                f"{self.epoch} from its first batch", stacklevel=3)
+                f"{self.epoch} from its first batch",
+                stacklevel=3,
+            )
             self.batch_in_epoch, self._accum = 0, [0.0, 0.0]
         rngs = state["rng"]
         set_rng_state(rngs[rank] if rank < len(rngs) else rngs[0])
@@ -372,8 +381,9 @@ class Trainer:
         else:
             if not isinstance(data, Sized):
                 raise TypeError(f"evaluate: a map-style dataset needs __len__, got {type(data).__name__}")
-            sampler = EpochBatchSampler(len(data), self.val_batch_size, shuffle=False, rank=rank, world_size=world,
-                                        pad=False)
+            sampler = EpochBatchSampler(
+                len(data), self.val_batch_size, shuffle=False, rank=rank, world_size=world, pad=False
+            )
             loader = DataLoader(data, batch_sampler=sampler, collate_fn=collate_batches, num_workers=self.num_workers)
         devices = [self.device] if self.device.type == "cuda" else []
         sums: dict[str, float] = {}
@@ -413,6 +423,7 @@ class Trainer:
         """DDP with ``find_unused_parameters`` only if the loss leaves a trainable parameter without
         gradient on this batch on some rank (fine-tuning leaves PET's generator unused; pretraining
         uses every head); the flag costs an extra autograd traversal per step."""
+
         def loss() -> torch.Tensor:
             with torch.autocast(self.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                 return _split_loss(self._loss_module(batch))[0]
@@ -433,7 +444,8 @@ class Trainer:
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite training loss {float(loss.detach())} at step {self.global_step + 1} (epoch {self.epoch}); "
-                f"parts={parts}. Lower the lr or check the inputs.")
+                f"parts={parts}. Lower the lr or check the inputs."
+            )
         optimizer, scheduler, scaler = self._optimization()
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -449,9 +461,12 @@ class Trainer:
 
     def _end_epoch(self) -> None:
         s, n = ddp.all_reduce_sum(self._accum, self._context())
-        info: dict[str, Any] = {"epoch": self.epoch, "step": self.global_step,
-                                "train_loss": s / n if n else float("nan"),
-                                "lr": self._optimization()[0].param_groups[0]["lr"]}
+        info: dict[str, Any] = {
+            "epoch": self.epoch,
+            "step": self.global_step,
+            "train_loss": s / n if n else float("nan"),
+            "lr": self._optimization()[0].param_groups[0]["lr"],
+        }
         if self.val_data is not None:
             val = self._evaluate_model()
             info["val_loss"] = val.pop("loss")
@@ -459,8 +474,11 @@ class Trainer:
             if self.history.best_val_loss is None or info["val_loss"] < self.history.best_val_loss:
                 self.history.best_val_loss, self.history.best_epoch = info["val_loss"], self.epoch
                 if self.restore_best:
-                    self.best_state = _cpu_state(self.model) if self.ema is None else {
-                        k: v.detach().to("cpu", copy=True) for k, v in self.ema.shadow.items()}
+                    self.best_state = (
+                        _cpu_state(self.model)
+                        if self.ema is None
+                        else {k: v.detach().to("cpu", copy=True) for k, v in self.ema.shadow.items()}
+                    )
         info["time"] = self.history.wall_time
         self.history.epochs.append(info)
         self.epoch += 1
@@ -501,17 +519,30 @@ class Trainer:
             while not self.stop_training and (self.epoch < self.epochs or self.max_steps is not None):
                 if self.max_steps is not None and self.global_step >= self.max_steps:
                     break
-                loader = make_loader(self.train_data, self.batch_size, shuffle=self.shuffle, seed=self.seed,
-                                     num_workers=self.num_workers, drop_last=self.drop_last, epoch=self.epoch,
-                                     start_batch=self.batch_in_epoch, pin_memory=self.device.type == "cuda")
+                loader = make_loader(
+                    self.train_data,
+                    self.batch_size,
+                    shuffle=self.shuffle,
+                    seed=self.seed,
+                    num_workers=self.num_workers,
+                    drop_last=self.drop_last,
+                    epoch=self.epoch,
+                    start_batch=self.batch_in_epoch,
+                    pin_memory=self.device.type == "cuda",
+                )
                 for batch in self._batches(loader):
                     loss, parts, n = self._train_step(batch)
                     self.global_step += 1
                     self.batch_in_epoch += 1
                     self._accum[0] += loss * n
                     self._accum[1] += n
-                    info = {"step": self.global_step, "epoch": self.epoch, "loss": loss,
-                            "lr": self._optimization()[0].param_groups[0]["lr"], **parts}
+                    info = {
+                        "step": self.global_step,
+                        "epoch": self.epoch,
+                        "loss": loss,
+                        "lr": self._optimization()[0].param_groups[0]["lr"],
+                        **parts,
+                    }
                     self.history.steps.append(info)
                     if self.checkpoint_every and self.global_step % self.checkpoint_every == 0:
                         self.history.wall_time = wall0 + time.perf_counter() - t0
@@ -530,8 +561,9 @@ class Trainer:
             completed = True
         except KeyboardInterrupt:
             if self.is_main and self.checkpoint_path is not None and self.checkpoint_path.exists():
-                warnings.warn(f"training interrupted at step {self.global_step}; resume from {self.checkpoint_path}",
-                              stacklevel=2)
+                warnings.warn(
+                    f"training interrupted at step {self.global_step}; resume from {self.checkpoint_path}", stacklevel=2
+                )
             raise
         finally:
             for cb in self.callbacks:

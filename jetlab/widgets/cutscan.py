@@ -121,7 +121,10 @@ class CutScanExplorer(Explorer):
             raise ValueError(f"{where}: no events with mjj inside [{self.edges[0]}, {self.edges[-1]}) {unit}")
         centres = 0.5 * (self.edges[1:] + self.edges[:-1])
         self._sr_bins = (centres > self.sr[0]) & (centres < self.sr[1])
-        self._sb_bins = ~self._sr_bins & (((centres > self.sb[0][0]) & (centres < self.sb[0][1])) | ((centres > self.sb[1][0]) & (centres < self.sb[1][1])))
+        self._sb_bins = ~self._sr_bins & (
+            ((centres > self.sb[0][0]) & (centres < self.sb[0][1]))
+            | ((centres > self.sb[1][0]) & (centres < self.sb[1][1]))
+        )
         self.min_efficiency = max(1e-4, 10.0 / self.in_window.sum())
         self.efficiency = 1.0
         self._slider: Any = None  # an ipywidgets FloatLogSlider once the controls are built
@@ -230,10 +233,16 @@ class CutScanExplorer(Explorer):
         ax.set_xlim(edges[0], edges[-1])
         z = st["significance"]
         ax.text(
-            0.97, 0.70,
+            0.97,
+            0.70,
             f"score cut: top {100 * st['efficiency']:.3g}%\nSR obs. {st['n_observed_sr']:.0f}, exp. {st['n_expected_sr']:.1f}\n"
-            f"$Z$ = {z:.2f}$\\sigma$" if np.isfinite(z) else f"score cut: top {100 * st['efficiency']:.3g}%\nfit failed",
-            transform=ax.transAxes, ha="right", va="top", fontsize="small",
+            f"$Z$ = {z:.2f}$\\sigma$"
+            if np.isfinite(z)
+            else f"score cut: top {100 * st['efficiency']:.3g}%\nfit failed",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize="small",
         )
         ax.legend(fontsize="small", loc="upper right")
         label_axes(ax)
@@ -242,8 +251,14 @@ class CutScanExplorer(Explorer):
         import ipywidgets as w
 
         self._slider = w.FloatLogSlider(
-            value=self.efficiency, base=10, min=float(np.log10(self.min_efficiency)), max=0.0, step=0.05,
-            description="efficiency", continuous_update=False, readout_format=".3g",
+            value=self.efficiency,
+            base=10,
+            min=float(np.log10(self.min_efficiency)),
+            max=0.0,
+            step=0.05,
+            description="efficiency",
+            continuous_update=False,
+            readout_format=".3g",
         )
         self._slider.observe(lambda ch: None if self._syncing else self.set_efficiency(ch["new"]), names="value")
         return [self._slider]

@@ -18,8 +18,15 @@ class JetEventDisplay(Explorer):
 
     figsize = (6.8, 5.8)
 
-    def __init__(self, jetset, index: int = 0, *, label_names: Sequence[str] | None = None,
-                 relative: bool = True, mode: str = "auto") -> None:
+    def __init__(
+        self,
+        jetset,
+        index: int = 0,
+        *,
+        label_names: Sequence[str] | None = None,
+        relative: bool = True,
+        mode: str = "auto",
+    ) -> None:
         super().__init__(mode)
         if not hasattr(jetset, "particles") or not hasattr(jetset, "jets"):
             raise TypeError(f"JetEventDisplay: expected a jetlab JetSet, got {type(jetset).__name__}")
@@ -88,8 +95,9 @@ class JetEventDisplay(Explorer):
     def _build_controls(self) -> list:
         import ipywidgets as w
 
-        self._slider = w.IntSlider(value=self.index, min=0, max=len(self.jetset) - 1, description="jet",
-                                   continuous_update=False)
+        self._slider = w.IntSlider(
+            value=self.index, min=0, max=len(self.jetset) - 1, description="jet", continuous_update=False
+        )
         self._slider.observe(lambda c: None if self._syncing else self.set(c["new"]), names="value")
         prev_b = w.Button(description="◀", layout=w.Layout(width="3em"))
         next_b = w.Button(description="▶", layout=w.Layout(width="3em"))

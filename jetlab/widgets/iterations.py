@@ -65,8 +65,14 @@ class IterationExplorer(Explorer):
 
     figsize = (7.0, 7.0)
 
-    def __init__(self, results: Mapping[str, Mapping[str, Any]], *, observable: str | None = None,
-                 iteration: int | None = None, mode: str = "auto") -> None:
+    def __init__(
+        self,
+        results: Mapping[str, Mapping[str, Any]],
+        *,
+        observable: str | None = None,
+        iteration: int | None = None,
+        mode: str = "auto",
+    ) -> None:
         super().__init__(mode)
         where = "IterationExplorer"
         if not results:
@@ -87,8 +93,12 @@ class IterationExplorer(Explorer):
                 "bins": edges,
                 "truth": _hist_values(r["truth"], nb, f"{where}: results[{name!r}]['truth']"),
                 "prior": _hist_values(r["prior"], nb, f"{where}: results[{name!r}]['prior']"),
-                "iterations": [_hist_values(h, nb, f"{where}: results[{name!r}]['iterations'][{i}]") for i, h in enumerate(its)],
-                "ibu": None if r.get("ibu") is None else _hist_values(r["ibu"], nb, f"{where}: results[{name!r}]['ibu']"),
+                "iterations": [
+                    _hist_values(h, nb, f"{where}: results[{name!r}]['iterations'][{i}]") for i, h in enumerate(its)
+                ],
+                "ibu": None
+                if r.get("ibu") is None
+                else _hist_values(r["ibu"], nb, f"{where}: results[{name!r}]['ibu']"),
                 "xlabel": r.get("xlabel") or OBSERVABLE_LABELS.get(str(name).lower(), str(name)),
             }
             if not self.results[str(name)]["truth"][0].sum() > 0:
@@ -143,9 +153,11 @@ class IterationExplorer(Explorer):
 
     def summary_html(self) -> str:
         st = self.state
-        txt = (f"{st['observable']}, iteration {st['iteration']}/{st['n_iterations']} &nbsp;|&nbsp; "
-               f"Δ(unfolded, truth) × 10³ = {st['delta_unfolded_x1e3']:.3f} &nbsp;|&nbsp; "
-               f"Δ(prior, truth) × 10³ = {st['delta_prior_x1e3']:.3f}")
+        txt = (
+            f"{st['observable']}, iteration {st['iteration']}/{st['n_iterations']} &nbsp;|&nbsp; "
+            f"Δ(unfolded, truth) × 10³ = {st['delta_unfolded_x1e3']:.3f} &nbsp;|&nbsp; "
+            f"Δ(prior, truth) × 10³ = {st['delta_prior_x1e3']:.3f}"
+        )
         if "delta_ibu_x1e3" in st:
             txt += f" &nbsp;|&nbsp; Δ(IBU, truth) × 10³ = {st['delta_ibu_x1e3']:.3f}"
         return txt
@@ -184,8 +196,12 @@ class IterationExplorer(Explorer):
         ax.set_xlim(edges[0], edges[-1])
         ymax = max(truth.max(), max(_density(c[1][0], c[1][1], edges)[0].max() for c in curves))
         ax.set_ylim(0, 1.45 * ymax if ymax > 0 else 1)
-        ax.legend(fontsize="x-small", title_fontsize="x-small", loc="upper right",
-                  title=f"$\\Delta\\times10^3$ to truth: unfolded {st['delta_unfolded_x1e3']:.2f}, prior {st['delta_prior_x1e3']:.2f}")
+        ax.legend(
+            fontsize="x-small",
+            title_fontsize="x-small",
+            loc="upper right",
+            title=f"$\\Delta\\times10^3$ to truth: unfolded {st['delta_unfolded_x1e3']:.2f}, prior {st['delta_prior_x1e3']:.2f}",
+        )
         rax.set_ylim(0.5, 1.5)
         rax.set_ylabel("Ratio to truth", fontsize="x-small")
         rax.set_xlabel(r["xlabel"])
@@ -195,7 +211,9 @@ class IterationExplorer(Explorer):
         import ipywidgets as w
 
         self._obs_dd = w.Dropdown(options=self.observables, value=self.observable, description="observable")
-        self._it_dd = w.Dropdown(options=list(range(1, self.n_iterations + 1)), value=self.iteration, description="iteration")
+        self._it_dd = w.Dropdown(
+            options=list(range(1, self.n_iterations + 1)), value=self.iteration, description="iteration"
+        )
         self._obs_dd.observe(lambda c: None if self._syncing else self.set(observable=c["new"]), names="value")
         self._it_dd.observe(lambda c: None if self._syncing else self.set(iteration=c["new"]), names="value")
         return [self._obs_dd, self._it_dd]

@@ -43,7 +43,9 @@ def _as_mapping(history: Any) -> Mapping[str, Any]:
         return dataclasses.asdict(history)
     if hasattr(history, "__dict__"):
         return {k: v for k, v in vars(history).items() if not k.startswith("_")}
-    raise TypeError(f"TrainingMonitor.update: expected a dict of lists (epoch, train_loss, ...), got {type(history).__name__}")
+    raise TypeError(
+        f"TrainingMonitor.update: expected a dict of lists (epoch, train_loss, ...), got {type(history).__name__}"
+    )
 
 
 def _as_list(v: Any) -> list[float]:
@@ -67,7 +69,9 @@ class TrainingMonitor(Explorer):
 
     figsize = (11.0, 4.8)
 
-    def __init__(self, *, mode: str = "auto", logy: bool = False, redraw_every: int = 1, title: str | None = None) -> None:
+    def __init__(
+        self, *, mode: str = "auto", logy: bool = False, redraw_every: int = 1, title: str | None = None
+    ) -> None:
         super().__init__(mode)
         self.history: dict[str, list[float]] = {}
         self.logy = logy
@@ -78,10 +82,14 @@ class TrainingMonitor(Explorer):
     # ------------------------------------------------------------ API
     def update(self, history: Any = None, **values: Any) -> dict[str, list[float]]:
         """Merge ``history`` (dict / History object) and keyword values; return the history."""
-        incoming = {str(k): _as_list(v) for k, v in dict(_as_mapping(history) if history is not None else {}, **values).items()
-                    if v is not None and _is_numeric(v)}
+        incoming = {
+            str(k): _as_list(v)
+            for k, v in dict(_as_mapping(history) if history is not None else {}, **values).items()
+            if v is not None and _is_numeric(v)
+        }
         if not incoming:
             return self.history
+
         def starts_with_stored(k: str) -> bool:
             old = self.history[k]
             return len(incoming[k]) >= len(old) and incoming[k][: len(old)] == old
@@ -139,7 +147,10 @@ class TrainingMonitor(Explorer):
         fig.subplots_adjust(wspace=0.3)
         ax = axes[0]
         drawn = False
-        for key, ls, name, color in (("train_loss", "--", "Training", COLORS[0]), ("val_loss", "-", "Validation", COLORS[1])):
+        for key, ls, name, color in (
+            ("train_loss", "--", "Training", COLORS[0]),
+            ("val_loss", "-", "Validation", COLORS[1]),
+        ):
             y = h.get(key) or []
             if not y:
                 continue
@@ -163,7 +174,7 @@ class TrainingMonitor(Explorer):
             win = max(1, len(sy) // 20)
             if win > 1:
                 run = np.convolve(sy, np.ones(win) / win, mode="valid")
-                sax.plot(sx[win - 1:], run, color=COLORS[2], lw=1.8, label=f"running mean ({win})")
+                sax.plot(sx[win - 1 :], run, color=COLORS[2], lw=1.8, label=f"running mean ({win})")
             sax.set_xlabel("Optimiser step")
             sax.set_ylabel("Training loss")
             if self.logy:

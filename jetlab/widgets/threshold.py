@@ -47,7 +47,9 @@ class ThresholdExplorer(Explorer):
         mode: str = "auto",
     ) -> None:
         super().__init__(mode)
-        self._is_sig, self.scores, self.weights = binary_inputs(labels, scores, weights, "ThresholdExplorer", signal_label)
+        self._is_sig, self.scores, self.weights = binary_inputs(
+            labels, scores, weights, "ThresholdExplorer", signal_label
+        )
         self.bins = int(bins)
         self.logy = logy
         self.score_label = score_label
@@ -58,9 +60,13 @@ class ThresholdExplorer(Explorer):
         # a logit axis pays off when the scores spread towards 0 and 1 (at least 0.1 to 0.9)
         spread = sum(self.lo <= t <= self.hi for t in LOGIT_TICKS) >= 3
         if score_scale == "logit" and not in_unit:
-            raise ValueError(f"ThresholdExplorer: score_scale='logit' needs scores in [0, 1] (not all equal), "
-                             f"got scores in [{self.lo:.4g}, {self.hi:.4g}]")
-        self.score_scale = "logit" if score_scale == "logit" or (score_scale == "auto" and in_unit and spread) else "linear"
+            raise ValueError(
+                f"ThresholdExplorer: score_scale='logit' needs scores in [0, 1] (not all equal), "
+                f"got scores in [{self.lo:.4g}, {self.hi:.4g}]"
+            )
+        self.score_scale = (
+            "logit" if score_scale == "logit" or (score_scale == "auto" and in_unit and spread) else "linear"
+        )
         self.threshold = float(np.median(self.scores)) if threshold is None else float(threshold)
         self._slider: Any = None  # ipywidgets controls once built
         self._target: Any = None
@@ -161,9 +167,13 @@ class ThresholdExplorer(Explorer):
         st = self.state
         rej = "inf" if np.isinf(st["rejection"]) else f"{st['rejection']:.3g}"
         ax.text(
-            0.03, 0.97,
+            0.03,
+            0.97,
             f"$\\varepsilon_S$ = {st['eps_S']:.3f}\n$\\varepsilon_B$ = {st['eps_B']:.3g}\n$1/\\varepsilon_B$ = {rej}",
-            transform=ax.transAxes, va="top", ha="left", fontsize="small",
+            transform=ax.transAxes,
+            va="top",
+            ha="left",
+            fontsize="small",
         )
         if self.logy and ymax > 0:
             ax.set_yscale("log")
@@ -183,8 +193,13 @@ class ThresholdExplorer(Explorer):
 
         step = (self.hi - self.lo) / SLIDER_STEPS if self.hi > self.lo else 0.01
         self._slider = w.FloatSlider(
-            value=min(max(self.threshold, self.lo), self.hi), min=self.lo, max=self.hi, step=step,
-            description="threshold", continuous_update=False, readout_format=f".{self._threshold_digits()}f",
+            value=min(max(self.threshold, self.lo), self.hi),
+            min=self.lo,
+            max=self.hi,
+            step=step,
+            description="threshold",
+            continuous_update=False,
+            readout_format=f".{self._threshold_digits()}f",
         )
         self._target = w.BoundedFloatText(value=0.5, min=0.001, max=1.0, step=0.01, description="set ε_S")
         button = w.Button(description="Apply ε_S")

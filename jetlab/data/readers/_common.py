@@ -193,7 +193,12 @@ def ptetaphi(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray
 def four_vector_features(px, py, pz, e) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(pT, eta, phi, m) of four-vectors; m^2 < 0 from rounding is clipped to 0."""
     pt, eta, phi = ptetaphi(px, py, pz)
-    m2 = np.asarray(e, np.float64) ** 2 - np.asarray(px, np.float64) ** 2 - np.asarray(py, np.float64) ** 2 - np.asarray(pz, np.float64) ** 2
+    m2 = (
+        np.asarray(e, np.float64) ** 2
+        - np.asarray(px, np.float64) ** 2
+        - np.asarray(py, np.float64) ** 2
+        - np.asarray(pz, np.float64) ** 2
+    )
     return pt, eta, phi, np.sqrt(np.clip(m2, 0.0, None))
 
 

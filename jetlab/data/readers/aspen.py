@@ -28,14 +28,28 @@ from ._common import (
 
 ASPEN_LABELS: tuple[str, ...] = ("unlabelled",)
 #: PFCands columns, in file order.
-PFCANDS_COLUMNS: tuple[str, ...] = ("px", "py", "pz", "E", "d0", "d0Err", "dz", "dzErr", "charge", "pdgId", "puppi_weight")
+PFCANDS_COLUMNS: tuple[str, ...] = (
+    "px",
+    "py",
+    "pz",
+    "E",
+    "d0",
+    "d0Err",
+    "dz",
+    "dzErr",
+    "charge",
+    "pdgId",
+    "puppi_weight",
+)
 CM_TO_MM = 10.0  # CMS stores impact parameters in cm; the schema follows JetClass (mm)
 
 
 def _layout(path, f) -> int:
     for key in ("PFCands", "jet_kinematics"):
         if key not in f:
-            raise fail(path, key, f"missing (Aspen Open Jets files have 'PFCands' and 'jet_kinematics'; has {list(f.keys())})")
+            raise fail(
+                path, key, f"missing (Aspen Open Jets files have 'PFCands' and 'jet_kinematics'; has {list(f.keys())})"
+            )
     n = int(f["jet_kinematics"].shape[0]) if f["jet_kinematics"].ndim else -1
     check_shape(path, "jet_kinematics", f["jet_kinematics"].shape, (n, 4), "pT, eta, phi, soft-drop mass")
     check_shape(path, "PFCands", f["PFCands"].shape, (n, None, len(PFCANDS_COLUMNS)), ", ".join(PFCANDS_COLUMNS))
@@ -72,8 +86,14 @@ def read_aspen(
     if len(files) == 1:
         return _read_one(files[0], max_particles, start, stop)
     sizes = [aspen_num_jets(p) for p in files]
-    sets = read_across(files, sizes, start, stop, lambda f, lo, hi: _read_one(f, max_particles, lo, hi),
-                       f"read_aspen({len(files)} files)")
+    sets = read_across(
+        files,
+        sizes,
+        start,
+        stop,
+        lambda f, lo, hi: _read_one(f, max_particles, lo, hi),
+        f"read_aspen({len(files)} files)",
+    )
     return JetSet.concatenate(sets) if len(sets) > 1 else sets[0]
 
 
@@ -109,7 +129,9 @@ def _read_one(path: PathLike, max_particles: int, start: int, stop: int | None) 
     return js.validate(where=str(path))
 
 
-def iter_aspen(paths: PathLike | Sequence[PathLike], max_particles: int = 150, chunk_size: int = 100_000) -> Iterator[JetSet]:
+def iter_aspen(
+    paths: PathLike | Sequence[PathLike], max_particles: int = 150, chunk_size: int = 100_000
+) -> Iterator[JetSet]:
     """Chunks of at most ``chunk_size`` jets, file after file (bounded memory)."""
     for path in aspen_files(paths):
         n = aspen_num_jets(path)

@@ -45,7 +45,11 @@ def _layout(path, f) -> tuple[int, int, str | None]:
     """Check keys and shapes; return (n_jets, stored constituents, weight key or None)."""
     for key in CONSTITUENT_KEYS + JET_KEYS + (LABEL_KEY,):
         if key not in f:
-            raise fail(path, key, f"missing (ATLAS top tagging files have {list(CONSTITUENT_KEYS + JET_KEYS)} and {LABEL_KEY!r})")
+            raise fail(
+                path,
+                key,
+                f"missing (ATLAS top tagging files have {list(CONSTITUENT_KEYS + JET_KEYS)} and {LABEL_KEY!r})",
+            )
     n = int(f[LABEL_KEY].shape[0]) if f[LABEL_KEY].ndim else -1
     check_shape(path, LABEL_KEY, f[LABEL_KEY].shape, (n,), "one label per jet")
     p = f[CONSTITUENT_KEYS[0]].shape[1] if f[CONSTITUENT_KEYS[0]].ndim == 2 else -1
@@ -108,8 +112,11 @@ def _check_units(path, cols: dict[str, np.ndarray], units: str) -> None:
             "fjet_pt",
             f"median jet pT {jet[1]:.4g} looks like {jet[0]}, but units={units!r} was expected (ATLAS top-tagging jets "
             f"have pT > 350 GeV = 3.5e5 MeV; the published files are in MeV). "
-            + ("This file was already converted to GeV: pass units='GeV' to read it as is." if jet[0] == "GeV"
-               else "Pass units='MeV' for the published files."),
+            + (
+                "This file was already converted to GeV: pass units='GeV' to read it as is."
+                if jet[0] == "GeV"
+                else "Pass units='MeV' for the published files."
+            ),
         )
     clus = scale(np.asarray(cols["fjet_clus_pt"], np.float64).sum(1))
     if clus is not None and clus[0] != units:
@@ -183,8 +190,14 @@ def read_atlas_toptag(
     if len(files) == 1:
         return _read_one(files[0], max_particles, start, stop, units)
     sizes = [atlas_num_jets(p) for p in files]
-    sets = read_across(files, sizes, start, stop, lambda f, lo, hi: _read_one(f, max_particles, lo, hi, units),
-                       f"read_atlas_toptag({len(files)} files)")
+    sets = read_across(
+        files,
+        sizes,
+        start,
+        stop,
+        lambda f, lo, hi: _read_one(f, max_particles, lo, hi, units),
+        f"read_atlas_toptag({len(files)} files)",
+    )
     return JetSet.concatenate(sets) if len(sets) > 1 else sets[0]
 
 
@@ -196,4 +209,3 @@ def iter_atlas_toptag(
         n = atlas_num_jets(path)
         for lo in range(0, n, chunk_size):
             yield _read_one(path, max_particles, lo, min(lo + chunk_size, n), units)
-

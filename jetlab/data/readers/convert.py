@@ -51,7 +51,11 @@ def write_jetsets_chunked(
         for i, chunk in enumerate(chunks):
             check_collections(chunk, f"{path} (chunk {i})")
             this = {
-                c: (js.particle_features, js.max_particles, tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in js.extra.items())))
+                c: (
+                    js.particle_features,
+                    js.max_particles,
+                    tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in js.extra.items())),
+                )
                 for c, js in chunk.items()
             }
             if layout is None:
@@ -61,15 +65,30 @@ def write_jetsets_chunked(
                     g.attrs["particle_features"] = json.dumps(list(js.particle_features))
                     g.attrs["jet_features"] = json.dumps(list(JET_FEATURES))
                     p, fdim = js.max_particles, len(js.particle_features)
-                    g.create_dataset("particles", shape=(0, p, fdim), maxshape=(None, p, fdim), dtype=np.float32, chunks=(_ROW_CHUNK, p, fdim), **kw)
+                    g.create_dataset(
+                        "particles",
+                        shape=(0, p, fdim),
+                        maxshape=(None, p, fdim),
+                        dtype=np.float32,
+                        chunks=(_ROW_CHUNK, p, fdim),
+                        **kw,
+                    )
                     g.create_dataset("mask", shape=(0, p), maxshape=(None, p), dtype=bool, chunks=(_ROW_CHUNK, p), **kw)
-                    g.create_dataset("jets", shape=(0, len(JET_FEATURES)), maxshape=(None, len(JET_FEATURES)), dtype=np.float32, chunks=True)
+                    g.create_dataset(
+                        "jets",
+                        shape=(0, len(JET_FEATURES)),
+                        maxshape=(None, len(JET_FEATURES)),
+                        dtype=np.float32,
+                        chunks=True,
+                    )
                     g.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=True)
                     g.create_dataset("weights", shape=(0,), maxshape=(None,), dtype=np.float32, chunks=True)
                     if js.extra:
                         e = g.create_group("extra")
                         for k, v in js.extra.items():
-                            e.create_dataset(k, shape=(0,) + v.shape[1:], maxshape=(None,) + v.shape[1:], dtype=v.dtype, chunks=True)
+                            e.create_dataset(
+                                k, shape=(0,) + v.shape[1:], maxshape=(None,) + v.shape[1:], dtype=v.dtype, chunks=True
+                            )
             elif this != layout:
                 raise SchemaError(f"{path}: chunk {i} has a different layout {this} than the first chunk {layout}")
             n = len(next(iter(chunk.values())))
@@ -77,7 +96,13 @@ def write_jetsets_chunked(
                 continue
             for c, js in chunk.items():
                 g = f[c]
-                arrays = {"particles": js.particles, "mask": js.mask, "jets": js.jets, "labels": js.labels, "weights": js.weights}
+                arrays = {
+                    "particles": js.particles,
+                    "mask": js.mask,
+                    "jets": js.jets,
+                    "labels": js.labels,
+                    "weights": js.weights,
+                }
                 arrays.update({f"extra/{k}": v for k, v in js.extra.items()})
                 for name, arr in arrays.items():
                     d = g[name]
@@ -173,7 +198,12 @@ def _sources(name: str, sources: PathLike | Sequence[PathLike]) -> list[Path]:
     for s in paths:
         if not s.exists():
             raise FileNotFoundError(f"{s}: no such file or directory")
-    listers = {"jetclass": _as_paths, "atlas_toptag": atlas_files, "omnifold_zjets": omnifold_files, "aspen_open_jets": aspen_files}
+    listers = {
+        "jetclass": _as_paths,
+        "atlas_toptag": atlas_files,
+        "omnifold_zjets": omnifold_files,
+        "aspen_open_jets": aspen_files,
+    }
     if name in listers:
         return listers[name](paths)
     for s in paths:

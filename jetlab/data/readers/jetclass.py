@@ -76,8 +76,11 @@ def _as_paths(paths: PathLike | Sequence[PathLike], extract_to: PathLike | None 
         if p.is_dir():
             found = sorted(p.glob("*.root"), key=jetclass_order)
             if not found:
-                hint = " (a fetched JetClass directory? list its splits with jetlab.data.readers.raw_files('jetclass', dir))" \
-                    if any(p.glob("*.tar")) or any((p / sub).is_dir() for sub in ("train_100M", "val_5M", "test_20M")) else ""
+                hint = (
+                    " (a fetched JetClass directory? list its splits with jetlab.data.readers.raw_files('jetclass', dir))"
+                    if any(p.glob("*.tar")) or any((p / sub).is_dir() for sub in ("train_100M", "val_5M", "test_20M"))
+                    else ""
+                )
                 raise FileNotFoundError(f"{p}: directory holds no *.root files{hint}")
             out.extend(found)
         elif p.suffix == ".tar":
@@ -87,7 +90,9 @@ def _as_paths(paths: PathLike | Sequence[PathLike], extract_to: PathLike | None 
                 raise SchemaError(str(exc)) from None
             roots = sorted((m for m in members if m.suffix == ".root"), key=jetclass_order)
             if not roots:
-                raise SchemaError(f"{p}: archive holds no .root files (JetClass tarballs hold <Process>_<index>.root files)")
+                raise SchemaError(
+                    f"{p}: archive holds no .root files (JetClass tarballs hold <Process>_<index>.root files)"
+                )
             out.extend(roots)
         else:
             out.append(p)
@@ -166,7 +171,9 @@ def _read_file(path: Path, max_particles: int, start: int, stop: int) -> JetSet:
     px, py, pz, energy = (padded(b) for b in KINEMATIC_BRANCHES)
     pt, eta, phi = ptetaphi(px, py, pz)
     mask = pt > 0
-    particles, mask = finish_particles([pt, eta, phi, energy] + [padded(b) for b in FEATURE_BRANCHES], mask, max_particles)
+    particles, mask = finish_particles(
+        [pt, eta, phi, energy] + [padded(b) for b in FEATURE_BRANCHES], mask, max_particles
+    )
 
     onehot = np.stack([ak.to_numpy(arrs[b]).astype(np.float64) for b in LABEL_BRANCHES], axis=1)
     bad = (onehot.sum(1) != 1) | ~np.isin(onehot, (0.0, 1.0)).all(1)
@@ -221,7 +228,9 @@ def read_jetclass(
     files = _as_paths(paths, extract_to)
     sizes = [jetclass_num_entries(p) for p in files]
     total = int(sum(sizes))
-    start, stop = resolve_range(files[0] if len(files) == 1 else f"read_jetclass({len(files)} files)", total, start, stop)
+    start, stop = resolve_range(
+        files[0] if len(files) == 1 else f"read_jetclass({len(files)} files)", total, start, stop
+    )
     sets, offset = [], 0
     for path, size in zip(files, sizes):
         lo, hi = max(start - offset, 0), min(stop - offset, size)

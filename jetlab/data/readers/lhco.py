@@ -82,7 +82,9 @@ class PandasFrame:
             raise SchemaError(f"{self.path}: not a readable HDF5 file ({exc})") from None
         with f, damaged_file_errors(self.path, f"pandas frame {key!r}", "HDF5 file"):
             if key not in f:
-                raise fail(self.path, key, f"missing (a pandas HDF5 file with key {key!r} was expected; has {list(f.keys())})")
+                raise fail(
+                    self.path, key, f"missing (a pandas HDF5 file with key {key!r} was expected; has {list(f.keys())})"
+                )
             g = f[key]
             self.table = "table" in g
             self.blocks: list[tuple[str, list]] = []  # (dataset or field name, column labels)
@@ -94,7 +96,9 @@ class PandasFrame:
     def _init_fixed(self, g) -> None:
         key = self.key
         if "axis0" not in g or "block0_values" not in g:
-            raise fail(self.path, key, "not a pandas 'fixed' frame (no axis0/block0_values) nor a 'table' frame (no table)")
+            raise fail(
+                self.path, key, "not a pandas 'fixed' frame (no axis0/block0_values) nor a 'table' frame (no table)"
+            )
         self.columns = _decode(read_dataset(self.path, f"{key}/axis0", g["axis0"]))
         self.n_rows = int(g["block0_values"].shape[0])
         for b in range(int(g.attrs.get("nblocks", 1))):
@@ -102,7 +106,9 @@ class PandasFrame:
             if vals not in g or items not in g:
                 raise fail(self.path, f"{key}/{vals}", "missing pandas block")
             if g[vals].ndim != 2 or g[vals].shape[0] != self.n_rows:
-                raise fail(self.path, f"{key}/{vals}", f"expected shape ({self.n_rows}, n_columns), got {g[vals].shape}")
+                raise fail(
+                    self.path, f"{key}/{vals}", f"expected shape ({self.n_rows}, n_columns), got {g[vals].shape}"
+                )
             check_filters(self.path, f"{key}/{vals}", g[vals])
             self.blocks.append((vals, _decode(read_dataset(self.path, f"{key}/{items}", g[items]))))
 
@@ -112,7 +118,9 @@ class PandasFrame:
         names = t.dtype.names or ()
         fields = sorted((n for n in names if n.startswith("values_block_")), key=lambda n: int(n.rsplit("_", 1)[1]))
         if not fields:
-            raise fail(self.path, f"{key}/table", f"not a pandas table (fields {list(names)}; expected values_block_0 ...)")
+            raise fail(
+                self.path, f"{key}/table", f"not a pandas table (fields {list(names)}; expected values_block_0 ...)"
+            )
         check_filters(self.path, f"{key}/table", t)
         self.n_rows = int(t.shape[0])
         try:
@@ -122,7 +130,9 @@ class PandasFrame:
         for fld, cols in zip(fields, labels):
             width = int(np.prod(t.dtype[fld].shape, dtype=np.int64)) if t.dtype[fld].shape else 1
             if width != len(cols):
-                raise fail(self.path, f"{key}/table", f"field {fld!r} holds {width} columns but its labels name {len(cols)}")
+                raise fail(
+                    self.path, f"{key}/table", f"field {fld!r} holds {width} columns but its labels name {len(cols)}"
+                )
             self.blocks.append((fld, _decode(np.asarray(cols, dtype=object))))
         self.columns = [c for _, cols in self.blocks for c in cols]
 
@@ -130,7 +140,9 @@ class PandasFrame:
         try:
             import pandas as pd
         except ImportError:
-            raise fail(self.path, self.key, "a pandas 'table' frame with non-plain column labels: reading them needs pandas") from None
+            raise fail(
+                self.path, self.key, "a pandas 'table' frame with non-plain column labels: reading them needs pandas"
+            ) from None
         with pd.HDFStore(self.path, "r") as store:
             axes = {a.cname: list(a.values) for a in store.get_storer(self.key).values_axes}
         return [axes[f] for f in fields]
@@ -145,7 +157,9 @@ class PandasFrame:
             g = f[self.key]
             for name, items in self.blocks:
                 if self.table:
-                    with damaged_file_errors(self.path, f"key '{self.key}/table'", "HDF5 file"):  # filters checked on open
+                    with damaged_file_errors(
+                        self.path, f"key '{self.key}/table'", "HDF5 file"
+                    ):  # filters checked on open
                         block = np.asarray(g["table"].fields(name)[start:stop]).reshape(stop - start, -1)
                 else:
                     block = read_dataset(self.path, f"{self.key}/{name}", g[name], slice(start, stop))

@@ -50,12 +50,18 @@ def _pdg_from_codes(path, key: str, codes: np.ndarray, mask: np.ndarray) -> np.n
     k = np.rint(codes * 10.0)
     bad = mask & ((np.abs(codes * 10.0 - k) > 1e-3) | (k < 0) | (k >= len(PID_CODES)))
     if bad.any():
-        raise fail(path, key, f"unknown PID float code(s) {np.unique(codes[bad])[:5].tolist()} (expected 0.0..1.3 in steps of 0.1)")
+        raise fail(
+            path,
+            key,
+            f"unknown PID float code(s) {np.unique(codes[bad])[:5].tolist()} (expected 0.0..1.3 in steps of 0.1)",
+        )
     k = np.clip(k, 0, len(PID_CODES) - 1).astype(np.int64)
     return np.where(mask, np.asarray(PID_CODES)[k], 0)
 
 
-def _level(path, npz, prefix: str, max_particles: int, start: int, stop: int, n: int, label: int, row_offset: int = 0) -> JetSet:
+def _level(
+    path, npz, prefix: str, max_particles: int, start: int, stop: int, n: int, label: int, row_offset: int = 0
+) -> JetSet:
     jkey, pkey = f"{prefix}_jets", f"{prefix}_particles"
     jets_in = np.asarray(npz[jkey], dtype=np.float64)[start:stop]
     parts_in = np.asarray(npz[pkey], dtype=np.float64)[start:stop]
@@ -187,7 +193,9 @@ def _keys(npz: NpzRows) -> list[str]:
     for prefix in LEVELS:
         jkey, pkey = f"{prefix}_jets", f"{prefix}_particles"
         check_shape(npz.path, jkey, npz.shape(jkey), (n, 4), "jet (pT, y, phi, m)")
-        check_shape(npz.path, pkey, npz.shape(pkey), (n, None, 4), "(pT/100, y - y_jet, phi - phi_jet, PID code), zero-padded")
+        check_shape(
+            npz.path, pkey, npz.shape(pkey), (n, None, 4), "(pT/100, y - y_jet, phi - phi_jet, PID code), zero-padded"
+        )
         keys += [jkey, pkey]
         for obs in OBSERVABLES:
             if f"{prefix}_{obs}" in npz:
@@ -202,7 +210,10 @@ def _keys(npz: NpzRows) -> list[str]:
 def _chunk(path, arrays: dict[str, np.ndarray], max_particles: int, start: int, label: int) -> dict[str, JetSet]:
     n = len(arrays["gen_jets"])
     arrays = _Arrays(arrays)
-    return {coll: _level(path, arrays, prefix, max_particles, 0, n, n, label, row_offset=start) for prefix, coll in LEVELS.items()}
+    return {
+        coll: _level(path, arrays, prefix, max_particles, 0, n, n, label, row_offset=start)
+        for prefix, coll in LEVELS.items()
+    }
 
 
 class _Arrays(dict):
@@ -267,8 +278,14 @@ def read_omnifold(
     if len(files) == 1:
         return _read_one(files[0], max_particles, start, stop, lab(files[0]))
     sizes = [omnifold_num_jets(f) for f in files]
-    parts = read_across(files, sizes, start, stop, lambda f, lo, hi: _read_one(f, max_particles, lo, hi, lab(f)),
-                        f"read_omnifold({len(files)} files)")
+    parts = read_across(
+        files,
+        sizes,
+        start,
+        stop,
+        lambda f, lo, hi: _read_one(f, max_particles, lo, hi, lab(f)),
+        f"read_omnifold({len(files)} files)",
+    )
     if len(parts) == 1:
         return parts[0]
     return {c: JetSet.concatenate([p[c] for p in parts]) for c in LEVELS.values()}

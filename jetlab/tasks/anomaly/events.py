@@ -16,8 +16,16 @@ from jetlab.data.preprocess import jet_inputs
 from jetlab.data.schema import JetSet, SchemaError, sort_and_truncate
 from jetlab.data.sources import resolve
 
-__all__ = ["DEFAULT_SB", "DEFAULT_SR", "JET_FEATURE_NAMES", "AnomalySplit", "DijetEvents", "MassWindows",
-           "inject_signal", "load_dijets"]
+__all__ = [
+    "DEFAULT_SB",
+    "DEFAULT_SR",
+    "JET_FEATURE_NAMES",
+    "AnomalySplit",
+    "DijetEvents",
+    "MassWindows",
+    "inject_signal",
+    "load_dijets",
+]
 
 DEFAULT_SR: tuple[float, float] = (3.3, 3.7)
 DEFAULT_SB: tuple[tuple[float, float], tuple[float, float]] = ((2.3, 3.3), (3.7, 5.0))
@@ -36,7 +44,9 @@ class MassWindows:
         sr = tuple(float(v) for v in self.sr)
         sb = tuple(tuple(float(v) for v in s) for s in self.sb)
         if len(sr) != 2 or len(sb) != 2 or any(len(s) != 2 for s in sb):
-            raise ValueError(f"MassWindows: sr must be (lo, hi) and sb ((lo, hi), (lo, hi)), got sr={self.sr}, sb={self.sb}")
+            raise ValueError(
+                f"MassWindows: sr must be (lo, hi) and sb ((lo, hi), (lo, hi)), got sr={self.sr}, sb={self.sb}"
+            )
         if not (sb[0][0] < sb[0][1] <= sr[0] < sr[1] <= sb[1][0] < sb[1][1]):
             raise ValueError(f"MassWindows: need sb_low < sr < sb_high without overlap, got sr={sr}, sb={sb} (TeV)")
         object.__setattr__(self, "sr", sr)
@@ -84,8 +94,10 @@ class DijetEvents:
         self.labels = np.asarray(self.labels, dtype=np.int64)
         n = len(self.mjj)
         if not (len(self.jet1) == len(self.jet2) == len(self.labels) == n):
-            raise ValueError(f"DijetEvents: jet1 ({len(self.jet1)}), jet2 ({len(self.jet2)}), mjj ({n}) and "
-                             f"labels ({len(self.labels)}) must have the same length")
+            raise ValueError(
+                f"DijetEvents: jet1 ({len(self.jet1)}), jet2 ({len(self.jet2)}), mjj ({n}) and "
+                f"labels ({len(self.labels)}) must have the same length"
+            )
 
     def __len__(self) -> int:
         return len(self.mjj)
@@ -98,8 +110,12 @@ class DijetEvents:
         parts = list(parts)
         if not parts:
             raise ValueError("DijetEvents.concatenate needs at least one part")
-        return DijetEvents(JetSet.concatenate([p.jet1 for p in parts]), JetSet.concatenate([p.jet2 for p in parts]),
-                           np.concatenate([p.mjj for p in parts]), np.concatenate([p.labels for p in parts]))
+        return DijetEvents(
+            JetSet.concatenate([p.jet1 for p in parts]),
+            JetSet.concatenate([p.jet2 for p in parts]),
+            np.concatenate([p.mjj for p in parts]),
+            np.concatenate([p.labels for p in parts]),
+        )
 
     def jet_features(self) -> np.ndarray:
         """``(N, 8)`` physical jet features, :data:`JET_FEATURE_NAMES` (GeV)."""
@@ -135,13 +151,16 @@ def load_dijets(
     if order not in ("mass", "pt"):
         raise ValueError(f"load_dijets: order must be 'mass' or 'pt', got {order!r}")
     stop = None if n_events is None or n_events < 0 else int(n_events)
-    data = resolve(source, n_jets=stop, seed=seed, cache_dir=cache_dir, progress=progress,
-                   signal_fraction=float(signal_fraction))
+    data = resolve(
+        source, n_jets=stop, seed=seed, cache_dir=cache_dir, progress=progress, signal_fraction=float(signal_fraction)
+    )
     path = data.sources[0] if len(data.sources) == 1 else f"{data.name} ({len(data.sources)} files)"
     sets = {c: data.read(c, stop=None if data.kind == "generated" else stop) for c in data.collections}
     missing = [c for c in ("jet1", "jet2") if c not in sets]
     if missing:
-        raise SchemaError(f"{path}: dijet file needs collections 'jet1' and 'jet2', missing {missing} (has {sorted(sets)})")
+        raise SchemaError(
+            f"{path}: dijet file needs collections 'jet1' and 'jet2', missing {missing} (has {sorted(sets)})"
+        )
     j1, j2 = (_truncate(sets[c], max_particles) for c in ("jet1", "jet2"))
     if "mjj" not in j1.extra:
         raise SchemaError(f"{path}: collection 'jet1' has no extra['mjj'] (the dijet mass)")
@@ -172,12 +191,21 @@ class AnomalySplit:
         d = self.data
         sr = windows.in_sr(d.mjj)
         n_s, n_b = int((d.labels[sr] == 1).sum()), int((d.labels[sr] == 0).sum())
-        return {"n_data": len(d), "n_injected": self.n_injected, "sr_signal": n_s, "sr_background": n_b,
-                "sr_s_over_b": n_s / max(n_b, 1), "sr_s_over_sqrt_b": n_s / math.sqrt(max(n_b, 1)),
-                "n_background_reference": len(self.background), "n_signal_reference": len(self.signal)}
+        return {
+            "n_data": len(d),
+            "n_injected": self.n_injected,
+            "sr_signal": n_s,
+            "sr_background": n_b,
+            "sr_s_over_b": n_s / max(n_b, 1),
+            "sr_s_over_sqrt_b": n_s / math.sqrt(max(n_b, 1)),
+            "n_background_reference": len(self.background),
+            "n_signal_reference": len(self.signal),
+        }
 
 
-def inject_signal(events: DijetEvents, n_signal: int, *, data_background_fraction: float = 0.5, seed: int = 0) -> AnomalySplit:
+def inject_signal(
+    events: DijetEvents, n_signal: int, *, data_background_fraction: float = 0.5, seed: int = 0
+) -> AnomalySplit:
     """Build the pseudo-data: ``data_background_fraction`` of the background plus ``n_signal``
     randomly chosen signal events; the rest are kept apart as labelled references."""
     if not 0.0 < data_background_fraction < 1.0:
@@ -186,13 +214,17 @@ def inject_signal(events: DijetEvents, n_signal: int, *, data_background_fractio
     bkg = np.nonzero(events.labels == 0)[0]
     sig = np.nonzero(events.labels == 1)[0]
     if n_signal < 0 or n_signal > len(sig):
-        raise ValueError(f"inject_signal: n_signal={n_signal} but the events hold {len(sig)} signal events (labels == 1)")
+        raise ValueError(
+            f"inject_signal: n_signal={n_signal} but the events hold {len(sig)} signal events (labels == 1)"
+        )
     if len(bkg) < 2:
         raise ValueError(f"inject_signal: need background events (labels == 0), got {len(bkg)}")
     bkg, sig = rng.permutation(bkg), rng.permutation(sig)
     n_data_bkg = int(round(data_background_fraction * len(bkg)))
     data_idx = np.sort(np.concatenate([bkg[:n_data_bkg], sig[:n_signal]]))
-    return AnomalySplit(events.subset(data_idx), events.subset(np.sort(bkg[n_data_bkg:])),
-                        events.subset(np.sort(sig[n_signal:])), int(n_signal))
-
-
+    return AnomalySplit(
+        events.subset(data_idx),
+        events.subset(np.sort(bkg[n_data_bkg:])),
+        events.subset(np.sort(sig[n_signal:])),
+        int(n_signal),
+    )

@@ -33,16 +33,23 @@ from jetlab.train.ddp import resolve_device
 from ..common import ArrayDataset, fit_jet_generator
 from .events import DijetEvents, MassWindows
 
-__all__ = ["OMNILEARNED_GENERATOR_NOTE", "PARTICLE_FEATURE_NAMES", "BackgroundGenerator", "MjjConditionedGenerator",
-           "fit_background_generator"]
+__all__ = [
+    "OMNILEARNED_GENERATOR_NOTE",
+    "PARTICLE_FEATURE_NAMES",
+    "BackgroundGenerator",
+    "MjjConditionedGenerator",
+    "fit_background_generator",
+]
 
 #: why CATHODE's particle generator cannot be OmniLearned's (omnilearned 0.2.0 network.py: the
 #: ``PET_generator`` head takes a class label only; ``PET_body`` has an optional global-condition
 #: token, ``conditional``, that the published pretraining set-up leaves off, so its weights are
 #: not in the checkpoints; and it generates (delta-eta, delta-phi, log pT, log E), not jetlab's
 #: (delta-eta, delta-phi, log(1 - pT/pT_jet)) given the jet)
-OMNILEARNED_GENERATOR_NOTE = ("OmniLearned's generator head is conditioned on a class label only, while CATHODE's "
-                              "background model needs particles generated given the jet features and mjj")
+OMNILEARNED_GENERATOR_NOTE = (
+    "OmniLearned's generator head is conditioned on a class label only, while CATHODE's "
+    "background model needs particles generated given the jet features and mjj"
+)
 
 #: the particle inputs PET's generator head produces (raw units: rad, rad, log)
 PARTICLE_FEATURE_NAMES: tuple[str, ...] = ("deta", "dphi", "log_1m_ptrel")
@@ -89,8 +96,9 @@ class MjjConditionedGenerator(nn.Module):
         b["jets"] = self.condition(batch["jets"], batch["mjj"])
         return v_loss(self.pet, b)
 
-    def param_groups(self, lr_head: float, lr_factor: float = DEFAULT_LR_FACTOR,
-                     weight_decay: float | None = None) -> list[dict]:
+    def param_groups(
+        self, lr_head: float, lr_factor: float = DEFAULT_LR_FACTOR, weight_decay: float | None = None
+    ) -> list[dict]:
         return body_head_groups(self, self.pet.body, lr_head, lr_factor, weight_decay)
 
 
@@ -106,8 +114,16 @@ class BackgroundGenerator:
     history: dict = field(default_factory=dict)
 
     @torch.no_grad()
-    def sample(self, mjj, *, seed: int = 0, steps: int = 16, jet_steps: int = 32, batch_size: int = 1024,
-               device: str | torch.device = "auto") -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def sample(
+        self,
+        mjj,
+        *,
+        seed: int = 0,
+        steps: int = 16,
+        jet_steps: int = 32,
+        batch_size: int = 1024,
+        device: str | torch.device = "auto",
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Synthetic events at the given ``mjj`` [TeV]: ``(dijet inputs, physical jet features (N, 8))``."""
         dev = resolve_device(device)
         mjj = np.asarray(mjj, dtype=np.float32).reshape(-1)
@@ -121,18 +137,20 @@ class BackgroundGenerator:
         out: dict[str, np.ndarray] = {}
         P = self.max_particles
         for k in (1, 2):
-            raw = feats[:, 4 * (k - 1): 4 * k]
+            raw = feats[:, 4 * (k - 1) : 4 * k]
             jets = self.standardizer.transform_jets(raw)
             mult = np.clip(np.round(raw[:, 3]), 1, P).astype(np.int64)
             mask = np.arange(P)[None, :] < mult[:, None]
             xs = np.zeros((n, P, len(self.standardizer.particle_mean)), dtype=np.float32)
             for a in range(0, n, batch_size):
-                m = torch.as_tensor(mask[a:a + batch_size], device=dev)
-                j = torch.as_tensor(jets[a:a + batch_size], device=dev)
-                mj = torch.as_tensor(cond[a:a + batch_size], device=dev)
+                m = torch.as_tensor(mask[a : a + batch_size], device=dev)
+                j = torch.as_tensor(jets[a : a + batch_size], device=dev)
+                mj = torch.as_tensor(cond[a : a + batch_size], device=dev)
                 lab = torch.full((len(m),), k - 1, dtype=torch.long, device=dev)
-                z = ddim(self.particle_model.pet, m, self.particle_model.condition(j, mj), lab, steps=steps, generator=g)
-                xs[a:a + batch_size] = complete_particle_inputs(z, m, j, self.standardizer).cpu().numpy()
+                z = ddim(
+                    self.particle_model.pet, m, self.particle_model.condition(j, mj), lab, steps=steps, generator=g
+                )
+                xs[a : a + batch_size] = complete_particle_inputs(z, m, j, self.standardizer).cpu().numpy()
             out[f"x{k}"], out[f"mask{k}"], out[f"jets{k}"] = xs, mask, jets
         return out, feats
 
@@ -167,11 +185,15 @@ def fit_background_generator(
         raise ValueError(f"fit_background_generator: need at least 10 sideband events, got {len(sideband)}")
     out_of_sb = ~windows.in_sb(sideband.mjj)
     if out_of_sb.any():
-        raise ValueError(f"fit_background_generator: {int(out_of_sb.sum())} events lie outside the sidebands "
-                         f"{windows.sb} TeV; pass sideband events only")
+        raise ValueError(
+            f"fit_background_generator: {int(out_of_sb.sum())} events lie outside the sidebands "
+            f"{windows.sb} TeV; pass sideband events only"
+        )
     if checkpoint is not None and is_omnilearned_card(read_card(checkpoint)):
-        raise ValueError(f"fit_background_generator: {checkpoint} is an OmniLearned checkpoint; {OMNILEARNED_GENERATOR_NOTE}. "
-                         "Pass checkpoint=None (jetlab's PET generator from scratch) or a jetlab checkpoint")
+        raise ValueError(
+            f"fit_background_generator: {checkpoint} is an OmniLearned checkpoint; {OMNILEARNED_GENERATOR_NOTE}. "
+            "Pass checkpoint=None (jetlab's PET generator from scratch) or a jetlab checkpoint"
+        )
     dev = resolve_device(device)
     # label slots 0/1 = jet1/jet2, 2 = null
     pet = build_pet(checkpoint, preset=config, num_classes=1, seed=seed, input_scaling=input_scaling)
@@ -182,24 +204,43 @@ def fit_background_generator(
     cond = windows.scale(sideband.mjj)
     n_max = int(max(feats[:, 3].max(), feats[:, 7].max()))
     latent = _jet_latent(feats)
-    jet_model = JetFeatureGenerator(8, cond_dim=1, hidden=128, layers=3, integer_features={3: (1, n_max), 7: (1, n_max)})
+    jet_model = JetFeatureGenerator(
+        8, cond_dim=1, hidden=128, layers=3, integer_features={3: (1, n_max), 7: (1, n_max)}
+    )
     jet_model.fit_normalization(latent)
-    jet_losses = fit_jet_generator(jet_model, latent, cond=cond, epochs=jet_epochs, batch_size=256, lr=2e-3, seed=seed,
-                                   device=dev)
+    jet_losses = fit_jet_generator(
+        jet_model, latent, cond=cond, epochs=jet_epochs, batch_size=256, lr=2e-3, seed=seed, device=dev
+    )
     x1, m1, j1, _ = model_inputs(sideband.jet1, standardizer)
     x2, m2, j2, _ = model_inputs(sideband.jet2, standardizer)
     n = len(sideband)
-    ds = ArrayDataset(x=np.concatenate([x1, x2]), mask=np.concatenate([m1, m2]), jets=np.concatenate([j1, j2]),
-                      label=np.concatenate([np.zeros(n, np.int64), np.ones(n, np.int64)]),
-                      mjj=np.concatenate([cond, cond]), weight=np.ones(2 * n, np.float32))
+    ds = ArrayDataset(
+        x=np.concatenate([x1, x2]),
+        mask=np.concatenate([m1, m2]),
+        jets=np.concatenate([j1, j2]),
+        label=np.concatenate([np.zeros(n, np.int64), np.ones(n, np.int64)]),
+        mjj=np.concatenate([cond, cond]),
+        weight=np.ones(2 * n, np.float32),
+    )
     wrapper = MjjConditionedGenerator(pet)
     groups = finetune_groups(wrapper, lr, lr_factor=lr_factor, optimizer=optimizer, pretrained=pet.pretrained)
-    trainer = Trainer(wrapper, lambda m, b: m.loss(b), ds, None, optimizer=optimizer, lr=lr, param_groups=groups,
-                      epochs=epochs, batch_size=batch_size, device=dev, seed=seed, progress=progress,
-                      checkpoint_every=None, amp="off")
+    trainer = Trainer(
+        wrapper,
+        lambda m, b: m.loss(b),
+        ds,
+        None,
+        optimizer=optimizer,
+        lr=lr,
+        param_groups=groups,
+        epochs=epochs,
+        batch_size=batch_size,
+        device=dev,
+        seed=seed,
+        progress=progress,
+        checkpoint_every=None,
+        amp="off",
+    )
     hist = trainer.fit()
     wrapper.eval()
     history = {"jet_loss": jet_losses, "particle_loss": [e.get("train_loss") for e in hist.epochs]}
     return BackgroundGenerator(jet_model, wrapper, standardizer, windows, int(sideband.jet1.max_particles), history)
-
-

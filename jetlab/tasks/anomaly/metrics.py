@@ -33,14 +33,23 @@ def anomaly_metrics(labels, scores, *, min_background_events: int = 10, min_fpr:
     n_b = int((labels == 0).sum())
     roc = roc_metrics(labels, scores, eps_s=())
     eps_s, sic = sic_curve(labels, scores, min_fpr=min_fpr, min_background_events=min_background_events)
-    return {"auc": float(roc["auc"]), "max_sic": float(np.max(sic)) if sic.size else float("nan"),
-            "min_fpr": max(float(min_fpr), min_background_events / max(n_b, 1)),
-            "min_background_events": int(min_background_events), "fpr": roc["fpr"], "tpr": roc["tpr"],
-            "eps_s": eps_s, "sic": sic, "n_signal": int((labels == 1).sum()), "n_background": n_b}
+    return {
+        "auc": float(roc["auc"]),
+        "max_sic": float(np.max(sic)) if sic.size else float("nan"),
+        "min_fpr": max(float(min_fpr), min_background_events / max(n_b, 1)),
+        "min_background_events": int(min_background_events),
+        "fpr": roc["fpr"],
+        "tpr": roc["tpr"],
+        "eps_s": eps_s,
+        "sic": sic,
+        "n_signal": int((labels == 1).sum()),
+        "n_background": n_b,
+    }
 
 
-def sculpting_check(mjj, scores, labels, windows: MassWindows, efficiencies: Sequence[float] = (0.5, 0.2, 0.05),
-                    *, seed: int = 0) -> dict[float, dict[str, float]]:
+def sculpting_check(
+    mjj, scores, labels, windows: MassWindows, efficiencies: Sequence[float] = (0.5, 0.2, 0.05), *, seed: int = 0
+) -> dict[float, dict[str, float]]:
     """Does a score cut sculpt the background ``mjj`` spectrum? Per cut efficiency: W1 between the
     normalised background ``mjj`` after vs before the cut, and the same for a random subset of the
     same size (the statistical floor). ``w1 / w1_random`` near 1 = no sculpting."""
@@ -59,8 +68,11 @@ def sculpting_check(mjj, scores, labels, windows: MassWindows, efficiencies: Seq
             out[float(eff)] = {"n_background": len(bkg_cut), "w1": float("nan"), "w1_random": float("nan")}
             continue
         rand = rng.choice(bkg_all, size=len(bkg_cut), replace=False)
-        out[float(eff)] = {"n_background": int(len(bkg_cut)), "w1": wasserstein_1d(bkg_cut, bkg_all),
-                           "w1_random": wasserstein_1d(rand, bkg_all)}
+        out[float(eff)] = {
+            "n_background": int(len(bkg_cut)),
+            "w1": wasserstein_1d(bkg_cut, bkg_all),
+            "w1_random": wasserstein_1d(rand, bkg_all),
+        }
     return out
 
 
@@ -109,10 +121,12 @@ def closeness_metrics(
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 31]))
     n_r = len(reference["x1"])
     half = rng.permutation(n_r)
-    ha, hb = take_inputs(reference, half[: n_r // 2]), take_inputs(reference, half[n_r // 2:])
+    ha, hb = take_inputs(reference, half[: n_r // 2]), take_inputs(reference, half[n_r // 2 :])
 
     def jet_feats(inp):
-        return np.concatenate([standardizer.inverse_jets(inp["jets1"]), standardizer.inverse_jets(inp["jets2"])], axis=1)
+        return np.concatenate(
+            [standardizer.inverse_jets(inp["jets1"]), standardizer.inverse_jets(inp["jets2"])], axis=1
+        )
 
     def w1_jets(a, b):
         fa, fb = jet_feats(a), jet_feats(b)
@@ -127,24 +141,27 @@ def closeness_metrics(
         return res
 
     out: dict[str, Any] = {
-        "w1_jet": w1_jets(reference, generated), "w1_jet_floor": w1_jets(ha, hb),
-        "w1_particle": w1_parts(reference, generated), "w1_particle_floor": w1_parts(ha, hb),
+        "w1_jet": w1_jets(reference, generated),
+        "w1_jet_floor": w1_jets(ha, hb),
+        "w1_particle": w1_parts(reference, generated),
+        "w1_particle_floor": w1_parts(ha, hb),
     }
     n_g = len(generated["x1"])
     sel = rng.choice(n_g, size=min(n_g, n_r), replace=False)
-    X = np.concatenate([_summary_features(reference, standardizer), _summary_features(take_inputs(generated, sel), standardizer)])
+    X = np.concatenate(
+        [_summary_features(reference, standardizer), _summary_features(take_inputs(generated, sel), standardizer)]
+    )
     y = np.concatenate([np.zeros(n_r, np.int64), np.ones(len(sel), np.int64)])
     k = int(min(folds, np.bincount(y).min()))
     if k >= 2:
         clf = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, random_state=int(seed))
         # one OpenMP thread: on a small sample a busy-waiting thread pool costs far more than it gains
         with threadpool_limits(limits=1):
-            p = cross_val_predict(clf, X, y, cv=StratifiedKFold(k, shuffle=True, random_state=int(seed)),
-                                  method="predict_proba")[:, 1]
+            p = cross_val_predict(
+                clf, X, y, cv=StratifiedKFold(k, shuffle=True, random_state=int(seed)), method="predict_proba"
+            )[:, 1]
         out["auc"] = float(roc_auc_score(y, p))
     else:
         out["auc"] = float("nan")
     out["n_reference"], out["n_generated"] = int(n_r), int(len(sel))
     return out
-
-

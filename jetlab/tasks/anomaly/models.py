@@ -20,8 +20,19 @@ from jetlab.train.ddp import resolve_device
 from ..common import ArrayDataset
 from .events import DijetEvents
 
-__all__ = ["DijetClassifier", "KFoldResult", "concat_inputs", "dijet_inputs", "kfold_indices", "kfold_scores",
-           "predict_dijet", "restandardize", "supervised_scores", "take_inputs", "train_dijet_classifier"]
+__all__ = [
+    "DijetClassifier",
+    "KFoldResult",
+    "concat_inputs",
+    "dijet_inputs",
+    "kfold_indices",
+    "kfold_scores",
+    "predict_dijet",
+    "restandardize",
+    "supervised_scores",
+    "take_inputs",
+    "train_dijet_classifier",
+]
 
 _DIJET_KEYS = ("x1", "mask1", "jets1", "x2", "mask2", "jets2")
 
@@ -42,7 +53,9 @@ def dijet_inputs(events: DijetEvents, standardizer: Standardizer) -> dict[str, n
     return out
 
 
-def restandardize(inputs: Mapping[str, np.ndarray], source: Standardizer, target: Standardizer) -> dict[str, np.ndarray]:
+def restandardize(
+    inputs: Mapping[str, np.ndarray], source: Standardizer, target: Standardizer
+) -> dict[str, np.ndarray]:
     """:func:`dijet_inputs`-style arrays scaled with ``source`` rebuilt with ``target`` scaling.
 
     The raw (deta, dphi, log_1m_ptrel) and jet features are recovered and completed again
@@ -100,8 +113,9 @@ class DijetClassifier(nn.Module):
         c2 = _jet_embedding(self.pet, batch["x2"], batch["mask2"], batch["jets2"])
         return self.combine(torch.cat([c1, c2], dim=-1))[:, 0]
 
-    def param_groups(self, lr_head: float, lr_factor: float = DEFAULT_LR_FACTOR,
-                     weight_decay: float | None = None) -> list[dict]:
+    def param_groups(
+        self, lr_head: float, lr_factor: float = DEFAULT_LR_FACTOR, weight_decay: float | None = None
+    ) -> list[dict]:
         """Body at ``lr_head / lr_factor`` (the OmniLearn fine-tuning recipe), everything else at ``lr_head``."""
         return body_head_groups(self, self.pet.body, lr_head, lr_factor, weight_decay)
 
@@ -150,8 +164,10 @@ def train_dijet_classifier(
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
     if n < 4 or len(np.unique(labels)) < 2:
-        raise ValueError(f"train_dijet_classifier: need >= 4 events of both classes, got {n} events with labels "
-                         f"{np.unique(labels).tolist()}")
+        raise ValueError(
+            f"train_dijet_classifier: need >= 4 events of both classes, got {n} events with labels "
+            f"{np.unique(labels).tolist()}"
+        )
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 17]))
     val = np.zeros(n, dtype=bool)
     if val_fraction > 0:
@@ -165,25 +181,40 @@ def train_dijet_classifier(
 
     val_ds = ds(val) if val.any() else None
     groups = finetune_groups(model, lr, lr_factor=lr_factor, optimizer=optimizer, pretrained=True)
-    trainer = Trainer(model, _bce_loss, ds(~val), val_ds, optimizer=optimizer, lr=lr, param_groups=groups, epochs=epochs, batch_size=batch_size,
-                      device=device, seed=seed, progress=progress, checkpoint_every=None, amp="off",
-                      restore_best=val_ds is not None)
+    trainer = Trainer(
+        model,
+        _bce_loss,
+        ds(~val),
+        val_ds,
+        optimizer=optimizer,
+        lr=lr,
+        param_groups=groups,
+        epochs=epochs,
+        batch_size=batch_size,
+        device=device,
+        seed=seed,
+        progress=progress,
+        checkpoint_every=None,
+        amp="off",
+        restore_best=val_ds is not None,
+    )
     history = trainer.fit()
     model.eval()
     return history
 
 
 @torch.no_grad()
-def predict_dijet(model: nn.Module, inputs: Mapping[str, np.ndarray], batch_size: int = 512,
-                  device: str | torch.device = "auto") -> np.ndarray:
+def predict_dijet(
+    model: nn.Module, inputs: Mapping[str, np.ndarray], batch_size: int = 512, device: str | torch.device = "auto"
+) -> np.ndarray:
     """Sigmoid scores ``(N,)`` of a :class:`DijetClassifier`, in input order."""
     dev = resolve_device(device)
     model.to(dev).eval()
     n = len(next(iter(inputs.values())))
     out = np.empty(n, dtype=np.float32)
     for a in range(0, n, batch_size):
-        batch = {k: torch.as_tensor(v[a:a + batch_size]).to(dev) for k, v in inputs.items() if k in _DIJET_KEYS}
-        out[a:a + batch_size] = torch.sigmoid(model(batch).float()).cpu().numpy()
+        batch = {k: torch.as_tensor(v[a : a + batch_size]).to(dev) for k, v in inputs.items() if k in _DIJET_KEYS}
+        out[a : a + batch_size] = torch.sigmoid(model(batch).float()).cpu().numpy()
     return out
 
 
@@ -263,5 +294,3 @@ def supervised_scores(
     model = make_model()
     train_dijet_classifier(model, concat_inputs(signal, background), y, seed=seed, **train_kwargs)
     return [predict_dijet(model, e, device=train_kwargs.get("device", "auto")) for e in evaluate]
-
-

@@ -32,8 +32,9 @@ __all__ = ["AnomalyRun", "background_generator_source", "run_cathode", "run_idea
 SAME = "same"
 
 
-def background_generator_source(checkpoint, generator_checkpoint: Any = SAME,
-                                config: Any = "tiny") -> tuple[str | os.PathLike | None, str]:
+def background_generator_source(
+    checkpoint, generator_checkpoint: Any = SAME, config: Any = "tiny"
+) -> tuple[str | os.PathLike | None, str]:
     """``(checkpoint the background generator fine-tunes or None = from scratch, notice)``.
 
     ``generator_checkpoint="same"`` uses the classifier's ``checkpoint``, except for an OmniLearned one
@@ -44,11 +45,17 @@ def background_generator_source(checkpoint, generator_checkpoint: Any = SAME,
     if isinstance(generator_checkpoint, str) and generator_checkpoint.strip().lower() == SAME:
         if checkpoint is None or not is_omnilearned_card(read_card(checkpoint)):
             return checkpoint, ""
-        return None, (f"notice: CATHODE's classifiers fine-tune the OmniLearned checkpoint, but its background "
-                      f"generator is jetlab's PET generator trained from scratch ({config!r} preset) on the "
-                      f"sideband: {OMNILEARNED_GENERATOR_NOTE}. Pass generator_checkpoint=<a jetlab checkpoint> "
-                      "to fine-tune jetlab's pretrained generator instead")
-    gen = None if generator_checkpoint is None or str(generator_checkpoint).strip().lower() == "none" else generator_checkpoint
+        return None, (
+            f"notice: CATHODE's classifiers fine-tune the OmniLearned checkpoint, but its background "
+            f"generator is jetlab's PET generator trained from scratch ({config!r} preset) on the "
+            f"sideband: {OMNILEARNED_GENERATOR_NOTE}. Pass generator_checkpoint=<a jetlab checkpoint> "
+            "to fine-tune jetlab's pretrained generator instead"
+        )
+    gen = (
+        None
+        if generator_checkpoint is None or str(generator_checkpoint).strip().lower() == "none"
+        else generator_checkpoint
+    )
     if gen == checkpoint:
         return gen, ""
     what = f"fine-tuned from {gen}" if gen is not None else f"trained from scratch ({config!r} preset)"
@@ -69,7 +76,12 @@ class AnomalyRun:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {"method": self.method, "seed": self.seed, "auc": self.metrics["auc"], "max_sic": self.metrics["max_sic"]}
+        return {
+            "method": self.method,
+            "seed": self.seed,
+            "auc": self.metrics["auc"],
+            "max_sic": self.metrics["max_sic"],
+        }
 
 
 def _standardizer_for(checkpoint, split: AnomalySplit, windows: MassWindows, input_scaling: str) -> Standardizer:
@@ -133,10 +145,22 @@ def run_cathode(
         print(notice, flush=True)
     data = split.data
     sr, sb = windows.in_sr(data.mjj), windows.in_sb(data.mjj)
-    gen = fit_background_generator(data.subset(sb), windows, checkpoint=gen_ckpt, config=config, epochs=gen_epochs,
-                                   jet_epochs=jet_epochs, batch_size=batch_size, lr=lr, lr_factor=lr_factor,
-                                   optimizer=optimizer, input_scaling=input_scaling, seed=seed, device=device,
-                                   progress=progress)
+    gen = fit_background_generator(
+        data.subset(sb),
+        windows,
+        checkpoint=gen_ckpt,
+        config=config,
+        epochs=gen_epochs,
+        jet_epochs=jet_epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_factor=lr_factor,
+        optimizer=optimizer,
+        input_scaling=input_scaling,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 51]))
     mjj_syn = rng.choice(data.mjj[sr], size=oversample * int(sr.sum()), replace=True)
     synthetic, syn_features = gen.sample(mjj_syn, seed=seed + 1, steps=gen_steps, device=device)
@@ -147,15 +171,41 @@ def run_cathode(
     cls_std = std if gen_ckpt == checkpoint else _standardizer_for(checkpoint, split, windows, input_scaling)
     sr_in, sb_in = dijet_inputs(data.subset(sr), cls_std), dijet_inputs(data.subset(sb), cls_std)
     template = synthetic if cls_std is std else restandardize(synthetic, std, cls_std)
-    res = kfold_scores(sr_in, template, _classifier_factory(checkpoint, config, seed), k=kfolds, seed=seed, extra=sb_in,
-                       epochs=epochs, batch_size=batch_size, lr=lr, lr_factor=lr_factor if checkpoint is not None else 1.0, optimizer=optimizer,
-                       device=device, progress=progress)
+    res = kfold_scores(
+        sr_in,
+        template,
+        _classifier_factory(checkpoint, config, seed),
+        k=kfolds,
+        seed=seed,
+        extra=sb_in,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_factor=lr_factor if checkpoint is not None else 1.0,
+        optimizer=optimizer,
+        device=device,
+        progress=progress,
+    )
     labels = data.labels[sr]
     metrics = anomaly_metrics(labels, res.scores, min_background_events=min_background_events)
-    return AnomalyRun("cathode", seed, res.scores, labels, res.extra_scores, metrics,
-                      {"generator": gen, "synthetic": synthetic, "synthetic_features": syn_features,
-                       "synthetic_mjj": mjj_syn, "reference": ref_in, "closeness": closeness, "fold": res.fold,
-                       "background_generator": notice})
+    return AnomalyRun(
+        "cathode",
+        seed,
+        res.scores,
+        labels,
+        res.extra_scores,
+        metrics,
+        {
+            "generator": gen,
+            "synthetic": synthetic,
+            "synthetic_features": syn_features,
+            "synthetic_mjj": mjj_syn,
+            "reference": ref_in,
+            "closeness": closeness,
+            "fold": res.fold,
+            "background_generator": notice,
+        },
+    )
 
 
 def run_idealised(
@@ -182,13 +232,31 @@ def run_idealised(
     data = split.data
     sr, sb = windows.in_sr(data.mjj), windows.in_sb(data.mjj)
     ref_in = dijet_inputs(split.background.subset(windows.in_sr(split.background.mjj)), std)
-    res = kfold_scores(dijet_inputs(data.subset(sr), std), ref_in, _classifier_factory(checkpoint, config, seed),
-                       k=kfolds, seed=seed, extra=dijet_inputs(data.subset(sb), std), epochs=epochs,
-                       batch_size=batch_size, lr=lr, lr_factor=lr_factor if checkpoint is not None else 1.0, optimizer=optimizer,
-                       device=device, progress=progress)
+    res = kfold_scores(
+        dijet_inputs(data.subset(sr), std),
+        ref_in,
+        _classifier_factory(checkpoint, config, seed),
+        k=kfolds,
+        seed=seed,
+        extra=dijet_inputs(data.subset(sb), std),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_factor=lr_factor if checkpoint is not None else 1.0,
+        optimizer=optimizer,
+        device=device,
+        progress=progress,
+    )
     labels = data.labels[sr]
-    return AnomalyRun("idealised", seed, res.scores, labels, res.extra_scores,
-                      anomaly_metrics(labels, res.scores, min_background_events=min_background_events), {"fold": res.fold})
+    return AnomalyRun(
+        "idealised",
+        seed,
+        res.scores,
+        labels,
+        res.extra_scores,
+        anomaly_metrics(labels, res.scores, min_background_events=min_background_events),
+        {"fold": res.fold},
+    )
 
 
 def run_supervised(
@@ -215,13 +283,31 @@ def run_supervised(
     sr, sb = windows.in_sr(data.mjj), windows.in_sb(data.mjj)
     sig = split.signal.subset(windows.in_sr(split.signal.mjj))
     if len(sig) < 2:
-        raise ValueError(f"run_supervised: only {len(sig)} reference signal events in the SR; inject fewer signal "
-                         "events or generate a file with a larger signal_fraction")
+        raise ValueError(
+            f"run_supervised: only {len(sig)} reference signal events in the SR; inject fewer signal "
+            "events or generate a file with a larger signal_fraction"
+        )
     bkg = split.background.subset(windows.in_sr(split.background.mjj))
     sr_scores, sb_scores = supervised_scores(
-        dijet_inputs(sig, std), dijet_inputs(bkg, std), [dijet_inputs(data.subset(sr), std), dijet_inputs(data.subset(sb), std)],
-        _classifier_factory(checkpoint, config, seed), seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
-        lr_factor=lr_factor if checkpoint is not None else 1.0, optimizer=optimizer, device=device, progress=progress)
+        dijet_inputs(sig, std),
+        dijet_inputs(bkg, std),
+        [dijet_inputs(data.subset(sr), std), dijet_inputs(data.subset(sb), std)],
+        _classifier_factory(checkpoint, config, seed),
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_factor=lr_factor if checkpoint is not None else 1.0,
+        optimizer=optimizer,
+        device=device,
+        progress=progress,
+    )
     labels = data.labels[sr]
-    return AnomalyRun("supervised", seed, sr_scores, labels, sb_scores,
-                      anomaly_metrics(labels, sr_scores, min_background_events=min_background_events))
+    return AnomalyRun(
+        "supervised",
+        seed,
+        sr_scores,
+        labels,
+        sb_scores,
+        anomaly_metrics(labels, sr_scores, min_background_events=min_background_events),
+    )

@@ -26,8 +26,12 @@ __all__ = ["AnomalyResults", "run_anomaly"]
 
 #: cut efficiencies of the sculpting check and of the "mjj after cuts" figure
 SCULPTING_EFFICIENCIES: tuple[float, ...] = (0.5, 0.2, 0.05)
-_JET_PLOTS = {"m1": "Heavier jet mass [GeV]", "m2": "Lighter jet mass [GeV]", "pt1": "Heavier jet pT [GeV]",
-              "n1": "Heavier jet multiplicity"}
+_JET_PLOTS = {
+    "m1": "Heavier jet mass [GeV]",
+    "m2": "Lighter jet mass [GeV]",
+    "pt1": "Heavier jet pT [GeV]",
+    "n1": "Heavier jet multiplicity",
+}
 _PARTICLE_LABELS = (r"$\Delta\eta$", r"$\Delta\phi$", r"$\log(1 - p_T/p_{T,jet})$")
 
 
@@ -68,8 +72,12 @@ class AnomalyResults(TaskResults):
     def table(self):
         """Max SIC and AUC per method, mean ± spread over seeds."""
         rows = [{"Method": m, "max SIC": v["max_sic"], "AUC": v["auc"]} for m, v in self.metrics_table().items()]
-        return results_table(rows, formats={"max SIC": ".2f", "AUC": ".3f"}, highlight={"max SIC": "max", "AUC": "max"},
-                             title=f"{self.dataset}: SR data vs background template, {len(self.seeds)} seed(s)")
+        return results_table(
+            rows,
+            formats={"max SIC": ".2f", "AUC": ".3f"},
+            highlight={"max SIC": "max", "AUC": "max"},
+            title=f"{self.dataset}: SR data vs background template, {len(self.seeds)} seed(s)",
+        )
 
     def closeness(self) -> dict[str, dict[str, Any]]:
         """:func:`closeness_metrics` of every CATHODE run's generated SR background vs the true one."""
@@ -79,10 +87,14 @@ class AnomalyResults(TaskResults):
         lines = []
         for key, c in self.closeness().items():
             lines.append(f"{key}: AUC true-vs-generated = {c['auc']:.3f}")
-            lines.append("   W1 jet      : " + str({k: f"{v:.3g} (floor {c['w1_jet_floor'][k]:.3g})"
-                                                   for k, v in c["w1_jet"].items()}))
-            lines.append("   W1 particle : " + str({k: f"{v:.3g} (floor {c['w1_particle_floor'][k]:.3g})"
-                                                   for k, v in c["w1_particle"].items()}))
+            lines.append(
+                "   W1 jet      : "
+                + str({k: f"{v:.3g} (floor {c['w1_jet_floor'][k]:.3g})" for k, v in c["w1_jet"].items()})
+            )
+            lines.append(
+                "   W1 particle : "
+                + str({k: f"{v:.3g} (floor {c['w1_particle_floor'][k]:.3g})" for k, v in c["w1_particle"].items()})
+            )
         return "\n".join(lines)
 
     def window_scores(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -100,14 +112,19 @@ class AnomalyResults(TaskResults):
         return sculpting_check(*self.window_scores(), self.windows, SCULPTING_EFFICIENCIES)
 
     def sculpting_report(self) -> str:
-        return "\n".join(f"keep {eff:>4.0%}: background left {v['n_background']:5d}, W1 = {v['w1']:.3f} TeV "
-                         f"(random subset {v['w1_random']:.3f})" for eff, v in self.sculpting().items())
+        return "\n".join(
+            f"keep {eff:>4.0%}: background left {v['n_background']:5d}, W1 = {v['w1']:.3f} TeV "
+            f"(random subset {v['w1_random']:.3f})"
+            for eff, v in self.sculpting().items()
+        )
 
     def plots(self) -> dict[str, Figure]:
         """mjj spectrum with the injected signal; generated vs true SR background (jet and particle
         features, headline run); SIC curves (first seed); mjj after score cuts: ``{file name: Figure}``."""
         d, w = self.split.data, self.windows
-        figs = {"mjj_spectrum.png": mjj_spectrum(d.mjj, w.sr, w.sb, cut_masks={"injected signal (truth)": d.labels == 1})}
+        figs = {
+            "mjj_spectrum.png": mjj_spectrum(d.mjj, w.sr, w.sb, cut_masks={"injected signal (truth)": d.labels == 1})
+        }
         run = self.headline
         if "synthetic" in run.extras:
             gen = run.extras["generator"]
@@ -117,13 +134,21 @@ class AnomalyResults(TaskResults):
             for name, xlabel in _JET_PLOTS.items():
                 i = JET_FEATURE_NAMES.index(name)
                 figs[f"generated_vs_true_{name}.png"] = compare_hist(
-                    {"true background (SR)": ref_feats[:, i], f"generated ({run.method})": run.extras["synthetic_features"][:, i],
-                     "SR data": sr_feats[:, i]}, bins=30, xlabel=xlabel)
+                    {
+                        "true background (SR)": ref_feats[:, i],
+                        f"generated ({run.method})": run.extras["synthetic_features"][:, i],
+                        "SR data": sr_feats[:, i],
+                    },
+                    bins=30,
+                    xlabel=xlabel,
+                )
             true_p, gen_p = raw_particles(ref, std, 1), raw_particles(syn, std, 1)
             for i, (name, xlabel) in enumerate(zip(PARTICLE_FEATURE_NAMES, _PARTICLE_LABELS)):
                 figs[f"generated_vs_true_particle_{name}.png"] = compare_hist(
-                    {"true background (SR)": true_p[:, i], "generated": gen_p[:, i]}, bins=40,
-                    xlabel=xlabel + " (heavier jet)")
+                    {"true background (SR)": true_p[:, i], "generated": gen_p[:, i]},
+                    bins=40,
+                    xlabel=xlabel + " (heavier jet)",
+                )
         first = {m: (self.runs[(m, self.seeds[0])].labels, self.runs[(m, self.seeds[0])].scores) for m in self.methods}
         figs["sic_curves.png"] = sic_curves(first, min_background_events=run.metrics["min_background_events"])
         mjj, s, _ = self.window_scores()
@@ -133,8 +158,12 @@ class AnomalyResults(TaskResults):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "dataset": self.dataset, "checkpoint": self.settings.get("checkpoint"), "settings": self.settings,
-            "split": self.split.summary(self.windows), "table": self.metrics_table(), "closeness": self.closeness(),
+            "dataset": self.dataset,
+            "checkpoint": self.settings.get("checkpoint"),
+            "settings": self.settings,
+            "split": self.split.summary(self.windows),
+            "table": self.metrics_table(),
+            "closeness": self.closeness(),
             "sculpting": {str(k): v for k, v in self.sculpting().items()},
             "runs": [dict(r.summary()) | {"method": m} for (m, _), r in self.runs.items()],
         }
@@ -190,34 +219,78 @@ def run_anomaly(
     if not seeds:
         raise ValueError("run_anomaly: seeds must name at least one seed")
     windows = MassWindows(sr=sr, sb=sb)  # it converts to float tuples and validates
-    events = load_dijets(data, n_events, seed=data_seed, signal_fraction=file_signal_fraction,
-                         max_particles=max_particles)
+    events = load_dijets(
+        data, n_events, seed=data_seed, signal_fraction=file_signal_fraction, max_particles=max_particles
+    )
     split = inject_signal(events, n_signal, seed=data_seed)
-    ckpt = resolve_checkpoint(checkpoint, output_dir, train_if_missing=True, n_jets=pretrain_jets,
-                              epochs=pretrain_epochs, seed=data_seed, device=device, progress=progress)
+    ckpt = resolve_checkpoint(
+        checkpoint,
+        output_dir,
+        train_if_missing=True,
+        n_jets=pretrain_jets,
+        epochs=pretrain_epochs,
+        seed=data_seed,
+        device=device,
+        progress=progress,
+    )
     if progress:
         summary = split.summary(windows)
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in summary.items()})
         print("pretrained checkpoint:", ckpt, flush=True)
-    common: dict[str, Any] = dict(epochs=epochs, batch_size=batch_size, lr=lr, lr_factor=lr_factor, optimizer=optimizer,
-                                  input_scaling=input_scaling, min_background_events=min_background_events, device=device)
+    common: dict[str, Any] = dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_factor=lr_factor,
+        optimizer=optimizer,
+        input_scaling=input_scaling,
+        min_background_events=min_background_events,
+        device=device,
+    )
     variants = {"CATHODE pretrained": ckpt, "CATHODE scratch": None} if ckpt is not None else {"CATHODE scratch": None}
     runs: dict[tuple[str, int], AnomalyRun] = {}
     for s in seeds:
         for name, c in variants.items():
-            runs[(name, s)] = run_cathode(split, windows, checkpoint=c, config=model, seed=s, oversample=oversample,
-                                          kfolds=kfolds, gen_epochs=gen_epochs, jet_epochs=jet_gen_epochs,
-                                          gen_steps=gen_steps, generator_checkpoint=generator_checkpoint if c else SAME,
-                                          **common)
-        runs[("idealised", s)] = run_idealised(split, windows, checkpoint=ckpt, config=model, seed=s, kfolds=kfolds,
-                                               **common)
+            runs[(name, s)] = run_cathode(
+                split,
+                windows,
+                checkpoint=c,
+                config=model,
+                seed=s,
+                oversample=oversample,
+                kfolds=kfolds,
+                gen_epochs=gen_epochs,
+                jet_epochs=jet_gen_epochs,
+                gen_steps=gen_steps,
+                generator_checkpoint=generator_checkpoint if c else SAME,
+                **common,
+            )
+        runs[("idealised", s)] = run_idealised(
+            split, windows, checkpoint=ckpt, config=model, seed=s, kfolds=kfolds, **common
+        )
         runs[("supervised", s)] = run_supervised(split, windows, checkpoint=ckpt, config=model, seed=s, **common)
         if progress:
-            print(f"seed {s}:", {m: round(r.metrics["max_sic"], 2) for (m, ss), r in runs.items() if ss == s}, flush=True)
-    settings = dict(seeds=seeds, epochs=epochs, gen_epochs=gen_epochs, jet_gen_epochs=jet_gen_epochs, lr=lr,
-                    lr_factor=lr_factor, optimizer=optimizer, input_scaling=input_scaling, kfolds=kfolds,
-                    oversample=oversample, n_signal=n_signal, max_particles=max_particles,
-                    checkpoint=str(ckpt) if ckpt else None,
-                    background_generator={m: r.extras["background_generator"] or "same start as the classifiers"
-                                          for (m, s), r in runs.items() if s == seeds[0] and "background_generator" in r.extras})
+            print(
+                f"seed {s}:", {m: round(r.metrics["max_sic"], 2) for (m, ss), r in runs.items() if ss == s}, flush=True
+            )
+    settings = dict(
+        seeds=seeds,
+        epochs=epochs,
+        gen_epochs=gen_epochs,
+        jet_gen_epochs=jet_gen_epochs,
+        lr=lr,
+        lr_factor=lr_factor,
+        optimizer=optimizer,
+        input_scaling=input_scaling,
+        kfolds=kfolds,
+        oversample=oversample,
+        n_signal=n_signal,
+        max_particles=max_particles,
+        checkpoint=str(ckpt) if ckpt else None,
+        background_generator={
+            m: r.extras["background_generator"] or "same start as the classifiers"
+            for (m, s), r in runs.items()
+            if s == seeds[0] and "background_generator" in r.extras
+        },
+    )
     return AnomalyResults(runs, split, windows, str(data), settings)

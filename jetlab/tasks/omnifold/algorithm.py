@@ -51,8 +51,18 @@ from jetlab.train.ddp import resolve_device
 
 from .classifiers import ClassifierSpec, Features, LevelData, make_classifier
 
-__all__ = ["OmniFoldResult", "event_splits", "fit_step", "omnifold", "seeded_build", "step1_parts", "balanced",
-           "check_weights", "length", "resolve_spec"]
+__all__ = [
+    "OmniFoldResult",
+    "event_splits",
+    "fit_step",
+    "omnifold",
+    "seeded_build",
+    "step1_parts",
+    "balanced",
+    "check_weights",
+    "length",
+    "resolve_spec",
+]
 
 
 # ============================================================================ data plumbing
@@ -116,8 +126,9 @@ def _loss_fn(spec: ClassifierSpec):
 
 
 @torch.no_grad()
-def _predict_logits(spec: ClassifierSpec, model: nn.Module, features: Features, batch_size: int,
-                    device: torch.device) -> np.ndarray:
+def _predict_logits(
+    spec: ClassifierSpec, model: nn.Module, features: Features, batch_size: int, device: torch.device
+) -> np.ndarray:
     model.to(device).eval()
     n = len(next(iter(features.values())))
     out = []
@@ -239,7 +250,9 @@ def length(x: LevelData, name: str) -> int:
         return len(x)
     if isinstance(x, Mapping) and x:
         return len(np.asarray(next(iter(x.values()))))
-    raise TypeError(f"omnifold: {name} must be a JetSet or a non-empty dict of observable arrays, got {type(x).__name__}")
+    raise TypeError(
+        f"omnifold: {name} must be a JetSet or a non-empty dict of observable arrays, got {type(x).__name__}"
+    )
 
 
 def resolve_spec(classifier_factory) -> ClassifierSpec:
@@ -249,8 +262,10 @@ def resolve_spec(classifier_factory) -> ClassifierSpec:
     if not isinstance(spec, ClassifierSpec) and callable(spec):
         spec = spec()
     if not isinstance(spec, ClassifierSpec):
-        raise TypeError("omnifold: classifier_factory must be 'pretrained'/'scratch'/'mlp', a ClassifierSpec "
-                        f"(prepare/build/logits/param_groups) or a callable returning one, got {type(spec).__name__}")
+        raise TypeError(
+            "omnifold: classifier_factory must be 'pretrained'/'scratch'/'mlp', a ClassifierSpec "
+            f"(prepare/build/logits/param_groups) or a callable returning one, got {type(spec).__name__}"
+        )
     return spec
 
 
@@ -264,7 +279,9 @@ def event_splits(n_sim: int, n_data: int, validation_fraction: float, seed: int,
     sim_tr, sim_va = split_indices(n_sim, fractions, seed=seed)
     dat_tr, dat_va = split_indices(n_data, fractions, seed=seed + 1)
     if min(len(sim_va), len(dat_va), len(sim_tr), len(dat_tr)) == 0:
-        raise ValueError(f"{where}: too few events ({n_sim} sim, {n_data} data) for validation_fraction={validation_fraction}")
+        raise ValueError(
+            f"{where}: too few events ({n_sim} sim, {n_data} data) for validation_fraction={validation_fraction}"
+        )
     return {"sim_train": sim_tr, "sim_val": sim_va, "data_train": dat_tr, "data_val": dat_va}
 
 
@@ -282,20 +299,46 @@ def seeded_build(spec: ClassifierSpec, level: str, seed: int) -> nn.Module:
         return spec.build(level)
 
 
-def fit_step(spec: ClassifierSpec, model: nn.Module, sources, parts_tr, parts_va, *, lr: float, warm: bool,
-              epochs: int, batch_size: int, early_stopping_patience: int | None, evals_per_epoch: int,
-              device: torch.device, seed: int, progress: bool) -> tuple[nn.Module, dict]:
+def fit_step(
+    spec: ClassifierSpec,
+    model: nn.Module,
+    sources,
+    parts_tr,
+    parts_va,
+    *,
+    lr: float,
+    warm: bool,
+    epochs: int,
+    batch_size: int,
+    early_stopping_patience: int | None,
+    evals_per_epoch: int,
+    device: torch.device,
+    seed: int,
+    progress: bool,
+) -> tuple[nn.Module, dict]:
     """Train one OmniFold step's classifier; returns the (best) model and its history record.
 
     A warm-started step runs at a fixed ``lr`` without warm-up; a fresh one gets the Trainer's
     warm-up and cosine decay."""
     curve = _ValCurve(evals_per_epoch)
     trainer = Trainer(
-        model, _loss_fn(spec), _WeightedRows(sources, parts_tr), _WeightedRows(sources, parts_va),
-        lr=lr, param_groups=spec.param_groups(model, lr), epochs=epochs, batch_size=batch_size,
-        warmup_steps=0 if warm else None, min_lr_factor=1.0 if warm else 0.0,
-        early_stopping_patience=early_stopping_patience, restore_best=True, device=device,
-        seed=seed, progress=progress, checkpoint_dir=None, callbacks=[curve],
+        model,
+        _loss_fn(spec),
+        _WeightedRows(sources, parts_tr),
+        _WeightedRows(sources, parts_va),
+        lr=lr,
+        param_groups=spec.param_groups(model, lr),
+        epochs=epochs,
+        batch_size=batch_size,
+        warmup_steps=0 if warm else None,
+        min_lr_factor=1.0 if warm else 0.0,
+        early_stopping_patience=early_stopping_patience,
+        restore_best=True,
+        device=device,
+        seed=seed,
+        progress=progress,
+        checkpoint_dir=None,
+        callbacks=[curve],
     )
     hist = trainer.fit()
     ep = hist.epochs
@@ -354,8 +397,10 @@ def omnifold(
         raise ValueError(f"omnifold: max_weight must be > 1, got {max_weight}")
     n_sim, n_data = length(sim_gen, "sim_gen"), length(data_reco, "data_reco")
     if length(sim_reco, "sim_reco") != n_sim:
-        raise ValueError(f"omnifold: sim_gen ({n_sim}) and sim_reco ({length(sim_reco, 'sim_reco')}) must be "
-                         "row-aligned (the same events at particle and detector level)")
+        raise ValueError(
+            f"omnifold: sim_gen ({n_sim}) and sim_reco ({length(sim_reco, 'sim_reco')}) must be "
+            "row-aligned (the same events at particle and detector level)"
+        )
     sim_w = check_weights(sim_weights, n_sim, "sim_weights")
     data_w = check_weights(data_weights, n_data, "data_weights")
     lr = float(lr if lr is not None else spec.lr)
@@ -375,39 +420,81 @@ def omnifold(
         previous = models[step]
         warm = warm_start and it > 0 and previous is not None
         step_seed = seed + 1000 * it + (0 if step == "step1" else 500)
-        model = previous if warm and previous is not None else \
-            seeded_build(spec, "reco" if step == "step1" else "gen", step_seed)
-        return fit_step(spec, model, sources, parts_tr, parts_va, lr=warm_lr if warm else lr, warm=warm,
-                         epochs=epochs, batch_size=batch_size, early_stopping_patience=early_stopping_patience,
-                         evals_per_epoch=evals_per_epoch, device=dev, seed=step_seed, progress=progress)
+        model = (
+            previous
+            if warm and previous is not None
+            else seeded_build(spec, "reco" if step == "step1" else "gen", step_seed)
+        )
+        return fit_step(
+            spec,
+            model,
+            sources,
+            parts_tr,
+            parts_va,
+            lr=warm_lr if warm else lr,
+            warm=warm,
+            epochs=epochs,
+            batch_size=batch_size,
+            early_stopping_patience=early_stopping_patience,
+            evals_per_epoch=evals_per_epoch,
+            device=dev,
+            seed=step_seed,
+            progress=progress,
+        )
 
     for it in range(n_iterations):
         # ---- step 1: data_reco (1) vs sim_reco weighted by push (0) -> pull weights
         w0, w1 = balanced(push, data_w)
-        model1, rec1 = train("step1", it, feats_reco, step1_parts(w0, w1, splits, "train"),
-                             step1_parts(w0, w1, splits, "val"))
+        model1, rec1 = train(
+            "step1", it, feats_reco, step1_parts(w0, w1, splits, "train"), step1_parts(w0, w1, splits, "val")
+        )
         models["step1"] = model1
         pull = push * _ratio(_predict_logits(spec, model1, feats_reco[0], 4 * batch_size, dev), max_weight)
         # ---- step 2: sim_gen weighted by pull (1) vs sim_gen weighted by push (0) -> new push
         v0, v1 = balanced(push, pull)
-        model2, rec2 = train("step2", it, [feats_gen], [(0, sim_tr, 0, v0[sim_tr]), (0, sim_tr, 1, v1[sim_tr])],
-                             [(0, sim_va, 0, v0[sim_va]), (0, sim_va, 1, v1[sim_va])])
+        model2, rec2 = train(
+            "step2",
+            it,
+            [feats_gen],
+            [(0, sim_tr, 0, v0[sim_tr]), (0, sim_tr, 1, v1[sim_tr])],
+            [(0, sim_va, 0, v0[sim_va]), (0, sim_va, 1, v1[sim_va])],
+        )
         models["step2"] = model2
         push = push * _ratio(_predict_logits(spec, model2, feats_gen, 4 * batch_size, dev), max_weight)
         pulls.append(pull)
         pushes.append(push.copy())
         histories.append({"step1": rec1, "step2": rec2})
         if progress:
-            print(f"[omnifold:{spec.name}] iteration {it + 1}/{n_iterations}: "
-                  f"step1 best val {rec1['best_val_loss']:.5f} (epoch {rec1['epochs_to_best']}), "
-                  f"step2 best val {rec2['best_val_loss']:.5f} (epoch {rec2['epochs_to_best']}), "
-                  f"{rec1['wall_time'] + rec2['wall_time']:.0f} s", flush=True)
-    config = {"n_iterations": n_iterations, "epochs": epochs, "batch_size": batch_size, "lr": lr, "warm_lr": warm_lr,
-              "early_stopping_patience": early_stopping_patience, "warm_start": warm_start,
-              "validation_fraction": validation_fraction, "max_weight": max_weight, "seed": seed, "device": str(dev),
-              "n_sim": n_sim, "n_data": n_data}
-    return OmniFoldResult(classifier=spec.name, push_weights=pushes, pull_weights=pulls, histories=histories,
-                          splits=splits, sim_weights=sim_w, data_weights=data_w, config=config,
-                          wall_time=time.perf_counter() - t_start)
-
-
+            print(
+                f"[omnifold:{spec.name}] iteration {it + 1}/{n_iterations}: "
+                f"step1 best val {rec1['best_val_loss']:.5f} (epoch {rec1['epochs_to_best']}), "
+                f"step2 best val {rec2['best_val_loss']:.5f} (epoch {rec2['epochs_to_best']}), "
+                f"{rec1['wall_time'] + rec2['wall_time']:.0f} s",
+                flush=True,
+            )
+    config = {
+        "n_iterations": n_iterations,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "warm_lr": warm_lr,
+        "early_stopping_patience": early_stopping_patience,
+        "warm_start": warm_start,
+        "validation_fraction": validation_fraction,
+        "max_weight": max_weight,
+        "seed": seed,
+        "device": str(dev),
+        "n_sim": n_sim,
+        "n_data": n_data,
+    }
+    return OmniFoldResult(
+        classifier=spec.name,
+        push_weights=pushes,
+        pull_weights=pulls,
+        histories=histories,
+        splits=splits,
+        sim_weights=sim_w,
+        data_weights=data_w,
+        config=config,
+        wall_time=time.perf_counter() - t_start,
+    )

@@ -26,8 +26,15 @@ from jetlab.physics import compute_observables
 
 from ..baselines import ObservableMLP
 
-__all__ = ["ClassifierSpec", "Features", "LevelData", "ObservableClassifier", "PETClassifier", "make_classifier",
-           "observable_arrays"]
+__all__ = [
+    "ClassifierSpec",
+    "Features",
+    "LevelData",
+    "ObservableClassifier",
+    "PETClassifier",
+    "make_classifier",
+    "observable_arrays",
+]
 
 Features = dict[str, torch.Tensor]
 LevelData = JetSet | Mapping[str, np.ndarray]
@@ -149,17 +156,26 @@ class PETClassifier:
 
     def __post_init__(self) -> None:
         if self.pretrained and self.checkpoint is None:
-            raise ValueError("PETClassifier(pretrained=True) needs checkpoint=<pretrained model directory>; "
-                             "pass pretrained=False to train from scratch")
+            raise ValueError(
+                "PETClassifier(pretrained=True) needs checkpoint=<pretrained model directory>; "
+                "pass pretrained=False to train from scratch"
+            )
         self.optimizer, self.input_scaling, self.lr_factor = check_recipe(
-            self.optimizer, self.input_scaling, self.lr_factor, "PETClassifier")
+            self.optimizer, self.input_scaling, self.lr_factor, "PETClassifier"
+        )
         if not self.name:
             self.name = "pretrained" if self.pretrained else "scratch"
 
     def build(self, level: str) -> nn.Module:
         """A fresh network; its weights come from the global RNG, which omnifold seeds per step."""
-        return build_pet(self.checkpoint, preset=self.config, num_classes=1, pretrained=self.pretrained, seed=None,
-                         input_scaling=self.input_scaling)
+        return build_pet(
+            self.checkpoint,
+            preset=self.config,
+            num_classes=1,
+            pretrained=self.pretrained,
+            seed=None,
+            input_scaling=self.input_scaling,
+        )
 
     def prepare(self, level: str, sources: Sequence[LevelData]) -> list[Features]:
         card = read_card(self.checkpoint) if self.checkpoint is not None else None
@@ -168,14 +184,27 @@ class PETClassifier:
         out = []
         for s in sources:
             if not isinstance(s, JetSet):
-                raise TypeError(f"PETClassifier.prepare({level!r}): PET needs JetSets (particles), got {type(s).__name__}")
+                raise TypeError(
+                    f"PETClassifier.prepare({level!r}): PET needs JetSets (particles), got {type(s).__name__}"
+                )
             if self.max_particles is not None and self.max_particles < s.max_particles:
-                s = JetSet(s.particles[:, : self.max_particles], s.mask[:, : self.max_particles], s.jets, s.labels,
-                           s.weights, s.particle_features, s.extra)
+                s = JetSet(
+                    s.particles[:, : self.max_particles],
+                    s.mask[:, : self.max_particles],
+                    s.jets,
+                    s.labels,
+                    s.weights,
+                    s.particle_features,
+                    s.extra,
+                )
             x, mask, jets, std = model_inputs(s, std)
-            out.append({"x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-                        "mask": torch.from_numpy(np.ascontiguousarray(mask)),
-                        "jets": torch.from_numpy(np.ascontiguousarray(jets, dtype=np.float32))})
+            out.append(
+                {
+                    "x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                    "mask": torch.from_numpy(np.ascontiguousarray(mask)),
+                    "jets": torch.from_numpy(np.ascontiguousarray(jets, dtype=np.float32)),
+                }
+            )
         self._standardizers[level] = std
         return out
 
@@ -184,24 +213,39 @@ class PETClassifier:
         return model.classify(batch["x"], batch["mask"], batch["jets"])[0][:, 0]
 
     def param_groups(self, model: nn.Module, lr: float) -> list[dict] | None:
-        return finetune_groups(model, lr, lr_factor=self.lr_factor, weight_decay=self.weight_decay,
-                               optimizer=self.optimizer)
+        return finetune_groups(
+            model, lr, lr_factor=self.lr_factor, weight_decay=self.weight_decay, optimizer=self.optimizer
+        )
 
 
-def make_classifier(kind: str, *, checkpoint: str | None = None, config: Any = "tiny", lr: float | None = None,
-                    observables: Sequence[str] | None = None, **pet_options: Any) -> ClassifierSpec:
+def make_classifier(
+    kind: str,
+    *,
+    checkpoint: str | None = None,
+    config: Any = "tiny",
+    lr: float | None = None,
+    observables: Sequence[str] | None = None,
+    **pet_options: Any,
+) -> ClassifierSpec:
     """Classifier spec by name: ``"pretrained"`` (needs ``checkpoint``), ``"scratch"`` or ``"mlp"``;
     ``pet_options`` (``max_particles``, ``input_scaling``, ``optimizer``, ``lr_factor``) go to
     :class:`PETClassifier`."""
     kind = str(kind).lower()
     if kind == "pretrained":
         if checkpoint is None:
-            raise ValueError("make_classifier('pretrained') needs a checkpoint: train one with notebook 01 / "
-                             "`jetlab pretrain`, or use 'scratch' / 'mlp'")
+            raise ValueError(
+                "make_classifier('pretrained') needs a checkpoint: train one with notebook 01 / "
+                "`jetlab pretrain`, or use 'scratch' / 'mlp'"
+            )
         return PETClassifier(checkpoint=str(checkpoint), pretrained=True, lr=lr or 3e-4, **pet_options)
     if kind == "scratch":
-        return PETClassifier(checkpoint=None if checkpoint is None else str(checkpoint), pretrained=False,
-                             config=config, lr=lr or 3e-4, **pet_options)
+        return PETClassifier(
+            checkpoint=None if checkpoint is None else str(checkpoint),
+            pretrained=False,
+            config=config,
+            lr=lr or 3e-4,
+            **pet_options,
+        )
     if kind in ("mlp", "observables", "multifold"):
         spec = ObservableClassifier(lr=lr or 1e-3)
         if observables is not None:

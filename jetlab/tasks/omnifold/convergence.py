@@ -46,12 +46,18 @@ def _reach_ratio(cs: Sequence[tuple[float, float]], cp: Sequence[tuple[float, fl
     t_p = epochs_to_reach(cp, target)
     # t_s is never None in practice (target is the scratch curve's own minimum)
     ratio = float("nan") if t_p is None or t_s is None else (float("inf") if t_p == 0 else t_s / t_p)
-    return {"target_val_loss": target, "scratch_epochs": t_s, "pretrained_epochs": t_p, "ratio": ratio,
-            "pretrained_best_val_loss": min(y for _, y in cp)}
+    return {
+        "target_val_loss": target,
+        "scratch_epochs": t_s,
+        "pretrained_epochs": t_p,
+        "ratio": ratio,
+        "pretrained_best_val_loss": min(y for _, y in cp),
+    }
 
 
-def convergence_ratio(scratch: OmniFoldResult, pretrained: OmniFoldResult, *, iteration: int = 0,
-                      step: str = "step1") -> dict[str, float | None]:
+def convergence_ratio(
+    scratch: OmniFoldResult, pretrained: OmniFoldResult, *, iteration: int = 0, step: str = "step1"
+) -> dict[str, float | None]:
     """How much faster the pretrained model reaches the scratch model's best validation loss.
 
     ``ratio = (epochs scratch needs to reach its best val loss) / (epochs pretrained needs to reach
@@ -62,11 +68,23 @@ def convergence_ratio(scratch: OmniFoldResult, pretrained: OmniFoldResult, *, it
     return _reach_ratio(scratch.histories[iteration][step]["curve"], pretrained.histories[iteration][step]["curve"])
 
 
-def step1_curves(sim_reco: LevelData, data_reco: LevelData, *, classifier_factory, seeds: Sequence[int] = (0, 1, 2),
-                 epochs: int = 4, batch_size: int = 256, lr: float | None = None,
-                 early_stopping_patience: int | None = None, evals_per_epoch: int = 2,
-                 validation_fraction: float = 0.2, sim_weights=None, data_weights=None,
-                 device: str | torch.device = "auto", progress: bool = True) -> list[list[tuple[float, float]]]:
+def step1_curves(
+    sim_reco: LevelData,
+    data_reco: LevelData,
+    *,
+    classifier_factory,
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int = 4,
+    batch_size: int = 256,
+    lr: float | None = None,
+    early_stopping_patience: int | None = None,
+    evals_per_epoch: int = 2,
+    validation_fraction: float = 0.2,
+    sim_weights=None,
+    data_weights=None,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> list[list[tuple[float, float]]]:
     """Validation-loss curves of OmniFold's first step-1 training (data vs simulation at detector
     level), once per seed: the training the paper's convergence figure compares.
 
@@ -77,17 +95,31 @@ def step1_curves(sim_reco: LevelData, data_reco: LevelData, *, classifier_factor
     if not seeds:
         raise ValueError("step1_curves: seeds must name at least one seed")
     n_sim, n_data = length(sim_reco, "sim_reco"), length(data_reco, "data_reco")
-    w0, w1 = balanced(check_weights(sim_weights, n_sim, "sim_weights"), check_weights(data_weights, n_data, "data_weights"))
+    w0, w1 = balanced(
+        check_weights(sim_weights, n_sim, "sim_weights"), check_weights(data_weights, n_data, "data_weights")
+    )
     feats = spec.prepare("reco", [sim_reco, data_reco])
     lr = float(lr if lr is not None else spec.lr)
     dev = resolve_device(device)
     curves = []
     for seed in seeds:
         splits = event_splits(n_sim, n_data, validation_fraction, seed, "step1_curves")
-        _, rec = fit_step(spec, seeded_build(spec, "reco", seed), feats, step1_parts(w0, w1, splits, "train"),
-                           step1_parts(w0, w1, splits, "val"), lr=lr, warm=False, epochs=epochs, batch_size=batch_size,
-                           early_stopping_patience=early_stopping_patience, evals_per_epoch=evals_per_epoch,
-                           device=dev, seed=seed, progress=progress)
+        _, rec = fit_step(
+            spec,
+            seeded_build(spec, "reco", seed),
+            feats,
+            step1_parts(w0, w1, splits, "train"),
+            step1_parts(w0, w1, splits, "val"),
+            lr=lr,
+            warm=False,
+            epochs=epochs,
+            batch_size=batch_size,
+            early_stopping_patience=early_stopping_patience,
+            evals_per_epoch=evals_per_epoch,
+            device=dev,
+            seed=seed,
+            progress=progress,
+        )
         curves.append(rec["curve"])
     return curves
 
@@ -133,7 +165,7 @@ class ConvergenceStudy:
         """:func:`convergence_ratio`'s numbers on the mean curves, plus the same per seed pair."""
         out: dict[str, Any] = _reach_ratio(self.mean_curve(scratch), self.mean_curve(pretrained))
         out["n_seeds"] = min(len(self.curves[scratch]), len(self.curves[pretrained]))
-        out["per_seed"] = [_reach_ratio(cs, cp)["ratio"] for cs, cp in zip(self.curves[scratch], self.curves[pretrained])]
+        out["per_seed"] = [
+            _reach_ratio(cs, cp)["ratio"] for cs, cp in zip(self.curves[scratch], self.curves[pretrained])
+        ]
         return out
-
-

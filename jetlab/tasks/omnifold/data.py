@@ -14,7 +14,9 @@ __all__ = ["OMNIFOLD_DATA", "OMNIFOLD_SIM", "load_omnifold_data"]
 OMNIFOLD_SIM, OMNIFOLD_DATA = "Pythia21", "Herwig"
 
 
-def load_omnifold_data(dataset: str | os.PathLike, n_jets: int, seed: int = 0, *, progress: bool = True) -> dict[str, JetSet]:
+def load_omnifold_data(
+    dataset: str | os.PathLike, n_jets: int, seed: int = 0, *, progress: bool = True
+) -> dict[str, JetSet]:
     """``{"sim_gen", "sim_reco", "data_gen", "data_reco"}`` JetSets for notebook 03.
 
     ``dataset`` goes through :func:`jetlab.data.sources.resolve`: a generator name (``"zjets-mini"``), a
@@ -29,15 +31,22 @@ def load_omnifold_data(dataset: str | os.PathLike, n_jets: int, seed: int = 0, *
     if source.has_split(OMNIFOLD_SIM) or source.has_split(OMNIFOLD_DATA):
         missing = [s for s in (OMNIFOLD_SIM, OMNIFOLD_DATA) if not source.has_split(s)]
         if missing:
-            raise FileNotFoundError(f"load_omnifold_data: {dataset!r} has no {', '.join(missing)} files (has "
-                                    f"{list(source.splits)}); run `jetlab data fetch omnifold_zjets --subset "
-                                    f"{' --subset '.join(missing)}`")
-        sets = {f"{role}_{level}": source.read(level, split=split, stop=stop)
-                for role, split in (("sim", OMNIFOLD_SIM), ("data", OMNIFOLD_DATA)) for level in ("gen", "reco")}
+            raise FileNotFoundError(
+                f"load_omnifold_data: {dataset!r} has no {', '.join(missing)} files (has "
+                f"{list(source.splits)}); run `jetlab data fetch omnifold_zjets --subset "
+                f"{' --subset '.join(missing)}`"
+            )
+        sets = {
+            f"{role}_{level}": source.read(level, split=split, stop=stop)
+            for role, split in (("sim", OMNIFOLD_SIM), ("data", OMNIFOLD_DATA))
+            for level in ("gen", "reco")
+        }
     else:
         sets = source.read_all(stop=None if source.kind == "generated" else stop)
     lacking = [n for n in names if n not in sets]
     if lacking:
-        raise KeyError(f"load_omnifold_data: {dataset!r} lacks collections {lacking} (has {sorted(sets)}); "
-                       "OmniFold needs sim_gen, sim_reco, data_gen, data_reco")
+        raise KeyError(
+            f"load_omnifold_data: {dataset!r} lacks collections {lacking} (has {sorted(sets)}); "
+            "OmniFold needs sim_gen, sim_reco, data_gen, data_reco"
+        )
     return {n: sets[n] for n in names}

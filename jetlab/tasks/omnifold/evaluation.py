@@ -79,7 +79,9 @@ class UnfoldingSummary:
     def explorer_results(self, method: str) -> dict[str, dict[str, Any]]:
         """Input for :class:`jetlab.widgets.IterationExplorer` (one OmniFold method, IBU overlay)."""
         if method not in self.per_iteration:
-            raise KeyError(f"explorer_results: no per-iteration histograms for {method!r}; have {sorted(self.per_iteration)}")
+            raise KeyError(
+                f"explorer_results: no per-iteration histograms for {method!r}; have {sorted(self.per_iteration)}"
+            )
         out = {}
         for o in self.observables:
             h = self.hists[o]
@@ -128,8 +130,9 @@ def unfold_observables(
     n_sim = len(sg[observables[0]])
     for name, r in res.items():
         if len(r.sim_weights) != n_sim:
-            raise ValueError(f"unfold_observables: result {name!r} has weights for {len(r.sim_weights)} events, "
-                             f"sim_gen has {n_sim}")
+            raise ValueError(
+                f"unfold_observables: result {name!r} has weights for {len(r.sim_weights)} events, sim_gen has {n_sim}"
+            )
     do_ibu = sim_reco is not None and data_reco is not None
     n_truth = len(tg[observables[0]])
     tw = None if truth_weights is None else np.asarray(truth_weights, dtype=np.float64)
@@ -150,8 +153,9 @@ def unfold_observables(
         gi = slice(None) if sim_idx is None else sim_idx
         di = slice(None) if data_idx is None else data_idx
         dwi = None if data_weights is None else np.asarray(data_weights)[di]
-        return ibu_unfold_samples(sg[o][gi], sr[o][gi], dr[o][di], edges_for[o], n_it, weights=prior_w[gi],
-                                  data_weights=dwi)
+        return ibu_unfold_samples(
+            sg[o][gi], sr[o][gi], dr[o][di], edges_for[o], n_it, weights=prior_w[gi], data_weights=dwi
+        )
 
     def all_td(sim_idx, truth_idx, data_idx) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {m: {} for m in methods}
@@ -174,8 +178,13 @@ def unfold_observables(
     rng = np.random.default_rng(seed)
     boots = []
     for _ in range(int(n_bootstrap)):
-        boots.append(all_td(rng.integers(0, n_sim, n_sim), rng.integers(0, n_truth, n_truth),
-                            rng.integers(0, n_data, n_data) if do_ibu else full[2]))
+        boots.append(
+            all_td(
+                rng.integers(0, n_sim, n_sim),
+                rng.integers(0, n_truth, n_truth),
+                rng.integers(0, n_data, n_data) if do_ibu else full[2],
+            )
+        )
     td: dict[str, dict[str, tuple[float, float]]] = {}
     for m in methods:
         td[m] = {}
@@ -190,21 +199,33 @@ def unfold_observables(
         e = edges_for[o]
         ht, et = weighted_histogram(tg[o], e, tw)
         hp, ep = weighted_histogram(sg[o], e, prior_w)
-        h: dict[str, Any] = {"truth": {"values": ht, "errors": et}, "prior": {"values": hp, "errors": ep}, "iterations": {}}
+        h: dict[str, Any] = {
+            "truth": {"values": ht, "errors": et},
+            "prior": {"values": hp, "errors": ep},
+            "iterations": {},
+        }
         for k, r in res.items():
             its = [weighted_histogram(sg[o], e, w) for w in r.push_weights]
             h["iterations"][f"OmniFold-{k}"] = [{"values": v, "errors": s} for v, s in its]
             per_iteration.setdefault(f"OmniFold-{k}", {})[o] = np.array(
-                [triangular_discriminator(v, ht, np.diff(e)) for v, _ in its])
+                [triangular_discriminator(v, ht, np.diff(e)) for v, _ in its]
+            )
         if do_ibu:
             u = ibu_density(o)
             scale = float(np.sum(ht))  # IBU densities scaled to the truth's event count for plotting
             widths = np.diff(e)
             h["IBU"] = {"values": u.unfolded * widths * scale, "errors": None}
             h["iterations"]["IBU"] = [{"values": d * widths * scale, "errors": None} for d in u.history]
-            per_iteration.setdefault("IBU", {})[o] = np.array([triangular_discriminator(d * widths, ht, widths) for d in u.history])
+            per_iteration.setdefault("IBU", {})[o] = np.array(
+                [triangular_discriminator(d * widths, ht, widths) for d in u.history]
+            )
         hists[o] = h
-    return UnfoldingSummary(observables=observables, bins=edges_for, methods=methods, td=td, nominal=nominal,
-                            per_iteration=per_iteration, hists=hists)
-
-
+    return UnfoldingSummary(
+        observables=observables,
+        bins=edges_for,
+        methods=methods,
+        td=td,
+        nominal=nominal,
+        per_iteration=per_iteration,
+        hists=hists,
+    )

@@ -52,10 +52,12 @@ class OmniFoldResults(TaskResults):
         if c is None:
             return ""
         reach = "never" if c["pretrained_epochs"] is None else f"{c['pretrained_epochs']:.2f} epochs"
-        return (f"scratch (mean of {c['n_seeds']}) reaches its best val loss {c['target_val_loss']:.5f} after "
-                f"{c['scratch_epochs']:.2f} epochs; pretrained reaches it after {reach} -> ratio {c['ratio']:.2f}; "
-                f"best val loss pretrained {c['pretrained_best_val_loss']:.5f}\n"
-                "per seed: " + ", ".join(f"{r:.2f}" for r in c["per_seed"]))
+        return (
+            f"scratch (mean of {c['n_seeds']}) reaches its best val loss {c['target_val_loss']:.5f} after "
+            f"{c['scratch_epochs']:.2f} epochs; pretrained reaches it after {reach} -> ratio {c['ratio']:.2f}; "
+            f"best val loss pretrained {c['pretrained_best_val_loss']:.5f}\n"
+            "per seed: " + ", ".join(f"{r:.2f}" for r in c["per_seed"])
+        )
 
     def explorer_results(self) -> dict[str, dict[str, Any]]:
         """:class:`jetlab.widgets.IterationExplorer` input for the first of pretrained, scratch, mlp."""
@@ -65,9 +67,12 @@ class OmniFoldResults(TaskResults):
     def table(self):
         """Triangular discriminator x 10^3 per observable (rows) and method (columns), best in bold."""
         s = self.summary
-        return results_table(s.rows(), formats={m: ".2f" for m in s.methods},
-                             highlight={m: "min" for m in s.methods if m != "prior"},
-                             title="Triangular discriminator x 10^3 (unfolded vs truth)")
+        return results_table(
+            s.rows(),
+            formats={m: ".2f" for m in s.methods},
+            highlight={m: "min" for m in s.methods if m != "prior"},
+            title="Triangular discriminator x 10^3 (unfolded vs truth)",
+        )
 
     def plots(self) -> dict[str, Figure]:
         """The seed-averaged step-1 validation loss of each PET and every unfolded observable against
@@ -77,8 +82,11 @@ class OmniFoldResults(TaskResults):
             curves = {}
             for n, cs in self.study.curves.items():
                 mean = self.study.mean_curve(n)
-                curves[f"{n} (mean of {len(cs)})"] = {"epoch": [p[0] for p in mean], "val_loss": [p[1] for p in mean],
-                                                      "val_loss_std": self.study.spread(n)}
+                curves[f"{n} (mean of {len(cs)})"] = {
+                    "epoch": [p[0] for p in mean],
+                    "val_loss": [p[1] for p in mean],
+                    "val_loss_std": self.study.spread(n),
+                }
             fig = loss_curves(curves, train=False, ylabel="Step-1 validation loss (iteration 1)")
             fig.axes[0].set_xlabel("Epoch")
             figs["val_loss_step1.png"] = fig
@@ -89,9 +97,15 @@ class OmniFoldResults(TaskResults):
             for name, r in self.runs.items():
                 samples[f"OmniFold-{name}"] = obs["sim_gen"][o]
                 weights[f"OmniFold-{name}"] = r.weights()
-            figs[f"unfolded_{o}.png"] = compare_hist(samples, bins=self.summary.bins[o], weights=weights,
-                                                     xlabel=OBSERVABLES[o].label if o in OBSERVABLES else o,
-                                                     reference="truth", rlabel=None, ratio_range=(0.6, 1.4))
+            figs[f"unfolded_{o}.png"] = compare_hist(
+                samples,
+                bins=self.summary.bins[o],
+                weights=weights,
+                xlabel=OBSERVABLES[o].label if o in OBSERVABLES else o,
+                reference="truth",
+                rlabel=None,
+                ratio_range=(0.6, 1.4),
+            )
         return figs
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,8 +113,9 @@ class OmniFoldResults(TaskResults):
         return {
             "dataset": self.dataset,
             "settings": self.settings,
-            "triangular_discriminator": {m: {o: {"value": v[0], "std": v[1]} for o, v in s.td[m].items()}
-                                         for m in s.methods},
+            "triangular_discriminator": {
+                m: {o: {"value": v[0], "std": v[1]} for o, v in s.td[m].items()} for m in s.methods
+            },
             "per_iteration": {m: {o: v.tolist() for o, v in d.items()} for m, d in s.per_iteration.items()},
             "convergence": self.convergence(),
             "convergence_curves": None if self.study is None else self.study.curves,
@@ -108,15 +123,20 @@ class OmniFoldResults(TaskResults):
         }
 
 
-def _specs(classifiers: Sequence[str], ckpt, model, observables: Sequence[str],
-           pet_options: Mapping[str, Any]) -> dict[str, ClassifierSpec]:
+def _specs(
+    classifiers: Sequence[str], ckpt, model, observables: Sequence[str], pet_options: Mapping[str, Any]
+) -> dict[str, ClassifierSpec]:
     unknown = [c for c in classifiers if c not in CLASSIFIERS]
     if unknown or not classifiers:
         raise ValueError(f"run_omnifold: unknown classifier(s) {unknown}; choose from {list(CLASSIFIERS)}")
     if "pretrained" in classifiers and ckpt is None:
         raise ValueError("run_omnifold: classifiers contains 'pretrained' but no checkpoint was found; set checkpoint")
-    return {n: make_classifier(n, observables=observables) if n == "mlp" else
-            make_classifier(n, checkpoint=ckpt, config=model, **pet_options) for n in classifiers}
+    return {
+        n: make_classifier(n, observables=observables)
+        if n == "mlp"
+        else make_classifier(n, checkpoint=ckpt, config=model, **pet_options)
+        for n in classifiers
+    }
 
 
 def run_omnifold(
@@ -164,41 +184,101 @@ def run_omnifold(
         raise ValueError("run_omnifold: seeds must name at least one seed")
     ckpt = None
     if "pretrained" in classifiers or "scratch" in classifiers:
-        ckpt = resolve_checkpoint(checkpoint, output_dir, train_if_missing="pretrained" in classifiers,
-                                  n_jets=pretrain_jets, epochs=pretrain_epochs, seed=data_seed, device=device,
-                                  progress=progress)
+        ckpt = resolve_checkpoint(
+            checkpoint,
+            output_dir,
+            train_if_missing="pretrained" in classifiers,
+            n_jets=pretrain_jets,
+            epochs=pretrain_epochs,
+            seed=data_seed,
+            device=device,
+            progress=progress,
+        )
     if progress:
         print("checkpoint:", ckpt, flush=True)
-    specs = _specs(classifiers, ckpt, model, tuple(observables), {"max_particles": max_particles, "lr_factor": lr_factor,
-                                               "optimizer": optimizer, "input_scaling": input_scaling})
-    sets = dict(data) if isinstance(data, Mapping) else load_omnifold_data(data, n_jets, seed=data_seed,
-                                                                             progress=progress)
+    specs = _specs(
+        classifiers,
+        ckpt,
+        model,
+        tuple(observables),
+        {
+            "max_particles": max_particles,
+            "lr_factor": lr_factor,
+            "optimizer": optimizer,
+            "input_scaling": input_scaling,
+        },
+    )
+    sets = (
+        dict(data) if isinstance(data, Mapping) else load_omnifold_data(data, n_jets, seed=data_seed, progress=progress)
+    )
     obs = {k: compute_observables(v, list(observables)) for k, v in sets.items()}
     if progress:
         for k, v in sets.items():
-            print(f"{k:9s}: {len(v)} jets, <pT> = {v.jets[:, 0].mean():.0f} GeV, "
-                  f"<multiplicity> = {v.mask.sum(1).mean():.1f}", flush=True)
-    train_kw: dict[str, Any] = dict(epochs=epochs, batch_size=batch_size, early_stopping_patience=early_stopping_patience,
-                                    lr=lr, device=device, progress=False)
+            print(
+                f"{k:9s}: {len(v)} jets, <pT> = {v.jets[:, 0].mean():.0f} GeV, "
+                f"<multiplicity> = {v.mask.sum(1).mean():.1f}",
+                flush=True,
+            )
+    train_kw: dict[str, Any] = dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        early_stopping_patience=early_stopping_patience,
+        lr=lr,
+        device=device,
+        progress=False,
+    )
     runs: dict[str, OmniFoldResult] = {}
     for name, spec in specs.items():
         level = ("sim_gen", "sim_reco", "data_reco")
         inputs = [obs[k] for k in level] if name == "mlp" else [sets[k] for k in level]
         runs[name] = omnifold(*inputs, classifier_factory=spec, n_iterations=n_iterations, seed=seeds[0], **train_kw)
         if progress:
-            print(f"{name}: {runs[name].wall_time:.0f} s, epochs to best per iteration: {runs[name].epochs_to_best}",
-                  flush=True)
+            print(
+                f"{name}: {runs[name].wall_time:.0f} s, epochs to best per iteration: {runs[name].epochs_to_best}",
+                flush=True,
+            )
     pets = [n for n in _PETS if n in runs]
-    study = ConvergenceStudy({
-        n: [runs[n].histories[0]["step1"]["curve"]]
-        + (step1_curves(sets["sim_reco"], sets["data_reco"], classifier_factory=specs[n], seeds=seeds[1:], **train_kw)
-           if len(seeds) > 1 else [])
-        for n in pets}) if pets else None
-    summary = unfold_observables(runs, obs["sim_gen"], obs["data_gen"], tuple(observables), bins=bins,
-                                 sim_reco=obs["sim_reco"], data_reco=obs["data_reco"], n_bootstrap=n_bootstrap,
-                                 seed=data_seed)
-    settings = dict(classifiers=list(classifiers), seeds=seeds, n_iterations=n_iterations, epochs=epochs,
-                    batch_size=batch_size, lr=lr, lr_factor=lr_factor, optimizer=optimizer, input_scaling=input_scaling,
-                    max_particles=max_particles, checkpoint=str(ckpt) if ckpt else None, n_bootstrap=n_bootstrap)
+    study = (
+        ConvergenceStudy(
+            {
+                n: [runs[n].histories[0]["step1"]["curve"]]
+                + (
+                    step1_curves(
+                        sets["sim_reco"], sets["data_reco"], classifier_factory=specs[n], seeds=seeds[1:], **train_kw
+                    )
+                    if len(seeds) > 1
+                    else []
+                )
+                for n in pets
+            }
+        )
+        if pets
+        else None
+    )
+    summary = unfold_observables(
+        runs,
+        obs["sim_gen"],
+        obs["data_gen"],
+        tuple(observables),
+        bins=bins,
+        sim_reco=obs["sim_reco"],
+        data_reco=obs["data_reco"],
+        n_bootstrap=n_bootstrap,
+        seed=data_seed,
+    )
+    settings = dict(
+        classifiers=list(classifiers),
+        seeds=seeds,
+        n_iterations=n_iterations,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_factor=lr_factor,
+        optimizer=optimizer,
+        input_scaling=input_scaling,
+        max_particles=max_particles,
+        checkpoint=str(ckpt) if ckpt else None,
+        n_bootstrap=n_bootstrap,
+    )
     data_name = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "in-memory"
     return OmniFoldResults(runs, summary, study, obs, str(data_name), settings)
