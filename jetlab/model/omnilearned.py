@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import strict_from_dict
-from .param_groups import body_head_groups
+from .param_groups import FreezableParts, body_head_groups
 
 if TYPE_CHECKING:
     from jetlab.data.preprocess import Standardizer
@@ -243,7 +243,7 @@ def is_omnilearned_card(card: Any) -> bool:
     return getattr(card, "architecture", "pet") == ARCHITECTURE
 
 
-class OmniLearnedModel(nn.Module):
+class OmniLearnedModel(FreezableParts, nn.Module):
     """An OmniLearned ``PET2`` with jetlab's model interface (see the module docstring)."""
 
     architecture = ARCHITECTURE
@@ -403,16 +403,6 @@ class OmniLearnedModel(nn.Module):
         if missing:
             raise ValueError(f"this {self.settings.mode}-mode OmniLearned model has no {missing} part")
         return [self.parts[n] for n in (names or self.parts)]
-
-    def freeze(self, *parts: str) -> "OmniLearnedModel":
-        for m in self._parts(parts):
-            m.requires_grad_(False)
-        return self
-
-    def unfreeze(self, *parts: str) -> "OmniLearnedModel":
-        for m in self._parts(parts):
-            m.requires_grad_(True)
-        return self
 
     def param_groups(self, lr_head: float, lr_factor: float = 5.0, weight_decay: float | None = None) -> list[dict]:
         """Body at ``lr_head / lr_factor``, heads at ``lr_head`` (jetlab's recipe; OmniLearned's own

@@ -5,11 +5,34 @@ background generator (through ``jetlab.model.factory``, which re-exports it)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from torch import nn
 
-__all__ = ["body_head_groups"]
+__all__ = ["FreezableParts", "body_head_groups"]
+
+_Model = TypeVar("_Model", bound="FreezableParts")
+
+
+class FreezableParts:
+    """``freeze`` / ``unfreeze`` by part name, written once for jetlab's PET and the OmniLearned
+    wrapper; a model provides ``_parts(names) -> [modules]`` (all parts for no names)."""
+
+    def _parts(self, names: Sequence[str]) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def freeze(self: _Model, *parts: str) -> _Model:
+        """Stop gradients for the named parts (all parts if none given)."""
+        for m in self._parts(parts):
+            m.requires_grad_(False)
+        return self
+
+    def unfreeze(self: _Model, *parts: str) -> _Model:
+        """Train the named parts again (all parts if none given)."""
+        for m in self._parts(parts):
+            m.requires_grad_(True)
+        return self
 
 
 def body_head_groups(

@@ -33,7 +33,7 @@ from .layers import (
     masked,
     safe_key_mask,
 )
-from .param_groups import body_head_groups
+from .param_groups import FreezableParts, body_head_groups
 
 PARTS: tuple[str, ...] = ("body", "classifier", "generator")
 
@@ -179,7 +179,7 @@ def zero_init_output(model: "PET") -> None:
         model.classifier.out.bias.zero_()
 
 
-class PET(nn.Module):
+class PET(FreezableParts, nn.Module):
     """The PET / OmniLearn model: ``body``, ``classifier`` and ``generator`` parts.
 
     Inputs come from :func:`jetlab.data.preprocess.model_inputs`: ``x (B, P, num_feat)``
@@ -238,17 +238,6 @@ class PET(nn.Module):
         if bad:
             raise ValueError(f"unknown part(s) {bad}; PET parts are {list(PARTS)}")
         return [self.parts[n] for n in (names or PARTS)]
-
-    def freeze(self, *parts: str) -> "PET":
-        """Stop gradients for the named parts (all parts if none given)."""
-        for m in self._parts(parts):
-            m.requires_grad_(False)
-        return self
-
-    def unfreeze(self, *parts: str) -> "PET":
-        for m in self._parts(parts):
-            m.requires_grad_(True)
-        return self
 
     def param_groups(self, lr_head: float, lr_factor: float = 5.0, weight_decay: float | None = None) -> list[dict]:
         """Optimizer groups: body at ``lr_head / lr_factor``, heads at ``lr_head`` (frozen params skipped)."""
