@@ -439,11 +439,6 @@ class OmniLearnedModel(FreezableParts, nn.Module):
         self.settings = self.settings.replace(num_classes=int(num_classes))
         return self
 
-    def num_parameters(self) -> dict[str, int]:
-        counts = {n: sum(p.numel() for p in m.parameters()) for n, m in self.parts.items()}
-        counts["total"] = sum(counts.values())
-        return counts
-
     def describe(self, file=None) -> str:
         s = self.settings
         extras = [

@@ -16,11 +16,22 @@ _Model = TypeVar("_Model", bound="FreezableParts")
 
 
 class FreezableParts:
-    """``freeze`` / ``unfreeze`` by part name, written once for jetlab's PET and the OmniLearned
-    wrapper; a model provides ``_parts(names) -> [modules]`` (all parts for no names)."""
+    """``freeze`` / ``unfreeze`` and parameter counts by part name, written once for jetlab's PET and
+    the OmniLearned wrapper; a model provides ``parts`` ({name: module}) and ``_parts(names) ->
+    [modules]`` (all parts for no names)."""
+
+    @property
+    def parts(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
 
     def _parts(self, names: Sequence[str]) -> list[nn.Module]:
         raise NotImplementedError
+
+    def num_parameters(self) -> dict[str, int]:
+        """Parameters per part and in total."""
+        counts = {n: sum(p.numel() for p in m.parameters()) for n, m in self.parts.items()}
+        counts["total"] = sum(counts.values())
+        return counts
 
     def freeze(self: _Model, *parts: str) -> _Model:
         """Stop gradients for the named parts (all parts if none given)."""

@@ -261,11 +261,6 @@ class PET(FreezableParts, nn.Module):
         gen.label_embed = nn.Embedding(gen.num_labels + 1, self.config.projection_dim).to(ref.device, ref.dtype)
         return self
 
-    def num_parameters(self) -> dict[str, int]:
-        counts = {n: sum(p.numel() for p in m.parameters()) for n, m in self.parts.items()}
-        counts["total"] = sum(counts.values())
-        return counts
-
     def describe(self, file=None) -> str:
         """Print (and return) the parameter count per part."""
         c = self.config
