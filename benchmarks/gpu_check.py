@@ -179,6 +179,11 @@ class Context:
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
+    def notebook_reserve(self) -> float:
+        """Seconds kept back for the notebooks section, only when this run includes it (a ``--sections ddp``
+        rerun gave its subprocess 10 s because the unselected notebooks' time was still kept back)."""
+        return self.settings.notebook_s if "notebooks" in [x.strip() for x in self.args.sections.split(",")] else 0.0
+
 
 def run_section(name: str, fn: Callable[[Context], dict], ctx: Context, *, min_s: float = 5.0) -> dict:
     """Run one section: its result, or its error, never an exception (one failure must not end the run)."""
@@ -508,6 +513,21 @@ def sdpa_backend_name(ops: list[str]) -> str:
     return "math"
 
 
+@contextlib.contextmanager
+def _forced_kernel(kernel_ctx):
+    """Force one SDPA kernel: jetlab's own CUDA preference (entered inside ``Attention.forward``) is
+    switched off meanwhile, or it would override the forced choice. "default" is jetlab's default."""
+    from jetlab.model import layers
+
+    saved = layers.CUDA_ATTENTION_BACKENDS
+    layers.CUDA_ATTENTION_BACKENDS = None
+    try:
+        with kernel_ctx:
+            yield
+    finally:
+        layers.CUDA_ATTENTION_BACKENDS = saved
+
+
 def section_attention(ctx: Context) -> dict:
     """Default SDPA kernel of PET's masked attention at bf16 and jets/s with each kernel forced."""
     import bench_model
@@ -530,7 +550,7 @@ def section_attention(ctx: Context) -> dict:
                 res["runs"][choice] = {"error": "not run: attention section's time budget spent"}
                 continue
             ctx_mgr = (contextlib.nullcontext if choice == "default"
-                       else (lambda c=choice: sdpa_kernel([getattr(SDPBackend, c)])))
+                       else (lambda c=choice: _forced_kernel(sdpa_kernel([getattr(SDPBackend, c)]))))
             rec: dict[str, Any] = {}
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -587,7 +607,8 @@ def attention_note(models: dict, device_type: str) -> str:
               for m, r in models.items() if r.get("default_is_best") is False]
     if slower:
         lines.append("The default is not the fastest kernel: " + "; ".join(slower) + ". Make it the default in "
-                     "jetlab.model.layers.Attention (an sdpa_kernel priority list) after checking outputs match.")
+                     "jetlab.model.layers.CUDA_ATTENTION_BACKENDS (the kernels Attention.forward allows on CUDA) after checking "
+                     "outputs match.")
     elif all(r.get("default_is_best") for r in models.values()):
         lines.append(f"The default kernel is the fastest (within {TIE:.0%}) for every PET measured.")
     if device_type != "cuda":
@@ -618,7 +639,7 @@ def section_pretraining(ctx: Context) -> dict:
     n = pretraining_jets(s)
     path = ctx.results.get("pretraining_file") or str(dataset_file("jetclass-mini", n, seed=PRETRAIN_SEED,
                                                                    workers=ctx.args.workers, progress=False))
-    train_s = min(s.pretrain_train_s, max(10.0, ctx.remaining() - 60 - s.notebook_s))
+    train_s = min(s.pretrain_train_s, max(10.0, ctx.remaining() - 60 - ctx.notebook_reserve()))
     n_train = int(0.8 * n)
     rate = ctx.results.get("pretrain_jets_per_s")
     # size the cosine schedule to the time (0.6: validation, EMA and data loading are not in the rate)
@@ -659,7 +680,7 @@ def section_ddp(ctx: Context) -> dict:
     d.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=_pythonpath())
     mod = ["-m", "jetlab.train._ddp_selftest", "--phases", s.ddp_phases, "--epochs", str(s.ddp_epochs)]
-    timeout = max(10.0, min(300.0, ctx.remaining() - s.notebook_s))
+    timeout = max(10.0, min(300.0, ctx.remaining() - ctx.notebook_reserve()))
     one = subprocess.run([sys.executable, *mod, "--out", str(d / "one.json"), "--batch-size", "32", "--split", "2"],
                          env=env, capture_output=True, text=True, timeout=timeout)
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *mod,

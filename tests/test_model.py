@@ -328,3 +328,34 @@ def test_complete_particle_inputs_matches_preprocessing():
     assert isinstance(tout, torch.Tensor)
     np.testing.assert_allclose(tout.numpy(), out, atol=1e-6)
     assert isinstance(std, Standardizer)
+
+
+def test_cuda_attention_preference_enables_exactly_the_listed_kernels_and_leaves_cpu_alone():
+    """PET's masked attention on CUDA allows memory-efficient, flash and math but not cuDNN (slower
+    for PET paper training on an H200); on CPU, and with the preference off, PyTorch's flags stay."""
+    from torch.nn.attention import SDPBackend
+
+    from jetlab.model import layers
+
+    def enabled():
+        b = torch.backends.cuda
+        return {"efficient": b.mem_efficient_sdp_enabled(), "flash": b.flash_sdp_enabled(),
+                "math": b.math_sdp_enabled(), "cudnn": b.cudnn_sdp_enabled()}
+
+    outside = enabled()
+    assert outside["cudnn"]  # PyTorch's default allows cuDNN: the preference must change something
+    with layers._attention_kernels(True):
+        assert enabled() == {"efficient": True, "flash": True, "math": True, "cudnn": False}
+    assert enabled() == outside
+    with layers._attention_kernels(False):
+        assert enabled() == outside
+    saved = layers.CUDA_ATTENTION_BACKENDS
+    try:
+        layers.CUDA_ATTENTION_BACKENDS = None
+        with layers._attention_kernels(True):
+            assert enabled() == outside
+        layers.CUDA_ATTENTION_BACKENDS = (SDPBackend.MATH,)
+        with layers._attention_kernels(True):
+            assert enabled() == {"efficient": False, "flash": False, "math": True, "cudnn": False}
+    finally:
+        layers.CUDA_ATTENTION_BACKENDS = saved

@@ -13,11 +13,33 @@ Conventions used everywhere here:
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+try:  # torch >= 2.3
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+except ImportError:  # pragma: no cover - torch 2.2: PyTorch's own kernel choice
+    SDPBackend = None  # type: ignore[assignment,misc]
+    sdpa_kernel = None  # type: ignore[assignment]
+
+#: Kernels PET's masked attention may use on CUDA, cuDNN left out. FlashAttention refuses an
+#: ``attn_mask``, so this picks the memory-efficient kernel, which PyTorch's default (cuDNN on
+#: Hopper) trailed: PET paper training at bf16 ran 6,425 vs 5,457 jets/s (1.18x), PET small
+#: 7,701 vs 7,613 (benchmarks/gpu_check.py, attention section, one NVIDIA H200, torch 2.11,
+#: benchmarks/README.md "GPU check"). ``None`` (or torch < 2.3) leaves the choice to PyTorch.
+CUDA_ATTENTION_BACKENDS: tuple | None = (
+    None if SDPBackend is None else (SDPBackend.EFFICIENT_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.MATH)
+)
+
+
+def _attention_kernels(on_cuda: bool) -> contextlib.AbstractContextManager:
+    if on_cuda and CUDA_ATTENTION_BACKENDS is not None and sdpa_kernel is not None:
+        return sdpa_kernel(list(CUDA_ATTENTION_BACKENDS))
+    return contextlib.nullcontext()
 
 
 def masked(x: Tensor, mask: Tensor) -> Tensor:
@@ -104,7 +126,8 @@ class Attention(nn.Module):
         h = self.num_heads
         q = self.q(q_in).view(b, nq, h, d // h).transpose(1, 2)
         k, v = self.kv(kv_in).view(b, nk, 2, h, d // h).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])
+        with _attention_kernels(q.is_cuda):
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])
         return self.proj(out.transpose(1, 2).reshape(b, nq, d))
 
 
