@@ -54,7 +54,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from jetlab.train.callbacks import Callback  # noqa: E402 - after the path set-up (run from a checkout)
+from jetlab.train.callbacks import TimeLimit  # noqa: E402 - after the path set-up (run from a checkout)
 
 #: issue 19's targets on one H100
 TARGET_PAPER_OVER_PART_TRAIN_BF16 = 1.2
@@ -616,20 +616,6 @@ def attention_note(models: dict, device_type: str) -> str:
     return " ".join(lines)
 
 
-class _TimeLimit(Callback):
-    """Trainer callback: stop after ``seconds`` of training (the pretraining run is fixed-time)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds, self.t0, self.stopped = float(seconds), 0.0, False
-
-    def on_train_start(self, trainer) -> None:
-        self.t0 = time.monotonic()
-
-    def on_step_end(self, trainer, info) -> None:
-        if time.monotonic() - self.t0 > self.seconds:
-            trainer.stop_training, self.stopped = True, True
-
-
 def section_pretraining(ctx: Context) -> dict:
     """``small`` PET, GPU recipe, fixed time; accuracy and W1 as notebook 01 reports them."""
     from jetlab.data.cache import dataset_file
@@ -644,7 +630,7 @@ def section_pretraining(ctx: Context) -> dict:
     rate = ctx.results.get("pretrain_jets_per_s")
     # size the cosine schedule to the time (0.6: validation, EMA and data loading are not in the rate)
     epochs = s.pretrain_epochs or (max(1, min(500, int(0.6 * rate * train_s / n_train))) if rate else 500)
-    limit = _TimeLimit(train_s)
+    limit = TimeLimit(train_s)
     out_dir = ctx.work / "pretraining"
     t0 = time.monotonic()
     res = run_pretraining(path, n_jets=n, epochs=epochs, model="small", device=str(ctx.device), output_dir=out_dir,

@@ -180,3 +180,21 @@ def test_max_sic_uses_the_full_roc_curve():
     labels = np.r_[np.ones(200), np.zeros(1000)]
     scores = np.r_[rng.uniform(2, 3, 200), rng.uniform(0, 1, 1000)]
     assert max_sic(labels, scores) == pytest.approx(1 / np.sqrt(1e-3), rel=1e-6)
+
+
+def test_two_sample_auc_at_chance_for_one_distribution_and_analytic_for_a_shift():
+    """Same Gaussian twice: AUC near 0.5. One column shifted by d = 1 sigma: the optimal classifier's
+    AUC is Phi(d / sqrt(2)) = 0.760 (binormal ROC, by hand); the boosted trees must come close."""
+    from scipy.stats import norm
+
+    from jetlab.physics.metrics import two_sample_auc
+
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3))
+    assert abs(two_sample_auc(a, b, seed=1) - 0.5) < 0.04
+    shifted = b.copy()
+    shifted[:, 1] += 1.0
+    assert two_sample_auc(a, shifted, seed=1) == pytest.approx(norm.cdf(1.0 / np.sqrt(2.0)), abs=0.03)
+    assert np.isnan(two_sample_auc(a[:1], b[:5]))
+    with pytest.raises(ValueError, match="equal columns"):
+        two_sample_auc(a, b[:, :2])

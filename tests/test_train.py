@@ -17,6 +17,7 @@ from jetlab.train import (
     Callback,
     EarlyStopping,
     LiveLossPlot,
+    TimeLimit,
     Lion,
     ModelEMA,
     Trainer,
@@ -248,3 +249,23 @@ def test_cli_pretrain(pet_file, tmp_path, capsys):
     rc = main(["pretrain", "--data", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x"), "--no-progress"])
     assert rc == 2
     assert "missing.h5 does not exist" in capsys.readouterr().err
+
+
+def test_time_limit_stops_after_the_step_that_crosses_it(data, monkeypatch):
+    """A fake clock advancing 1 s per step: a 4.5 s limit stops after step 5 (the first past 4.5 s),
+    mid-epoch, where 3 epochs would have been 18 steps; the epoch record is still written."""
+    import jetlab.train.callbacks as cb
+
+    clock = iter(float(i) for i in range(1000))
+    monkeypatch.setattr(cb.time, "monotonic", lambda: next(clock))
+    limit = TimeLimit(4.5)
+    hist = _trainer(_net(cls=TinyNet), data, callbacks=[limit]).fit()
+    assert limit.stopped and len(hist.steps) == 5 and len(hist.epochs) == 1
+    with pytest.raises(ValueError, match="TimeLimit: seconds must be > 0, got 0"):
+        TimeLimit(0)
+
+
+def test_time_limit_does_not_stop_a_run_that_fits(data):
+    limit = TimeLimit(3600)
+    hist = _trainer(_net(cls=TinyNet), data, callbacks=[limit]).fit()
+    assert not limit.stopped and len(hist.steps) == 3 * 6

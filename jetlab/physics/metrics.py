@@ -34,6 +34,7 @@ __all__ = [
     "sic_curve",
     "triangular_discriminator",
     "triangular_discriminator_samples",
+    "two_sample_auc",
     "wasserstein_1d",
 ]
 
@@ -261,6 +262,35 @@ def wasserstein_1d(x, y, wx=None, wy=None) -> float:
     from scipy.stats import wasserstein_distance
 
     return float(wasserstein_distance(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), wx, wy))
+
+
+def two_sample_auc(a, b, *, seed: int = 0, folds: int = 5, max_iter: int = 100) -> float:
+    """Out-of-fold ROC AUC of a gradient-boosted classifier telling rows of ``a`` (label 0) from rows
+    of ``b`` (label 1); 0.5 = indistinguishable, NaN when a class has fewer than 2 rows.
+
+    Why: a W1 per feature misses correlations, and a generated sample that a classifier can tell
+    from the real one (AUC 0.95) is found instead of the signal when it is CATHODE's reference.
+    One OpenMP thread: on small samples a busy-waiting thread pool costs far more than it gains.
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from threadpoolctl import threadpool_limits
+
+    xa, xb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if xa.ndim != 2 or xb.ndim != 2 or xa.shape[1] != xb.shape[1]:
+        raise ValueError(f"two_sample_auc: a and b must be 2-D with equal columns, got {xa.shape} and {xb.shape}")
+    k = int(min(folds, len(xa), len(xb)))
+    if k < 2:
+        return float("nan")
+    X = np.concatenate([xa, xb])
+    y = np.concatenate([np.zeros(len(xa), np.int64), np.ones(len(xb), np.int64)])
+    clf = HistGradientBoostingClassifier(max_iter=max_iter, learning_rate=0.1, random_state=int(seed))
+    with threadpool_limits(limits=1):
+        p = cross_val_predict(
+            clf, X, y, cv=StratifiedKFold(k, shuffle=True, random_state=int(seed)), method="predict_proba"
+        )[:, 1]
+    return float(roc_auc_score(y, p))
 
 
 # -------------------------------------------------------------------- uncertainties

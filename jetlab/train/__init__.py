@@ -3,7 +3,7 @@
 The Trainer itself works with any ``nn.Module``; only :func:`pretrain` builds a PET (:mod:`jetlab.model`).
 """
 
-from .callbacks import Callback, EarlyStopping, History, LiveLossPlot, ProgressBar
+from .callbacks import Callback, EarlyStopping, History, LiveLossPlot, ProgressBar, TimeLimit
 from .ema import ModelEMA
 from .finetune import classifier_loss, fit_classifier, predict
 from .pretrain import CPU_RECIPE, pretrain
@@ -18,6 +18,7 @@ __all__ = [
     "Lion",
     "ModelEMA",
     "ProgressBar",
+    "TimeLimit",
     "Trainer",
     "WarmupCosine",
     "classifier_loss",

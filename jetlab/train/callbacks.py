@@ -8,13 +8,14 @@ it is saved in checkpoints and a resumed run behaves like an uninterrupted one.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
     from .trainer import Trainer
 
-__all__ = ["Callback", "EarlyStopping", "History", "LiveLossPlot", "ProgressBar"]
+__all__ = ["Callback", "EarlyStopping", "History", "LiveLossPlot", "ProgressBar", "TimeLimit"]
 
 
 @dataclass
@@ -178,3 +179,27 @@ class EarlyStopping(Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.bad_epochs = state["best"], state["bad_epochs"]
+
+
+class TimeLimit(Callback):
+    """Stop training after ``seconds`` of wall-clock time (checked after every optimiser step).
+
+    Why: benchmarks compare recipes at equal compute ("what does 5 minutes of training buy"), and
+    a user on a shared machine may want "train for 20 minutes". One process only: under DDP the
+    ranks' clocks would stop them at different steps and the collective calls would hang.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        if not seconds > 0:
+            raise ValueError(f"TimeLimit: seconds must be > 0, got {seconds}")
+        self.seconds, self.t0, self.stopped = float(seconds), 0.0, False
+
+    def on_train_start(self, trainer: "Trainer") -> None:
+        world = trainer._world()[1]
+        if world > 1:
+            raise ValueError(f"TimeLimit: one process only (this run has {world} DDP ranks)")
+        self.t0, self.stopped = time.monotonic(), False
+
+    def on_step_end(self, trainer: "Trainer", info: dict) -> None:
+        if time.monotonic() - self.t0 > self.seconds:
+            trainer.stop_training, self.stopped = True, True

@@ -6,13 +6,9 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from threadpoolctl import threadpool_limits
 
 from jetlab.data.preprocess import Standardizer
-from jetlab.physics.metrics import roc_metrics, sic_curve, wasserstein_1d
+from jetlab.physics.metrics import roc_metrics, sic_curve, two_sample_auc, wasserstein_1d
 
 from .events import JET_FEATURE_NAMES, MassWindows
 from .generator import PARTICLE_FEATURE_NAMES
@@ -148,20 +144,11 @@ def closeness_metrics(
     }
     n_g = len(generated["x1"])
     sel = rng.choice(n_g, size=min(n_g, n_r), replace=False)
-    X = np.concatenate(
-        [_summary_features(reference, standardizer), _summary_features(take_inputs(generated, sel), standardizer)]
+    out["auc"] = two_sample_auc(
+        _summary_features(reference, standardizer),
+        _summary_features(take_inputs(generated, sel), standardizer),
+        seed=seed,
+        folds=folds,
     )
-    y = np.concatenate([np.zeros(n_r, np.int64), np.ones(len(sel), np.int64)])
-    k = int(min(folds, np.bincount(y).min()))
-    if k >= 2:
-        clf = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, random_state=int(seed))
-        # one OpenMP thread: on a small sample a busy-waiting thread pool costs far more than it gains
-        with threadpool_limits(limits=1):
-            p = cross_val_predict(
-                clf, X, y, cv=StratifiedKFold(k, shuffle=True, random_state=int(seed)), method="predict_proba"
-            )[:, 1]
-        out["auc"] = float(roc_auc_score(y, p))
-    else:
-        out["auc"] = float("nan")
     out["n_reference"], out["n_generated"] = int(n_r), int(len(sel))
     return out

@@ -1,0 +1,204 @@
+"""How good is PET's generator head after a fixed training budget? (issue 16, "measure first")
+
+Trains notebook 01's model (``run_pretraining``: tiny PET, CPU recipe of the cpu-quick profile:
+batch 32, lr 1e-3, diffusion weight 3, EMA 0.99, 100 jet-generator epochs) on ``jetclass-mini``
+for fixed wall-clock budgets. The number of epochs is set so that the learning-rate schedule ends
+at the budget (one calibration epoch measures the epoch time) and :class:`jetlab.train.TimeLimit`
+stops a run that would overrun. For each budget it reports, generated vs real test jets:
+
+* W1 of jet mass, jet pT, multiplicity and particle (pT/pT_jet, delta eta, delta phi), each with
+  its real-vs-real floor (validation vs test split, same size);
+* per-class jet-mass W1; the pretrained classifier's accuracy on generated vs real jets;
+* the out-of-fold AUC of a gradient-boosted classifier (:func:`jetlab.physics.metrics.two_sample_auc`)
+  separating generated from real, on jet features (pT, eta, mass, N) and on the 16 leading
+  particles, with the same AUC for real vs real (the floor);
+* generated particles the detector model cannot produce: pT below the softest real particle,
+  or farther than R = 0.8 from the jet axis;
+* sampling jets/s and jet-mass W1 per DDIM step count.
+
+    python benchmarks/bench_generation.py --budgets 2 5 15 --out benchmarks/results/generation.json
+
+Prints a markdown table; ``--out`` also writes every number as JSON (atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jetlab.data.schema import JetSet, jet_features_from_particles  # noqa: E402
+from jetlab.physics.metrics import two_sample_auc, wasserstein_1d  # noqa: E402
+from jetlab.tasks.generation import generate_jets  # noqa: E402
+from jetlab.tasks.pretraining import run_pretraining  # noqa: E402
+from jetlab.train import TimeLimit  # noqa: E402
+
+#: notebook 01's cpu-quick settings (jetlab/profiles/cpu-quick.yaml), except epochs (set by the budget)
+RECIPE = dict(model="tiny", lr=1e-3, batch_size=32, diffusion_weight=3.0, ema_decay=0.99, jet_epochs=100, gen_steps=32)
+JET_RADIUS = 0.8
+LEADING = 16
+
+
+def relative_particles(js: JetSet) -> dict[str, np.ndarray]:
+    """Per real particle: pT / pT_jet, delta eta and delta phi to the jet axis (jet from its particles)."""
+    kin = jet_features_from_particles(js.particles, js.mask)  # pt, eta, phi, mass, ...
+    pt, eta, phi = (js.particles[..., i] for i in range(3))
+    dphi = (phi - kin[:, 2:3] + np.pi) % (2 * np.pi) - np.pi
+    m = js.mask
+    return {"ptrel": (pt / kin[:, 0:1])[m], "deta": (eta - kin[:, 1:2])[m], "dphi": dphi[m]}
+
+
+def jet_table(js: JetSet) -> np.ndarray:
+    """(N, 4): jet pT, eta, mass from the particles, and the multiplicity."""
+    kin = jet_features_from_particles(js.particles, js.mask)
+    return np.column_stack([kin[:, 0], kin[:, 1], kin[:, 3], js.mask.sum(1)]).astype(np.float64)
+
+
+def leading_particles(js: JetSet, k: int = LEADING) -> np.ndarray:
+    """(N, 3k): (log pT/pT_jet, delta eta, delta phi) of the k leading particles, zeros where absent."""
+    kin = jet_features_from_particles(js.particles, js.mask)
+    order = np.argsort(np.where(js.mask, -js.particles[..., 0], np.inf), axis=1, kind="stable")[:, :k]
+    p = np.take_along_axis(js.particles, order[..., None], axis=1)
+    m = np.take_along_axis(js.mask, order, axis=1)
+    ptrel = np.log(np.clip(p[..., 0] / kin[:, 0:1], 1e-8, None))
+    deta = p[..., 1] - kin[:, 1:2]
+    dphi = (p[..., 2] - kin[:, 2:3] + np.pi) % (2 * np.pi) - np.pi
+    feats = np.stack([ptrel, deta, dphi], axis=-1) * m[..., None]
+    out = np.zeros((len(js), k, 3))
+    out[:, : feats.shape[1]] = feats
+    return out.reshape(len(js), -1)
+
+
+def compare(gen: JetSet, real: JetSet, seed: int) -> dict[str, Any]:
+    """W1 per observable and the two-sample AUCs of ``gen`` against ``real``."""
+    jg, jr = jet_table(gen), jet_table(real)
+    pg, pr = relative_particles(gen), relative_particles(real)
+    w1 = {name: wasserstein_1d(jg[:, i], jr[:, i]) for i, name in enumerate(("jet_pt", "jet_eta", "jet_mass", "multiplicity"))}
+    w1.update({f"particle_{k}": wasserstein_1d(pg[k], pr[k]) for k in pg})
+    return {
+        "w1": w1,
+        "auc_jets": two_sample_auc(jr, jg, seed=seed),
+        "auc_particles": two_sample_auc(leading_particles(real), leading_particles(gen), seed=seed),
+    }
+
+
+def outside_detector(gen: JetSet, real: JetSet) -> dict[str, float]:
+    """Fractions of generated particles softer than every real particle or outside the jet cone."""
+    pg, pr = relative_particles(gen), relative_particles(real)
+    pt_min = float(real.particles[..., 0][real.mask].min())
+    pt = gen.particles[..., 0][gen.mask]
+    dr = np.hypot(pg["deta"], pg["dphi"])
+    return {"real_min_pt": pt_min, "below_real_min_pt": float((pt < pt_min).mean()),
+            "min_generated_pt": float(pt.min()), "outside_cone": float((dr > JET_RADIUS).mean())}
+
+
+def sampling_speed(res, steps_list, seed: int, n: int) -> list[dict[str, float]]:
+    rows = []
+    test = res.test.subset(slice(0, min(n, len(res.test))))
+    for steps in steps_list:
+        t0 = time.perf_counter()
+        gen = generate_jets(res.model, res.jet_generator, len(test), labels=test.labels, standardizer=res.standardizer,
+                            steps=steps, seed=seed, device="cpu", max_particles=test.max_particles)
+        dt = time.perf_counter() - t0
+        rows.append({"steps": steps, "jets_per_s": len(test) / dt,
+                     "w1_jet_mass": wasserstein_1d(jet_table(gen)[:, 2], jet_table(test)[:, 2])})
+    return rows
+
+
+def run_budget(minutes: float, args, sec_per_epoch: float, work: Path) -> dict[str, Any]:
+    epochs = max(1, int(minutes * 60 / sec_per_epoch))
+    limit = TimeLimit(minutes * 60 * 1.05)
+    t0 = time.perf_counter()
+    res = run_pretraining("jetclass-mini", n_jets=args.n_jets, seed=args.seed, epochs=epochs, output_dir=work / f"b{minutes}",
+                          callbacks=[limit], progress=False, workers=args.workers, device=args.device, **RECIPE)
+    wall = time.perf_counter() - t0
+    ev = res.evaluation
+    gen = ev["generated"]
+    n = min(len(res.val), len(res.test))
+    row: dict[str, Any] = {
+        "budget_min": minutes, "epochs_scheduled": epochs, "epochs_run": len(res.history.epochs),
+        "stopped_by_time": limit.stopped, "timings": res.timings, "wall_s": wall,
+        "accuracy": ev["accuracy"], "generated_accuracy": ev["generated_accuracy"],
+        "w1_jet_mass_per_class": ev["w1"]["jet_mass"], "w1_jet_mass_per_class_floor": ev["w1_reference"]["jet_mass"],
+        "generated": compare(gen, res.test, args.seed),
+        "floor": compare(res.val.subset(slice(0, n)), res.test.subset(slice(0, n)), args.seed),
+        "outside_detector": outside_detector(gen, res.test),
+    }
+    if args.sampling_steps:
+        row["sampling"] = sampling_speed(res, args.sampling_steps, args.seed, args.sampling_jets)
+    return row
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| budget (epochs) | W1 mass [GeV] | W1 pT [GeV] | W1 N | W1 pT/pT_jet | W1 deta | W1 dphi | AUC jets | AUC particles | acc gen / real | pT < real min | outside R |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        g, f = r["generated"], r["floor"]
+
+        def w(k, g=g, f=f):
+            return f"{g['w1'][k]:.3g} ({f['w1'][k]:.2g})"
+
+        od = r["outside_detector"]
+        lines.append(
+            f"| {r['budget_min']:g} min ({r['epochs_run']}) | {w('jet_mass')} | {w('jet_pt')} | {w('multiplicity')} | "
+            f"{w('particle_ptrel')} | {w('particle_deta')} | {w('particle_dphi')} | "
+            f"{g['auc_jets']:.3f} ({f['auc_jets']:.2f}) | {g['auc_particles']:.3f} ({f['auc_particles']:.2f}) | "
+            f"{r['generated_accuracy']:.3f} / {r['accuracy']:.3f} | {od['below_real_min_pt']:.1%} | {od['outside_cone']:.1%} |")
+    lines.append("\n(real-vs-real floor in brackets)\n")
+    for r in rows:
+        per = ", ".join(f"{c} {v:.3g} ({r['w1_jet_mass_per_class_floor'].get(c, math.nan):.2g})"
+                        for c, v in r["w1_jet_mass_per_class"].items() if c != "all")
+        lines.append(f"- {r['budget_min']:g} min, jet-mass W1 per class [GeV]: {per}")
+        for s in r.get("sampling", []):
+            lines.append(f"  - DDIM {s['steps']} steps: {s['jets_per_s']:.0f} jets/s, jet-mass W1 {s['w1_jet_mass']:.3g} GeV")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--budgets", type=float, nargs="+", default=[2.0, 5.0, 15.0], help="training budgets, minutes")
+    ap.add_argument("--n-jets", type=int, default=4000, help="jetclass-mini jets (notebook 01 cpu-quick: 4000)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=None, help="data-generation processes")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--sampling-steps", type=int, nargs="*", default=[8, 16, 32, 64])
+    ap.add_argument("--sampling-jets", type=int, default=400)
+    ap.add_argument("--out", type=Path, default=None, help="JSON with every number")
+    args = ap.parse_args(argv)
+    if any(b <= 0 for b in args.budgets):
+        ap.error(f"--budgets must be positive minutes, got {args.budgets}")
+    with tempfile.TemporaryDirectory(prefix="bench_generation_") as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        cal = run_pretraining("jetclass-mini", n_jets=args.n_jets, seed=args.seed, output_dir=work / "calibrate",
+                              progress=False, workers=args.workers, device=args.device, evaluate=False,
+                              **{**RECIPE, "jet_epochs": 1}, epochs=1)
+        sec_per_epoch = cal.timings["pet_train_s"]
+        print(f"calibration: {sec_per_epoch:.1f} s per epoch ({time.perf_counter() - t0:.0f} s incl. data)", flush=True)
+        rows = []
+        for minutes in args.budgets:
+            rows.append(run_budget(minutes, args, sec_per_epoch, work))
+            print(f"budget {minutes:g} min done: {rows[-1]['epochs_run']} epochs, wall {rows[-1]['wall_s']:.0f} s", flush=True)
+    md = markdown(rows)
+    print(md)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp_out = args.out.with_suffix(args.out.suffix + ".tmp")
+        tmp_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "seconds_per_epoch": sec_per_epoch,
+                                       "load_average": os.getloadavg(), "rows": rows}, indent=1, default=float))
+        tmp_out.replace(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
