@@ -39,8 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jetlab.data.schema import JetSet, jet_features_from_particles  # noqa: E402
 from jetlab.physics.metrics import two_sample_auc, wasserstein_1d  # noqa: E402
-from jetlab.tasks.generation import generate_jets  # noqa: E402
-from jetlab.tasks.pretraining import run_pretraining  # noqa: E402
+from jetlab.data.sources import resolve  # noqa: E402
+from jetlab.data.torchdata import split_indices  # noqa: E402
+from jetlab.tasks.generation import evaluate_pretraining, generate_jets  # noqa: E402
+from jetlab.tasks.pretraining import load_pretrained, run_pretraining  # noqa: E402
 from jetlab.train import TimeLimit  # noqa: E402
 
 #: notebook 01's cpu-quick settings (jetlab/profiles/cpu-quick.yaml), except epochs (set by the budget)
@@ -94,7 +96,7 @@ def compare(gen: JetSet, real: JetSet, seed: int) -> dict[str, Any]:
 
 def outside_detector(gen: JetSet, real: JetSet) -> dict[str, float]:
     """Fractions of generated particles softer than every real particle or outside the jet cone."""
-    pg, pr = relative_particles(gen), relative_particles(real)
+    pg = relative_particles(gen)
     pt_min = float(real.particles[..., 0][real.mask].min())
     pt = gen.particles[..., 0][gen.mask]
     dr = np.hypot(pg["deta"], pg["dphi"])
@@ -139,9 +141,46 @@ def run_budget(minutes: float, args, sec_per_epoch: float, work: Path) -> dict[s
     return row
 
 
+def sampling_grid(args) -> list[dict[str, Any]]:
+    """A trained checkpoint (``--checkpoint``) sampled with each (guidance, DDIM steps): no training.
+    The test / validation jets are the split run_pretraining made (same data, n_jets, seed)."""
+    model, jg = load_pretrained(args.checkpoint)
+    if jg is None:
+        raise SystemExit(f"--checkpoint {args.checkpoint}: no jet-feature generator in it (not from run_pretraining)")
+    std, names = model.card.get_standardizer(), list(model.card.class_names)
+    js = resolve("jetclass-mini", n_jets=args.n_jets, seed=args.seed, progress=False, workers=args.workers).read()
+    _, va, te = split_indices(len(js), (0.8, 0.1, 0.1), seed=args.seed)
+    val, test = js.subset(va), js.subset(te)
+    n = min(len(val), len(test))
+    floor = compare(val.subset(slice(0, n)), test.subset(slice(0, n)), args.seed)
+    rows = []
+    for w in args.guidance:
+        for steps in args.sampling_steps:
+            t0 = time.perf_counter()
+            gen = generate_jets(model, jg, len(test), labels=test.labels, standardizer=std, steps=steps, seed=args.seed,
+                                device=args.device, max_particles=test.max_particles, guidance=w)
+            dt = time.perf_counter() - t0
+            ev = evaluate_pretraining(model, test, standardizer=std, class_names=names, reference_jetset=val,
+                                      generated=gen, device=args.device)
+            rows.append({"budget_min": 0, "guidance": w, "steps": steps, "jets_per_s": len(test) / dt, "epochs_run": -1,
+                         "accuracy": ev["accuracy"], "generated_accuracy": ev["generated_accuracy"],
+                         "w1_jet_mass_per_class": ev["w1"]["jet_mass"],
+                         "w1_jet_mass_per_class_floor": ev["w1_reference"]["jet_mass"],
+                         "generated": compare(gen, test, args.seed), "floor": floor,
+                         "outside_detector": outside_detector(gen, test)})
+            print(f"guidance {w:g}, {steps} steps: generated accuracy {ev['generated_accuracy']:.3f} "
+                  f"(real {ev['accuracy']:.3f}), {len(test) / dt:.0f} jets/s", flush=True)
+    return rows
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| budget (epochs) | W1 mass [GeV] | W1 pT [GeV] | W1 N | W1 pT/pT_jet | W1 deta | W1 dphi | AUC jets | AUC particles | acc gen / real | pT < real min | outside R |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    def label(r):
+        if "guidance" in r:
+            return f"guidance {r['guidance']:g}, {r['steps']} steps ({r['jets_per_s']:.0f} jets/s)"
+        return f"{r['budget_min']:g} min ({r['epochs_run']})"
+
     for r in rows:
         g, f = r["generated"], r["floor"]
 
@@ -150,7 +189,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
         od = r["outside_detector"]
         lines.append(
-            f"| {r['budget_min']:g} min ({r['epochs_run']}) | {w('jet_mass')} | {w('jet_pt')} | {w('multiplicity')} | "
+            f"| {label(r)} | {w('jet_mass')} | {w('jet_pt')} | {w('multiplicity')} | "
             f"{w('particle_ptrel')} | {w('particle_deta')} | {w('particle_dphi')} | "
             f"{g['auc_jets']:.3f} ({f['auc_jets']:.2f}) | {g['auc_particles']:.3f} ({f['auc_particles']:.2f}) | "
             f"{r['generated_accuracy']:.3f} / {r['accuracy']:.3f} | {od['below_real_min_pt']:.1%} | {od['outside_cone']:.1%} |")
@@ -158,7 +197,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         per = ", ".join(f"{c} {v:.3g} ({r['w1_jet_mass_per_class_floor'].get(c, math.nan):.2g})"
                         for c, v in r["w1_jet_mass_per_class"].items() if c != "all")
-        lines.append(f"- {r['budget_min']:g} min, jet-mass W1 per class [GeV]: {per}")
+        lines.append(f"- {label(r)}, jet-mass W1 per class [GeV]: {per}")
         for s in r.get("sampling", []):
             lines.append(f"  - DDIM {s['steps']} steps: {s['jets_per_s']:.0f} jets/s, jet-mass W1 {s['w1_jet_mass']:.3g} GeV")
     return "\n".join(lines)
@@ -173,10 +212,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--sampling-steps", type=int, nargs="*", default=[8, 16, 32, 64])
     ap.add_argument("--sampling-jets", type=int, default=400)
+    ap.add_argument("--checkpoint", default=None,
+                    help="no training: sample this run_pretraining checkpoint with every --guidance x --sampling-steps")
+    ap.add_argument("--guidance", type=float, nargs="+", default=[0.0], help="classifier-free guidance strengths (with --checkpoint)")
     ap.add_argument("--out", type=Path, default=None, help="JSON with every number")
     args = ap.parse_args(argv)
     if any(b <= 0 for b in args.budgets):
         ap.error(f"--budgets must be positive minutes, got {args.budgets}")
+    if args.checkpoint:
+        rows, sec_per_epoch = sampling_grid(args), float("nan")
+    else:
+        rows, sec_per_epoch = train_budgets(args)
+    md = markdown(rows)
+    print(md)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp_out = args.out.with_suffix(args.out.suffix + ".tmp")
+        tmp_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "seconds_per_epoch": sec_per_epoch,
+                                       "load_average": os.getloadavg(), "rows": rows}, indent=1, default=float))
+        tmp_out.replace(args.out)
+    return 0
+
+
+def train_budgets(args) -> tuple[list[dict[str, Any]], float]:
     with tempfile.TemporaryDirectory(prefix="bench_generation_") as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
@@ -189,15 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         for minutes in args.budgets:
             rows.append(run_budget(minutes, args, sec_per_epoch, work))
             print(f"budget {minutes:g} min done: {rows[-1]['epochs_run']} epochs, wall {rows[-1]['wall_s']:.0f} s", flush=True)
-    md = markdown(rows)
-    print(md)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_out = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "seconds_per_epoch": sec_per_epoch,
-                                       "load_average": os.getloadavg(), "rows": rows}, indent=1, default=float))
-        tmp_out.replace(args.out)
-    return 0
+    return rows, sec_per_epoch
 
 
 if __name__ == "__main__":

@@ -123,12 +123,14 @@ def generate_jets(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     max_particles: int | None = None,
+    guidance: float = 0.0,
 ) -> JetSet:
     """Generate ``n`` jets: jet features from ``jet_generator``, particles from PET's generator head.
 
     ``labels``: None (classes in turn), an int (all jets of that class) or an array of ``n`` class
     indices. ``standardizer`` defaults to the one in ``model.card``. ``steps``/``jet_steps`` are
-    the DDIM steps of the particle / jet-feature samplers. Same ``seed`` -> same jets. The result
+    the DDIM steps of the particle / jet-feature samplers; ``guidance`` w > 0 is classifier-free
+    guidance of the particle sampler (``(1 + w) v_class - w v_null``). Same ``seed`` -> same jets. The result
     holds massless particles (pT, eta, phi, E), pT-ordered, with jet features recomputed from them;
     the jet features that conditioned the generation are in ``extra["cond_jets"]``.
     """
@@ -175,7 +177,7 @@ def generate_jets(
         m = torch.as_tensor(mask[a:b, :p], device=dev)
         j = torch.as_tensor(jets_std[a:b], device=dev)
         y = torch.as_tensor(lab[a:b], device=dev)
-        out = sample(model, m, j, labels=y, steps=steps, generator=gen).float().cpu().numpy()
+        out = sample(model, m, j, labels=y, steps=steps, generator=gen, guidance=guidance).float().cpu().numpy()
         full = np.zeros((b - a, max_particles, out.shape[-1]), dtype=np.float32)
         full[:, :p] = out
         parts.append(full)
