@@ -234,6 +234,29 @@ def test_mjj_condition_starts_as_identity_and_is_trainable():
     assert any(p is g.mjj_proj.weight for grp in g.param_groups(1e-3) for p in grp["params"])
 
 
+def test_training_keywords_reach_the_generator_and_an_unknown_one_is_named():
+    from jetlab.model import PETConfig
+
+    w = A.MassWindows()
+    ev = fake_events(200, 0, seed=2)
+    sb = ev.subset(w.in_sb(ev.mjj))
+    cfg = PETConfig.tiny(projection_dim=16, num_transformer=1, k=0, num_local=0)
+    gen = A.fit_background_generator(sb, w, config=cfg, epochs=3, jet_epochs=1, batch_size=64, device="cpu")
+    assert len(gen.history["particle_loss"]) == 3 and len(gen.history["jet_loss"]) == 1
+    sp = A.inject_signal(fake_events(300, 120), 40, seed=0)
+    calls = {
+        "fit_background_generator": lambda **kw: A.fit_background_generator(sb, w, config=cfg, **kw),
+        "run_cathode": lambda **kw: A.run_cathode(sp, w, config=cfg, **kw),
+        "run_idealised": lambda **kw: A.run_idealised(sp, w, config=cfg, **kw),
+        "run_supervised": lambda **kw: A.run_supervised(sp, w, config=cfg, **kw),
+    }
+    for name, call in calls.items():
+        with pytest.raises(TypeError, match=rf"^{name}: unexpected keyword argument 'epoch' \(did you mean 'epochs'\?\)"):
+            call(epoch=1, device="cpu")
+        with pytest.raises(TypeError, match=rf"^{name}: unexpected keyword argument 'n_epochs'.*lr_factor"):
+            call(n_epochs=1)
+
+
 # ------------------------------------------------------------------- end to end
 def test_tiny_end_to_end_produces_finite_sic_curves():
     from sklearn.metrics import roc_auc_score

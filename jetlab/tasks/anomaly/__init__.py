@@ -44,6 +44,7 @@ from .metrics import anomaly_metrics, closeness_metrics, raw_particles, sculptin
 from .models import (
     DijetClassifier,
     KFoldResult,
+    TrainingSettings,
     dijet_inputs,
     kfold_indices,
     kfold_scores,
@@ -68,6 +69,7 @@ __all__ = [
     "KFoldResult",
     "MassWindows",
     "MjjConditionedGenerator",
+    "TrainingSettings",
     "anomaly_metrics",
     "closeness_metrics",
     "dijet_inputs",

@@ -16,14 +16,7 @@ from jetlab.data.schema import JetSet
 from jetlab.model.checkpoint import read_card
 from jetlab.model.diffusion import complete_particle_inputs, v_loss
 from jetlab.model.diffusion import sample as ddim
-from jetlab.model.factory import (
-    DEFAULT_INPUT_SCALING,
-    DEFAULT_LR_FACTOR,
-    DEFAULT_OPTIMIZER,
-    body_head_groups,
-    build_pet,
-    finetune_groups,
-)
+from jetlab.model.factory import DEFAULT_LR_FACTOR, body_head_groups, build_pet, finetune_groups
 from jetlab.model.jet_generator import JetFeatureGenerator
 from jetlab.model.omnilearned import is_omnilearned_card
 from jetlab.model.pet import PET
@@ -32,6 +25,7 @@ from jetlab.train.ddp import resolve_device
 
 from ..common import ArrayDataset, fit_jet_generator
 from .events import DijetEvents, MassWindows
+from .models import TrainingSettings
 
 __all__ = [
     "OMNILEARNED_GENERATOR_NOTE",
@@ -162,25 +156,21 @@ def fit_background_generator(
     checkpoint: str | os.PathLike | None = None,
     config: Any = "tiny",
     standardizer: Standardizer | None = None,
-    epochs: int = 5,
     jet_epochs: int = 100,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    lr_factor: float = DEFAULT_LR_FACTOR,
-    optimizer: str = DEFAULT_OPTIMIZER,
-    input_scaling: str = DEFAULT_INPUT_SCALING,
     seed: int = 0,
-    device: str | torch.device = "auto",
-    progress: bool = False,
+    **training: Any,
 ) -> BackgroundGenerator:
     """Fit the background model on sideband events (fine-tuning PET from ``checkpoint``, or from scratch).
 
     Both stages condition on ``windows.scale(mjj)``, so sampling at SR masses interpolates
     between the two sidebands. ``standardizer`` defaults to the model's (the checkpoint's with
     ``input_scaling="pretraining"``), else it is fitted on the sideband jets. The jet-feature stage
-    trains with :func:`jetlab.tasks.common.fit_jet_generator`, the particle stage with ``optimizer``
-    (the pretrained body at ``lr / lr_factor``).
+    trains ``jet_epochs`` with :func:`jetlab.tasks.common.fit_jet_generator`, the particle stage
+    per ``training``: the :class:`~jetlab.tasks.anomaly.models.TrainingSettings` fields as keywords
+    (``epochs`` with ``optimizer`` at ``lr``, the pretrained body at ``lr / lr_factor``, ...); another
+    keyword is a TypeError naming it.
     """
+    t = TrainingSettings.from_keywords("fit_background_generator", training)
     if len(sideband) < 10:
         raise ValueError(f"fit_background_generator: need at least 10 sideband events, got {len(sideband)}")
     out_of_sb = ~windows.in_sb(sideband.mjj)
@@ -194,9 +184,9 @@ def fit_background_generator(
             f"fit_background_generator: {checkpoint} is an OmniLearned checkpoint; {OMNILEARNED_GENERATOR_NOTE}. "
             "Pass checkpoint=None (jetlab's PET generator from scratch) or a jetlab checkpoint"
         )
-    dev = resolve_device(device)
+    dev = resolve_device(t.device)
     # label slots 0/1 = jet1/jet2, 2 = null
-    pet = build_pet(checkpoint, preset=config, num_classes=1, seed=seed, input_scaling=input_scaling)
+    pet = build_pet(checkpoint, preset=config, num_classes=1, seed=seed, input_scaling=t.input_scaling)
     assert isinstance(pet, PET)  # OmniLearned checkpoints are refused above; no groups, so no GroupedModel
     if standardizer is None:
         standardizer = pet.standardizer or Standardizer.fit_jetset(JetSet.concatenate([sideband.jet1, sideband.jet2]))
@@ -223,20 +213,20 @@ def fit_background_generator(
         weight=np.ones(2 * n, np.float32),
     )
     wrapper = MjjConditionedGenerator(pet)
-    groups = finetune_groups(wrapper, lr, lr_factor=lr_factor, optimizer=optimizer, pretrained=pet.pretrained)
+    groups = finetune_groups(wrapper, t.lr, lr_factor=t.lr_factor, optimizer=t.optimizer, pretrained=pet.pretrained)
     trainer = Trainer(
         wrapper,
         lambda m, b: m.loss(b),
         ds,
         None,
-        optimizer=optimizer,
-        lr=lr,
+        optimizer=t.optimizer,
+        lr=t.lr,
         param_groups=groups,
-        epochs=epochs,
-        batch_size=batch_size,
+        epochs=t.epochs,
+        batch_size=t.batch_size,
         device=dev,
         seed=seed,
-        progress=progress,
+        progress=t.progress,
         checkpoint_every=None,
         amp="off",
     )

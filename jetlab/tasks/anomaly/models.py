@@ -3,7 +3,8 @@ trained data vs template with class-balanced BCE, k-fold so every event is score
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Mapping, Sequence, cast
 
 import numpy as np
@@ -13,7 +14,13 @@ from torch import Tensor, nn
 
 from jetlab.data.preprocess import Standardizer, model_inputs
 from jetlab.model.diffusion import complete_particle_inputs
-from jetlab.model.factory import DEFAULT_LR_FACTOR, DEFAULT_OPTIMIZER, body_head_groups, finetune_groups
+from jetlab.model.factory import (
+    DEFAULT_INPUT_SCALING,
+    DEFAULT_LR_FACTOR,
+    DEFAULT_OPTIMIZER,
+    body_head_groups,
+    finetune_groups,
+)
 from jetlab.train import Trainer
 from jetlab.train.ddp import resolve_device
 
@@ -23,6 +30,7 @@ from .events import DijetEvents
 __all__ = [
     "DijetClassifier",
     "KFoldResult",
+    "TrainingSettings",
     "concat_inputs",
     "dijet_inputs",
     "kfold_indices",
@@ -35,6 +43,61 @@ __all__ = [
 ]
 
 _DIJET_KEYS = ("x1", "mask1", "jets1", "x2", "mask2", "jets2")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How the search's PETs train, said once for the three detectors and the background generator.
+
+    ``epochs`` with ``optimizer`` at ``lr``, the pretrained body at ``lr / lr_factor``
+    (:func:`jetlab.model.factory.finetune_groups`), ``batch_size``, inputs scaled per
+    ``input_scaling`` (:func:`jetlab.model.factory.scaling_standardizer`), on ``device``.
+    :func:`~jetlab.tasks.anomaly.run_cathode`, :func:`~jetlab.tasks.anomaly.run_idealised`,
+    :func:`~jetlab.tasks.anomaly.run_supervised` and :func:`~jetlab.tasks.anomaly.fit_background_generator`
+    take these fields as keyword arguments (:meth:`from_keywords`).
+    """
+
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 1e-3
+    lr_factor: float = DEFAULT_LR_FACTOR
+    optimizer: str = DEFAULT_OPTIMIZER
+    input_scaling: str = DEFAULT_INPUT_SCALING
+    device: str | torch.device = "auto"
+    progress: bool = False
+
+    @classmethod
+    def from_keywords(cls, where: str, keywords: Mapping[str, Any]) -> TrainingSettings:
+        """The settings of a call's training ``keywords``; a TypeError names any keyword that is not
+        a field (and the closest field), with ``where`` the function that was called."""
+        names = [f.name for f in fields(cls)]
+        for key in keywords:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise TypeError(
+                    f"{where}: unexpected keyword argument {key!r}{hint}; its training keywords are {', '.join(names)}"
+                )
+        return cls(**keywords)
+
+    def keywords(self, **changes: Any) -> dict[str, Any]:
+        """The settings as keyword arguments (with ``changes``), for a function that takes them."""
+        new = replace(self, **changes)
+        return {f.name: getattr(new, f.name) for f in fields(new)}
+
+    def classifier_keywords(self, pretrained: bool) -> dict[str, Any]:
+        """Keywords of :func:`train_dijet_classifier` (through :func:`kfold_scores` /
+        :func:`supervised_scores`): a classifier trained from scratch has no pretrained body, so
+        the whole model trains at ``lr`` (``lr_factor`` 1)."""
+        return dict(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            lr_factor=self.lr_factor if pretrained else 1.0,
+            optimizer=self.optimizer,
+            device=self.device,
+            progress=self.progress,
+        )
 
 
 def dijet_inputs(events: DijetEvents, standardizer: Standardizer) -> dict[str, np.ndarray]:

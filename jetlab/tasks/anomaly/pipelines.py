@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -12,19 +12,20 @@ import torch
 from jetlab.data.preprocess import Standardizer
 from jetlab.data.schema import JetSet
 from jetlab.model import read_card
-from jetlab.model.factory import (
-    DEFAULT_INPUT_SCALING,
-    DEFAULT_LR_FACTOR,
-    DEFAULT_OPTIMIZER,
-    build_pet,
-    scaling_standardizer,
-)
+from jetlab.model.factory import build_pet, scaling_standardizer
 from jetlab.model.omnilearned import is_omnilearned_card
 
-from .events import AnomalySplit, MassWindows
+from .events import AnomalySplit, DijetEvents, MassWindows
 from .generator import OMNILEARNED_GENERATOR_NOTE, fit_background_generator
 from .metrics import anomaly_metrics, closeness_metrics
-from .models import DijetClassifier, dijet_inputs, kfold_scores, restandardize, supervised_scores
+from .models import (
+    DijetClassifier,
+    TrainingSettings,
+    dijet_inputs,
+    kfold_scores,
+    restandardize,
+    supervised_scores,
+)
 
 __all__ = ["AnomalyRun", "background_generator_source", "run_cathode", "run_idealised", "run_supervised"]
 
@@ -108,6 +109,75 @@ def _classifier_factory(checkpoint, config, seed: int) -> Callable[[], DijetClas
     return make
 
 
+@dataclass(frozen=True)
+class _Detector:
+    """What the three detectors of one seed share: the pseudo-data ``split`` in its ``windows``,
+    the classifiers' start (``checkpoint`` or the ``config`` preset from scratch), the ``seed``,
+    the :class:`TrainingSettings` and the SIC's trusted range."""
+
+    split: AnomalySplit
+    windows: MassWindows
+    checkpoint: str | os.PathLike | None
+    config: Any
+    seed: int
+    training: TrainingSettings
+    min_background_events: int
+
+    @classmethod
+    def of(
+        cls,
+        where: str,
+        split: AnomalySplit,
+        windows: MassWindows,
+        checkpoint: str | os.PathLike | None,
+        config: Any,
+        seed: int,
+        training: Mapping[str, Any],
+        min_background_events: int,
+    ) -> _Detector:
+        """The detector of a call to ``where``: its ``training`` keywords through
+        :meth:`TrainingSettings.from_keywords` (a TypeError names an unknown one)."""
+        settings = TrainingSettings.from_keywords(where, training)
+        return cls(split, windows, checkpoint, config, seed, settings, min_background_events)
+
+    def standardizer(self) -> Standardizer:
+        return _standardizer_for(self.checkpoint, self.split, self.windows, self.training.input_scaling)
+
+    def in_sr(self, events: DijetEvents, std: Standardizer) -> dict[str, np.ndarray]:
+        """Dijet inputs of the SR events of ``events``."""
+        return dijet_inputs(events.subset(self.windows.in_sr(events.mjj)), std)
+
+    def data_inputs(self, std: Standardizer) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Dijet inputs of the SR and of the SB data."""
+        data = self.split.data
+        return self.in_sr(data, std), dijet_inputs(data.subset(self.windows.in_sb(data.mjj)), std)
+
+    def classifier_keywords(self) -> dict[str, Any]:
+        """:func:`kfold_scores` / :func:`supervised_scores` keywords after the inputs."""
+        return dict(
+            make_model=_classifier_factory(self.checkpoint, self.config, self.seed),
+            seed=self.seed,
+            **self.training.classifier_keywords(pretrained=self.checkpoint is not None),
+        )
+
+    def kfold(
+        self, method: str, std: Standardizer, template: dict[str, np.ndarray], kfolds: int, **extras: Any
+    ) -> AnomalyRun:
+        """k-fold "SR data vs ``template``" classification (out-of-fold SR scores, fold-average SB scores)."""
+        sr_in, sb_in = self.data_inputs(std)
+        res = kfold_scores(sr_in, template, k=kfolds, extra=sb_in, **self.classifier_keywords())
+        return self.result(method, res.scores, res.extra_scores, extras | {"fold": res.fold})
+
+    def result(
+        self, method: str, scores: np.ndarray, sb_scores: np.ndarray | None, extras: Mapping[str, Any] | None = None
+    ) -> AnomalyRun:
+        """The :class:`AnomalyRun` of SR ``scores`` (and SB ``sb_scores``) with :func:`anomaly_metrics`."""
+        data = self.split.data
+        labels = data.labels[self.windows.in_sr(data.mjj)]
+        metrics = anomaly_metrics(labels, scores, min_background_events=self.min_background_events)
+        return AnomalyRun(method, self.seed, scores, labels, sb_scores, metrics, dict(extras or {}))
+
+
 def run_cathode(
     split: AnomalySplit,
     windows: MassWindows,
@@ -117,29 +187,28 @@ def run_cathode(
     seed: int = 0,
     oversample: int = 4,
     kfolds: int = 3,
-    epochs: int = 5,
     gen_epochs: int = 5,
     jet_epochs: int = 100,
     gen_steps: int = 16,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    lr_factor: float = DEFAULT_LR_FACTOR,
-    optimizer: str = DEFAULT_OPTIMIZER,
-    input_scaling: str = DEFAULT_INPUT_SCALING,
-    min_background_events: int = 10,
     generator_checkpoint: Any = SAME,
-    device: str | torch.device = "auto",
-    progress: bool = False,
+    min_background_events: int = 10,
+    **training: Any,
 ) -> AnomalyRun:
     """The full CATHODE chain for one seed: fit the background model on the SB data, sample
     ``oversample`` x the SR data into the SR (``mjj`` drawn from the SR data), k-fold classify
-    SR data vs synthetic. The classifiers fine-tune ``checkpoint``; the generator fine-tunes
-    ``generator_checkpoint`` (:func:`background_generator_source`, which prints a notice when it
-    differs, e.g. for an OmniLearned ``checkpoint``). ``extras`` hold the generator, the synthetic
-    inputs and their physical jet features, the true-background reference inputs (both in the
-    generator's scaling), :func:`closeness_metrics` and the ``background_generator`` notice."""
+    SR data vs synthetic. The classifiers fine-tune ``checkpoint`` for ``epochs``; the generator
+    fine-tunes ``generator_checkpoint`` (:func:`background_generator_source`, which prints a notice
+    when it differs, e.g. for an OmniLearned ``checkpoint``) for ``gen_epochs`` with the same
+    training settings. ``extras`` hold the generator, the synthetic inputs and their physical jet
+    features, the true-background reference inputs (both in the generator's scaling),
+    :func:`closeness_metrics` and the ``background_generator`` notice.
+
+    ``training``: the :class:`TrainingSettings` fields as keywords (``epochs``, ``lr``, ...), for the
+    classifiers and, with ``epochs=gen_epochs``, the generator; another keyword is a TypeError naming it.
+    """
     if oversample < 1:
         raise ValueError(f"run_cathode: oversample must be >= 1, got {oversample}")
+    d = _Detector.of("run_cathode", split, windows, checkpoint, config, seed, training, min_background_events)
     gen_ckpt, notice = background_generator_source(checkpoint, generator_checkpoint, config)
     if notice:
         print(notice, flush=True)
@@ -150,61 +219,30 @@ def run_cathode(
         windows,
         checkpoint=gen_ckpt,
         config=config,
-        epochs=gen_epochs,
         jet_epochs=jet_epochs,
-        batch_size=batch_size,
-        lr=lr,
-        lr_factor=lr_factor,
-        optimizer=optimizer,
-        input_scaling=input_scaling,
         seed=seed,
-        device=device,
-        progress=progress,
+        **d.training.keywords(epochs=gen_epochs),
     )
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 51]))
     mjj_syn = rng.choice(data.mjj[sr], size=oversample * int(sr.sum()), replace=True)
-    synthetic, syn_features = gen.sample(mjj_syn, seed=seed + 1, steps=gen_steps, device=device)
+    synthetic, syn_features = gen.sample(mjj_syn, seed=seed + 1, steps=gen_steps, device=d.training.device)
     std = gen.standardizer
-    ref_in = dijet_inputs(split.background.subset(windows.in_sr(split.background.mjj)), std)
+    ref_in = d.in_sr(split.background, std)
     closeness = closeness_metrics(ref_in, synthetic, std, seed=seed)
     # the classifiers' scaling: the generator's, unless they start from another checkpoint (OmniLearned: raw inputs)
-    cls_std = std if gen_ckpt == checkpoint else _standardizer_for(checkpoint, split, windows, input_scaling)
-    sr_in, sb_in = dijet_inputs(data.subset(sr), cls_std), dijet_inputs(data.subset(sb), cls_std)
-    template = synthetic if cls_std is std else restandardize(synthetic, std, cls_std)
-    res = kfold_scores(
-        sr_in,
-        template,
-        _classifier_factory(checkpoint, config, seed),
-        k=kfolds,
-        seed=seed,
-        extra=sb_in,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        lr_factor=lr_factor if checkpoint is not None else 1.0,
-        optimizer=optimizer,
-        device=device,
-        progress=progress,
-    )
-    labels = data.labels[sr]
-    metrics = anomaly_metrics(labels, res.scores, min_background_events=min_background_events)
-    return AnomalyRun(
+    cls_std = std if gen_ckpt == checkpoint else d.standardizer()
+    return d.kfold(
         "cathode",
-        seed,
-        res.scores,
-        labels,
-        res.extra_scores,
-        metrics,
-        {
-            "generator": gen,
-            "synthetic": synthetic,
-            "synthetic_features": syn_features,
-            "synthetic_mjj": mjj_syn,
-            "reference": ref_in,
-            "closeness": closeness,
-            "fold": res.fold,
-            "background_generator": notice,
-        },
+        cls_std,
+        synthetic if cls_std is std else restandardize(synthetic, std, cls_std),
+        kfolds,
+        generator=gen,
+        synthetic=synthetic,
+        synthetic_features=syn_features,
+        synthetic_mjj=mjj_syn,
+        reference=ref_in,
+        closeness=closeness,
+        background_generator=notice,
     )
 
 
@@ -216,47 +254,15 @@ def run_idealised(
     config: Any = "tiny",
     seed: int = 0,
     kfolds: int = 3,
-    epochs: int = 5,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    lr_factor: float = DEFAULT_LR_FACTOR,
-    optimizer: str = DEFAULT_OPTIMIZER,
-    input_scaling: str = DEFAULT_INPUT_SCALING,
     min_background_events: int = 10,
-    device: str | torch.device = "auto",
-    progress: bool = False,
+    **training: Any,
 ) -> AnomalyRun:
     """Idealised anomaly detector: the same k-fold classifier, but against held-out TRUE SR
-    background (a perfect background template) - the ceiling CATHODE can reach."""
-    std = _standardizer_for(checkpoint, split, windows, input_scaling)
-    data = split.data
-    sr, sb = windows.in_sr(data.mjj), windows.in_sb(data.mjj)
-    ref_in = dijet_inputs(split.background.subset(windows.in_sr(split.background.mjj)), std)
-    res = kfold_scores(
-        dijet_inputs(data.subset(sr), std),
-        ref_in,
-        _classifier_factory(checkpoint, config, seed),
-        k=kfolds,
-        seed=seed,
-        extra=dijet_inputs(data.subset(sb), std),
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        lr_factor=lr_factor if checkpoint is not None else 1.0,
-        optimizer=optimizer,
-        device=device,
-        progress=progress,
-    )
-    labels = data.labels[sr]
-    return AnomalyRun(
-        "idealised",
-        seed,
-        res.scores,
-        labels,
-        res.extra_scores,
-        anomaly_metrics(labels, res.scores, min_background_events=min_background_events),
-        {"fold": res.fold},
-    )
+    background (a perfect background template) - the ceiling CATHODE can reach. ``training``: as
+    for :func:`run_cathode`."""
+    d = _Detector.of("run_idealised", split, windows, checkpoint, config, seed, training, min_background_events)
+    std = d.standardizer()
+    return d.kfold("idealised", std, d.in_sr(split.background, std), kfolds)
 
 
 def run_supervised(
@@ -266,48 +272,21 @@ def run_supervised(
     checkpoint: str | os.PathLike | None = None,
     config: Any = "tiny",
     seed: int = 0,
-    epochs: int = 5,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    lr_factor: float = DEFAULT_LR_FACTOR,
-    optimizer: str = DEFAULT_OPTIMIZER,
-    input_scaling: str = DEFAULT_INPUT_SCALING,
     min_background_events: int = 10,
-    device: str | torch.device = "auto",
-    progress: bool = False,
+    **training: Any,
 ) -> AnomalyRun:
     """Fully supervised upper bound: signal vs background trained on the labelled references
-    (SR events of ``split.signal`` and ``split.background``), evaluated on the SR data."""
-    std = _standardizer_for(checkpoint, split, windows, input_scaling)
-    data = split.data
-    sr, sb = windows.in_sr(data.mjj), windows.in_sb(data.mjj)
+    (SR events of ``split.signal`` and ``split.background``), evaluated on the SR data.
+    ``training``: as for :func:`run_cathode`."""
+    d = _Detector.of("run_supervised", split, windows, checkpoint, config, seed, training, min_background_events)
+    std = d.standardizer()
     sig = split.signal.subset(windows.in_sr(split.signal.mjj))
     if len(sig) < 2:
         raise ValueError(
             f"run_supervised: only {len(sig)} reference signal events in the SR; inject fewer signal "
             "events or generate a file with a larger signal_fraction"
         )
-    bkg = split.background.subset(windows.in_sr(split.background.mjj))
     sr_scores, sb_scores = supervised_scores(
-        dijet_inputs(sig, std),
-        dijet_inputs(bkg, std),
-        [dijet_inputs(data.subset(sr), std), dijet_inputs(data.subset(sb), std)],
-        _classifier_factory(checkpoint, config, seed),
-        seed=seed,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        lr_factor=lr_factor if checkpoint is not None else 1.0,
-        optimizer=optimizer,
-        device=device,
-        progress=progress,
+        dijet_inputs(sig, std), d.in_sr(split.background, std), list(d.data_inputs(std)), **d.classifier_keywords()
     )
-    labels = data.labels[sr]
-    return AnomalyRun(
-        "supervised",
-        seed,
-        sr_scores,
-        labels,
-        sb_scores,
-        anomaly_metrics(labels, sr_scores, min_background_events=min_background_events),
-    )
+    return d.result("supervised", sr_scores, sb_scores)
