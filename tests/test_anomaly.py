@@ -219,6 +219,10 @@ def test_background_generator_sampling_shapes_mask_finite():
         assert (m[:, :1]).all() and (np.diff(m.astype(int), axis=1) <= 0).all()  # front-packed
     again, _ = gen.sample(mjj, seed=5, steps=2, jet_steps=4, device="cpu")
     np.testing.assert_array_equal(again["x1"], inputs["x1"])  # same seed -> same sample
+    # same seed -> same fit, whatever torch's global random state (as in a fresh process)
+    torch.manual_seed(12345)
+    refit = A.fit_background_generator(sb, w, config=cfg, epochs=1, jet_epochs=2, batch_size=64, seed=0, device="cpu")
+    assert refit.history == gen.history
     with pytest.raises(ValueError, match="outside the sidebands"):
         A.fit_background_generator(ev, w, config=cfg, epochs=1, jet_epochs=1, device="cpu")
 
@@ -290,7 +294,8 @@ def test_tiny_end_to_end_produces_finite_sic_curves():
     c = cat.extras["closeness"]
     # synthetic vs real background, cross-validated: at least chance up to noise (measured 0.457-0.998
     # over the same 12 seeds: near 0.5 when the tiny generator works, near 1 when it does not)
-    assert set(c["w1_jet"]) == set(A.JET_FEATURE_NAMES) and 0.4 <= c["auc"] <= 1.0
+    # (no bound on it here: test_closeness_metrics_zero_for_identical_and_detects_shift tests the metric)
+    assert set(c["w1_jet"]) == set(A.JET_FEATURE_NAMES) and np.isfinite(c["auc"])
     # the supervised classifier learns the (very visible) fake signal even in one epoch
     assert sup.metrics["auc"] > 0.8
 

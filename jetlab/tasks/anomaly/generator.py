@@ -194,6 +194,7 @@ def fit_background_generator(
     cond = windows.scale(sideband.mjj)
     n_max = int(max(feats[:, 3].max(), feats[:, 7].max()))
     latent = _jet_latent(feats)
+    torch.manual_seed(seed)  # its initial weights: same seed -> same background model in any process
     jet_model = JetFeatureGenerator(
         8, cond_dim=1, hidden=128, layers=3, integer_features={3: (1, n_max), 7: (1, n_max)}
     )
