@@ -180,3 +180,18 @@ def test_observable_bins():
     assert m[0] == -0.5 and np.all(np.diff(m) == 1.0)
     with pytest.raises(KeyError, match="unknown observable"):
         observable_bins("foo")
+
+
+def test_reclustering_observables_print_no_fastjet_banner():
+    """z_g and tau21 recluster with FastJet, whose first clustering in a process prints a banner box on
+    the C-level stdout: in a fresh process (a notebook kernel) the output must stay clean. The same
+    clustering without jetlab prints it (the check can fail)."""
+    import subprocess
+    import sys
+
+    make = "import numpy as np\nrng = np.random.default_rng(0)\nP = np.zeros((3, 6, 4)); P[..., 0] = rng.uniform(5, 50, (3, 6)); P[..., 1] = rng.normal(0, .2, (3, 6)); P[..., 2] = rng.normal(0, .2, (3, 6)); P[..., 3] = P[..., 0] * np.cosh(P[..., 1])\n"
+    ours = make + "from jetlab.physics import compute_observables\nprint(sorted(compute_observables(P, ['zg', 'tau21'])))\n"
+    out = subprocess.run([sys.executable, "-c", ours], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['tau21', 'zg']", out
+    bare = "import fastjet\nfastjet.ClusterSequence([fastjet.PseudoJet(1., 0., 0., 1.)], fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4)).inclusive_jets()\n"
+    assert "FastJet release" in subprocess.run([sys.executable, "-c", bare], capture_output=True, text=True).stdout

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -487,19 +486,10 @@ def _run_all(chunks: list[Chunk], workers: int, progress: bool, desc: str) -> li
 
 
 def _consume_fastjet_banner() -> None:
-    """Pool initializer: FastJet prints its banner box on stdout at a process's first clustering, so
-    every spawned worker would add one to a notebook's output; cluster one particle with the file
-    descriptor pointed at /dev/null to use it up (C++ writes there, bypassing ``sys.stdout``)."""
-    sys.stdout.flush()
-    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    try:
-        one = np.array([10.0])
-        cluster(one, 0 * one, 0 * one, one, np.array([0]), 1, R=0.4, min_pt=1.0)
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
+    """Pool initializer: each worker uses up FastJet's banner before its first clustering."""
+    from jetlab.physics.observables import consume_fastjet_banner  # function-local: physics imports data
+
+    consume_fastjet_banner()
 
 
 def _indexed(item: tuple[int, Chunk]) -> tuple[int, dict[str, JetSet]]:
