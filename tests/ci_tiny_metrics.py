@@ -46,8 +46,13 @@ def headline(stem: str, m: dict[str, Any]) -> dict[str, float | None]:
     return {k: _num(v) for k, v in out.items()}
 
 
-def differences(actual: dict[str, float | None], expected: dict[str, float | None], rel: float = 1e-6) -> list[str]:
-    """Names (with both values) whose values differ beyond ``rel``, or that one side lacks."""
+def differences(actual: dict[str, float | None], expected: dict[str, float | None], rel: float = 1e-4) -> list[str]:
+    """Names (with both values) whose values differ beyond ``rel``, or that one side lacks.
+
+    ``rel`` 1e-4, not 1e-6: the same code and seeds give results that differ between CPUs (their
+    vector instruction sets order float sums differently) and the differences grow through DDIM
+    sampling: notebook 01's generated particle-eta W1 was 0.11575101 where the reference was made
+    and 0.11575066 on the 2026-11-28 machine (3e-6 relative). A change of results moves them by far more."""
     diffs = [f"{k}: missing" for k in expected if k not in actual] + [f"{k}: unexpected" for k in actual if k not in expected]
     for k in expected.keys() & actual.keys():
         a, e = actual[k], expected[k]
