@@ -888,6 +888,10 @@ def _norm(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
 
 
+#: jetlab requirements the GPU run never imports, left out of the carried wheels (the tool carries 64 MiB)
+NOT_CARRIED = {"hdf5plugin": "the published files' HDF5 filters (46 MiB); generated cache files are gzip"}
+
+
 def device_wheel_requirements(with_generator: bool = False) -> list[tuple[str, str]]:
     """``(distribution, installed version)`` of everything the run imports that the device image lacks.
 
@@ -904,7 +908,7 @@ def device_wheel_requirements(with_generator: bool = False) -> list[tuple[str, s
     roots = [Requirement(r).name for r in (md.requires("jetlab") or [])
              if not Requirement(r).marker or Requirement(r).marker.evaluate(marker_env)]
     roots += list(EXTRA_ROOTS) + list(LEAF_PACKAGES) + (list(GENERATOR_PACKAGES) if with_generator else [])
-    image = {_norm(n) for n in DEVICE_IMAGE_PACKAGES}
+    image = {_norm(n) for n in DEVICE_IMAGE_PACKAGES} | {_norm(n) for n in NOT_CARRIED}
     leaves = {_norm(n) for n in LEAF_PACKAGES}
     seen: dict[str, tuple[str, str]] = {}
     todo = list(roots)
