@@ -208,3 +208,16 @@ def test_cli(tmp_path, capsys):
                  "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert str(out) in text and "QCD=1" in text and "Tbqq=1" in text and "jet pT" in text
+
+
+def test_in_process_generation_prints_no_fastjet_banner(tmp_path):
+    """With one worker the clustering runs in the calling process (a notebook kernel): its output must
+    stay clean too. A fresh process, since this one may have clustered before."""
+    import subprocess
+    import sys
+
+    code = ("from jetlab.data.generate import generate\n"
+            f"generate('jetclass-mini', 20, {str(tmp_path / 'one.h5')!r}, workers=1, seed=5, progress=False, "
+            "classes=('QCD',), chunk_size=20)\nprint('done')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "done", out

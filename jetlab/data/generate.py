@@ -54,6 +54,7 @@ from .pythia_jets import (
     pseudorapidity,
     trim,
 )
+from .quiet_fastjet import consume_fastjet_banner
 from .schema import KINEMATIC_FEATURES, PID_FEATURES, JetSet, write_jetsets
 
 __all__ = ["generate", "GENERATORS", "GeneratorSpec", "PYTHIA_COMMON", "ZJETS_DATA_SETTINGS", "decay_groups"]
@@ -476,20 +477,13 @@ def _run_all(chunks: list[Chunk], workers: int, progress: bool, desc: str) -> li
             import multiprocessing as mp
 
             ctx = mp.get_context("spawn")
-            with ctx.Pool(min(workers, len(chunks)), initializer=_consume_fastjet_banner) as pool:
+            with ctx.Pool(min(workers, len(chunks)), initializer=consume_fastjet_banner) as pool:
                 for i, res in pool.imap_unordered(_indexed, list(enumerate(chunks))):
                     results[i] = res
                     bar.update()
     finally:
         bar.close()
     return results  # type: ignore[return-value]
-
-
-def _consume_fastjet_banner() -> None:
-    """Pool initializer: each worker uses up FastJet's banner before its first clustering."""
-    from jetlab.physics.observables import consume_fastjet_banner  # function-local: physics imports data
-
-    consume_fastjet_banner()
 
 
 def _indexed(item: tuple[int, Chunk]) -> tuple[int, dict[str, JetSet]]:

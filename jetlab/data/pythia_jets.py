@@ -11,6 +11,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .quiet_fastjet import fastjet_module
+
 __all__ = [
     "PYTHIA_COMMON",
     "Batch",
@@ -262,7 +264,8 @@ def four_vectors(pt, eta, phi, e):
 def cluster(pt, eta, phi, e, event, n_events, R: float, min_pt: float, algorithm: str = "antikt") -> Jets:
     """Cluster all events of a batch in one FastJet call."""
     import awkward as ak
-    import fastjet
+
+    fastjet = fastjet_module()
 
     counts = np.bincount(event, minlength=n_events)
     px, py, pz, en = four_vectors(pt, eta, phi, e)
@@ -303,7 +306,8 @@ def _jets_from_sums(jpx, jpy, jpz, je, jev, const_jet, const_idx) -> Jets:
 def trim(jets: Jets, sel: np.ndarray, pt, eta, phi, e, r_sub: float = 0.2, f_cut: float = 0.05) -> Jets:
     """Trim the jets ``sel``: recluster constituents with kT R=r_sub, drop subjets below f_cut*pT."""
     import awkward as ak
-    import fastjet
+
+    fastjet = fastjet_module()
 
     keep_c = np.isin(jets.const_jet, sel)
     cj, ci = jets.const_jet[keep_c], jets.const_idx[keep_c]

@@ -19,14 +19,13 @@ is an optional dependency (``pip install 'jetlab[gen]'``); it is imported on fir
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
+from jetlab.data.quiet_fastjet import fastjet_module
 from jetlab.data.schema import JetSet
 
 __all__ = [
@@ -171,44 +170,16 @@ def jet_width(jets, mask=None) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- fastjet
-_BANNER_CONSUMED = False
-
-
-def consume_fastjet_banner() -> None:
-    """FastJet prints its banner box on stdout at a process's first clustering; a notebook would show
-    it mid-results (and each data-generation worker once more). Cluster one particle with file
-    descriptor 1 pointed at /dev/null to use it up (C++ writes there, bypassing ``sys.stdout``).
-    Once per process; the pool initializer of :mod:`jetlab.data.generate` calls it in each worker."""
-    global _BANNER_CONSUMED
-    if _BANNER_CONSUMED:
-        return
-    import fastjet  # optional dependency (the ``gen`` extra)
-
-    sys.stdout.flush()
-    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    try:
-        seq = fastjet.ClusterSequence(
-            [fastjet.PseudoJet(1.0, 0.0, 0.0, 1.0)], fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4)
-        )
-        seq.inclusive_jets()
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
-    _BANNER_CONSUMED = True
-
-
 def _fastjet():
     try:
         import awkward as ak
-        import fastjet
+
+        fastjet = fastjet_module()
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise ImportError(
             "jetlab.physics: N-subjettiness and soft drop recluster constituents with FastJet; "
             "install it with `pip install 'jetlab[gen]'` (needs the `fastjet` and `awkward` packages)"
         ) from exc
-    consume_fastjet_banner()
     return ak, fastjet
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..preprocess import wrap_phi
+from ..quiet_fastjet import fastjet_module
 from ..schema import KINEMATIC_FEATURES, JetSet, SchemaError
 from ._common import (
     DroppedEventsWarning,
@@ -178,7 +179,8 @@ def lhco_num_events(path: PathLike) -> int:
 def _cluster(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mask: np.ndarray, R: float):
     """Anti-kT over a whole chunk at once; returns per-event jets (px, py, pz, E) and constituent indices."""
     import awkward as ak
-    import fastjet
+
+    fastjet = fastjet_module()
 
     counts = mask.sum(1)
     cols = {
