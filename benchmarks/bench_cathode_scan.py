@@ -45,20 +45,25 @@ PROFILE_TO_RUN = {"dataset": "data", "model": "model", "n_events": "n_events", "
                   "kfolds": "kfolds", "batch_size": "batch_size", "checkpoint": "checkpoint"}
 
 
-def injected_for(target_sb: float, kwargs: dict[str, Any]) -> tuple[int, dict[str, float]]:
-    """Signal events to inject for an SR S/B of ``target_sb`` (counted on the same events run_anomaly reads)."""
+def signal_region_counts(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """SR background of the pseudo-data, the signal events' SR fraction and the signal available,
+    counted once on the same events run_anomaly reads (they do not depend on the injected amount)."""
     events = load_dijets(kwargs["data"], kwargs["n_events"], seed=0, signal_fraction=kwargs["file_signal_fraction"],
                          max_particles=kwargs["max_particles"])
     windows = MassWindows()
     none = inject_signal(events, 0, seed=0)
-    n_b_sr = int(windows.in_sr(none.data.mjj).sum())
     sig = events.labels == 1
-    f_sr = float(windows.in_sr(events.mjj[sig]).mean())
-    n = int(round(target_sb * n_b_sr / f_sr))
-    if n > int(sig.sum()):
-        raise SystemExit(f"--sb {target_sb}: needs {n} signal events, the sample has {int(sig.sum())}; "
+    return {"sr_background": int(windows.in_sr(none.data.mjj).sum()),
+            "signal_sr_fraction": float(windows.in_sr(events.mjj[sig]).mean()), "n_signal_available": int(sig.sum())}
+
+
+def injected_for(target_sb: float, counts: dict[str, Any]) -> int:
+    """Signal events to inject for an SR S/B of ``target_sb``."""
+    n = int(round(target_sb * counts["sr_background"] / counts["signal_sr_fraction"]))
+    if n > counts["n_signal_available"]:
+        raise SystemExit(f"--sb {target_sb}: needs {n} signal events, the sample has {counts['n_signal_available']}; "
                          "raise --n-events or file_signal_fraction")
-    return n, {"sr_background": n_b_sr, "signal_sr_fraction": f_sr}
+    return n
 
 
 def random_max_sic(n_background: int, n_signal: int, *, trials: int = 300, seed: int = 0,
@@ -144,13 +149,15 @@ def main(argv: list[str] | None = None) -> int:
         kwargs["checkpoint"] = args.checkpoint
     points: list[dict[str, Any]] = []
     t_all = time.perf_counter()
+    counts = signal_region_counts(kwargs)
     for sb in args.sb:
-        n_signal, counts = injected_for(sb, kwargs)
+        n_signal = injected_for(sb, counts)
         t0 = time.perf_counter()
         res = run_anomaly(**kwargs, n_signal=n_signal, seeds=args.seeds, device=args.device,
                           output_dir=args.output_dir, progress=False)
         summary = res.split.summary(res.windows)
-        points.append({"target_sb": sb, "n_injected": n_signal, **counts, "sr_s_over_b": summary["sr_s_over_b"],
+        points.append({"target_sb": sb, "n_injected": n_signal, "sr_background": counts["sr_background"],
+                       "signal_sr_fraction": counts["signal_sr_fraction"], "sr_s_over_b": summary["sr_s_over_b"],
                        "sr_s_over_sqrt_b": summary["sr_s_over_sqrt_b"], "seconds": time.perf_counter() - t0,
                        "methods": {m: {"max_sic": v["max_sic"], "auc": v["auc"], "max_sic_per_seed": v["max_sic_per_seed"]}
                                    for m, v in res.metrics_table().items()},
