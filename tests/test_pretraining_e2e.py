@@ -42,7 +42,7 @@ def test_checkpoint_is_loadable_and_documented(run, measured) -> None:
     assert "jet_generator.safetensors" in card["notes"]
     # the card's metrics are the evaluation's (this 1-epoch fixture does not beat chance: measured
     # 0.067-0.27 accuracy vs 0.27-0.40 chance over seeds 0-5 (benchmarks/seed_spread.py), so only the
-    # bookkeeping is checked here)
+    # bookkeeping is checked here; test_pretrained_classifier_beats_chance below trains to learn)
     measured("accuracy", run.evaluation["accuracy"])
     measured("chance accuracy", run.evaluation["chance_accuracy"])
     assert card["metrics"]["accuracy"] == pytest.approx(run.evaluation["accuracy"])
@@ -174,3 +174,60 @@ def test_fit_jet_generator_trains_on_the_trainer_and_is_seeded() -> None:
     assert len(losses) == 6 and all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert not gen.training and any(not torch.equal(a, b) for a, b in zip(start, gen.parameters()))
     assert fit(1)[2] == losses and fit(2)[2] != losses  # the Trainer's seed fixes batch order and noise
+
+
+# -- the pretrained classifier learns the classes ------------------------------------------------
+# The fixture above trains 1 epoch (3 optimizer steps behind an EMA of 0.99), so its accuracy says
+# nothing. These runs train long enough to learn and check accuracy against chance with a margin;
+# the same training on the same jets with shuffled labels must fail that bound.
+
+
+@pytest.fixture(scope="module")
+def jetclass_400(tmp_path_factory: pytest.TempPathFactory):
+    from jetlab.data.generate import generate
+
+    return generate("jetclass-mini", 400, tmp_path_factory.mktemp("jc") / "jetclass.h5", seed=0, workers=2,
+                    progress=False)
+
+
+def _pretrain_to_learn(data, out, seed):
+    torch.set_num_threads(1)
+    return run_pretraining(data, n_jets=400, epochs=6, model="tiny", device="cpu", output_dir=out / "01_pretraining",
+                           seed=seed, batch_size=32, ema_decay=0, jet_epochs=2, gen_steps=2, n_generate=40,
+                           progress=False)
+
+
+def _accuracy_margin(result) -> float:
+    ev = result.evaluation
+    # recomputed from the test labels, not read back from the code under test
+    chance = np.bincount(result.test.labels[:40]).max() / 40
+    assert ev["chance_accuracy"] == pytest.approx(chance)
+    return ev["accuracy"] - chance
+
+
+# Over training seeds 0-5 (benchmarks/seed_spread.py): accuracy - chance 0.200-0.375 on 40 test jets;
+# with shuffled labels -0.05. The bound is half the lowest seed's margin.
+ACCURACY_MARGIN = 0.10
+
+
+def test_pretrained_classifier_beats_chance(jetclass_400, tmp_path, test_seed, measured) -> None:
+    result = _pretrain_to_learn(jetclass_400, tmp_path, test_seed)
+    margin = _accuracy_margin(result)
+    measured("accuracy - chance", margin)
+    assert margin > ACCURACY_MARGIN, result.evaluation
+
+
+def test_chance_bound_fails_when_the_labels_carry_no_information(jetclass_400, tmp_path, measured) -> None:
+    from jetlab.data.schema import inspect_file, read_jetsets, write_jetsets
+
+    sets, info = read_jetsets(jetclass_400), inspect_file(jetclass_400)
+    rng = np.random.default_rng(7)
+    shuffled = {}
+    for name, js in sets.items():
+        shuffled[name] = JetSet(js.particles, js.mask, js.jets, rng.permutation(js.labels), js.weights,
+                                js.particle_features, js.extra)
+    path = tmp_path / "shuffled.h5"
+    write_jetsets(path, shuffled, dataset=info.dataset, label_names=info.label_names)
+    margin = _accuracy_margin(_pretrain_to_learn(path, tmp_path, 0))
+    measured("accuracy - chance, shuffled labels", margin)
+    assert margin < ACCURACY_MARGIN
