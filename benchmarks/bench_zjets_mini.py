@@ -77,6 +77,12 @@ SCAN: dict[str, tuple[str, ...]] = {
     "FSR fixed alpha_s 0.15": ("Tune:pp = 14", "TimeShower:alphaSorder = 0", "TimeShower:alphaSvalue = 0.15"),
     "FSR alpha_s(mZ) 0.2": ("Tune:pp = 14", "TimeShower:alphaSvalue = 0.2"),
     "Vincia shower (no QED)": ("Tune:pp = 14", "PartonShowers:model = 2", "Vincia:ewMode = 0"),
+    "Vincia global shower (sector off, no QED)": (
+        "Tune:pp = 14",
+        "PartonShowers:model = 2",
+        "Vincia:ewMode = 0",
+        "Vincia:sectorShower = off",
+    ),
 }
 
 
