@@ -17,6 +17,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -116,6 +117,9 @@ def test_notebook_runs_with_papermill(notebook: Path, tmp_path: Path, notebook_e
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
     # results unchanged: the headline numbers at fixed seeds equal the committed reference
+    # (JETLAB_CI_TINY_OUT=DIR keeps each run's outputs in DIR/<stem> for tests/ci_tiny_metrics.py DIR)
+    if os.environ.get("JETLAB_CI_TINY_OUT"):
+        shutil.copytree(out, Path(os.environ["JETLAB_CI_TINY_OUT"]) / notebook.stem, dirs_exist_ok=True)
     reference = json.loads((ROOT / "tests" / "data" / REFERENCE_FILE).read_text())["reference"]
     got = headline(notebook.stem, json.loads((out / "metrics.json").read_text()))
     assert differences(got, reference[notebook.stem]) == [], f"{notebook.name}: ci-tiny metrics moved"
@@ -230,3 +234,52 @@ def test_notebook_uses_no_private_jetlab_names(notebook: Path) -> None:
                 private += [a.name for a in node.names if a.name.startswith("_")]
                 private += [node.module] if any(p.startswith("_") for p in node.module.split(".")) else []
     assert private == [], f"{notebook.name} uses private names {private}"
+
+
+def _input_scaling_defaults() -> dict[str, object]:
+    """Where a fine-tuning input scaling is chosen by default: every notebook parameter and every
+    task entry point or classifier spec that takes ``input_scaling``."""
+    import dataclasses
+    import inspect
+
+    from jetlab.notebook_params import read_parameters
+    from jetlab.tasks.anomaly import models as anomaly_models
+    from jetlab.tasks.anomaly import study
+    from jetlab.tasks.omnifold import classifiers, pipeline
+    from jetlab.tasks.tagging import run_tagging
+
+    found: dict[str, object] = {}
+    for nb in NOTEBOOKS:
+        params = read_parameters(nb)
+        if "input_scaling" in params:
+            found[nb.name] = params["input_scaling"].default
+    for fn in (run_tagging, pipeline.run_omnifold, study.run_anomaly):
+        found[fn.__qualname__] = inspect.signature(fn).parameters["input_scaling"].default
+    for cls in (classifiers.PETClassifier, *[c for c in vars(anomaly_models).values()
+                                             if dataclasses.is_dataclass(c) and isinstance(c, type)]):
+        fields = {f.name: f.default for f in dataclasses.fields(cls)}
+        if "input_scaling" in fields:
+            found[cls.__qualname__] = fields["input_scaling"]
+    return found
+
+
+def test_one_input_scaling_policy_everywhere() -> None:
+    # issue 15: one documented policy, the same name and default in every task and notebook
+    from jetlab.model.factory import DEFAULT_INPUT_SCALING
+
+    found = _input_scaling_defaults()
+    # the three notebooks that fine-tune and the three task entry points, at least
+    assert {"02_top_tagging.ipynb", "03_omnifold_unfolding.ipynb", "04_lhco_anomaly_detection.ipynb"} <= set(found)
+    assert {"run_tagging", "run_omnifold", "run_anomaly", "PETClassifier"} <= set(found)
+    assert {k: v for k, v in found.items() if v != DEFAULT_INPUT_SCALING} == {}, found
+    assert DEFAULT_INPUT_SCALING == "task"  # benchmarks/README.md, "Fine-tuning recipe"
+
+
+def test_input_scaling_policy_check_sees_a_notebook_that_departs(tmp_path: Path, monkeypatch) -> None:
+    # the check above reads the notebooks' parameter cells: a notebook with another default is named
+    src = (NOTEBOOK_DIR / "02_top_tagging.ipynb").read_text()
+    assert 'input_scaling = \\"task\\"' in src
+    bad = tmp_path / "02_top_tagging.ipynb"
+    bad.write_text(src.replace('input_scaling = \\"task\\"', 'input_scaling = \\"pretraining\\"'))
+    monkeypatch.setattr(sys.modules[__name__], "NOTEBOOKS", [bad])
+    assert _input_scaling_defaults()["02_top_tagging.ipynb"] == "pretraining"
