@@ -82,7 +82,7 @@ def main() -> None:
         times[arm] = time.perf_counter() - t0
         print(f"{arm}: {times[arm]:.0f} s", flush=True)
     summary = unfold_observables(runs, obs["sim_gen"], obs["data_gen"], OBS, bins=30, sim_reco=obs["sim_reco"],
-                                 data_reco=obs["data_reco"], n_bootstrap=2, seed=args.data_seed)
+                                 data_reco=obs["data_reco"], n_bootstrap=0, seed=args.data_seed)  # nominal values only
     print(f"\nzjets-mini {args.n} events per setup; {args.iterations} iterations; PET arms {args.epochs} epochs, "
           f"lr {args.lr or 'default'}, patience {args.patience}; checkpoint {ckpt}\n")
     print("TD x10^3 vs truth after the last iteration (each iteration in brackets):\n")

@@ -190,17 +190,20 @@ def jetclass_400(tmp_path_factory: pytest.TempPathFactory):
                     progress=False)
 
 
+N_TEST = 40  # evaluated test jets (n_generate)
+
+
 def _pretrain_to_learn(data, out, seed):
     torch.set_num_threads(1)
     return run_pretraining(data, n_jets=400, epochs=6, model="tiny", device="cpu", output_dir=out / "01_pretraining",
-                           seed=seed, batch_size=32, ema_decay=0, jet_epochs=2, gen_steps=2, n_generate=40,
+                           seed=seed, batch_size=32, ema_decay=0, jet_epochs=2, gen_steps=2, n_generate=N_TEST,
                            progress=False)
 
 
 def _accuracy_margin(result) -> float:
     ev = result.evaluation
     # recomputed from the test labels, not read back from the code under test
-    chance = np.bincount(result.test.labels[:40]).max() / 40
+    chance = np.bincount(result.test.labels[:N_TEST]).max() / N_TEST
     assert ev["chance_accuracy"] == pytest.approx(chance)
     return ev["accuracy"] - chance
 
