@@ -17,6 +17,11 @@ stops a run that would overrun. For each budget it reports, generated vs real te
 * sampling jets/s and jet-mass W1 per DDIM step count.
 
     python benchmarks/bench_generation.py --budgets 2 5 15 --out benchmarks/results/generation.json
+    python benchmarks/bench_generation.py --budgets 5 --gen-pt-input log_1m_ptrel log_pt
+
+``--gen-pt-input`` trains one arm per generated pT coordinate (:attr:`PETConfig.gen_pt_input`) at
+every budget, on the same data and epoch count: the before/after line of a generator change.
+``--balance-pt`` adds a row per trained model sampled with ``generate_jets(..., balance_pt=True)``.
 
 Prints a markdown table; ``--out`` also writes every number as JSON (atomically).
 """
@@ -38,9 +43,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jetlab.data.schema import JetSet, jet_features_from_particles  # noqa: E402
-from jetlab.physics.metrics import two_sample_auc, wasserstein_1d  # noqa: E402
 from jetlab.data.sources import resolve  # noqa: E402
 from jetlab.data.torchdata import split_indices  # noqa: E402
+from jetlab.model.config import GEN_PT_INPUTS, PETConfig  # noqa: E402
+from jetlab.physics.metrics import two_sample_auc, wasserstein_1d  # noqa: E402
 from jetlab.tasks.generation import evaluate_pretraining, generate_jets  # noqa: E402
 from jetlab.tasks.pretraining import load_pretrained, run_pretraining  # noqa: E402
 from jetlab.train import TimeLimit  # noqa: E402
@@ -117,18 +123,20 @@ def sampling_speed(res, steps_list, seed: int, n: int) -> list[dict[str, float]]
     return rows
 
 
-def run_budget(minutes: float, args, sec_per_epoch: float, work: Path) -> dict[str, Any]:
+def run_budget(minutes: float, args, sec_per_epoch: float, work: Path, pt_input: str = "log_1m_ptrel") -> list[dict[str, Any]]:
     epochs = max(1, int(minutes * 60 / sec_per_epoch))
     limit = TimeLimit(minutes * 60 * 1.05)
     t0 = time.perf_counter()
-    res = run_pretraining("jetclass-mini", n_jets=args.n_jets, seed=args.seed, epochs=epochs, output_dir=work / f"b{minutes}",
-                          callbacks=[limit], progress=False, workers=args.workers, device=args.device, **RECIPE)
+    recipe = {**RECIPE, "model": PETConfig.preset(RECIPE["model"], gen_pt_input=pt_input)}
+    res = run_pretraining("jetclass-mini", n_jets=args.n_jets, seed=args.seed, epochs=epochs,
+                          output_dir=work / f"b{minutes}-{pt_input}", callbacks=[limit], progress=False,
+                          workers=args.workers, device=args.device, **recipe)
     wall = time.perf_counter() - t0
     ev = res.evaluation
     gen = ev["generated"]
     n = min(len(res.val), len(res.test))
     row: dict[str, Any] = {
-        "budget_min": minutes, "epochs_scheduled": epochs, "epochs_run": len(res.history.epochs),
+        "budget_min": minutes, "gen_pt_input": pt_input, "epochs_scheduled": epochs, "epochs_run": len(res.history.epochs),
         "stopped_by_time": limit.stopped, "timings": res.timings, "wall_s": wall,
         "accuracy": ev["accuracy"], "generated_accuracy": ev["generated_accuracy"],
         "w1_jet_mass_per_class": ev["w1"]["jet_mass"], "w1_jet_mass_per_class_floor": ev["w1_reference"]["jet_mass"],
@@ -138,7 +146,19 @@ def run_budget(minutes: float, args, sec_per_epoch: float, work: Path) -> dict[s
     }
     if args.sampling_steps:
         row["sampling"] = sampling_speed(res, args.sampling_steps, args.seed, args.sampling_jets)
-    return row
+    rows = [row]
+    if args.balance_pt:
+        # the same trained model, its particles rescaled to add up to the conditioned jet pT
+        test = res.test.subset(slice(0, len(gen)))
+        bal = generate_jets(res.model, res.jet_generator, len(test), labels=test.labels, standardizer=res.standardizer,
+                            steps=RECIPE["gen_steps"], seed=args.seed, device=args.device,
+                            max_particles=test.max_particles, balance_pt=True)
+        evb = evaluate_pretraining(res.model, test, res.jet_generator, standardizer=res.standardizer,
+                                   reference_jetset=res.val, generated=bal, seed=args.seed, device=args.device)
+        rows.append({**{k: v for k, v in row.items() if k != "sampling"}, "balance_pt": True,
+                     "generated_accuracy": evb["generated_accuracy"], "w1_jet_mass_per_class": evb["w1"]["jet_mass"],
+                     "generated": compare(bal, res.test, args.seed), "outside_detector": outside_detector(bal, res.test)})
+    return rows
 
 
 def sampling_grid(args) -> list[dict[str, Any]]:
@@ -179,7 +199,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     def label(r):
         if "guidance" in r:
             return f"guidance {r['guidance']:g}, {r['steps']} steps ({r['jets_per_s']:.0f} jets/s)"
-        return f"{r['budget_min']:g} min ({r['epochs_run']})"
+        arm = "" if r.get("gen_pt_input", "log_1m_ptrel") == "log_1m_ptrel" else f", {r['gen_pt_input']}"
+        arm += ", balanced pT" if r.get("balance_pt") else ""
+        return f"{r['budget_min']:g} min ({r['epochs_run']}){arm}"
 
     for r in rows:
         g, f = r["generated"], r["floor"]
@@ -215,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default=None,
                     help="no training: sample this run_pretraining checkpoint with every --guidance x --sampling-steps")
     ap.add_argument("--guidance", type=float, nargs="+", default=[0.0], help="classifier-free guidance strengths (with --checkpoint)")
+    ap.add_argument("--gen-pt-input", nargs="+", default=["log_1m_ptrel"], choices=sorted(GEN_PT_INPUTS),
+                    help="generated pT coordinate(s) (PETConfig.gen_pt_input): one training arm each per budget")
+    ap.add_argument("--balance-pt", action="store_true",
+                    help="also evaluate each trained model with balance_pt=True (particles rescaled to the jet pT)")
     ap.add_argument("--out", type=Path, default=None, help="JSON with every number")
     args = ap.parse_args(argv)
     if any(b <= 0 for b in args.budgets):
@@ -245,8 +271,10 @@ def train_budgets(args) -> tuple[list[dict[str, Any]], float]:
         print(f"calibration: {sec_per_epoch:.1f} s per epoch ({time.perf_counter() - t0:.0f} s incl. data)", flush=True)
         rows = []
         for minutes in args.budgets:
-            rows.append(run_budget(minutes, args, sec_per_epoch, work))
-            print(f"budget {minutes:g} min done: {rows[-1]['epochs_run']} epochs, wall {rows[-1]['wall_s']:.0f} s", flush=True)
+            for pt_input in args.gen_pt_input:
+                rows.extend(run_budget(minutes, args, sec_per_epoch, work, pt_input))
+                print(f"budget {minutes:g} min, {pt_input} done: {rows[-1]['epochs_run']} epochs, "
+                      f"wall {rows[-1]['wall_s']:.0f} s", flush=True)
     return rows, sec_per_epoch
 
 

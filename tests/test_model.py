@@ -328,6 +328,34 @@ def test_complete_particle_inputs_matches_preprocessing():
     assert isinstance(tout, torch.Tensor)
     np.testing.assert_allclose(tout.numpy(), out, atol=1e-6)
     assert isinstance(std, Standardizer)
+    # the log-pT coordinate rebuilds the same inputs from (deta, dphi, log pT)
+    out_pt = complete_particle_inputs(x[..., [0, 1, 3]], m, j, std, pt_input="log_pt")
+    np.testing.assert_allclose(out_pt[..., :7][m], x[..., :7][m], atol=2e-3)
+    # ... and reading log pT as log(1 - pT/pT_jet) does not (a wrong coordinate must fail)
+    wrong = complete_particle_inputs(x[..., [0, 1, 3]], m, j, std)
+    assert np.abs(wrong[..., 3][m] - x[..., 3][m]).max() > 0.5
+    with pytest.raises(ValueError, match="pt_input must be one of"):
+        complete_particle_inputs(x[..., :3], m, j, std, pt_input="pt")
+
+
+def test_log_pt_generator_models_inputs_0_1_3_and_denoises_from_those_slots_only():
+    cfg = PETConfig.tiny(gen_pt_input="log_pt")
+    assert cfg.gen_feature_indices == (0, 1, 3) and PETConfig.tiny().gen_feature_indices == (0, 1, 2)
+    model = PET(cfg)
+    x = torch.randn(2, 5, cfg.num_feat)
+    np.testing.assert_array_equal(model.generated_features(x).numpy(), x[..., [0, 1, 3]].numpy())
+    body_in = model.generator_inputs(x[..., [0, 1, 3]])
+    np.testing.assert_array_equal(body_in[..., [0, 1, 3]].numpy(), x[..., [0, 1, 3]].numpy())
+    others = [i for i in range(cfg.num_feat) if i not in (0, 1, 3)]
+    assert (body_in[..., others] == 0).all()
+    # the default keeps the first three slots (checkpoints without the field load unchanged)
+    default = PET(PETConfig.tiny())
+    np.testing.assert_array_equal(default.generator_inputs(x[..., :3])[..., :3].numpy(), x[..., :3].numpy())
+    assert PETConfig.from_dict({k: v for k, v in PETConfig.tiny().to_dict().items() if k != "gen_pt_input"}) == PETConfig.tiny()
+    with pytest.raises(ValueError, match="gen_pt_input must be one of"):
+        PETConfig.tiny(gen_pt_input="pt")
+    with pytest.raises(ValueError, match="needs num_gen_features=3"):
+        PETConfig.tiny(gen_pt_input="log_pt", num_gen_features=2)
 
 
 def test_cuda_attention_preference_enables_exactly_the_listed_kernels_and_leaves_cpu_alone():

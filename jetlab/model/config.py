@@ -12,6 +12,9 @@ from typing import Any, Mapping
 
 #: the model-size presets of :meth:`PETConfig.preset`, smallest first
 PRESETS: tuple[str, ...] = ("tiny", "small", "paper")
+#: the particle inputs (jetlab.data.preprocess.PARTICLE_INPUTS: index 2 and 3) the generator may
+#: model as its pT coordinate
+GEN_PT_INPUTS: dict[str, int] = {"log_1m_ptrel": 2, "log_pt": 3}
 
 
 def strict_from_dict(cls, d: Mapping[str, Any]):
@@ -57,8 +60,11 @@ class PETConfig:
     dropout: float = 0.0
     #: probability per jet (training only) of dropping the "pid" feature group (inputs 7..12)
     feature_drop: float = 0.1
-    #: particle inputs modelled by the diffusion generator (deta, dphi, log_1m_ptrel)
+    #: particle inputs modelled by the diffusion generator (deta, dphi and the pT input below)
     num_gen_features: int = 3
+    #: the generator's pT coordinate: ``"log_1m_ptrel"`` (log(1 - pT/pT_jet), the OmniLearn input,
+    #: ~0 for every soft particle) or ``"log_pt"`` (log pT, which resolves soft particles)
+    gen_pt_input: str = "log_1m_ptrel"
     #: Fourier features of the diffusion time
     time_embed_dim: int = 64
     #: probability per jet (training only) of replacing the label by "null" (classifier-free guidance)
@@ -87,12 +93,26 @@ class PETConfig:
             raise ValueError(
                 f"PETConfig.num_gen_features must be in [1, num_feat={self.num_feat}], got {self.num_gen_features}"
             )
+        if self.gen_pt_input not in GEN_PT_INPUTS:
+            raise ValueError(f"PETConfig.gen_pt_input must be one of {list(GEN_PT_INPUTS)}, got {self.gen_pt_input!r}")
+        if self.gen_pt_input != "log_1m_ptrel" and self.num_gen_features != 3:
+            raise ValueError(
+                f"PETConfig.gen_pt_input={self.gen_pt_input!r} needs num_gen_features=3 "
+                f"(deta, dphi, pT), got {self.num_gen_features}"
+            )
         if self.time_embed_dim % 2:
             raise ValueError(f"PETConfig.time_embed_dim must be even, got {self.time_embed_dim}")
         for name in ("drop_path", "dropout", "feature_drop", "label_drop"):
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:
                 raise ValueError(f"PETConfig.{name} must be in [0, 1), got {v}")
+
+    @property
+    def gen_feature_indices(self) -> tuple[int, ...]:
+        """Which particle inputs the generator models, in its output order."""
+        if self.gen_pt_input == "log_1m_ptrel":
+            return tuple(range(self.num_gen_features))
+        return (0, 1, GEN_PT_INPUTS[self.gen_pt_input])
 
     # ------------------------------------------------------------------ presets
     @classmethod

@@ -1,4 +1,4 @@
-"""v-prediction diffusion on the first particle inputs (deta, dphi, log_1m_ptrel).
+"""v-prediction diffusion on the generated particle inputs (deta, dphi and a pT coordinate).
 
 Schedule: cosine in log-SNR, ``logsnr(t) = -2 log tan(a t + b)``, with ``a, b`` chosen so that
 logsnr runs from +20 (t = 0, clean) to -20 (t = 1, pure noise); ``alpha^2 = sigmoid(logsnr)``,
@@ -89,10 +89,9 @@ def diffusion_step(
     Returns ``v_loss_per_jet``, ``hidden`` (body output on noisy inputs), ``alpha``, ``t``.
     """
     x, mask, jets = batch["x"], batch["mask"].bool(), batch["jets"]
-    g = model.config.num_gen_features
     b = x.shape[0]
     t = torch.rand(b, generator=generator, device=x.device)
-    z, v_target, alpha, _ = noise_particles(x[..., :g], mask, t, generator)
+    z, v_target, alpha, _ = noise_particles(model.generated_features(x), mask, t, generator)
     labels = batch.get("label")
     if labels is not None and model.training:
         labels = drop_labels(model, labels, model.config.label_drop, generator)
@@ -148,21 +147,62 @@ def sample(
     return z
 
 
+def _pt_input_index(pt_input: str) -> int:
+    from .config import GEN_PT_INPUTS
+
+    if pt_input not in GEN_PT_INPUTS:
+        raise ValueError(f"pt_input must be one of {list(GEN_PT_INPUTS)}, got {pt_input!r}")
+    return GEN_PT_INPUTS[pt_input]
+
+
+def generated_ptrel(pt_coord: Tensor, jet_pt: Tensor, pt_input: str = "log_1m_ptrel") -> Tensor:
+    """pT / pT_jet of generated particles from their (unstandardised) pT coordinate, unclipped."""
+    if _pt_input_index(pt_input) == 2:
+        return -torch.expm1(pt_coord.clamp(max=0.0))
+    return torch.exp(pt_coord) / jet_pt.clamp_min(1e-8)
+
+
+def balance_ptrel(ptrel: Tensor, dphi: Tensor, mask: Tensor) -> Tensor:
+    """pT / pT_jet rescaled per jet so that the particles' transverse momenta add up to the jet's.
+
+    The generator conditions on the jet pT but nothing makes the generated particles sum to it;
+    an overall pT scale error of the particles also scales the jet mass. Dividing by
+    ``|sum_i ptrel_i exp(i dphi_i)|`` (over real particles) restores the conditioned jet pT exactly.
+    """
+    m = mask.to(ptrel.dtype)
+    sx = (ptrel * torch.cos(dphi) * m).sum(-1, keepdim=True)
+    sy = (ptrel * torch.sin(dphi) * m).sum(-1, keepdim=True)
+    return ptrel / torch.hypot(sx, sy).clamp_min(1e-6)
+
+
 @overload
 def complete_particle_inputs(
-    generated: Tensor, mask: Tensor | np.ndarray, jets: Tensor | np.ndarray, standardizer: "Standardizer"
+    generated: Tensor,
+    mask: Tensor | np.ndarray,
+    jets: Tensor | np.ndarray,
+    standardizer: "Standardizer",
+    pt_input: str = ...,
 ) -> Tensor: ...
 @overload
 def complete_particle_inputs(
-    generated: np.ndarray, mask: Tensor | np.ndarray, jets: Tensor | np.ndarray, standardizer: "Standardizer"
+    generated: np.ndarray,
+    mask: Tensor | np.ndarray,
+    jets: Tensor | np.ndarray,
+    standardizer: "Standardizer",
+    pt_input: str = ...,
 ) -> np.ndarray: ...
 def complete_particle_inputs(
-    generated: Tensor | np.ndarray, mask: Tensor | np.ndarray, jets: Tensor | np.ndarray, standardizer: "Standardizer"
+    generated: Tensor | np.ndarray,
+    mask: Tensor | np.ndarray,
+    jets: Tensor | np.ndarray,
+    standardizer: "Standardizer",
+    pt_input: str = "log_1m_ptrel",
 ) -> Tensor | np.ndarray:
-    """All 13 standardised particle inputs from generated standardised (deta, dphi, log_1m_ptrel).
+    """All 13 standardised particle inputs from generated standardised (deta, dphi, pT coordinate).
 
-    Particles are treated as massless (E = pT cosh eta); charge and PID flags are zero.
-    ``jets`` are the standardised jet inputs (pT, eta, mass, multiplicity). Returns the same
+    ``pt_input`` names the third generated input (:attr:`PETConfig.gen_pt_input`: ``log_1m_ptrel``
+    or ``log_pt``). Particles are treated as massless (E = pT cosh eta); charge and PID flags are
+    zero. ``jets`` are the standardised jet inputs (pT, eta, mass, multiplicity). Returns the same
     array type as ``generated``.
     """
     from jetlab.data.preprocess import PARTICLE_INPUTS
@@ -181,12 +221,13 @@ def complete_particle_inputs(
     ps = torch.as_tensor(standardizer.particle_std, dtype=torch.float64, device=gen.device)
     jm = torch.as_tensor(standardizer.jet_mean, dtype=torch.float64, device=gen.device)
     js = torch.as_tensor(standardizer.jet_std, dtype=torch.float64, device=gen.device)
-    raw = gen[..., :3] * ps[:3] + pm[:3]
-    deta, dphi, l1m = raw.unbind(-1)
+    idx = [0, 1, _pt_input_index(pt_input)]
+    raw = gen[..., :3] * ps[idx] + pm[idx]
+    deta, dphi, pt_coord = raw.unbind(-1)
     jraw = jt * js + jm
     jpt, jeta, jmass = (jraw[:, i : i + 1] for i in range(3))
     eps = 1e-8
-    ptrel = (-torch.expm1(l1m.clamp(max=0.0))).clamp(1e-9, 1.0 - 1e-6)
+    ptrel = generated_ptrel(pt_coord, jpt, pt_input).clamp(1e-9, 1.0 - 1e-6)
     pt = ptrel * jpt.clamp_min(eps)
     sign = torch.where(jeta < 0, -1.0, 1.0)
     eta = jeta + sign * deta

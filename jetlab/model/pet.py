@@ -209,10 +209,22 @@ class PET(FreezableParts, nn.Module):
     def forward(self, x: Tensor, mask: Tensor, jets: Tensor, groups: Sequence[str] | None = None) -> Tensor:
         return self.classify(x, mask, jets, groups)[0]
 
+    def generated_features(self, x: Tensor) -> Tensor:
+        """The inputs the generator models, ``(B, P, num_gen_features)``, of full inputs ``x``."""
+        idx = self.config.gen_feature_indices
+        if idx == tuple(range(len(idx))):
+            return x[..., : len(idx)]
+        return x[..., list(idx)]
+
     def generator_inputs(self, x_t: Tensor) -> Tensor:
-        """Body input for denoising: the noisy generated features, all other inputs zero."""
-        g = self.config.num_gen_features
-        return F.pad(x_t[..., :g], (0, self.config.num_feat - g))
+        """Body input for denoising: the noisy generated features in their input slots, all others zero."""
+        idx = self.config.gen_feature_indices
+        g = len(idx)
+        if idx == tuple(range(g)):
+            return F.pad(x_t[..., :g], (0, self.config.num_feat - g))
+        out = x_t.new_zeros(x_t.shape[:-1] + (self.config.num_feat,))
+        out[..., list(idx)] = x_t[..., :g]
+        return out
 
     def denoise(self, x_t: Tensor, mask: Tensor, jets: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
         """v-prediction ``(B, P, num_gen_features)`` for noisy particles ``x_t`` at time ``t`` in [0, 1].

@@ -4,8 +4,8 @@ Generating a jet takes two stages, because PET's generator head produces particl
 jet-level features and class:
 
 1. :class:`jetlab.model.jet_generator.JetFeatureGenerator` samples (pT, eta, mass, N) per class;
-2. :func:`jetlab.model.diffusion.sample` (DDIM) samples the N particles' (deta, dphi,
-   log(1 - pT/pT_jet)) conditioned on those features and the class; the standardizer turns them
+2. :func:`jetlab.model.diffusion.sample` (DDIM) samples the N particles' (deta, dphi, and
+   log(1 - pT/pT_jet) or log pT: :attr:`PETConfig.gen_pt_input`) conditioned on those features and the class; the standardizer turns them
    back into physical massless particles (pT, eta, phi, E), and the jet observables are
    recomputed *from the particles*, so the evaluation judges what was generated.
 """
@@ -20,7 +20,7 @@ import torch
 from jetlab.data.preprocess import Standardizer
 from jetlab.data.schema import KINEMATIC_FEATURES, JetSet, jet_features_from_particles
 from jetlab.data.torchdata import JetDataset
-from jetlab.model.diffusion import sample
+from jetlab.model.diffusion import balance_ptrel, generated_ptrel, sample
 from jetlab.model.jet_generator import JetFeatureGenerator
 from jetlab.physics.metrics import wasserstein_1d
 from jetlab.train import predict
@@ -124,13 +124,15 @@ def generate_jets(
     device: str | torch.device = "cpu",
     max_particles: int | None = None,
     guidance: float = 0.0,
+    balance_pt: bool = False,
 ) -> JetSet:
     """Generate ``n`` jets: jet features from ``jet_generator``, particles from PET's generator head.
 
     ``labels``: None (classes in turn), an int (all jets of that class) or an array of ``n`` class
     indices. ``standardizer`` defaults to the one in ``model.card``. ``steps``/``jet_steps`` are
     the DDIM steps of the particle / jet-feature samplers; ``guidance`` w > 0 is classifier-free
-    guidance of the particle sampler (``(1 + w) v_class - w v_null``). Same ``seed`` -> same jets. The result
+    guidance of the particle sampler (``(1 + w) v_class - w v_null``); ``balance_pt`` rescales each
+    jet's particle pT so they add up to the conditioned jet pT (:func:`balance_ptrel`). Same ``seed`` -> same jets. The result
     holds massless particles (pT, eta, phi, E), pT-ordered, with jet features recomputed from them;
     the jet features that conditioned the generation are in ``extra["cond_jets"]``.
     """
@@ -183,13 +185,18 @@ def generate_jets(
         parts.append(full)
     z = np.concatenate(parts)
 
-    # standardised (deta, dphi, log(1 - pT/pT_jet)) -> physical particles
-    ps, pm = standardizer.particle_std[:3].astype(np.float64), standardizer.particle_mean[:3].astype(np.float64)
+    # standardised (deta, dphi, pT coordinate) -> physical particles
+    pt_input = model.config.gen_pt_input
+    idx = list(model.config.gen_feature_indices)
+    ps, pm = standardizer.particle_std[idx].astype(np.float64), standardizer.particle_mean[idx].astype(np.float64)
     raw = z[..., :3].astype(np.float64) * ps + pm
-    deta, dphi, l1m = raw[..., 0], raw[..., 1], raw[..., 2]
+    deta, dphi = raw[..., 0], raw[..., 1]
     jpt, jeta = feats[:, 0:1], feats[:, 1:2]
     jphi = rng.uniform(-np.pi, np.pi, size=(n, 1))  # the jet azimuth is not modelled: the physics is phi-symmetric
-    ptrel = np.clip(-np.expm1(np.minimum(l1m, 0.0)), 1e-6, 1.0 - 1e-6)
+    ptrel_t = generated_ptrel(torch.from_numpy(raw[..., 2]), torch.from_numpy(jpt), pt_input)
+    if balance_pt:
+        ptrel_t = balance_ptrel(ptrel_t.clamp(1e-6, 1.0), torch.from_numpy(dphi), torch.from_numpy(mask))
+    ptrel = np.clip(ptrel_t.numpy(), 1e-6, 1.0 - 1e-6)
     pt = ptrel * jpt
     eta = jeta + np.where(jeta < 0, -1.0, 1.0) * deta
     phi = (jphi + dphi + np.pi) % (2 * np.pi) - np.pi

@@ -144,7 +144,11 @@ class BackgroundGenerator:
                 z = ddim(
                     self.particle_model.pet, m, self.particle_model.condition(j, mj), lab, steps=steps, generator=g
                 )
-                xs[a : a + batch_size] = complete_particle_inputs(z, m, j, self.standardizer).cpu().numpy()
+                xs[a : a + batch_size] = (
+                    complete_particle_inputs(z, m, j, self.standardizer, self.particle_model.pet.config.gen_pt_input)
+                    .cpu()
+                    .numpy()
+                )
             out[f"x{k}"], out[f"mask{k}"], out[f"jets{k}"] = xs, mask, jets
         return out, feats
 
