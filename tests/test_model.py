@@ -338,6 +338,22 @@ def test_complete_particle_inputs_matches_preprocessing():
         complete_particle_inputs(x[..., :3], m, j, std, pt_input="pt")
 
 
+def test_balance_ptrel_makes_the_particles_add_up_to_the_jet_pt():
+    from jetlab.model.diffusion import balance_ptrel
+
+    rng = np.random.default_rng(1)
+    n, p = 6, 9
+    mask = np.arange(p)[None] < rng.integers(2, p + 1, (n, 1))
+    dphi = rng.normal(0, 0.2, (n, p))
+    ptrel = rng.dirichlet(np.ones(p), n) * rng.uniform(0.5, 1.6, (n, 1))  # jets 0.5-1.6x too soft / hard
+    out = balance_ptrel(torch.from_numpy(ptrel), torch.from_numpy(dphi), torch.from_numpy(mask)).numpy()
+    sx, sy = ((out * np.cos(dphi)) * mask).sum(1), ((out * np.sin(dphi)) * mask).sum(1)
+    np.testing.assert_allclose(np.hypot(sx, sy), 1.0, rtol=1e-12)
+    before = np.hypot(((ptrel * np.cos(dphi)) * mask).sum(1), ((ptrel * np.sin(dphi)) * mask).sum(1))
+    assert np.abs(before - 1.0).max() > 0.1  # the input was not balanced: the check can fail
+    np.testing.assert_allclose(out / ptrel, np.broadcast_to((1.0 / before)[:, None], (n, p)))  # one scale per jet
+
+
 def test_log_pt_generator_models_inputs_0_1_3_and_denoises_from_those_slots_only():
     cfg = PETConfig.tiny(gen_pt_input="log_pt")
     assert cfg.gen_feature_indices == (0, 1, 3) and PETConfig.tiny().gen_feature_indices == (0, 1, 2)
