@@ -24,7 +24,7 @@ Units: ``mjj`` in TeV everywhere in this package (files store GeV; :func:`load_d
 Modules: :mod:`.events` (windows, events, signal injection), :mod:`.models` (the dijet classifier,
 k-fold), :mod:`.generator` (the background model), :mod:`.metrics` (SIC, closeness, sculpting),
 :mod:`.pipelines` (CATHODE, idealised, supervised for one seed), :mod:`.study` (:func:`run_anomaly`,
-every seed as one call).
+every seed as one call), :mod:`.scan` (:func:`scan_signal_fraction`: max SIC against the injected S/B).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from .models import (
     train_dijet_classifier,
 )
 from .pipelines import AnomalyRun, run_cathode, run_idealised, run_supervised
+from .scan import SignalFractionScan, find_saved_scan, random_max_sic, scan_signal_fraction, signal_fraction_scan
 from .study import AnomalyResults, run_anomaly
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "KFoldResult",
     "MassWindows",
     "MjjConditionedGenerator",
+    "SignalFractionScan",
     "TrainingSettings",
     "anomaly_metrics",
     "closeness_metrics",
@@ -78,6 +80,9 @@ __all__ = [
     "kfold_indices",
     "kfold_scores",
     "load_dijets",
+    "find_saved_scan",
+    "random_max_sic",
+    "scan_signal_fraction",
     "predict_dijet",
     "raw_particles",
     "run_anomaly",
@@ -85,6 +90,7 @@ __all__ = [
     "run_idealised",
     "run_supervised",
     "sculpting_check",
+    "signal_fraction_scan",
     "supervised_scores",
     "train_dijet_classifier",
 ]

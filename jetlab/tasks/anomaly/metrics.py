@@ -79,8 +79,10 @@ def raw_particles(inputs: Mapping[str, np.ndarray], standardizer: Standardizer, 
     return raw[mask]
 
 
-def _summary_features(inputs: Mapping[str, np.ndarray], standardizer: Standardizer) -> np.ndarray:
-    """Per-event high-level summary for the true-vs-generated classifier test."""
+def _summary_features(inputs: Mapping[str, np.ndarray], standardizer: Standardizer, part: str = "all") -> np.ndarray:
+    """Per-event high-level summary for the true-vs-generated classifier test: ``part`` "jets" (both
+    jets' pT, eta, mass, N), "particles" (per jet: particle-feature means and widths, pT-weighted
+    width, leading pT fraction) or "all"."""
     cols = []
     for k in (1, 2):
         x, mask = inputs[f"x{k}"], inputs[f"mask{k}"].astype(bool)
@@ -94,7 +96,12 @@ def _summary_features(inputs: Mapping[str, np.ndarray], standardizer: Standardiz
         dr = np.hypot(raw[..., 0], raw[..., 1])
         width = (ptrel * dr).sum(1) / np.maximum(ptrel.sum(1), 1e-9)
         lead = ptrel.max(1)
-        cols += [jets, mean, sd, width[:, None], lead[:, None], mask.sum(1, keepdims=True).astype(np.float32)]
+        if part in ("all", "jets"):
+            cols += [jets]
+        if part in ("all", "particles"):
+            cols += [mean, sd, width[:, None], lead[:, None]]
+        if part == "all":
+            cols += [mask.sum(1, keepdims=True).astype(np.float32)]
     return np.concatenate(cols, axis=1)
 
 
@@ -112,7 +119,9 @@ def closeness_metrics(
     * ``w1_particle``: per particle feature of jet 1 and jet 2 (:data:`PARTICLE_FEATURE_NAMES`);
     * ``w1_*_floor``: the same between two halves of the reference (finite-sample floor);
     * ``auc``: out-of-fold ROC AUC of a gradient-boosted classifier true vs generated on per-event
-      summaries (jet features, particle-feature means/widths): 0.5 = indistinguishable.
+      summaries (jet features, particle-feature means/widths): 0.5 = indistinguishable;
+      ``auc_jets`` and ``auc_particles``: the same on the jet features alone and on the particle
+      summaries alone (which half of the generator gives it away).
     """
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 31]))
     n_r = len(reference["x1"])
@@ -144,11 +153,13 @@ def closeness_metrics(
     }
     n_g = len(generated["x1"])
     sel = rng.choice(n_g, size=min(n_g, n_r), replace=False)
-    out["auc"] = two_sample_auc(
-        _summary_features(reference, standardizer),
-        _summary_features(take_inputs(generated, sel), standardizer),
-        seed=seed,
-        folds=folds,
-    )
+    gen_sel = take_inputs(generated, sel)
+    for key, part in (("auc", "all"), ("auc_jets", "jets"), ("auc_particles", "particles")):
+        out[key] = two_sample_auc(
+            _summary_features(reference, standardizer, part),
+            _summary_features(gen_sel, standardizer, part),
+            seed=seed,
+            folds=folds,
+        )
     out["n_reference"], out["n_generated"] = int(n_r), int(len(sel))
     return out

@@ -1,0 +1,347 @@
+"""How little signal can the search find? Max SIC against the injected S/B in the signal region.
+
+CATHODE is only interesting where the signal is a small fraction of the SR (the LHCO paper's
+regime is S/B around 1% or below). :func:`scan_signal_fraction` repeats :func:`run_anomaly` for
+several injected amounts; :class:`SignalFractionScan` holds the points (the JSON that
+``benchmarks/bench_cathode_scan.py`` writes has the same layout), tells down to which S/B each
+method keeps finding the signal, and plots the curve that notebook 04 shows.
+
+"Finding the signal" is judged against what *no information* reaches on the same events: with few
+signal events and a floor of background events after the cut, a random score's max SIC
+fluctuates above 1 (e.g. 1.05 on average and 1.15 at the 95th percentile for 17 signal and 335
+background events). A method finds the signal at a point when its max SIC minus its seed spread
+is above the random score's 95th percentile there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from jetlab._io import atomic_path
+from jetlab.physics.metrics import max_sic
+
+from .events import DEFAULT_SB, DEFAULT_SR, MassWindows, inject_signal, load_dijets
+from .study import run_anomaly
+
+__all__ = ["SignalFractionScan", "find_saved_scan", "random_max_sic", "scan_signal_fraction", "signal_fraction_scan"]
+
+#: where ``benchmarks/bench_cathode_scan.py --out`` keeps the scan of a source checkout
+SAVED_SCAN = Path("benchmarks") / "results" / "cathode_scan.json"
+#: keys every point of a scan must have
+_POINT_KEYS = ("n_injected", "sr_background", "sr_s_over_b", "sr_s_over_sqrt_b", "methods")
+
+
+def random_max_sic(
+    n_background: int, n_signal: int, *, trials: int = 300, seed: int = 0, min_background_events: int = 10
+) -> tuple[float, float]:
+    """Mean and 95th percentile of the max SIC of a uniformly random score on ``n_background`` +
+    ``n_signal`` events, with the search's background-event floor: what "no information" reaches."""
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.zeros(n_background), np.ones(n_signal)]
+    v = [max_sic(y, rng.random(len(y)), min_background_events=min_background_events) for _ in range(trials)]
+    return float(np.mean(v)), float(np.percentile(v, 95))
+
+
+@dataclass
+class SignalFractionScan:
+    """Scan points, highest S/B first, each a dict: ``sr_s_over_b``, ``sr_s_over_sqrt_b``,
+    ``n_injected``, ``sr_background``, ``methods`` (``{method: {"max_sic": (mean, spread), ...}}``),
+    ``random_max_sic`` (mean, 95th percentile) and, for CATHODE runs, ``closeness_auc``."""
+
+    points: list[dict[str, Any]]
+    settings: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+    #: where the points came from: a file path, or "computed"
+    source: str = "computed"
+    #: other top-level entries of the file (profile, load average, ...), written back by :meth:`save`
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for i, p in enumerate(self.points):
+            missing = [k for k in _POINT_KEYS if k not in p]
+            if missing:
+                raise ValueError(
+                    f"SignalFractionScan ({self.source}): point {i} lacks {missing}; expected keys {list(_POINT_KEYS)}"
+                )
+            if "random_max_sic" not in p:
+                n_s = int(round(p["sr_s_over_b"] * p["sr_background"]))
+                p["random_max_sic"] = list(random_max_sic(int(p["sr_background"]), n_s))
+        self.points = sorted(self.points, key=lambda p: -p["sr_s_over_b"])
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def methods(self) -> list[str]:
+        return list(dict.fromkeys(m for p in self.points for m in p["methods"]))
+
+    def finds_signal(self, point: dict[str, Any], method: str) -> bool:
+        """Max SIC minus seed spread above the random score's 95th percentile at ``point``."""
+        m = point["methods"].get(method)
+        return m is not None and m["max_sic"][0] - m["max_sic"][1] > point["random_max_sic"][1]
+
+    def lowest_found(self, method: str) -> float | None:
+        """Lowest S/B down to which every point (from the highest S/B) finds the signal; None if the
+        highest point already does not."""
+        found = None
+        for p in self.points:
+            if not self.finds_signal(p, method):
+                break
+            found = float(p["sr_s_over_b"])
+        return found
+
+    def summary(self) -> str:
+        """One plain sentence per method: down to which S/B it finds the signal, and where it stops."""
+        lines = []
+        for m in self.methods:
+            low = self.lowest_found(m)
+            below = [p["sr_s_over_b"] for p in self.points if low is None or p["sr_s_over_b"] < low]
+            if low is None:
+                lines.append(
+                    f"{m}: does not find the signal at any scanned S/B (highest {self.points[0]['sr_s_over_b']:.3f})"
+                )
+            elif below:
+                lines.append(f"{m}: finds the signal down to S/B = {low:.3f}; stops at S/B = {max(below):.3f}")
+            else:
+                lines.append(f"{m}: finds the signal at every scanned S/B, down to {low:.3f}")
+        return "\n".join(lines)
+
+    def report(self) -> str:
+        """Where the scan comes from, its table and the summary: what notebook 04 prints."""
+        head = f"scan: {self.source}; settings {self.settings}; seeds {self.seeds}"
+        return f"{head}\n\n{self.table()}\n\n{self.summary()}"
+
+    def table(self) -> str:
+        """Markdown table: S/B (injected events), S/sqrt(B), the random score and each method's max SIC."""
+        ms = self.methods
+        lines = [
+            "| S/B in SR (injected) | S/sqrt(B) | random score (mean / 95%) | "
+            + " | ".join(f"{m} max SIC" for m in ms)
+            + " |",
+            "|---|---|---|" + "---|" * len(ms),
+        ]
+        for p in self.points:
+            cells = [
+                f"{p['methods'][m]['max_sic'][0]:.2f} ± {p['methods'][m]['max_sic'][1]:.2f}"
+                if m in p["methods"]
+                else "-"
+                for m in ms
+            ]
+            r = p["random_max_sic"]
+            lines.append(
+                f"| {p['sr_s_over_b']:.3f} ({p['n_injected']}) | {p['sr_s_over_sqrt_b']:.2f} | {r[0]:.2f} / {r[1]:.2f} | "
+                + " | ".join(cells)
+                + " |"
+            )
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ figure
+    def plot(self, rlabel: str | None = None):
+        """Max SIC (mean ± seed spread) against S/B, one line per method, above the band a random
+        score reaches (its 95th percentile): where a line enters the band, the method is blind."""
+        from matplotlib.figure import Figure
+
+        from jetlab.plot import COLORS, label_axes, style
+
+        sb = np.array([p["sr_s_over_b"] for p in self.points])
+        rnd = np.array([p["random_max_sic"][1] for p in self.points])
+        with style():
+            fig = Figure(figsize=(6.8, 6.0))
+            ax = fig.add_subplot()
+            ax.fill_between(sb, 0.0, rnd, color="grey", alpha=0.25, label="random score (95%)")
+            for i, m in enumerate(self.methods):
+                pts = [p for p in self.points if m in p["methods"]]
+                x = np.array([p["sr_s_over_b"] for p in pts])
+                y = np.array([p["methods"][m]["max_sic"][0] for p in pts])
+                e = np.array([p["methods"][m]["max_sic"][1] for p in pts])
+                low = self.lowest_found(m)
+                lab = f"{m} (finds it down to S/B {low:.2g})" if low is not None else f"{m} (never beyond random)"
+                ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, color=COLORS[i % len(COLORS)], label=lab)
+            ax.set_xscale("log")
+            ax.set_ylim(
+                0, 1.6 * max([1.0] + [p["methods"][m]["max_sic"][0] for p in self.points for m in p["methods"]])
+            )
+            ax.set_xlabel(r"Injected $S/B$ in the signal region")
+            ax.set_ylabel(r"max SIC $\varepsilon_S\,/\,\varepsilon_B^{1/2}$")
+            ax.legend(fontsize="x-small", loc="upper left")
+            label_axes(ax, rlabel)
+        return fig
+
+    # ------------------------------------------------------------------ files
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "settings": self.settings,
+            "seeds": list(self.seeds),
+            "points": self.points,
+            "lowest_sb_found": {m: self.lowest_found(m) for m in self.methods},
+        }
+
+    def save(self, path: str | os.PathLike, **extra: Any) -> Path:
+        """Write the scan (and ``extra`` top-level entries) as JSON, atomically."""
+        doc = {**self.meta, **extra, **self.to_dict()}
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(
+                json.dumps(doc, indent=1, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o))
+            )
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SignalFractionScan":
+        p = Path(path)
+        try:
+            doc = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"SignalFractionScan.load: cannot read {p}: {exc}") from exc
+        if not isinstance(doc, dict) or not doc.get("points"):
+            raise ValueError(f"SignalFractionScan.load: {p} has no 'points' (expected bench_cathode_scan.py's JSON)")
+        meta = {k: v for k, v in doc.items() if k not in ("points", "settings", "seeds", "lowest_sb_found")}
+        return cls(
+            points=doc["points"], settings=doc.get("settings", {}), seeds=doc.get("seeds", []), source=str(p), meta=meta
+        )
+
+
+def find_saved_scan(start: str | os.PathLike | None = None) -> Path | None:
+    """The scan ``benchmarks/bench_cathode_scan.py`` saved in this source checkout, if any:
+    ``$JETLAB_CATHODE_SCAN``, else :data:`SAVED_SCAN` under ``start`` (default: the working
+    directory) or one of its parents, else under the checkout jetlab is imported from."""
+    env = os.environ.get("JETLAB_CATHODE_SCAN")
+    if env:
+        if not Path(env).is_file():
+            raise FileNotFoundError(f"JETLAB_CATHODE_SCAN={env!r} is not a file")
+        return Path(env)
+    here = Path(start) if start is not None else Path.cwd()
+    import jetlab
+
+    roots = [here.resolve(), *here.resolve().parents, Path(jetlab.__file__).resolve().parents[1]]
+    for root in roots:
+        if (root / SAVED_SCAN).is_file():
+            return root / SAVED_SCAN
+    return None
+
+
+def _signal_region_counts(
+    data: Any,
+    n_events: int,
+    data_seed: int,
+    file_signal_fraction: float,
+    max_particles: int | None,
+    windows: MassWindows,
+) -> dict[str, Any]:
+    """SR background of the pseudo-data, the signal's SR fraction and the signal available, counted
+    on the events :func:`run_anomaly` reads (they do not depend on the injected amount)."""
+    events = load_dijets(
+        data, n_events, seed=data_seed, signal_fraction=file_signal_fraction, max_particles=max_particles
+    )
+    none = inject_signal(events, 0, seed=data_seed)
+    sig = events.labels == 1
+    return {
+        "sr_background": int(windows.in_sr(none.data.mjj).sum()),
+        "signal_sr_fraction": float(windows.in_sr(events.mjj[sig]).mean()) if sig.any() else 0.0,
+        "n_signal_available": int(sig.sum()),
+    }
+
+
+def scan_signal_fraction(
+    data: Any = "lhco-mini",
+    *,
+    sb_targets: Sequence[float] = (0.5, 0.2, 0.1, 0.05),
+    seeds: Sequence[int] = (0, 1),
+    n_events: int = 6000,
+    data_seed: int = 0,
+    file_signal_fraction: float = 0.15,
+    max_particles: int | None = 24,
+    progress: bool = True,
+    on_point=None,
+    **run_kwargs: Any,
+) -> SignalFractionScan:
+    """:func:`run_anomaly` at each target S/B in the SR (``sb_targets``): the number of injected
+    signal events is ``round(S/B * N_B(SR) / f_SR)``, with N_B(SR) the SR background of the
+    pseudo-data and f_SR the signal's SR fraction. ``run_kwargs`` go to :func:`run_anomaly` (same
+    names). ``on_point(scan)`` is called after every point (e.g. to save a partial scan)."""
+    targets = [float(s) for s in sb_targets]
+    if not targets or any(not s > 0 for s in targets):
+        raise ValueError(f"scan_signal_fraction: sb_targets must be positive S/B values, got {list(sb_targets)}")
+    for bad in ("n_signal", "seeds", "data_seed"):
+        if bad in run_kwargs:
+            raise TypeError(f"scan_signal_fraction: {bad!r} is set by the scan, not a run_anomaly keyword here")
+    windows = MassWindows(run_kwargs.get("sr", DEFAULT_SR), run_kwargs.get("sb", DEFAULT_SB))
+    counts = _signal_region_counts(data, n_events, data_seed, file_signal_fraction, max_particles, windows)
+    if counts["signal_sr_fraction"] <= 0:
+        raise ValueError(f"scan_signal_fraction: {data!r} has no signal events in the SR to inject")
+    settings = {
+        "data": str(data),
+        "n_events": n_events,
+        "data_seed": data_seed,
+        "file_signal_fraction": file_signal_fraction,
+        "max_particles": max_particles,
+        **{k: v for k, v in run_kwargs.items() if k not in ("output_dir", "progress")},
+    }
+    scan = SignalFractionScan(points=[], settings=settings, seeds=[int(s) for s in seeds])
+    for target in sorted(targets, reverse=True):
+        n_signal = int(round(target * counts["sr_background"] / counts["signal_sr_fraction"]))
+        if n_signal > counts["n_signal_available"]:
+            raise ValueError(
+                f"scan_signal_fraction: S/B {target} needs {n_signal} signal events, {data!r} has "
+                f"{counts['n_signal_available']}; raise n_events or file_signal_fraction"
+            )
+        t0 = time.perf_counter()
+        res = run_anomaly(
+            data,
+            n_events=n_events,
+            data_seed=data_seed,
+            file_signal_fraction=file_signal_fraction,
+            max_particles=max_particles,
+            n_signal=n_signal,
+            seeds=seeds,
+            progress=progress,
+            **run_kwargs,
+        )
+        summary = res.split.summary(res.windows)
+        point = {
+            "target_sb": target,
+            "n_injected": n_signal,
+            "sr_background": counts["sr_background"],
+            "signal_sr_fraction": counts["signal_sr_fraction"],
+            "sr_s_over_b": summary["sr_s_over_b"],
+            "sr_s_over_sqrt_b": summary["sr_s_over_sqrt_b"],
+            "seconds": time.perf_counter() - t0,
+            "methods": res.metrics_table(),
+            "closeness_auc": {k: c["auc"] for k, c in res.closeness().items()},
+        }
+        scan = SignalFractionScan(points=[*scan.points, point], settings=settings, seeds=scan.seeds)
+        if on_point is not None:
+            on_point(scan)
+    return scan
+
+
+def signal_fraction_scan(
+    source: str | os.PathLike = "auto",
+    data: Any = "lhco-mini",
+    *,
+    sb_targets: Sequence[float] = (0.5, 0.1),
+    **scan_kwargs: Any,
+) -> SignalFractionScan:
+    """The scan notebook 04 shows. ``source``: ``"auto"`` (the saved benchmark scan,
+    :func:`find_saved_scan`, else computed), ``"compute"`` (:func:`scan_signal_fraction` of ``data``
+    at ``sb_targets`` with ``scan_kwargs``; written to ``<output_dir>/signal_fraction_scan.json``
+    when ``output_dir`` is given) or the path of a saved scan."""
+    src = str(source)
+    if src not in ("auto", "compute"):
+        if not Path(src).is_file():
+            raise FileNotFoundError(
+                f"signal_fraction_scan: {src!r} is not a file (expected 'auto', 'compute' or a scan JSON)"
+            )
+        return SignalFractionScan.load(src)
+    saved = find_saved_scan() if src == "auto" else None
+    if saved is not None:
+        return SignalFractionScan.load(saved)
+    scan = scan_signal_fraction(data, sb_targets=sb_targets, **scan_kwargs)
+    if scan_kwargs.get("output_dir") is not None:
+        scan.source = str(Path(scan_kwargs["output_dir"]) / "signal_fraction_scan.json")
+        scan.save(scan.source)
+    return scan
