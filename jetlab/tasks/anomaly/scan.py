@@ -145,6 +145,7 @@ class SignalFractionScan:
         """Max SIC (mean ± seed spread) against S/B, one line per method, above the band a random
         score reaches (its 95th percentile): where a line enters the band, the method is blind."""
         from matplotlib.figure import Figure
+        from matplotlib.ticker import NullFormatter
 
         from jetlab.plot import COLORS, label_axes, style
 
@@ -160,9 +161,16 @@ class SignalFractionScan:
                 y = np.array([p["methods"][m]["max_sic"][0] for p in pts])
                 e = np.array([p["methods"][m]["max_sic"][1] for p in pts])
                 low = self.lowest_found(m)
-                lab = f"{m} (finds it down to S/B {low:.2g})" if low is not None else f"{m} (never beyond random)"
+                if low is None:
+                    lab = f"{m} (never beyond random)"
+                elif low == sb.min():
+                    lab = f"{m} (finds it at every S/B scanned)"
+                else:
+                    lab = f"{m} (finds it down to S/B {low:.2g})"
                 ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, color=COLORS[i % len(COLORS)], label=lab)
             ax.set_xscale("log")
+            ax.set_xticks(sb, [f"{v:.2g}" for v in sb])
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_ylim(
                 0, 1.6 * max([1.0] + [p["methods"][m]["max_sic"][0] for p in self.points for m in p["methods"]])
             )
