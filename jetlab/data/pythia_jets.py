@@ -200,9 +200,13 @@ class PythiaSource:
         return vals[inv]
 
     def batch(self, n_events: int) -> Batch:
+        return self.batch_of(self.pythia.nextBatch(int(n_events), "skip"))
+
+    def batch_of(self, run) -> Batch:
+        """The :class:`Batch` of one ``nextBatch`` result (an awkward record with ``prt`` and ``info``:
+        a caller that needs the event weights reads ``run["info"]["weights"]`` itself)."""
         import awkward as ak
 
-        run = self.pythia.nextBatch(int(n_events), "skip")
         prt = run["prt"]
         counts = ak.to_numpy(ak.num(prt)).astype(np.int64)
         status = ak.to_numpy(ak.flatten(prt.status)).astype(np.int64)
