@@ -58,9 +58,9 @@ sr = (3.3, 3.7)  # signal region in mjj [TeV]
 sb = ((2.3, 3.3), (3.7, 5.0))  # sidebands [TeV]
 max_particles = 24  # leading particles per jet given to the models
 epochs = 3  # classifier epochs (every classifier)
-gen_epochs = 3  # PET particle-generator epochs on sideband jets
+gen_epochs = 40  # PET particle-generator epochs on sideband jets (fewer: a template a classifier tells apart)
 jet_gen_epochs = 100  # epochs of the jet-feature generator (cheap MLP)
-gen_steps = 10  # DDIM steps when sampling particles
+gen_steps = 32  # DDIM steps when sampling particles
 oversample = 2  # synthetic background events per SR data event
 kfolds = 2  # every SR event is scored by the model that did not see it
 seeds = [0, 1]  # one full run per seed: results are mean ± spread
@@ -182,9 +182,9 @@ results.save(run.output_dir);
 # seed spread) against S/B, above the band a *random* score reaches on the same events (few signal
 # events and a 10-background-event floor let pure noise reach max SIC above 1). A method finds the signal
 # where its max SIC minus its spread clears that band. With `signal_scan = "auto"` the figure is the
-# scan `benchmarks/bench_cathode_scan.py` saved (this notebook's cpu-quick settings, several S/B points
-# and seeds; the numbers are in `benchmarks/README.md`); without a saved scan a small one (`scan_sb`,
-# the first seed) is computed here.
+# scan `benchmarks/bench_cathode_scan.py` saved (several S/B points and seeds, with the settings it was
+# run with printed below; the numbers are in `benchmarks/README.md`); without a saved scan a small one
+# (`scan_sb`, the first seed, this notebook's settings) is computed here.
 
 # %%
 from jetlab.tasks.anomaly import signal_fraction_scan
@@ -197,7 +197,8 @@ jnb.save_figure(scan.plot(), "signal_fraction_scan.png");
 
 # %% [markdown]
 # Read the summary lines: the S/B where a CATHODE line enters the grey band is where it stops finding the
-# signal on this sample size. In the saved cpu-quick scan the pretrained generator keeps CATHODE above
+# signal on this sample size. In the saved cpu-quick scan (made with a 3-epoch particle generator, before
+# `gen_epochs = 40` made the template harder to tell from the background) the pretrained generator keeps CATHODE above
 # the band down to S/B of about 0.1 and scratch only at the largest injection; at S/B 0.05 both are at
 # the random line while the idealised detector (a perfect background template) still finds the signal:
 # what is lost there is the generator's fidelity, which a larger sample and a longer generator
