@@ -79,11 +79,11 @@ def raw_particles(inputs: Mapping[str, np.ndarray], standardizer: Standardizer, 
     return raw[mask]
 
 
-def _summary_features(inputs: Mapping[str, np.ndarray], standardizer: Standardizer, part: str = "all") -> np.ndarray:
-    """Per-event high-level summary for the true-vs-generated classifier test: ``part`` "jets" (both
-    jets' pT, eta, mass, N), "particles" (per jet: particle-feature means and widths, pT-weighted
-    width, leading pT fraction) or "all"."""
-    cols = []
+def _summary_features(inputs: Mapping[str, np.ndarray], standardizer: Standardizer) -> dict[str, np.ndarray]:
+    """Per-event high-level summaries for the true-vs-generated classifier test, built once:
+    ``"jets"`` (both jets' pT, eta, mass, N), ``"particles"`` (per jet: particle-feature means and
+    widths, pT-weighted width, leading pT fraction) and ``"all"`` (both, with the multiplicities)."""
+    parts: dict[str, list[np.ndarray]] = {"all": [], "jets": [], "particles": []}
     for k in (1, 2):
         x, mask = inputs[f"x{k}"], inputs[f"mask{k}"].astype(bool)
         jets = standardizer.inverse_jets(inputs[f"jets{k}"])
@@ -96,13 +96,11 @@ def _summary_features(inputs: Mapping[str, np.ndarray], standardizer: Standardiz
         dr = np.hypot(raw[..., 0], raw[..., 1])
         width = (ptrel * dr).sum(1) / np.maximum(ptrel.sum(1), 1e-9)
         lead = ptrel.max(1)
-        if part in ("all", "jets"):
-            cols += [jets]
-        if part in ("all", "particles"):
-            cols += [mean, sd, width[:, None], lead[:, None]]
-        if part == "all":
-            cols += [mask.sum(1, keepdims=True).astype(np.float32)]
-    return np.concatenate(cols, axis=1)
+        particles = [mean, sd, width[:, None], lead[:, None]]
+        parts["jets"] += [jets]
+        parts["particles"] += particles
+        parts["all"] += [jets, *particles, mask.sum(1, keepdims=True).astype(np.float32)]
+    return {name: np.concatenate(cols, axis=1) for name, cols in parts.items()}
 
 
 def closeness_metrics(
@@ -153,13 +151,9 @@ def closeness_metrics(
     }
     n_g = len(generated["x1"])
     sel = rng.choice(n_g, size=min(n_g, n_r), replace=False)
-    gen_sel = take_inputs(generated, sel)
+    ref_summary = _summary_features(reference, standardizer)
+    gen_summary = _summary_features(take_inputs(generated, sel), standardizer)
     for key, part in (("auc", "all"), ("auc_jets", "jets"), ("auc_particles", "particles")):
-        out[key] = two_sample_auc(
-            _summary_features(reference, standardizer, part),
-            _summary_features(gen_sel, standardizer, part),
-            seed=seed,
-            folds=folds,
-        )
+        out[key] = two_sample_auc(ref_summary[part], gen_summary[part], seed=seed, folds=folds)
     out["n_reference"], out["n_generated"] = int(n_r), int(len(sel))
     return out
