@@ -211,19 +211,13 @@ class PET(FreezableParts, nn.Module):
 
     def generated_features(self, x: Tensor) -> Tensor:
         """The inputs the generator models, ``(B, P, num_gen_features)``, of full inputs ``x``."""
-        idx = self.config.gen_feature_indices
-        if idx == tuple(range(len(idx))):
-            return x[..., : len(idx)]
-        return x[..., list(idx)]
+        return x[..., list(self.config.gen_feature_indices)]
 
     def generator_inputs(self, x_t: Tensor) -> Tensor:
         """Body input for denoising: the noisy generated features in their input slots, all others zero."""
-        idx = self.config.gen_feature_indices
-        g = len(idx)
-        if idx == tuple(range(g)):
-            return F.pad(x_t[..., :g], (0, self.config.num_feat - g))
+        idx = list(self.config.gen_feature_indices)
         out = x_t.new_zeros(x_t.shape[:-1] + (self.config.num_feat,))
-        out[..., list(idx)] = x_t[..., :g]
+        out[..., idx] = x_t[..., : len(idx)]
         return out
 
     def denoise(self, x_t: Tensor, mask: Tensor, jets: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
