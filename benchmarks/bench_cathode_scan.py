@@ -17,7 +17,8 @@ recomputes the table and the random baselines from a saved scan without rerunnin
         --out benchmarks/results/cathode_scan.json
 
 ``--device cuda`` and larger ``--n-events`` for the GPU. The JSON is written atomically after
-every S/B point, so an interrupted scan keeps what it finished.
+every S/B point, so an interrupted scan keeps what it finished; ``--resume`` continues it (same
+settings and seeds, or it refuses), running only the S/B targets the file lacks.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--output-dir", default="jetlab_output/bench_cathode_scan", help="where the fallback checkpoint goes")
     ap.add_argument("--out", type=Path, default=None, help="JSON (rewritten after every point)")
+    ap.add_argument("--resume", action="store_true", help="keep the points already in --out, run only the missing S/B")
     ap.add_argument("--summarize", type=Path, default=None, help="only print (and complete) the table of a saved scan")
     args = ap.parse_args(argv)
     if args.summarize:
@@ -64,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if any(not 0 < s for s in args.sb):
         ap.error(f"--sb must be positive, got {args.sb}")
+    if args.resume and args.out is None:
+        ap.error("--resume needs --out (the partial scan to continue)")
+    resume = SignalFractionScan.load(args.out) if args.resume and args.out.is_file() else None
     prof = load_profile(args.profile).get(NOTEBOOK, {})
     kwargs = {run: prof[p] for p, run in PROFILE_TO_RUN.items() if p in prof}
     if args.n_events:
@@ -73,14 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     data = kwargs.pop("data", "lhco-mini")
     t_all = time.perf_counter()
 
+    reported = {p.get("target_sb") for p in resume.points} if resume else set()
+
     def save(partial: SignalFractionScan) -> None:
-        p = partial.points[-1]
-        print(f"S/B {p['sr_s_over_b']:.3f} ({p['n_injected']} injected): {p['seconds']:.0f} s", flush=True)
+        for p in partial.points:
+            if p.get("target_sb") not in reported:
+                reported.add(p.get("target_sb"))
+                print(f"S/B {p['sr_s_over_b']:.3f} ({p['n_injected']} injected): {p['seconds']:.0f} s", flush=True)
         if args.out:
             partial.save(args.out, profile=args.profile, load_average=os.getloadavg())
 
     scan = scan_signal_fraction(data, sb_targets=args.sb, seeds=args.seeds, device=args.device,
-                                output_dir=args.output_dir, progress=False, on_point=save, **kwargs)
+                                output_dir=args.output_dir, progress=False, on_point=save, resume=resume, **kwargs)
     print(markdown(scan))
     print(f"total {time.perf_counter() - t_all:.0f} s")
     return 0

@@ -93,10 +93,8 @@ def test_saved_scan_is_found_from_the_working_directory_or_the_environment(tmp_p
         S.find_saved_scan(tmp_path)
 
 
-def test_scan_injects_the_signal_that_gives_each_target_sb(monkeypatch, tmp_path):
-    """The injected amount realises the requested S/B in the pseudo-data's SR (counted here on the
-    split the search would see), and a target needing more signal than the file holds is refused."""
-    events = fake_events(n_bkg=2000, n_sig=400, seed=3)
+def _fake_search(monkeypatch, events):
+    """Replace the search by one that records (n_signal, realised SR S/B) and returns a fixed table."""
     monkeypatch.setattr(S, "load_dijets", lambda *a, **k: events)
     seen = []
 
@@ -110,6 +108,14 @@ def test_scan_injects_the_signal_that_gives_each_target_sb(monkeypatch, tmp_path
         return types.SimpleNamespace(split=split, windows=win, metrics_table=lambda: table, closeness=lambda: {})
 
     monkeypatch.setattr(S, "run_anomaly", fake_run_anomaly)
+    return seen
+
+
+def test_scan_injects_the_signal_that_gives_each_target_sb(monkeypatch, tmp_path):
+    """The injected amount realises the requested S/B in the pseudo-data's SR (counted here on the
+    split the search would see), and a target needing more signal than the file holds is refused."""
+    events = fake_events(n_bkg=2000, n_sig=400, seed=3)
+    seen = _fake_search(monkeypatch, events)
     scan = A.scan_signal_fraction("fake", sb_targets=[0.05, 0.3], seeds=[0], n_events=2400, data_seed=1)
     n_b_sr = (A.MassWindows().in_sr(A.inject_signal(events, 0, seed=1).data.mjj)).sum()
     for (n_signal, realised), target in zip(seen, (0.3, 0.05)):
@@ -119,3 +125,26 @@ def test_scan_injects_the_signal_that_gives_each_target_sb(monkeypatch, tmp_path
         A.scan_signal_fraction("fake", sb_targets=[50.0], seeds=[0], n_events=2400)
     with pytest.raises(TypeError, match="'n_signal' is set by the scan"):
         A.scan_signal_fraction("fake", n_signal=3)
+
+
+def test_an_interrupted_scan_resumes_with_only_the_missing_points_and_refuses_other_settings(monkeypatch, tmp_path):
+    """What a partial file holds is not rerun; points made with other settings or seeds are never
+    mixed into one curve."""
+    events = fake_events(n_bkg=2000, n_sig=400, seed=3)
+    seen = _fake_search(monkeypatch, events)
+    first = A.scan_signal_fraction("fake", sb_targets=[0.3], seeds=[0, 1], n_events=2400, epochs=2)
+    first.save(tmp_path / "partial.json", profile="cpu-quick")
+    partial = A.SignalFractionScan.load(tmp_path / "partial.json")
+    n_before = len(seen)
+    scan = A.scan_signal_fraction("fake", sb_targets=[0.3, 0.1, 0.05], seeds=[0, 1], n_events=2400, epochs=2,
+                                  resume=partial)
+    assert len(seen) == n_before + 2  # 0.1 and 0.05 only
+    realised = [r for _, r in seen[n_before:]]
+    assert abs(realised[0] - 0.1) < 0.02 and abs(realised[1] - 0.05) < 0.02, realised
+    assert [p["target_sb"] for p in scan.points] == [0.3, 0.1, 0.05]
+    assert scan.points[0]["seconds"] == partial.points[0]["seconds"]
+    assert scan.meta["profile"] == "cpu-quick"
+    with pytest.raises(ValueError, match=r"cannot resume .*partial.json.*epochs: 2 there, 3 now"):
+        A.scan_signal_fraction("fake", sb_targets=[0.1], seeds=[0, 1], n_events=2400, epochs=3, resume=partial)
+    with pytest.raises(ValueError, match=r"seeds: \[0, 1\] there, \[0\] now"):
+        A.scan_signal_fraction("fake", sb_targets=[0.1], seeds=[0], n_events=2400, epochs=2, resume=partial)

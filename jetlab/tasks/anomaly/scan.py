@@ -265,12 +265,15 @@ def scan_signal_fraction(
     max_particles: int | None = 24,
     progress: bool = True,
     on_point=None,
+    resume: SignalFractionScan | None = None,
     **run_kwargs: Any,
 ) -> SignalFractionScan:
     """:func:`run_anomaly` at each target S/B in the SR (``sb_targets``): the number of injected
     signal events is ``round(S/B * N_B(SR) / f_SR)``, with N_B(SR) the SR background of the
     pseudo-data and f_SR the signal's SR fraction. ``run_kwargs`` go to :func:`run_anomaly` (same
-    names). ``on_point(scan)`` is called after every point (e.g. to save a partial scan)."""
+    names). ``on_point(scan)`` is called after every point (e.g. to save a partial scan).
+    ``resume``: a partial scan (e.g. the file an interrupted run saved) made with the same settings
+    and seeds; its points are kept and only the targets it lacks are run."""
     targets = [float(s) for s in sb_targets]
     if not targets or any(not s > 0 for s in targets):
         raise ValueError(f"scan_signal_fraction: sb_targets must be positive S/B values, got {list(sb_targets)}")
@@ -290,7 +293,11 @@ def scan_signal_fraction(
         **{k: v for k, v in run_kwargs.items() if k not in ("output_dir", "progress")},
     }
     scan = SignalFractionScan(points=[], settings=settings, seeds=[int(s) for s in seeds])
-    for target in sorted(targets, reverse=True):
+    if resume is not None:
+        _check_resumable(resume, scan)
+        scan = SignalFractionScan(points=list(resume.points), settings=settings, seeds=scan.seeds, meta=resume.meta)
+    done = {float(p["target_sb"]) for p in scan.points if "target_sb" in p}
+    for target in sorted(t for t in targets if t not in done)[::-1]:
         n_signal = int(round(target * counts["sr_background"] / counts["signal_sr_fraction"]))
         if n_signal > counts["n_signal_available"]:
             raise ValueError(
@@ -321,10 +328,27 @@ def scan_signal_fraction(
             "methods": res.metrics_table(),
             "closeness_auc": {k: c["auc"] for k, c in res.closeness().items()},
         }
-        scan = SignalFractionScan(points=[*scan.points, point], settings=settings, seeds=scan.seeds)
+        scan = SignalFractionScan(points=[*scan.points, point], settings=settings, seeds=scan.seeds, meta=scan.meta)
         if on_point is not None:
             on_point(scan)
     return scan
+
+
+def _check_resumable(partial: SignalFractionScan, fresh: SignalFractionScan) -> None:
+    """Refuse to mix points made with other settings or seeds into one curve, naming what differs."""
+
+    def normal(d: dict[str, Any]) -> dict[str, Any]:
+        return json.loads(json.dumps(d, default=str))
+
+    old, new = normal(partial.settings), normal(fresh.settings)
+    differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if differ or list(partial.seeds) != list(fresh.seeds):
+        what = [f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in differ]
+        if list(partial.seeds) != list(fresh.seeds):
+            what.append(f"seeds: {list(partial.seeds)} there, {list(fresh.seeds)} now")
+        raise ValueError(
+            f"scan_signal_fraction: cannot resume {partial.source}, it was made otherwise ({'; '.join(what)})"
+        )
 
 
 def signal_fraction_scan(
