@@ -13,7 +13,8 @@ stops a run that would overrun. For each budget it reports, generated vs real te
   separating generated from real, on jet features (pT, eta, mass, N) and on the 16 leading
   particles, with the same AUC for real vs real (the floor);
 * generated particles the detector model cannot produce: pT below the softest real particle,
-  or farther than R = 0.8 from the jet axis;
+  or farther than R = 0.8 from the jet axis (with the real particles' fraction beyond R: the axis is
+  the four-vector sum's, so real jets have some too);
 * sampling jets/s and jet-mass W1 per DDIM step count.
 
     python benchmarks/bench_generation.py --budgets 2 5 15 --out benchmarks/results/generation.json
@@ -21,7 +22,9 @@ stops a run that would overrun. For each budget it reports, generated vs real te
 
 ``--gen-pt-input`` trains one arm per generated pT coordinate (:attr:`PETConfig.gen_pt_input`) at
 every budget, on the same data and epoch count: the before/after line of a generator change.
-``--balance-pt`` adds a row per trained model sampled with ``generate_jets(..., balance_pt=True)``.
+``--constraints pt mass pt+mass`` add a row per trained model (or checkpoint) sampled again with
+``generate_jets(..., balance_pt=True)`` (particles add up to the generated jet pT), ``match_mass=True``
+(each jet widened or narrowed to the generated jet mass) or both; ``--balance-pt`` = ``--constraints pt``.
 
 Prints a markdown table; ``--out`` also writes every number as JSON (atomically).
 """
@@ -102,12 +105,15 @@ def compare(gen: JetSet, real: JetSet, seed: int) -> dict[str, Any]:
 
 def outside_detector(gen: JetSet, real: JetSet) -> dict[str, float]:
     """Fractions of generated particles softer than every real particle or outside the jet cone."""
-    pg = relative_particles(gen)
+    pg, pr = relative_particles(gen), relative_particles(real)
     pt_min = float(real.particles[..., 0][real.mask].min())
     pt = gen.particles[..., 0][gen.mask]
-    dr = np.hypot(pg["deta"], pg["dphi"])
+    dr, dr_real = np.hypot(pg["deta"], pg["dphi"]), np.hypot(pr["deta"], pr["dphi"])
     return {"real_min_pt": pt_min, "below_real_min_pt": float((pt < pt_min).mean()),
-            "min_generated_pt": float(pt.min()), "outside_cone": float((dr > JET_RADIUS).mean())}
+            "min_generated_pt": float(pt.min()), "outside_cone": float((dr > JET_RADIUS).mean()),
+            # real particles lie beyond R of the axis of their jet's four-vector sum too (anti-kT areas are not cones)
+            "outside_cone_real": float((dr_real > JET_RADIUS).mean()), "max_dr_real": float(dr_real.max()),
+            "max_dr_generated": float(dr.max())}
 
 
 def sampling_speed(res, steps_list, seed: int, n: int) -> list[dict[str, float]]:
@@ -147,17 +153,34 @@ def run_budget(minutes: float, args, sec_per_epoch: float, work: Path, pt_input:
     if args.sampling_steps:
         row["sampling"] = sampling_speed(res, args.sampling_steps, args.seed, args.sampling_jets)
     rows = [row]
-    if args.balance_pt:
-        # the same trained model, its particles rescaled to add up to the conditioned jet pT
-        test = res.test.subset(slice(0, len(gen)))
-        bal = generate_jets(res.model, res.jet_generator, len(test), labels=test.labels, standardizer=res.standardizer,
-                            steps=RECIPE["gen_steps"], seed=args.seed, device=args.device,
-                            max_particles=test.max_particles, balance_pt=True)
-        evb = evaluate_pretraining(res.model, test, res.jet_generator, standardizer=res.standardizer,
-                                   reference_jetset=res.val, generated=bal, seed=args.seed, device=args.device)
-        rows.append({**{k: v for k, v in row.items() if k != "sampling"}, "balance_pt": True,
-                     "generated_accuracy": evb["generated_accuracy"], "w1_jet_mass_per_class": evb["w1"]["jet_mass"],
-                     "generated": compare(bal, res.test, args.seed), "outside_detector": outside_detector(bal, res.test)})
+    test = res.test.subset(slice(0, len(gen)))
+    rows += constrained_rows(res.model, res.jet_generator, res.standardizer, test, res.val, res.test, row, args)
+    return rows
+
+
+#: --constraints: which jet features the generated particles are made to honour (generate_jets keywords)
+CONSTRAINTS = {"pt": {"balance_pt": True}, "mass": {"match_mass": True}, "pt+mass": {"balance_pt": True, "match_mass": True}}
+
+
+def constraints_of(args) -> list[str]:
+    return list(dict.fromkeys((["pt"] if args.balance_pt else []) + list(args.constraints)))
+
+
+def constrained_rows(model, jg, std, test: JetSet, val: JetSet, truth: JetSet, row: dict[str, Any], args,
+                     guidance: float = 0.0) -> list[dict[str, Any]]:
+    """The same trained model sampled again with each ``--constraints`` variant (same seed, same
+    conditioning jets): what honouring the jet-feature generator's pT and/or mass changes."""
+    rows = []
+    for name in constraints_of(args):
+        kw = CONSTRAINTS[name]
+        gen = generate_jets(model, jg, len(test), labels=test.labels, standardizer=std, steps=row.get("steps", RECIPE["gen_steps"]),
+                            seed=args.seed, device=args.device, max_particles=test.max_particles, guidance=guidance, **kw)
+        ev = evaluate_pretraining(model, test, standardizer=std, reference_jetset=val, generated=gen, seed=args.seed,
+                                  device=args.device)
+        extra = {"mass_scale_percentiles": np.percentile(gen.extra["mass_scale"], [5, 50, 95]).tolist()} if "mass_scale" in gen.extra else {}
+        rows.append({**{k: v for k, v in row.items() if k != "sampling"}, **kw, **extra,
+                     "generated_accuracy": ev["generated_accuracy"], "w1_jet_mass_per_class": ev["w1"]["jet_mass"],
+                     "generated": compare(gen, truth, args.seed), "outside_detector": outside_detector(gen, truth)})
     return rows
 
 
@@ -188,6 +211,7 @@ def sampling_grid(args) -> list[dict[str, Any]]:
                          "w1_jet_mass_per_class_floor": ev["w1_reference"]["jet_mass"],
                          "generated": compare(gen, test, args.seed), "floor": floor,
                          "outside_detector": outside_detector(gen, test)})
+            rows += constrained_rows(model, jg, std, test, val, test, rows[-1], args, guidance=w)
             print(f"guidance {w:g}, {steps} steps: generated accuracy {ev['generated_accuracy']:.3f} "
                   f"(real {ev['accuracy']:.3f}), {len(test) / dt:.0f} jets/s", flush=True)
     return rows
@@ -197,11 +221,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| budget (epochs) | W1 mass [GeV] | W1 pT [GeV] | W1 N | W1 pT/pT_jet | W1 deta | W1 dphi | AUC jets | AUC particles | acc gen / real | pT < real min | outside R |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     def label(r):
+        held = (", balanced pT" if r.get("balance_pt") else "") + (", matched mass" if r.get("match_mass") else "")
         if "guidance" in r:
-            return f"guidance {r['guidance']:g}, {r['steps']} steps ({r['jets_per_s']:.0f} jets/s)"
+            return f"guidance {r['guidance']:g}, {r['steps']} steps ({r['jets_per_s']:.0f} jets/s){held}"
         arm = "" if r.get("gen_pt_input", "log_1m_ptrel") == "log_1m_ptrel" else f", {r['gen_pt_input']}"
-        arm += ", balanced pT" if r.get("balance_pt") else ""
-        return f"{r['budget_min']:g} min ({r['epochs_run']}){arm}"
+        return f"{r['budget_min']:g} min ({r['epochs_run']}){arm}{held}"
 
     for r in rows:
         g, f = r["generated"], r["floor"]
@@ -214,7 +238,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| {label(r)} | {w('jet_mass')} | {w('jet_pt')} | {w('multiplicity')} | "
             f"{w('particle_ptrel')} | {w('particle_deta')} | {w('particle_dphi')} | "
             f"{g['auc_jets']:.3f} ({f['auc_jets']:.2f}) | {g['auc_particles']:.3f} ({f['auc_particles']:.2f}) | "
-            f"{r['generated_accuracy']:.3f} / {r['accuracy']:.3f} | {od['below_real_min_pt']:.1%} | {od['outside_cone']:.1%} |")
+            f"{r['generated_accuracy']:.3f} / {r['accuracy']:.3f} | {od['below_real_min_pt']:.1%} | "
+            f"{od['outside_cone']:.1%}" + (f" ({od['outside_cone_real']:.1%})" if "outside_cone_real" in od else "") + " |")
     lines.append("\n(real-vs-real floor in brackets)\n")
     for r in rows:
         per = ", ".join(f"{c} {v:.3g} ({r['w1_jet_mass_per_class_floor'].get(c, math.nan):.2g})"
@@ -239,8 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--guidance", type=float, nargs="+", default=[0.0], help="classifier-free guidance strengths (with --checkpoint)")
     ap.add_argument("--gen-pt-input", nargs="+", default=["log_1m_ptrel"], choices=sorted(GEN_PT_INPUTS),
                     help="generated pT coordinate(s) (PETConfig.gen_pt_input): one training arm each per budget")
-    ap.add_argument("--balance-pt", action="store_true",
-                    help="also evaluate each trained model with balance_pt=True (particles rescaled to the jet pT)")
+    ap.add_argument("--balance-pt", action="store_true", help="same as --constraints pt")
+    ap.add_argument("--constraints", nargs="*", default=[], choices=list(CONSTRAINTS),
+                    help="also sample each model with its particles made to honour the generated jet pT (balance_pt), "
+                         "mass (match_mass) or both: one extra row each")
     ap.add_argument("--out", type=Path, default=None, help="JSON with every number")
     args = ap.parse_args(argv)
     if any(b <= 0 for b in args.budgets):

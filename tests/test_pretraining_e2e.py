@@ -10,6 +10,7 @@ import torch
 
 from jetlab.data.schema import JetSet, SchemaError
 from jetlab.model import load
+from jetlab.tasks.generation import match_jet_mass
 from jetlab.tasks.pretraining import OBSERVABLES, generate_jets, load_pretrained, run_pretraining, wasserstein_table
 
 
@@ -86,6 +87,63 @@ def test_generate_jets_gives_a_valid_jetset(run) -> None:
     assert np.array_equal(again.particles, js.particles)
 
 
+def _mass_by_hand(p: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Invariant mass of each jet from its particles' (pT, eta, phi, E) four-vector sum (not the schema helper)."""
+    pt, eta, phi, energy = (np.where(mask, p[..., i].astype(np.float64), 0.0) for i in range(4))
+    e, px, py, pz = (np.where(mask, v, 0.0).sum(1) for v in (energy, pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)))
+    return np.sqrt(np.maximum(e**2 - px**2 - py**2 - pz**2, 0.0))
+
+
+def test_match_jet_mass_widens_each_jet_about_its_axis_to_the_target_mass() -> None:
+    # two-particle jets: m^2 = 2 pT1 pT2 (cosh deta - cos dphi), so the target is reached only by
+    # scaling the opening angle; a three-particle jet and a lone particle ride along
+    pt = np.array([[300.0, 200.0, 0.0], [400.0, 100.0, 50.0], [500.0, 0.0, 0.0]])
+    eta = np.array([[0.50, 0.70, 0.0], [-1.0, -1.2, -0.9], [0.3, 0.0, 0.0]])
+    phi = np.array([[3.10, -3.10, 0.0], [0.0, 0.15, -0.1], [1.0, 0.0, 0.0]])
+    mask = pt > 0
+    parts = np.stack([pt, eta, phi, pt * np.cosh(eta)], -1) * mask[..., None]
+    before = _mass_by_hand(parts, mask)
+    target = np.array([2.0 * before[0], 0.6 * before[1], 80.0])
+    out, scale = match_jet_mass(parts, mask, target)
+    after = _mass_by_hand(out, mask)
+    np.testing.assert_allclose(after[:2], target[:2], rtol=1e-4)
+    assert abs(after[0] - before[0]) > 0.5 * before[0]  # it really moved: the check can fail
+    np.testing.assert_array_equal(out[..., 0], parts[..., 0])  # pT untouched
+    np.testing.assert_allclose(out[..., 3][mask], out[..., 0][mask] * np.cosh(out[..., 1][mask]))  # still massless
+    # one factor per jet: the particles' eta separation (no phi wrap in jet 1) scales by it
+    np.testing.assert_allclose((out[1, 1, 1] - out[1, 0, 1]) / (eta[1, 1] - eta[1, 0]), scale[1], rtol=1e-6)
+    assert 1.9 < scale[0] < 2.1 and 0.55 < scale[1] < 0.65  # small angles: m ~ s m0
+    np.testing.assert_array_equal(out[2], parts[2])  # a lone particle has no mass to match
+    assert scale[2] == 1.0
+    # widening alone moves the jet pT a little; with target_pt both are met, by hand
+    jet_pt = np.hypot((pt * np.cos(phi)).sum(1), (pt * np.sin(phi)).sum(1))
+    both, _ = match_jet_mass(parts, mask, target, target_pt=1.1 * jet_pt)
+    got_pt = np.hypot(*((np.where(mask, both[..., 0], 0) * f(both[..., 2])).sum(1) for f in (np.cos, np.sin)))
+    np.testing.assert_allclose(got_pt, 1.1 * jet_pt, rtol=1e-6)
+    np.testing.assert_allclose(_mass_by_hand(both, mask)[:2], target[:2], rtol=1e-4)
+    with pytest.raises(ValueError, match="target_mass has 2 entries, expected 3"):
+        match_jet_mass(parts, mask, target[:2])
+
+
+def test_generate_jets_can_honour_the_conditioned_jet_pt_and_mass(run) -> None:
+    labels = np.arange(12) % 5
+    kw = dict(labels=labels, standardizer=run.standardizer, steps=3, seed=2)
+    free = generate_jets(run.model, run.jet_generator, 12, **kw)
+    held = generate_jets(run.model, run.jet_generator, 12, balance_pt=True, match_mass=True, **kw)
+    cond = held.extra["cond_jets"]  # (pT, eta, mass, N) the jet-feature generator drew
+    np.testing.assert_array_equal(cond, free.extra["cond_jets"])
+    m_free, m_held = _mass_by_hand(free.particles, free.mask), _mass_by_hand(held.particles, held.mask)
+    scale = held.extra["mass_scale"]
+    free_scale = (held.mask.sum(1) > 1) & (scale > 0.25) & (scale < 4.0)  # not at the clip
+    assert free_scale.sum() >= 6
+    np.testing.assert_allclose(m_held[free_scale], cond[free_scale, 2], rtol=2e-3)
+    assert np.abs(m_free[free_scale] / cond[free_scale, 2] - 1).max() > 0.05  # a 3-step sampler does not honour it alone
+    clipped = (held.mask.sum(1) > 1) & ~free_scale
+    assert (np.abs(m_held - cond[:, 2])[clipped] < np.abs(m_free - cond[:, 2])[clipped]).all()
+    np.testing.assert_allclose(held.jets[:, 0], cond[:, 0], rtol=2e-3)  # balanced: the particles add up to the jet pT
+    np.testing.assert_array_equal(held.mask, free.mask)
+
+
 def test_generate_jets_balanced_default_and_errors(run) -> None:
     js = generate_jets(run.model, run.jet_generator, 10, standardizer=run.standardizer, steps=2, seed=0)
     assert np.array_equal(np.bincount(js.labels, minlength=5), [2, 2, 2, 2, 2])
@@ -119,6 +177,34 @@ def test_evaluation_metrics(run) -> None:
         assert set(table) == set(OBSERVABLES)
         for obs, per in table.items():
             assert "all" in per and all(np.isfinite(v) and v >= 0 for v in per.values()), (obs, per)
+
+
+def test_compare_generation_samples_the_same_jets_again_with_other_constraints(run) -> None:
+    from scipy.stats import wasserstein_distance
+
+    table = run.compare_generation(["mass"])
+    this, other = run.evaluation["compared"]
+    assert this["constraints"] == [] and other["constraints"] == ["mass"]
+    assert this["generated_accuracy"] == run.evaluation["generated_accuracy"] and this["mass_scale_5_50_95"] is None
+    # the other arm is the run's own sampling (seed, steps, labels) with the jets held to their mass:
+    # redone here, its mass W1 computed with scipy
+    test = run.test.subset(slice(0, 15))
+    again = generate_jets(run.model, run.jet_generator, 15, labels=test.labels, standardizer=run.standardizer,
+                          steps=run.metrics["generation"]["steps"], seed=run.metrics["generation"]["seed"],
+                          max_particles=test.max_particles, match_mass=True)
+    assert other["w1_jet_mass"]["all"] == pytest.approx(wasserstein_distance(_mass_by_hand(again.particles, again.mask),
+                                                                             _mass_by_hand(test.particles, test.mask)), rel=1e-3)
+    assert other["w1_jet_mass"]["all"] != pytest.approx(this["w1_jet_mass"]["all"], rel=1e-3)
+    assert len(table.cells) == 3 and "diffusion head alone" in table.to_markdown() and "held to mass" in table.to_markdown()
+    assert run.to_dict()["generation_compared"] == run.evaluation["compared"]
+    with pytest.raises(ValueError, match=r"compare_generation: unknown constraints \['width'\]"):
+        run.compare_generation(["width"])
+
+
+def test_run_pretraining_refuses_unknown_constraints_before_training(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"run_pretraining: unknown constraints \['mas'\]; choose from \['pt', 'mass'\]"):
+        run_pretraining("jetclass-mini", gen_constraints=["mas"], output_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_wasserstein_table_is_zero_on_identical_sets_and_positive_otherwise(run) -> None:

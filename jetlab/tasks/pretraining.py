@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 
@@ -38,7 +39,9 @@ from jetlab.train.pretrain import MAX_VALIDATION_ROWS, pretrain
 
 from .common import TaskResults
 from .generation import (
+    GEN_CONSTRAINTS,
     OBSERVABLES,
+    check_constraints,
     evaluate_pretraining,
     generate_jets,
     jet_observables,
@@ -47,6 +50,7 @@ from .generation import (
 )
 
 __all__ = [
+    "GEN_CONSTRAINTS",
     "OBSERVABLES",
     "PretrainingResult",
     "evaluate_pretraining",
@@ -135,6 +139,61 @@ class PretrainingResult(TaskResults):
         w1 = self.evaluation.get("w1", {})
         return {c: {o: float(w1[o].get(c, float("nan"))) for o in observables} for c in self.class_names}
 
+    def compare_generation(self, constraints: Sequence[str] = (), device: str | torch.device = "cpu"):
+        """The evaluation's generated jets next to the same model and jet features sampled with other
+        ``constraints`` (default none: the diffusion head alone). A table per arm: jet-mass W1 overall
+        and per class (floor in the last row) and the classifier's accuracy on generated jets against
+        its accuracy on real ones; the numbers are kept for ``metrics.json`` (``generation_compared``)."""
+        ev = self.evaluation
+        gen = self.metrics.get("generation")
+        if "generated" not in ev or gen is None:
+            raise ValueError("compare_generation: this run has no generated jets (run_pretraining(evaluate=False)?)")
+        other = evaluate_pretraining(
+            self.model,
+            self.test.subset(slice(0, ev["n_test"])),
+            self.jet_generator,
+            standardizer=self.standardizer,
+            class_names=self.class_names,
+            steps=gen["steps"],
+            seed=gen["seed"],
+            device=device,
+            constraints=check_constraints(constraints, "compare_generation"),
+        )
+
+        def arm(held: Sequence[str], e: dict[str, Any]) -> dict[str, Any]:
+            scale = e["generated"].extra.get("mass_scale")
+            return {
+                "constraints": list(held),
+                "generated_accuracy": e["generated_accuracy"],
+                "w1_jet_mass": e["w1"]["jet_mass"],
+                "mass_scale_5_50_95": None if scale is None else np.percentile(scale, [5, 50, 95]).tolist(),
+            }
+
+        ev["compared"] = [arm(gen["constraints"], ev), arm(check_constraints(constraints), other)]
+        names = [c for c in ev["w1"]["jet_mass"] if c != "all"]
+        floor = ev["w1_reference"]["jet_mass"]
+
+        def row(label: str, acc: Any, w1: dict[str, float], scale: Any) -> dict[str, Any]:
+            return {
+                "generated jets": label,
+                "classifier accuracy": acc,
+                "jet-mass W1 all": w1["all"],
+                **{f"W1 {c}": w1.get(c) for c in names},
+                "mass scale 5/50/95%": "" if scale is None else " / ".join(f"{v:.2f}" for v in scale),
+            }
+
+        rows = [
+            row(
+                "held to " + " and ".join(a["constraints"]) if a["constraints"] else "diffusion head alone",
+                a["generated_accuracy"],
+                a["w1_jet_mass"],
+                a["mass_scale_5_50_95"],
+            )
+            for a in ev["compared"]
+        ]
+        rows.append(row("real (floor: real vs real)", ev["accuracy"], floor, None))
+        return results_table(rows, floatfmt=".3g", title="Generated jets with and without constraints")
+
     def plots(self) -> dict[str, Figure]:
         """Confusion matrix of the classifier head and generated vs real jets: ``{file name: Figure}``."""
         ev = self.evaluation
@@ -165,6 +224,10 @@ class PretrainingResult(TaskResults):
             )
             if k in ev
         }
+        if "generation" in self.metrics:
+            out["generation"] = self.metrics["generation"]
+        if "compared" in ev:
+            out["generation_compared"] = ev["compared"]
         out.update(
             checkpoint=str(self.checkpoint),
             timings=self.timings,
@@ -194,6 +257,7 @@ def run_pretraining(
     split: Sequence[float] = (0.8, 0.1, 0.1),
     jet_epochs: int = 100,
     gen_steps: int = 32,
+    gen_constraints: Sequence[str] = (),
     n_generate: int | None = None,
     callbacks: Iterable[Any] = (),
     resume: bool = False,
@@ -215,9 +279,11 @@ def run_pretraining(
     ``<output_dir>/train_state``. The defaults (batch 32, ``diffusion_weight`` 3, EMA 0.99) are
     :data:`jetlab.train.CPU_RECIPE`, measured best for small budgets; the published GPU recipe
     is batch 250 per GPU with ``diffusion_weight=1``. ``ema_decay`` or ``n_generate`` of 0 mean None
-    (no EMA; one generated jet per test jet).
+    (no EMA; one generated jet per test jet). ``gen_constraints`` (names in :data:`GEN_CONSTRAINTS`:
+    "pt", "mass") hold the evaluation's generated particles to the generated jet pT and/or mass.
     """
     ema_decay, n_generate = ema_decay or None, n_generate or None  # notebook parameters: 0 means "none"
+    gen_constraints = check_constraints(gen_constraints, "run_pretraining")
     timings: dict[str, float] = {}
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -304,6 +370,7 @@ def run_pretraining(
             steps=gen_steps,
             seed=seed,
             device=device,
+            constraints=gen_constraints,
         )
         timings["evaluate_s"] = time.perf_counter() - t3
         metrics.update(
@@ -313,6 +380,7 @@ def run_pretraining(
                 if k in evaluation
             }
         )
+        metrics["generation"] = {"steps": gen_steps, "seed": seed, "constraints": list(gen_constraints)}
         metrics["w1"] = evaluation.get("w1")
         metrics["w1_reference"] = evaluation.get("w1_reference")
         metrics["confusion_matrix"] = evaluation["confusion_matrix"]
