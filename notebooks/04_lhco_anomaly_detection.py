@@ -199,12 +199,13 @@ jnb.save_figure(scan.plot(), "signal_fraction_scan.png");
 
 # %% [markdown]
 # Read the summary lines: the S/B where a CATHODE line enters the grey band is where it stops finding the
-# signal on this sample size. In the saved cpu-quick scan (made with a 3-epoch particle generator, before
-# `gen_epochs = 40` made the template harder to tell from the background) the pretrained generator keeps CATHODE above
-# the band down to S/B of about 0.1 and scratch only at the largest injection; at S/B 0.05 both are at
-# the random line while the idealised detector (a perfect background template) still finds the signal:
-# what is lost there is the generator's fidelity, which a larger sample and a longer generator
-# training (`--profile gpu-full`) must buy back.
+# signal on this sample size. In the saved cpu-quick scan (this notebook's settings, 40 generator epochs,
+# two seeds) both CATHODE variants stay above the band down to S/B of about 0.1 - the pretrained one
+# higher at the largest injection - and are at the random line at S/B 0.05, where the idealised
+# detector (a perfect background template) still finds the signal: what is lost there is the
+# generator's fidelity, which a larger sample and a longer generator training (`--profile gpu-full`)
+# must buy back. (With a 3-epoch generator, scratch CATHODE found the signal only at the largest
+# injection: `benchmarks/results/cathode_scan_gen3.json`.)
 
 # %% [markdown]
 # ## Where next

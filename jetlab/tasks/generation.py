@@ -144,13 +144,13 @@ def match_jet_mass(
 
     Why: the diffusion head is conditioned on the jet mass but, trained on a CPU budget, does not
     honour it closely, while the jet-feature generator's mass is close to the real distribution
-    (``benchmarks/bench_generation.py --constraints`` measures both). For collimated massless particles m^2 ~ sum_{i<j} pT_i pT_j dR_ij^2, so
-    scaling every particle's (deta, dphi) from the jet axis by one factor s scales the mass by about s;
-    a few fixed-point steps ``s <- s * m_target / m(s)`` make it exact to well under a percent.
-    Multiplicity and which particle is where relative to the others are unchanged; so are the
-    particle pT, unless ``target_pt`` is given: widening moves the jet pT slightly (~1%), so then the
-    angular scale matches the ratio m/pT and one common pT factor per jet (which scales pT and mass
-    alike) matches both.
+    (``benchmarks/bench_generation.py --constraints`` measures both). For collimated massless
+    particles m^2 ~ sum_{i<j} pT_i pT_j dR_ij^2, so scaling every particle's (deta, dphi) from the jet
+    axis by one factor s scales the mass by about s; a few fixed-point steps ``s <- s * m_target / m(s)``
+    make it exact to well under a percent. Multiplicity and which particle is where relative to the
+    others are unchanged; so are the particle pT, unless ``target_pt`` is given: widening also moves the
+    jet pT a little, so then the angular scale matches the ratio m/pT and one common pT factor per jet
+    (which scales pT and mass alike) matches both.
 
     ``particles`` (N, P, 4) massless (pT, eta, phi, E); returns the rescaled particles (E recomputed)
     and the scale per jet, clipped to ``[1 / max_scale, max_scale]``; jets with one particle or a
