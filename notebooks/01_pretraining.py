@@ -163,7 +163,7 @@ print(f"largest class fraction {counts.max() / counts.sum():.3f} = chance accura
 sizes = {name: sum(p.numel() for p in PET(PETConfig.preset(name, num_classes=5)).parameters()) for name in ("tiny", "small")}
 print(", ".join(f"{name}: {n:,} parameters" for name, n in sizes.items()), f"| ratio {sizes['small'] / sizes['tiny']:.1f}")
 
-# %% [markdown] tags=["answers"] jupyter={"source_hidden": true}
+# %% [markdown] jupyter={"source_hidden": true} tags=["answers"]
 # **Answers**
 #
 # 1. The largest count divided by the number of test jets: exactly the `chance_accuracy` printed above. A
