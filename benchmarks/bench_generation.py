@@ -50,7 +50,7 @@ from jetlab.data.sources import resolve  # noqa: E402
 from jetlab.data.torchdata import split_indices  # noqa: E402
 from jetlab.model.config import GEN_PT_INPUTS, PETConfig  # noqa: E402
 from jetlab.physics.metrics import two_sample_auc, wasserstein_1d  # noqa: E402
-from jetlab.tasks.generation import evaluate_pretraining, generate_jets  # noqa: E402
+from jetlab.tasks.generation import constraint_flags, evaluate_pretraining, generate_jets  # noqa: E402
 from jetlab.tasks.pretraining import load_pretrained, run_pretraining  # noqa: E402
 from jetlab.train import TimeLimit  # noqa: E402
 
@@ -158,8 +158,8 @@ def run_budget(minutes: float, args, sec_per_epoch: float, work: Path, pt_input:
     return rows
 
 
-#: --constraints: which jet features the generated particles are made to honour (generate_jets keywords)
-CONSTRAINTS = {"pt": {"balance_pt": True}, "mass": {"match_mass": True}, "pt+mass": {"balance_pt": True, "match_mass": True}}
+#: --constraints: which jet features the generated particles are made to honour ("+" joins GEN_CONSTRAINTS names)
+CONSTRAINTS = ("pt", "mass", "pt+mass")
 
 
 def constraints_of(args) -> list[str]:
@@ -172,7 +172,7 @@ def constrained_rows(model, jg, std, test: JetSet, val: JetSet, truth: JetSet, r
     conditioning jets): what honouring the jet-feature generator's pT and/or mass changes."""
     rows = []
     for name in constraints_of(args):
-        kw = CONSTRAINTS[name]
+        kw = {k: v for k, v in constraint_flags(name.split("+"), "--constraints").items() if v}
         gen = generate_jets(model, jg, len(test), labels=test.labels, standardizer=std, steps=row.get("steps", RECIPE["gen_steps"]),
                             seed=args.seed, device=args.device, max_particles=test.max_particles, guidance=guidance, **kw)
         ev = evaluate_pretraining(model, test, standardizer=std, reference_jetset=val, generated=gen, seed=args.seed,

@@ -32,6 +32,7 @@ __all__ = [
     "GEN_CONSTRAINTS",
     "OBSERVABLES",
     "check_constraints",
+    "constraint_flags",
     "evaluate_pretraining",
     "generate_jets",
     "jet_observables",

@@ -146,6 +146,7 @@ class PretrainingResult(TaskResults):
         its accuracy on real ones; the numbers are kept for ``metrics.json`` (``generation_compared``)."""
         ev = self.evaluation
         gen = self.metrics.get("generation")
+        constraints = check_constraints(constraints, "compare_generation")
         if "generated" not in ev or gen is None:
             raise ValueError("compare_generation: this run has no generated jets (run_pretraining(evaluate=False)?)")
         other = evaluate_pretraining(
@@ -157,7 +158,7 @@ class PretrainingResult(TaskResults):
             steps=gen["steps"],
             seed=gen["seed"],
             device=device,
-            constraints=check_constraints(constraints, "compare_generation"),
+            constraints=constraints,
         )
 
         def arm(held: Sequence[str], e: dict[str, Any]) -> dict[str, Any]:
@@ -169,7 +170,7 @@ class PretrainingResult(TaskResults):
                 "mass_scale_5_50_95": None if scale is None else np.percentile(scale, [5, 50, 95]).tolist(),
             }
 
-        ev["compared"] = [arm(gen["constraints"], ev), arm(check_constraints(constraints), other)]
+        ev["compared"] = [arm(gen["constraints"], ev), arm(constraints, other)]
         names = [c for c in ev["w1"]["jet_mass"] if c != "all"]
         floor = ev["w1_reference"]["jet_mass"]
 

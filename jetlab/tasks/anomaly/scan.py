@@ -341,11 +341,14 @@ def _check_resumable(partial: SignalFractionScan, fresh: SignalFractionScan) -> 
         return json.loads(json.dumps(d, default=str))
 
     old, new = normal(partial.settings), normal(fresh.settings)
-    differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-    if differ or list(partial.seeds) != list(fresh.seeds):
-        what = [f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in differ]
-        if list(partial.seeds) != list(fresh.seeds):
-            what.append(f"seeds: {list(partial.seeds)} there, {list(fresh.seeds)} now")
+    what = [
+        f"{k}: {old.get(k)!r} there, {new.get(k)!r} now"
+        for k in sorted(old.keys() | new.keys())
+        if old.get(k) != new.get(k)
+    ]
+    if list(partial.seeds) != list(fresh.seeds):
+        what.append(f"seeds: {list(partial.seeds)} there, {list(fresh.seeds)} now")
+    if what:
         raise ValueError(
             f"scan_signal_fraction: cannot resume {partial.source}, it was made otherwise ({'; '.join(what)})"
         )
