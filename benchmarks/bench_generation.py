@@ -12,9 +12,10 @@ stops a run that would overrun. For each budget it reports, generated vs real te
 * the out-of-fold AUC of a gradient-boosted classifier (:func:`jetlab.physics.metrics.two_sample_auc`)
   separating generated from real, on jet features (pT, eta, mass, N) and on the 16 leading
   particles, with the same AUC for real vs real (the floor);
-* generated particles the detector model cannot produce: pT below the softest real particle,
-  or farther than R = 0.8 from the jet axis (with the real particles' fraction beyond R: the axis is
-  the four-vector sum's, so real jets have some too);
+* generated particles the detector model cannot produce (``unrecordable``: below the detector's
+  threshold at their eta, :meth:`jetlab.data.detector.DetectorModel.min_visible_pt`), with pT below the
+  softest real particle and farther than R = 0.8 from the jet axis (with the real particles'
+  fraction beyond R: the axis is the four-vector sum's, so real jets have some too) next to it;
 * sampling jets/s and jet-mass W1 per DDIM step count.
 
     python benchmarks/bench_generation.py --budgets 2 5 15 --out benchmarks/results/generation.json
@@ -22,9 +23,11 @@ stops a run that would overrun. For each budget it reports, generated vs real te
 
 ``--gen-pt-input`` trains one arm per generated pT coordinate (:attr:`PETConfig.gen_pt_input`) at
 every budget, on the same data and epoch count: the before/after line of a generator change.
-``--constraints pt mass pt+mass`` add a row per trained model (or checkpoint) sampled again with
-``generate_jets(..., balance_pt=True)`` (particles add up to the generated jet pT), ``match_mass=True``
-(each jet widened or narrowed to the generated jet mass) or both; ``--balance-pt`` = ``--constraints pt``.
+``--constraints pt mass pt+mass pt+mass+detector`` add a row per trained model (or checkpoint) sampled
+again with ``generate_jets(..., balance_pt=True)`` (particles add up to the generated jet pT),
+``match_mass=True`` (each jet widened or narrowed to the generated jet mass), ``acceptance=`` (particles
+jetclass-mini's detector could not record removed) or a combination;
+``--balance-pt`` = ``--constraints pt``.
 
 Prints a markdown table; ``--out`` also writes every number as JSON (atomically).
 """
@@ -46,7 +49,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jetlab.data.schema import JetSet, jet_features_from_particles  # noqa: E402
-from jetlab.data.sources import resolve  # noqa: E402
+from jetlab.data.sources import acceptance_of, resolve  # noqa: E402
 from jetlab.data.torchdata import split_indices  # noqa: E402
 from jetlab.model.config import GEN_PT_INPUTS, PETConfig  # noqa: E402
 from jetlab.physics.metrics import two_sample_auc, wasserstein_1d  # noqa: E402
@@ -56,7 +59,9 @@ from jetlab.train import TimeLimit  # noqa: E402
 
 #: notebook 01's cpu-quick settings (jetlab/profiles/cpu-quick.yaml), except epochs (set by the budget)
 RECIPE = dict(model="tiny", lr=1e-3, batch_size=32, diffusion_weight=3.0, ema_decay=0.99, jet_epochs=100, gen_steps=32)
-JET_RADIUS = 0.8
+#: jetclass-mini's detector and jet radius
+ACCEPTANCE = acceptance_of("jetclass-mini")
+JET_RADIUS = ACCEPTANCE.jet_radius
 LEADING = 16
 
 
@@ -104,12 +109,15 @@ def compare(gen: JetSet, real: JetSet, seed: int) -> dict[str, Any]:
 
 
 def outside_detector(gen: JetSet, real: JetSet) -> dict[str, float]:
-    """Fractions of generated particles softer than every real particle or outside the jet cone."""
+    """Fractions of generated particles the detector could not record, softer than every real particle
+    or outside the jet cone."""
     pg, pr = relative_particles(gen), relative_particles(real)
     pt_min = float(real.particles[..., 0][real.mask].min())
-    pt = gen.particles[..., 0][gen.mask]
+    pt, eta = gen.particles[..., 0][gen.mask], gen.particles[..., 1][gen.mask]
     dr, dr_real = np.hypot(pg["deta"], pg["dphi"]), np.hypot(pr["deta"], pr["dphi"])
-    return {"real_min_pt": pt_min, "below_real_min_pt": float((pt < pt_min).mean()),
+    return {"unrecordable": float((~ACCEPTANCE.recordable(pt, eta)).mean()),
+            "removed": float(np.sum(gen.extra.get("unrecordable", 0)) / (gen.mask.sum() + np.sum(gen.extra.get("unrecordable", 0)))),
+            "real_min_pt": pt_min, "below_real_min_pt": float((pt < pt_min).mean()),
             "min_generated_pt": float(pt.min()), "outside_cone": float((dr > JET_RADIUS).mean()),
             # real particles lie beyond R of the axis of their jet's four-vector sum too (anti-kT areas are not cones)
             "outside_cone_real": float((dr_real > JET_RADIUS).mean()), "max_dr_real": float(dr_real.max()),
@@ -158,8 +166,8 @@ def run_budget(minutes: float, args, sec_per_epoch: float, work: Path, pt_input:
     return rows
 
 
-#: --constraints: which jet features the generated particles are made to honour ("+" joins GEN_CONSTRAINTS names)
-CONSTRAINTS = ("pt", "mass", "pt+mass")
+#: --constraints: what the generated particles are made to honour ("+" joins GEN_CONSTRAINTS names)
+CONSTRAINTS = ("pt", "mass", "pt+mass", "detector", "pt+mass+detector")
 
 
 def constraints_of(args) -> list[str]:
@@ -172,13 +180,13 @@ def constrained_rows(model, jg, std, test: JetSet, val: JetSet, truth: JetSet, r
     conditioning jets): what honouring the jet-feature generator's pT and/or mass changes."""
     rows = []
     for name in constraints_of(args):
-        kw = {k: v for k, v in constraint_flags(name.split("+"), "--constraints").items() if v}
+        kw = {k: v for k, v in constraint_flags(name.split("+"), "--constraints", ACCEPTANCE).items() if v}
         gen = generate_jets(model, jg, len(test), labels=test.labels, standardizer=std, steps=row.get("steps", RECIPE["gen_steps"]),
                             seed=args.seed, device=args.device, max_particles=test.max_particles, guidance=guidance, **kw)
         ev = evaluate_pretraining(model, test, standardizer=std, reference_jetset=val, generated=gen, seed=args.seed,
                                   device=args.device)
         extra = {"mass_scale_percentiles": np.percentile(gen.extra["mass_scale"], [5, 50, 95]).tolist()} if "mass_scale" in gen.extra else {}
-        rows.append({**{k: v for k, v in row.items() if k != "sampling"}, **kw, **extra,
+        rows.append({**{k: v for k, v in row.items() if k != "sampling"}, **kw, "acceptance": "acceptance" in kw, **extra,
                      "generated_accuracy": ev["generated_accuracy"], "w1_jet_mass_per_class": ev["w1"]["jet_mass"],
                      "generated": compare(gen, truth, args.seed), "outside_detector": outside_detector(gen, truth)})
     return rows
@@ -218,10 +226,11 @@ def sampling_grid(args) -> list[dict[str, Any]]:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| budget (epochs) | W1 mass [GeV] | W1 pT [GeV] | W1 N | W1 pT/pT_jet | W1 deta | W1 dphi | AUC jets | AUC particles | acc gen / real | pT < real min | outside R |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| budget (epochs) | W1 mass [GeV] | W1 pT [GeV] | W1 N | W1 pT/pT_jet | W1 deta | W1 dphi | AUC jets | AUC particles | acc gen / real | unrecordable (removed) | pT < real min | outside R |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     def label(r):
         held = (", balanced pT" if r.get("balance_pt") else "") + (", matched mass" if r.get("match_mass") else "")
+        held += ", detector acceptance" if r.get("acceptance") else ""
         if "guidance" in r:
             return f"guidance {r['guidance']:g}, {r['steps']} steps ({r['jets_per_s']:.0f} jets/s){held}"
         arm = "" if r.get("gen_pt_input", "log_1m_ptrel") == "log_1m_ptrel" else f", {r['gen_pt_input']}"
@@ -238,7 +247,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| {label(r)} | {w('jet_mass')} | {w('jet_pt')} | {w('multiplicity')} | "
             f"{w('particle_ptrel')} | {w('particle_deta')} | {w('particle_dphi')} | "
             f"{g['auc_jets']:.3f} ({f['auc_jets']:.2f}) | {g['auc_particles']:.3f} ({f['auc_particles']:.2f}) | "
-            f"{r['generated_accuracy']:.3f} / {r['accuracy']:.3f} | {od['below_real_min_pt']:.1%} | "
+            f"{r['generated_accuracy']:.3f} / {r['accuracy']:.3f} | "
+            f"{od.get('unrecordable', math.nan):.2%} ({od.get('removed', 0.0):.2%}) | {od['below_real_min_pt']:.1%} | "
             f"{od['outside_cone']:.1%}" + (f" ({od['outside_cone_real']:.1%})" if "outside_cone_real" in od else "") + " |")
     lines.append("\n(real-vs-real floor in brackets)\n")
     for r in rows:

@@ -93,3 +93,45 @@ def test_pid_flags_from_pdg():
         [1, 0, 0, 0, 0], [1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 1, 0, 0, 0],
         [0, 0, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0],
     ]
+
+
+def _soft_spray(n, seed):
+    """Soft generator-level particles of every kind over |eta| < 4, in 50 events."""
+    rng = np.random.default_rng(seed)
+    kinds = np.array([211, -211, 22, 130, 11, 13, 2112])
+    charges = {211: 1, -211: -1, 22: 0, 130: 0, 11: -1, 13: -1, 2112: 0}
+    pdg = rng.choice(kinds, n)
+    q = np.array([charges[int(k)] for k in pdg], float)
+    pt = rng.exponential(0.6, n) + 0.02
+    eta, phi = rng.uniform(-4.0, 4.0, n), rng.uniform(-np.pi, np.pi, n)
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    return px, py, pz, np.sqrt(px**2 + py**2 + pz**2 + 0.0195), pdg, q, np.sort(rng.integers(0, 50, n)), 50
+
+
+@pytest.mark.parametrize("det", [JETCLASS_LIKE, ATLAS_LIKE], ids=lambda d: d.name)
+def test_min_visible_pt_bounds_what_the_detector_reports_and_is_tight(det):
+    reco = det.apply(*_soft_spray(200_000, 5), np.random.default_rng(6))
+    bound = det.min_visible_pt(reco.eta)
+    assert np.all(reco.pt >= bound)  # nothing the detector reports lies below it
+    # ... and it is not loose: central particles come within 5% of it (a bound of 0 fails here)
+    central = np.abs(reco.eta) < 1.5
+    assert central.sum() > 1000 and (reco.pt[central] / bound[central]).min() < 1.05
+    # by hand at the centre: a track at its 0.1 GeV threshold less five 0.6% resolutions; clusters 0.4 GeV
+    expected = 0.1 * (1 - 5 * np.hypot(0.006, 1e-5)) if det.use_tracks else 0.4
+    assert det.min_visible_pt(np.array([0.0]))[0] == pytest.approx(expected, rel=1e-6)
+    assert np.isinf(det.min_visible_pt(np.array([4.0]))[0])  # beyond every subsystem
+
+
+def test_min_visible_pt_follows_the_calorimeter_energy_threshold_forward():
+    # beyond the tracker (|eta| > 2.5) a photon needs E > 0.5 GeV: pT > 0.5 / cosh(eta), by hand
+    eta = np.array([2.6, 2.8, 3.0])
+    np.testing.assert_allclose(JETCLASS_LIKE.min_visible_pt(eta), 0.5 / np.cosh(eta))
+    assert JETCLASS_LIKE.min_visible_pt(np.array([2.0]))[0] == pytest.approx(0.097, rel=1e-3)  # tracks win centrally
+
+
+def test_get_detector_by_name():
+    from jetlab.data.detector import get_detector
+
+    assert get_detector("atlas-like") is ATLAS_LIKE and get_detector(JETCLASS_LIKE) is JETCLASS_LIKE
+    with pytest.raises(ValueError, match=r"unknown detector 'cms'.*\['atlas-like', 'jetclass-like'\]"):
+        get_detector("cms")

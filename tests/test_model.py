@@ -356,7 +356,10 @@ def test_balance_ptrel_makes_the_particles_add_up_to_the_jet_pt():
 
 def test_log_pt_generator_models_inputs_0_1_3_and_denoises_from_those_slots_only():
     cfg = PETConfig.tiny(gen_pt_input="log_pt")
-    assert cfg.gen_feature_indices == (0, 1, 3) and PETConfig.tiny().gen_feature_indices == (0, 1, 2)
+    assert cfg.gen_feature_indices == (0, 1, 3) and PETConfig.tiny(gen_pt_input="log_1m_ptrel").gen_feature_indices == (0, 1, 2)
+    # the CPU-budget presets generate log pT, the published model log(1 - pT/pT_jet)
+    assert (PETConfig.tiny().gen_pt_input, PETConfig.small().gen_pt_input, PETConfig.paper().gen_pt_input) == (
+        "log_pt", "log_pt", "log_1m_ptrel")
     model = PET(cfg)
     x = torch.randn(2, 5, cfg.num_feat)
     np.testing.assert_array_equal(model.generated_features(x).numpy(), x[..., [0, 1, 3]].numpy())
@@ -364,10 +367,11 @@ def test_log_pt_generator_models_inputs_0_1_3_and_denoises_from_those_slots_only
     np.testing.assert_array_equal(body_in[..., [0, 1, 3]].numpy(), x[..., [0, 1, 3]].numpy())
     others = [i for i in range(cfg.num_feat) if i not in (0, 1, 3)]
     assert (body_in[..., others] == 0).all()
-    # the default keeps the first three slots (checkpoints without the field load unchanged)
-    default = PET(PETConfig.tiny())
+    # log(1 - pT/pT_jet) keeps the first three slots; checkpoints written before the field existed load as that
+    default = PET(PETConfig.tiny(gen_pt_input="log_1m_ptrel"))
     np.testing.assert_array_equal(default.generator_inputs(x[..., :3])[..., :3].numpy(), x[..., :3].numpy())
-    assert PETConfig.from_dict({k: v for k, v in PETConfig.tiny().to_dict().items() if k != "gen_pt_input"}) == PETConfig.tiny()
+    old = {k: v for k, v in PETConfig.tiny().to_dict().items() if k != "gen_pt_input"}
+    assert PETConfig.from_dict(old) == PETConfig.tiny(gen_pt_input="log_1m_ptrel")
     with pytest.raises(ValueError, match="gen_pt_input must be one of"):
         PETConfig.tiny(gen_pt_input="pt")
     with pytest.raises(ValueError, match="needs num_gen_features=3"):

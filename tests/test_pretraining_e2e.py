@@ -144,6 +144,57 @@ def test_generate_jets_can_honour_the_conditioned_jet_pt_and_mass(run) -> None:
     np.testing.assert_array_equal(held.mask, free.mask)
 
 
+
+def _threshold_by_hand(eta: np.ndarray, track_pt_min: float, e_min: float) -> np.ndarray:
+    """A JetClass-like reach from its parameters: tracks to |eta| 2.5 (+ five 0.001 angular smearings) from
+    ``track_pt_min`` less five pT resolutions, calorimeter deposits (E > ``e_min``) to |eta| 3.0 (+ five 0.02)."""
+    a = np.abs(eta)
+    calo = np.where(a <= 3.1, e_min / np.cosh(np.minimum(a, 20)), np.inf)
+    track = track_pt_min * (1 - 5 * np.hypot(0.006, 1e-4 * track_pt_min))
+    return np.where(a <= 2.505, np.minimum(track, calo), calo)
+
+
+#: a detector with thresholds high enough that a 1-epoch head draws particles below them
+_STRICT = dict(track_pt_min=2.0, photon_e_min=6.0, neutral_e_min=6.0)
+
+
+def _strict_acceptance():
+    from jetlab.data.detector import JETCLASS_LIKE, JetAcceptance
+
+    return JetAcceptance(JETCLASS_LIKE.replace(name="strict", **_STRICT), 0.8)
+
+
+def _strictly_below(js) -> np.ndarray:
+    return js.mask & (js.particles[..., 0] < _threshold_by_hand(js.particles[..., 1], 2.0, 6.0))
+
+
+def test_generate_jets_keeps_only_particles_the_detector_can_record(run) -> None:
+    acc = _strict_acceptance()
+    labels = np.arange(20) % 5
+    kw = dict(labels=labels, standardizer=run.standardizer, steps=3, seed=4)
+    free = generate_jets(run.model, run.jet_generator, 20, **kw)
+    kept = generate_jets(run.model, run.jet_generator, 20, acceptance=acc, **kw)
+    p, m = free.particles, free.mask
+    below = _strictly_below(free)
+    assert below.sum() > 20 and (m & ~below).sum() > 100  # both kinds are there: the checks below can fail
+    np.testing.assert_array_equal(kept.extra["unrecordable"], below.sum(1))
+    np.testing.assert_array_equal(kept.mask.sum(1), m.sum(1) - below.sum(1))
+    for j in range(20):  # what is left is exactly the recordable part of the same draw
+        np.testing.assert_allclose(kept.particles[j][kept.mask[j]], p[j][m[j] & ~below[j]], rtol=1e-6)
+    # held to the jet pT and mass too: what remains is recordable and carries the drawn jet pT and mass
+    held = generate_jets(run.model, run.jet_generator, 20, acceptance=acc, balance_pt=True, match_mass=True, **kw)
+    hp, hm, cond = held.particles, held.mask, held.extra["cond_jets"]
+    assert not _strictly_below(held).any()
+    np.testing.assert_allclose(held.jets[:, 0], cond[:, 0], rtol=2e-3)
+    scale = held.extra["mass_scale"]
+    free_scale = (hm.sum(1) > 1) & (scale > 0.25) & (scale < 4.0)  # not at the clip
+    assert free_scale.sum() >= 8
+    np.testing.assert_allclose(_mass_by_hand(hp, hm)[free_scale], cond[free_scale, 2], rtol=2e-3)
+    with pytest.raises(ValueError, match="evaluate_pretraining: the 'detector' constraint needs the dataset's acceptance"):
+        from jetlab.tasks.generation import evaluate_pretraining
+
+        evaluate_pretraining(run.model, run.test.subset(slice(0, 5)), run.jet_generator, constraints=["detector"])
+
 def test_generate_jets_balanced_default_and_errors(run) -> None:
     js = generate_jets(run.model, run.jet_generator, 10, standardizer=run.standardizer, steps=2, seed=0)
     assert np.array_equal(np.bincount(js.labels, minlength=5), [2, 2, 2, 2, 2])
@@ -201,8 +252,32 @@ def test_compare_generation_samples_the_same_jets_again_with_other_constraints(r
         run.compare_generation(["width"])
 
 
+
+def test_evaluation_reports_unrecordable_particles_and_the_detector_constraint_removes_them(run) -> None:
+    import dataclasses
+
+    from jetlab.tasks.generation import evaluate_pretraining
+
+    ev = run.evaluation  # jetclass-mini's own detector, no constraints in this run: as drawn
+    gen = ev["generated"]
+    by_hand = (gen.mask & (gen.particles[..., 0] < _threshold_by_hand(gen.particles[..., 1], 0.1, 0.5))).sum() / gen.mask.sum()
+    assert ev["unrecordable"] == pytest.approx({"before": by_hand, "after": by_hand})
+    assert run.metrics["generation"]["unrecordable"] == ev["unrecordable"]
+    # a stricter detector: the same draw has particles below it, counted by hand
+    test = run.test.subset(slice(0, ev["n_test"]))
+    strict = evaluate_pretraining(run.model, test, standardizer=run.standardizer, generated=gen, acceptance=_strict_acceptance())
+    below = _strictly_below(gen).sum() / gen.mask.sum()
+    assert below > 0.05 and strict["unrecordable"] == pytest.approx({"before": below, "after": below})
+    # ... which the "detector" constraint removes (the run's own sampling again)
+    table = dataclasses.replace(run, acceptance=_strict_acceptance()).compare_generation(["pt", "mass", "detector"])
+    other = run.evaluation["compared"][1]
+    assert other["constraints"] == ["pt", "mass", "detector"] and other["unrecordable"]["after"] == 0.0
+    assert other["unrecordable"]["before"] > 0.05  # drawn, then removed
+    assert "held to pt and mass and detector" in table.to_markdown() and "0.00% (drawn:" in table.to_markdown()
+
+
 def test_run_pretraining_refuses_unknown_constraints_before_training(tmp_path) -> None:
-    with pytest.raises(ValueError, match=r"run_pretraining: unknown constraints \['mas'\]; choose from \['pt', 'mass'\]"):
+    with pytest.raises(ValueError, match=r"run_pretraining: unknown constraints \['mas'\]; choose from \['pt', 'mass', 'detector'\]"):
         run_pretraining("jetclass-mini", gen_constraints=["mas"], output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

@@ -38,6 +38,28 @@ def test_generator_name_is_cached_and_needs_a_size(tmp_path):
     with pytest.raises(ValueError, match="'toptag-mini' is generated: pass n_jets > 0"):
         resolve("toptag-mini", cache_dir=tmp_path)
 
+    # the file names its detector and jet radius; a generated source hands them on as its acceptance
+    acc = src.acceptance()
+    assert acc.detector.name == "atlas-like" and acc.jet_radius == 1.0 and acc.detector.cluster_pt_min == 0.4
+
+
+def test_acceptance_of_generator_names_and_files(tmp_path):
+    from jetlab.data.sources import acceptance_of
+
+    # the mini datasets as their docs describe them: CMS-like PF R=0.8, ATLAS-like clusters R=1.0, R=0.4 Z+jets
+    for name, det, radius in (("jetclass-mini", "jetclass-like", 0.8), ("toptag-mini", "atlas-like", 1.0),
+                              ("zjets-mini", "jetclass-like", 0.4), ("lhco-mini", "jetclass-like", 1.0)):
+        acc = acceptance_of(name)
+        assert (acc.detector.name, acc.jet_radius) == (det, radius), name
+    js = read_jetset(resolve("toptag-mini", n_jets=20, cache_dir=tmp_path, progress=False).files()[0])
+    named = write_jetset(tmp_path / "named.h5", js, dataset="mine", label_names=("QCD", "Top"),
+                         info={"detector": "atlas-like", "jet_radius": 1.0})
+    assert acceptance_of(named).detector.name == "atlas-like" and resolve(named).acceptance().jet_radius == 1.0
+    bare = write_jetset(tmp_path / "bare.h5", js, dataset="mine", label_names=("QCD", "Top"))
+    with pytest.raises(ValueError, match="dataset 'mine': no detector model is known for it"):
+        acceptance_of(bare)
+    with pytest.raises(ValueError, match="dataset 'jetclass': no detector model"):
+        acceptance_of("jetclass")
 
 def test_files_directories_lists_and_mappings_read_in_order(tmp_path):
     base = read_jetset(resolve("toptag-mini", n_jets=30, cache_dir=tmp_path, progress=False).files()[0])

@@ -23,9 +23,21 @@ import numpy as np
 
 from .preprocess import wrap_phi
 
-__all__ = ["DetectorModel", "RecoParticles", "JETCLASS_LIKE", "ATLAS_LIKE", "pid_flags_from_pdg"]
+__all__ = [
+    "DetectorModel",
+    "RecoParticles",
+    "JETCLASS_LIKE",
+    "ATLAS_LIKE",
+    "DETECTORS",
+    "JetAcceptance",
+    "get_detector",
+    "pid_flags_from_pdg",
+]
 
 _NEUTRINOS = (12, 14, 16)
+#: Standard deviations of the smearing kept as margin where a threshold acts before it (track pT,
+#: angles): a reconstructed track falls this far below its threshold with probability 3e-7.
+_SMEARING_MARGIN = 5.0
 
 
 class RecoParticles(NamedTuple):
@@ -133,6 +145,30 @@ class DetectorModel:
 
     def replace(self, **changes) -> "DetectorModel":
         return replace(self, **changes)
+
+    def min_visible_pt(self, eta: np.ndarray) -> np.ndarray:
+        """The softest particle pT (GeV) this detector reports at pseudorapidity ``eta``; inf where it sees nothing.
+
+        Why: a generator of detector-level particles must stay where the detector can put particles
+        (``jetlab.tasks.generation.generate_jets(detector=...)``). Calorimeter deposits pass an energy
+        threshold after smearing, so their reported pT >= E_min / cosh(eta) exactly (and >= the cluster
+        threshold); tracks pass ``track_pt_min`` before their pT is smeared, so the bound keeps
+        five resolution widths of margin; pileup deposits start at the cluster threshold.
+        """
+        a = np.abs(np.asarray(eta, dtype=np.float64))
+        inf = np.full_like(a, np.inf)
+        calo_reach = self.calo_eta_max + _SMEARING_MARGIN * max(self.ecal_angle_sigma, self.hcal_angle_sigma)
+        calo_e_min = min(self.photon_e_min, self.neutral_e_min)
+        calo = np.maximum(calo_e_min / np.cosh(np.minimum(a, 20.0)), self.cluster_pt_min)
+        out = np.where(a <= calo_reach, calo, inf)
+        if self.use_tracks:
+            track_reach = self.track_eta_max + _SMEARING_MARGIN * self.track_angle_sigma
+            res = float(self.track_resolution(np.asarray(self.track_pt_min)))
+            track = self.track_pt_min * max(1.0 - _SMEARING_MARGIN * res, 0.05)  # apply() clips the smearing at 0.05
+            out = np.where(a <= track_reach, np.minimum(out, track), out)
+        if self.pileup_density > 0:
+            out = np.where(a <= self.pileup_eta_max, np.minimum(out, self.cluster_pt_min), out)
+        return out
 
     # ------------------------------------------------------------------ pieces
     def track_efficiency_at(self, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
@@ -296,3 +332,35 @@ ATLAS_LIKE = DetectorModel(
     pileup_pt_mean=0.6,
     pileup_eta_max=3.0,
 )
+
+#: The detector presets by name (the name a generated file's ``info["detector"]`` records).
+DETECTORS: dict[str, DetectorModel] = {d.name: d for d in (JETCLASS_LIKE, ATLAS_LIKE)}
+
+
+def get_detector(detector: DetectorModel | str) -> DetectorModel:
+    """A :class:`DetectorModel` from itself or from its preset name."""
+    if isinstance(detector, DetectorModel):
+        return detector
+    if detector not in DETECTORS:
+        raise ValueError(f"unknown detector {detector!r}: expected a DetectorModel or one of {sorted(DETECTORS)}")
+    return DETECTORS[detector]
+
+
+@dataclass(frozen=True)
+class JetAcceptance:
+    """Where a dataset's detector-level particles can lie: recorded by ``detector``, clustered into
+    anti-kT jets of radius ``jet_radius``. Generated particles are held to it
+    (``jetlab.tasks.generation.generate_jets(acceptance=...)``); :func:`jetlab.data.sources.acceptance_of`
+    finds a dataset's.
+    """
+
+    detector: DetectorModel
+    jet_radius: float
+
+    def __post_init__(self) -> None:
+        if not self.jet_radius > 0:
+            raise ValueError(f"JetAcceptance: jet_radius must be > 0, got {self.jet_radius}")
+
+    def recordable(self, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
+        """True where the detector can report a particle of this pT at this pseudorapidity."""
+        return np.asarray(pt) >= self.detector.min_visible_pt(eta)

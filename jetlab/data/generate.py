@@ -87,6 +87,8 @@ class GeneratorSpec:
     max_particles: int
     samples: tuple[Sample, ...]
     options: dict[str, Any] = field(default_factory=dict)  # accepted options and defaults
+    detector: DetectorModel = JETCLASS_LIKE  # what reconstructs the detector-level particles
+    jet_radius: float = 0.8  # anti-kT R of the (detector-level) jets
 
 
 def _qcd(pthat: float) -> tuple[str, ...]:
@@ -138,6 +140,8 @@ _TOPTAG = GeneratorSpec(
     max_particles=120,
     samples=(Sample("QCD", _qcd(320.0), 0), Sample("Top", _ttbar(320.0), 1, parent=6)),
     options={"max_particles": 120, "chunk_size": 500, "classes": None},
+    detector=ATLAS_LIKE,
+    jet_radius=1.0,
 )
 
 _ZJETS_BASE = (
@@ -169,6 +173,7 @@ _ZJETS = GeneratorSpec(
     max_particles=101,
     samples=(Sample("sim", _ZJETS_BASE + ("Tune:pp = 14",), 0), Sample("data", _ZJETS_BASE + ZJETS_DATA_SETTINGS, 1)),
     options={"max_particles": 101, "chunk_size": 500},
+    jet_radius=0.4,
 )
 
 _LHCO = GeneratorSpec(
@@ -200,6 +205,7 @@ _LHCO = GeneratorSpec(
         ),
     ),
     options={"max_particles": 279, "chunk_size": 500, "signal_fraction": 0.1},
+    jet_radius=1.0,
 )
 
 #: Registry of the mini datasets, by name.
@@ -246,8 +252,8 @@ def _single_jet_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
     opts = dict(chunk.options)
     sample = next(s for s in spec.samples if s.name == chunk.sample)
     atlas = spec.name == "toptag-mini"
-    det: DetectorModel = ATLAS_LIKE if atlas else JETCLASS_LIKE
-    R, pt_lo, pt_hi, eta_max = (1.0, 350.0, 1000.0, 2.0) if atlas else (0.8, 500.0, 1000.0, 2.0)
+    det, R = spec.detector, spec.jet_radius
+    pt_lo, pt_hi, eta_max = (350.0, 1000.0, 2.0) if atlas else (500.0, 1000.0, 2.0)
     match_dr = 0.75 if atlas else 0.8
     pmax = int(opts["max_particles"])
     pyseed, rng = chunk_seeds(chunk.seed, spec.name, sample.name, chunk.index)
@@ -296,7 +302,7 @@ def _zjets_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
     pmax = int(opts["max_particles"])
     pyseed, rng = chunk_seeds(chunk.seed, spec.name, sample.name, chunk.index)
     src = PythiaSource(sample.settings, pyseed, None)
-    det = JETCLASS_LIKE
+    det = spec.detector
     out: dict[str, list] = {"gen": [], "reco": []}
     rows = events = 0
     pt_min, eta_max = 100.0, 2.5
@@ -304,9 +310,9 @@ def _zjets_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
         b = src.batch(_next_batch_size(chunk.n - rows, rows, events))
         events += b.n_events
         gpt, geta, gphi, ge, gev, gfeat = _gen_particles(b)
-        gj = cluster(gpt, geta, gphi, ge, gev, b.n_events, 0.4, 20.0)
+        gj = cluster(gpt, geta, gphi, ge, gev, b.n_events, spec.jet_radius, 20.0)
         reco = det.apply(b.px, b.py, b.pz, b.e, b.pdg, b.charge, b.event, b.n_events, rng)
-        rj = cluster(reco.pt, reco.eta, reco.phi, reco.energy, reco.event, b.n_events, 0.4, 20.0)
+        rj = cluster(reco.pt, reco.eta, reco.phi, reco.energy, reco.event, b.n_events, spec.jet_radius, 20.0)
         lead_g, lead_r = gj.index_of_rank(0, b.n_events), rj.index_of_rank(0, b.n_events)
         ok = (lead_g >= 0) & (lead_r >= 0)
         ok[ok] &= (gj.pt[lead_g[ok]] > pt_min) & (np.abs(gj.eta[lead_g[ok]]) < eta_max)
@@ -340,14 +346,14 @@ def _lhco_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
     pyseed, rng = chunk_seeds(chunk.seed, spec.name, sample.name, chunk.index)
     veto = None if sample.label else accept_qcd(3.0)
     src = PythiaSource(sample.settings, pyseed, veto)
-    det = JETCLASS_LIKE
+    det = spec.detector
     items = []
     rows = events = 0
     while rows < chunk.n:
         b = src.batch(_next_batch_size(chunk.n - rows, rows, events))
         events += b.n_events
         reco = det.apply(b.px, b.py, b.pz, b.e, b.pdg, b.charge, b.event, b.n_events, rng)
-        jets = cluster(reco.pt, reco.eta, reco.phi, reco.energy, reco.event, b.n_events, 1.0, 100.0)
+        jets = cluster(reco.pt, reco.eta, reco.phi, reco.energy, reco.event, b.n_events, spec.jet_radius, 100.0)
         j1, j2 = jets.index_of_rank(0, b.n_events), jets.index_of_rank(1, b.n_events)
         ok = (j1 >= 0) & (j2 >= 0)
         ok[ok] &= jets.pt[j1[ok]] > 1200.0
@@ -537,6 +543,7 @@ def generate(
         "pythia": "pythia8mc 8.317",
         "pythia_common": list(PYTHIA_COMMON),
         "samples": {s.name: list(s.settings) for s in spec.samples},
-        "detector": {"toptag-mini": ATLAS_LIKE.name}.get(name, JETCLASS_LIKE.name),
+        "detector": spec.detector.name,
+        "jet_radius": spec.jet_radius,
     }
     return write_jetsets(out, collections, dataset=name, label_names=spec.label_names, info=info)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from jetlab.data.cache import dataset_file
+from jetlab.data.detector import JetAcceptance, get_detector
 from jetlab.data.download import data_dir
 from jetlab.data.generate import GENERATORS
 from jetlab.data.manifests import list_datasets
@@ -33,7 +34,7 @@ from jetlab.data.readers import convert, raw_files
 from jetlab.data.readers.files import RAW_FILE_DATASETS
 from jetlab.data.schema import JetSet, SchemaError, inspect_file, read_jetset
 
-__all__ = ["DataSource", "DatasetNotReadyError", "dataset_names", "resolve", "schema_dir"]
+__all__ = ["DataSource", "DatasetNotReadyError", "acceptance_of", "dataset_names", "resolve", "schema_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,10 @@ class DataSource:
     def read_all(self, *, split: str | None = None, start: int = 0, stop: int | None = None) -> dict[str, JetSet]:
         """Every collection of ``split``, row-aligned."""
         return {c: self.read(c, split=split, start=start, stop=stop) for c in self.collections}
+
+    def acceptance(self) -> JetAcceptance:
+        """Where this dataset's particles can lie (its detector model and jet radius); see :func:`acceptance_of`."""
+        return _acceptance(self.name, self.info)
 
     def stream(self, collection: str | None = None, *, split: str | None = None, **kwargs: Any):
         """A :class:`jetlab.data.torchdata.StreamingJetDataset` over the files of ``split``."""
@@ -252,6 +257,35 @@ def _convert_published(
     for split, _, dest in plan:
         out[split] = out.get(split, ()) + (dest,)
     return out
+
+
+def _acceptance(name: str, info: Mapping[str, Any]) -> JetAcceptance:
+    spec = GENERATORS.get(name)
+    detector = info.get("detector", spec.detector.name if spec else None)
+    radius = info.get("jet_radius", spec.jet_radius if spec else None)  # files written before 0.1 lack it
+    if detector is None or radius is None:
+        raise ValueError(
+            f"dataset {name!r}: no detector model is known for it (only jetlab's generated datasets "
+            f"{sorted(GENERATORS)} name theirs); pass a jetlab.data.detector.JetAcceptance yourself"
+        )
+    return JetAcceptance(get_detector(detector), float(radius))
+
+
+def acceptance_of(dataset: PathLike) -> JetAcceptance:
+    """The :class:`~jetlab.data.detector.JetAcceptance` of a generator name or a generated schema file.
+
+    Why: generated particles must stay where the dataset's detector can put them, and a
+    checkpoint remembers only the name of the data it was trained on. Published datasets come
+    from detectors jetlab does not model: a ``ValueError`` says so.
+    """
+    name = os.fspath(dataset)
+    if name in GENERATORS:
+        return _acceptance(name, {})
+    path = Path(name).expanduser()
+    if path.is_file():
+        header = inspect_file(path)
+        return _acceptance(header.dataset, header.info)
+    return _acceptance(name, {})
 
 
 def dataset_names() -> tuple[list[str], list[str]]:

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from jetlab.data.detector import JetAcceptance
 from jetlab.data.preprocess import Standardizer
 from jetlab.data.schema import KINEMATIC_FEATURES, JetSet, jet_features_from_particles
 from jetlab.data.torchdata import JetDataset
@@ -37,16 +38,18 @@ __all__ = [
     "generate_jets",
     "jet_observables",
     "match_jet_mass",
+    "unrecordable_fractions",
     "train_jet_generator",
     "wasserstein_table",
 ]
 
 #: Observables compared between generated and real jets (all computed from the particles).
 OBSERVABLES: tuple[str, ...] = ("jet_mass", "multiplicity", "particle_pt", "particle_eta", "particle_phi")
-#: Jet features the generated particles can be held to (``constraints`` of :func:`evaluate_pretraining`):
+#: What the generated particles can be held to (``constraints`` of :func:`evaluate_pretraining`):
 #: "pt" balances the particles' pT to the generated jet pT, "mass" widens or narrows the jet to the
-#: generated jet mass (``balance_pt`` / ``match_mass`` of :func:`generate_jets`).
-GEN_CONSTRAINTS: tuple[str, ...] = ("pt", "mass")
+#: generated jet mass, "detector" removes particles the dataset's detector could not have recorded
+#: (``balance_pt`` / ``match_mass`` / ``acceptance`` of :func:`generate_jets`).
+GEN_CONSTRAINTS: tuple[str, ...] = ("pt", "mass", "detector")
 #: Index of the multiplicity in the jet inputs (pT, eta, mass, N).
 _MULT = 3
 
@@ -82,10 +85,24 @@ def check_constraints(constraints: Sequence[str] | str | None, where: str = "gen
     return tuple(c for c in GEN_CONSTRAINTS if c in names)
 
 
-def constraint_flags(constraints: Sequence[str] | str | None, where: str = "generate_jets") -> dict[str, bool]:
-    """``{"balance_pt": ..., "match_mass": ...}`` for :func:`generate_jets` from names in :data:`GEN_CONSTRAINTS`."""
+def constraint_flags(
+    constraints: Sequence[str] | str | None, where: str = "generate_jets", acceptance: JetAcceptance | None = None
+) -> dict[str, Any]:
+    """``{"balance_pt", "match_mass", "acceptance"}`` for :func:`generate_jets` from names in :data:`GEN_CONSTRAINTS`.
+
+    "detector" needs the dataset's ``acceptance`` (:func:`jetlab.data.sources.acceptance_of`).
+    """
     names = check_constraints(constraints, where)
-    return {"balance_pt": "pt" in names, "match_mass": "mass" in names}
+    if "detector" in names and acceptance is None:
+        raise ValueError(
+            f"{where}: the 'detector' constraint needs the dataset's acceptance "
+            "(jetlab.data.sources.acceptance_of(dataset)); none was given"
+        )
+    return {
+        "balance_pt": "pt" in names,
+        "match_mass": "mass" in names,
+        "acceptance": acceptance if "detector" in names else None,
+    }
 
 
 def jet_observables(jets: JetSet) -> dict[str, np.ndarray]:
@@ -221,6 +238,7 @@ def generate_jets(
     guidance: float = 0.0,
     balance_pt: bool = False,
     match_mass: bool = False,
+    acceptance: JetAcceptance | None = None,
 ) -> JetSet:
     """Generate ``n`` jets: jet features from ``jet_generator``, particles from PET's generator head.
 
@@ -230,10 +248,15 @@ def generate_jets(
     guidance of the particle sampler (``(1 + w) v_class - w v_null``); ``balance_pt`` rescales each
     jet's particle pT so they add up to the conditioned jet pT (:func:`balance_ptrel`); ``match_mass``
     widens or narrows each jet until its particles' mass is the conditioned jet mass
-    (:func:`match_jet_mass`). Same ``seed`` -> same jets. The result
-    holds massless particles (pT, eta, phi, E), pT-ordered, with jet features recomputed from them;
-    the jet features that conditioned the generation are in ``extra["cond_jets"]`` and, with
-    ``match_mass``, each jet's angular scale factor in ``extra["mass_scale"]``.
+    (:func:`match_jet_mass`). ``acceptance`` (the dataset's :class:`~jetlab.data.detector.JetAcceptance`)
+    does to the generated particles what the detector does to real ones: a particle it could not
+    record (softer than its threshold at that eta, outside its eta reach) is removed, before the pT
+    and mass are matched and again after. Same ``seed`` -> same
+    jets. The result holds massless particles (pT, eta, phi, E), pT-ordered, with jet features
+    recomputed from them; the jet features that conditioned the generation are in
+    ``extra["cond_jets"]``, with ``match_mass`` each jet's angular scale factor is in
+    ``extra["mass_scale"]`` and with ``acceptance`` the number of particles removed per jet in
+    ``extra["unrecordable"]``.
     """
     if n < 1:
         raise ValueError(f"generate_jets: n must be >= 1, got {n}")
@@ -303,12 +326,22 @@ def generate_jets(
     particles = np.stack([pt, eta, phi, energy], axis=-1)
     particles = np.where(mask[..., None], particles, 0.0)
     extra = {"cond_jets": feats.astype(np.float32)}
+    drawn = mask
+    if acceptance is not None:
+        mask = _recordable(particles, mask, acceptance)
+        if balance_pt and not match_mass:  # what remains carries the jet pT again
+            particles = _with_jet_pt(particles, mask, feats[:, 0])
     if match_mass:
         particles, scale = match_jet_mass(particles, mask, feats[:, 2], target_pt=feats[:, 0] if balance_pt else None)
         extra["mass_scale"] = scale.astype(np.float32)
+    if acceptance is not None:
+        mask = _recordable(particles, mask, acceptance)  # matching moved some particles
+        extra["unrecordable"] = (drawn.sum(1) - mask.sum(1)).astype(np.int64)
+    particles = np.where(mask[..., None], particles, 0.0)
     # pT-order (the schema's convention); the model is permutation-equivariant so order carries nothing
-    order = np.argsort(np.where(mask, -pt, np.inf), axis=1, kind="stable")
+    order = np.argsort(np.where(mask, -particles[..., 0], np.inf), axis=1, kind="stable")
     particles = np.take_along_axis(particles, order[..., None], axis=1)
+    mask = np.take_along_axis(mask, order, axis=1)
     jets = jet_features_from_particles(particles, mask)
     js = JetSet(
         particles=particles,
@@ -319,6 +352,35 @@ def generate_jets(
         extra=extra,
     )
     return js.validate("generate_jets")
+
+
+def unrecordable_fractions(generated: JetSet, acceptance: JetAcceptance) -> dict[str, float]:
+    """Fractions of generated particles ``acceptance``'s detector could not have recorded: ``before``
+    the "detector" constraint removed them (0 removed if it was not applied) and ``after``."""
+    p, m = generated.particles, generated.mask
+    left = int((m & ~acceptance.recordable(p[..., 0], p[..., 1])).sum())
+    removed = int(np.sum(generated.extra.get("unrecordable", 0)))
+    drawn = int(m.sum()) + removed
+    return {"before": (left + removed) / max(drawn, 1), "after": left / max(int(m.sum()), 1)}
+
+
+def _recordable(particles: np.ndarray, mask: np.ndarray, acceptance: JetAcceptance) -> np.ndarray:
+    """``mask`` without the particles ``acceptance``'s detector could not record; a jet keeps at least its hardest."""
+    keep = mask & acceptance.recordable(particles[..., 0], particles[..., 1])
+    hardest = np.argmax(np.where(mask, particles[..., 0], -np.inf), axis=1)
+    empty = ~keep.any(1) & mask.any(1)
+    keep[empty, hardest[empty]] = True
+    return keep
+
+
+def _with_jet_pt(particles: np.ndarray, mask: np.ndarray, jet_pt: np.ndarray) -> np.ndarray:
+    """Every jet's particle pT (and E) scaled by one factor so that the jet pT is ``jet_pt``."""
+    now = jet_features_from_particles(particles, mask)[:, 0].astype(np.float64)
+    factor = np.divide(jet_pt, now, out=np.ones_like(now), where=now > 0)
+    out = particles.copy()
+    out[..., 0] *= factor[:, None]
+    out[..., 3] *= factor[:, None]
+    return out
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -336,11 +398,15 @@ def evaluate_pretraining(
     device: str | torch.device = "cpu",
     batch_size: int = 256,
     constraints: Sequence[str] = (),
+    acceptance: JetAcceptance | None = None,
 ) -> dict[str, Any]:
     """Classifier accuracy / confusion matrix on ``test_jetset`` and W1 of generated vs real jets.
 
     Generated jets (unless given) have the test set's class counts; ``constraints`` (names in
-    :data:`GEN_CONSTRAINTS`) hold their particles to the generated jet pT and/or mass. ``reference_jetset`` (an
+    :data:`GEN_CONSTRAINTS`) hold their particles to the generated jet pT and/or mass and/or to
+    the dataset's ``acceptance``. With ``acceptance``, ``unrecordable`` reports the fraction of
+    generated particles its detector could not have recorded: ``before`` (as drawn) and ``after``
+    (what the evaluation judges: 0 with the "detector" constraint). ``reference_jetset`` (an
     independent real sample, e.g. the validation split) gives the W1 floor: the distance two
     real samples of that size have by statistics alone. Returns a JSON-friendly dict with
     ``accuracy``, ``confusion_matrix`` (rows: true, normalised), ``generated_accuracy`` (the
@@ -389,13 +455,15 @@ def evaluate_pretraining(
             device=dev,
             batch_size=batch_size,
             max_particles=test_jetset.max_particles,
-            **constraint_flags(constraints, "evaluate_pretraining"),
+            **constraint_flags(constraints, "evaluate_pretraining", acceptance),
         )
     if generated is not None:
         gp = predict(model, JetDataset(generated, standardizer=standardizer), batch_size=batch_size, device=dev)
         result["generated_accuracy"] = float((np.argmax(gp, -1) == generated.labels).mean())
         result["w1"] = wasserstein_table(generated, test_jetset, class_names)
         result["generated"] = generated
+        if acceptance is not None:
+            result["unrecordable"] = unrecordable_fractions(generated, acceptance)
     if reference_jetset is not None:
         n = min(len(reference_jetset), len(test_jetset))
         result["w1_reference"] = wasserstein_table(reference_jetset.subset(slice(0, n)), test_jetset, class_names)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from jetlab.data.detector import JetAcceptance
 from jetlab.data.preprocess import Standardizer, jet_inputs
 from jetlab.data.schema import JetSet
 from jetlab.data.sources import resolve
@@ -116,6 +117,7 @@ class PretrainingResult(TaskResults):
     evaluation: dict[str, Any]
     checkpoint: Path
     timings: dict[str, float] = field(default_factory=dict)
+    acceptance: JetAcceptance | None = None  # the training data's, where jetlab models its detector
 
     def table(self):
         """W1 of generated vs real test jets per observable, next to the real-vs-real floor."""
@@ -159,6 +161,7 @@ class PretrainingResult(TaskResults):
             seed=gen["seed"],
             device=device,
             constraints=constraints,
+            acceptance=self.acceptance,
         )
 
         def arm(held: Sequence[str], e: dict[str, Any]) -> dict[str, Any]:
@@ -168,19 +171,21 @@ class PretrainingResult(TaskResults):
                 "generated_accuracy": e["generated_accuracy"],
                 "w1_jet_mass": e["w1"]["jet_mass"],
                 "mass_scale_5_50_95": None if scale is None else np.percentile(scale, [5, 50, 95]).tolist(),
+                "unrecordable": e.get("unrecordable"),
             }
 
         ev["compared"] = [arm(gen["constraints"], ev), arm(constraints, other)]
         names = [c for c in ev["w1"]["jet_mass"] if c != "all"]
         floor = ev["w1_reference"]["jet_mass"]
 
-        def row(label: str, acc: Any, w1: dict[str, float], scale: Any) -> dict[str, Any]:
+        def row(label: str, acc: Any, w1: dict[str, float], scale: Any, lost: Any) -> dict[str, Any]:
             return {
                 "generated jets": label,
                 "classifier accuracy": acc,
                 "jet-mass W1 all": w1["all"],
                 **{f"W1 {c}": w1.get(c) for c in names},
                 "mass scale 5/50/95%": "" if scale is None else " / ".join(f"{v:.2f}" for v in scale),
+                "unrecordable particles": "" if lost is None else f"{lost['after']:.2%} (drawn: {lost['before']:.2%})",
             }
 
         rows = [
@@ -189,10 +194,11 @@ class PretrainingResult(TaskResults):
                 a["generated_accuracy"],
                 a["w1_jet_mass"],
                 a["mass_scale_5_50_95"],
+                a["unrecordable"],
             )
             for a in ev["compared"]
         ]
-        rows.append(row("real (floor: real vs real)", ev["accuracy"], floor, None))
+        rows.append(row("real (floor: real vs real)", ev["accuracy"], floor, None, None))
         return results_table(rows, floatfmt=".3g", title="Generated jets with and without constraints")
 
     def plots(self) -> dict[str, Figure]:
@@ -281,7 +287,9 @@ def run_pretraining(
     :data:`jetlab.train.CPU_RECIPE`, measured best for small budgets; the published GPU recipe
     is batch 250 per GPU with ``diffusion_weight=1``. ``ema_decay`` or ``n_generate`` of 0 mean None
     (no EMA; one generated jet per test jet). ``gen_constraints`` (names in :data:`GEN_CONSTRAINTS`:
-    "pt", "mass") hold the evaluation's generated particles to the generated jet pT and/or mass.
+    "pt", "mass", "detector") hold the evaluation's generated particles to the generated jet pT and/or
+    mass and/or to what the data's detector can record (its
+    :meth:`~jetlab.data.sources.DataSource.acceptance`: jetlab's generated datasets only).
     """
     ema_decay, n_generate = ema_decay or None, n_generate or None  # notebook parameters: 0 means "none"
     gen_constraints = check_constraints(gen_constraints, "run_pretraining")
@@ -293,6 +301,12 @@ def run_pretraining(
         data, n_jets=n_jets if n_jets and n_jets > 0 else None, seed=seed, progress=progress, workers=workers
     )
     data_name, names = source.name, list(source.label_names)
+    try:
+        acceptance: JetAcceptance | None = source.acceptance()
+    except ValueError as err:  # a published dataset: its detector is not jetlab's to model
+        if "detector" in gen_constraints:
+            raise ValueError(f"run_pretraining: gen_constraints asks for 'detector', but {err}") from None
+        acceptance = None
     fr = tuple(float(f) for f in split)
     if len(fr) != 3 or min(fr) <= 0:
         raise ValueError(f"run_pretraining: split must be 3 positive fractions (train, val, test), got {tuple(split)}")
@@ -372,6 +386,7 @@ def run_pretraining(
             seed=seed,
             device=device,
             constraints=gen_constraints,
+            acceptance=acceptance,
         )
         timings["evaluate_s"] = time.perf_counter() - t3
         metrics.update(
@@ -382,6 +397,8 @@ def run_pretraining(
             }
         )
         metrics["generation"] = {"steps": gen_steps, "seed": seed, "constraints": list(gen_constraints)}
+        if "unrecordable" in evaluation:
+            metrics["generation"]["unrecordable"] = evaluation["unrecordable"]
         metrics["w1"] = evaluation.get("w1")
         metrics["w1_reference"] = evaluation.get("w1_reference")
         metrics["confusion_matrix"] = evaluation["confusion_matrix"]
@@ -429,4 +446,5 @@ def run_pretraining(
         evaluation=evaluation,
         checkpoint=ckpt,
         timings=timings,
+        acceptance=acceptance,
     )
