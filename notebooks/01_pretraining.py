@@ -26,7 +26,8 @@
 # * a **classifier head** (class-attention on a learned token): cross entropy over the jet classes,
 #   plus a regression of the jet features (pT, η, mass, multiplicity);
 # * a **generator head**: a *diffusion* model that learns to denoise particle features
-#   (Δη, Δφ, log(1 − pT/pT_jet)) given the noise level, the jet features and the class
+#   (Δη, Δφ and log pT; the published model uses log(1 − pT/pT_jet), which leaves soft particles
+#   unresolved at a CPU budget) given the noise level, the jet features and the class
 #   (v-prediction, cosine log-SNR schedule).
 #
 # Loss = CE + jet-feature MSE + diffusion v-loss (+ the classifier applied to the noised jets,
