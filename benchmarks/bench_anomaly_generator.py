@@ -11,7 +11,9 @@ arm, all arms on the same events and seeds, with fit and sampling seconds.
     python benchmarks/bench_anomaly_generator.py --checkpoint CKPT --gen-epochs 3 10 --steps 10 32
 
 ``--checkpoint`` is a notebook-01 checkpoint (the pretrained generator); without it the generator
-trains from scratch (the ``tiny`` preset).
+trains from scratch (the ``tiny`` preset). ``--gen-pt-input log_pt log_1m_ptrel`` fits one arm per
+generated pT coordinate (``fit_background_generator(gen_pt_input=...)``; ``own``: the checkpoint's or
+preset's).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from jetlab.model.config import GEN_PT_INPUTS  # noqa: E402
 from jetlab.tasks import anomaly as A  # noqa: E402
 
 
@@ -37,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--n-events", type=int, default=6000)
     ap.add_argument("--oversample", type=int, default=2)
+    ap.add_argument("--gen-pt-input", nargs="+", default=[A.CATHODE_GEN_PT_INPUT], choices=["own", *sorted(GEN_PT_INPUTS)],
+                    help="generated pT coordinate(s): one arm each")
     ap.add_argument("--out", type=Path, default=None, help="JSON with every number")
     args = ap.parse_args(argv)
 
@@ -48,37 +53,38 @@ def main(argv: list[str] | None = None) -> int:
     true_sr = bkg.subset(windows.in_sr(bkg.mjj))
     print(f"SB data {int(sb.sum())} events, SR data {int(sr.sum())}, true SR background {len(true_sr)}", flush=True)
     rows = []
-    for seed in args.seeds:
-        for epochs in args.gen_epochs:
-            t0 = time.perf_counter()
-            gen = A.fit_background_generator(data.subset(sb), windows, checkpoint=args.checkpoint, seed=seed,
-                                             epochs=epochs, batch_size=128, lr=1e-3, progress=False, device="cpu")
-            fit_s = time.perf_counter() - t0
-            rng = np.random.default_rng(np.random.SeedSequence([seed, 51]))
-            mjj_syn = rng.choice(data.mjj[sr], size=args.oversample * int(sr.sum()), replace=True)
-            ref = A.dijet_inputs(true_sr, gen.standardizer)
-            for steps in args.steps:
-                t1 = time.perf_counter()
-                synthetic, _ = gen.sample(mjj_syn, seed=seed + 1, steps=steps, device="cpu")
-                sample_s = time.perf_counter() - t1
-                c = A.closeness_metrics(ref, synthetic, gen.standardizer, seed=seed)
-                rows.append({"seed": seed, "gen_epochs": epochs, "steps": steps, "fit_s": fit_s, "sample_s": sample_s,
-                             "auc": c["auc"], "auc_jets": c["auc_jets"], "auc_particles": c["auc_particles"],
-                             "w1_particle": c["w1_particle"], "w1_particle_floor": c["w1_particle_floor"]})
-                print(f"seed {seed}, {epochs} epochs, {steps} steps: AUC {c['auc']:.3f} (jets {c['auc_jets']:.3f}, "
-                      f"particles {c['auc_particles']:.3f}); fit {fit_s:.0f} s, sampling {sample_s:.0f} s", flush=True)
-    print("\n| generator epochs | DDIM steps | seeds | AUC all | AUC jets | AUC particles | fit [s] | sampling [s] |")
-    print("|---|---|---|---|---|---|---|---|")
-    for epochs in args.gen_epochs:
+    arms = [(seed, epochs, pt_input) for seed in args.seeds for epochs in args.gen_epochs for pt_input in args.gen_pt_input]
+    for seed, epochs, pt_input in arms:
+        t0 = time.perf_counter()
+        gen = A.fit_background_generator(data.subset(sb), windows, checkpoint=args.checkpoint, seed=seed,
+                                         gen_pt_input=None if pt_input == "own" else pt_input,
+                                         epochs=epochs, batch_size=128, lr=1e-3, progress=False, device="cpu")
+        fit_s = time.perf_counter() - t0
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 51]))
+        mjj_syn = rng.choice(data.mjj[sr], size=args.oversample * int(sr.sum()), replace=True)
+        ref = A.dijet_inputs(true_sr, gen.standardizer)
         for steps in args.steps:
-            sel = [r for r in rows if r["gen_epochs"] == epochs and r["steps"] == steps]
+            t1 = time.perf_counter()
+            synthetic, _ = gen.sample(mjj_syn, seed=seed + 1, steps=steps, device="cpu")
+            sample_s = time.perf_counter() - t1
+            c = A.closeness_metrics(ref, synthetic, gen.standardizer, seed=seed)
+            rows.append({"seed": seed, "gen_epochs": epochs, "gen_pt_input": gen.particle_model.pet.config.gen_pt_input,
+                         "steps": steps, "fit_s": fit_s, "sample_s": sample_s,
+                         "auc": c["auc"], "auc_jets": c["auc_jets"], "auc_particles": c["auc_particles"],
+                         "w1_particle": c["w1_particle"], "w1_particle_floor": c["w1_particle_floor"]})
+            print(f"seed {seed}, {epochs} epochs, {rows[-1]['gen_pt_input']}, {steps} steps: AUC {c['auc']:.3f} (jets {c['auc_jets']:.3f}, "
+                  f"particles {c['auc_particles']:.3f}); fit {fit_s:.0f} s, sampling {sample_s:.0f} s", flush=True)
+    print("\n| generator epochs | pT coordinate | DDIM steps | seeds | AUC all | AUC jets | AUC particles | fit [s] | sampling [s] |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for epochs, pt_input, steps in dict.fromkeys((r["gen_epochs"], r["gen_pt_input"], r["steps"]) for r in rows):
+        sel = [r for r in rows if (r["gen_epochs"], r["gen_pt_input"], r["steps"]) == (epochs, pt_input, steps)]
 
-            def cell(k, sel=sel):
-                v = [r[k] for r in sel]
-                return f"{np.mean(v):.3f}" + (f" ± {np.std(v):.3f}" if len(v) > 1 else "")
+        def cell(k, sel=sel):
+            v = [r[k] for r in sel]
+            return f"{np.mean(v):.3f}" + (f" ± {np.std(v):.3f}" if len(v) > 1 else "")
 
-            print(f"| {epochs} | {steps} | {len(sel)} | {cell('auc')} | {cell('auc_jets')} | {cell('auc_particles')} | "
-                  f"{np.mean([r['fit_s'] for r in sel]):.0f} | {np.mean([r['sample_s'] for r in sel]):.0f} |")
+        print(f"| {epochs} | {pt_input} | {steps} | {len(sel)} | {cell('auc')} | {cell('auc_jets')} | {cell('auc_particles')} | "
+              f"{np.mean([r['fit_s'] for r in sel]):.0f} | {np.mean([r['sample_s'] for r in sel]):.0f} |")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(args.out.suffix + ".tmp")

@@ -25,8 +25,8 @@ stops a run that would overrun. For each budget it reports, generated vs real te
 every budget, on the same data and epoch count: the before/after line of a generator change.
 ``--constraints pt mass pt+mass pt+mass+detector`` add a row per trained model (or checkpoint) sampled
 again with ``generate_jets(..., balance_pt=True)`` (particles add up to the generated jet pT),
-``match_mass=True`` (each jet widened or narrowed to the generated jet mass), ``acceptance=`` (particles
-jetclass-mini's detector could not record removed) or a combination;
+``match_mass=True`` (each jet widened or narrowed to the generated jet mass), ``acceptance=`` (a particle
+jetclass-mini's detector could not record drawn again, then removed) or a combination;
 ``--balance-pt`` = ``--constraints pt``.
 
 Prints a markdown table; ``--out`` also writes every number as JSON (atomically).

@@ -26,8 +26,7 @@
 # * a **classifier head** (class-attention on a learned token): cross entropy over the jet classes,
 #   plus a regression of the jet features (pT, η, mass, multiplicity);
 # * a **generator head**: a *diffusion* model that learns to denoise particle features
-#   (Δη, Δφ and log pT; the published model uses log(1 − pT/pT_jet), which leaves soft particles
-#   unresolved at a CPU budget) given the noise level, the jet features and the class
+#   (Δη, Δφ, log(1 − pT/pT_jet)) given the noise level, the jet features and the class
 #   (v-prediction, cosine log-SNR schedule).
 #
 # Loss = CE + jet-feature MSE + diffusion v-loss (+ the classifier applied to the noised jets,
@@ -42,9 +41,10 @@
 # generated particles are held to them: their pT are scaled to add up to the jet pT and the jet is
 # widened or narrowed about its axis to the jet mass. And they are held to what the detector can
 # record, as real particles are: a generated particle softer than the detector's threshold at its η
-# is removed, as the detector would never have reported it. The diffusion head still decides how the
-# pT is shared and where the particles lie relative to each other; the section "What the diffusion
-# head does alone" shows the same model without the constraints.
+# is drawn again by the diffusion head, given the rest of its jet (inpainting); one that is still
+# unrecordable after three draws is removed, as the detector would never have reported it. The
+# diffusion head still decides how the pT is shared and where the particles lie relative to each
+# other; the section "What the diffusion head does alone" shows the same model without the constraints.
 
 # %% tags=["parameters"]
 # Parameters (papermill). Defaults = the cpu-quick profile: a few minutes on 2 CPU cores.
@@ -124,8 +124,9 @@ result.table()
 # %%
 print("W1 per class (jet mass [GeV], multiplicity):", result.w1_per_class())
 if "unrecordable" in ev:  # jetlab's generated datasets: their detector model is known
-    print(f"generated particles the detector could not have recorded: {ev['unrecordable']['after']:.2%} "
-          f"(as drawn by the diffusion head: {ev['unrecordable']['before']:.2%})")
+    u = ev["unrecordable"]
+    print(f"generated particles the detector could not have recorded: {u['after']:.2%} (first drawn by the "
+          f"diffusion head: {u['before']:.2%}, drawn again; removed after three draws: {u['removed']:.2%})")
 
 # %% [markdown]
 # ## What the diffusion head does alone
@@ -133,9 +134,9 @@ if "unrecordable" in ev:  # jetlab's generated datasets: their detector model is
 # are then whatever the diffusion head makes of the jet features it is conditioned on. The mass scale
 # says how far each jet had to be widened (> 1) or narrowed (< 1) to reach its mass (5th, 50th, 95th
 # percentile), and "unrecordable particles" which fraction of the particles the detector model could
-# not have recorded (softer than its threshold at their η: `DetectorModel.min_visible_pt`), as judged
-# and as drawn before the "detector" constraint removed them: the distance between the rows is the
-# diffusion head's own error.
+# not have recorded (softer than its threshold at their η: `DetectorModel.min_visible_pt`): as judged,
+# as first drawn, and removed after the "detector" constraint drew them again. The distance between
+# the rows is the diffusion head's own error.
 
 # %%
 result.compare_generation([], device=run.device)

@@ -227,6 +227,25 @@ def test_background_generator_sampling_shapes_mask_finite():
         A.fit_background_generator(ev, w, config=cfg, epochs=1, jet_epochs=1, device="cpu")
 
 
+def test_background_generator_models_the_pt_coordinate_asked_for_whatever_its_start():
+    from jetlab.model import PETConfig
+
+    w = A.MassWindows()
+    ev = fake_events(200, 0, seed=2)
+    sb = ev.subset(w.in_sb(ev.mjj))
+    cfg = PETConfig.tiny(projection_dim=16, num_transformer=1, k=0, num_local=0, gen_pt_input="log_pt")
+    kw = dict(config=cfg, epochs=1, jet_epochs=1, batch_size=64, seed=0, device="cpu")
+    default = A.fit_background_generator(sb, w, **kw).particle_model.pet  # a log-pT start, refitted
+    own = A.fit_background_generator(sb, w, gen_pt_input=None, **kw).particle_model.pet
+    # log(1 - pT/pT_jet) is input 2, log pT input 3: the diffusion target is the slot asked for
+    assert A.CATHODE_GEN_PT_INPUT == "log_1m_ptrel" and default.config.gen_feature_indices == (0, 1, 2)
+    assert own.config.gen_feature_indices == (0, 1, 3)
+    x = torch.arange(13.0).expand(1, 2, 13)
+    np.testing.assert_array_equal(default.generated_features(x)[0, 0].numpy(), [0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="gen_pt_input must be one of"):
+        A.fit_background_generator(sb, w, gen_pt_input="pt", **kw)
+
+
 def test_mjj_condition_starts_as_identity_and_is_trainable():
     from jetlab.model import PET, PETConfig
 

@@ -308,6 +308,31 @@ def test_v_loss_decreases_and_sampler_respects_mask():
         sample(model, b["mask"], b["jets"], None, steps=2, guidance=1.0)
 
 
+def test_sampler_inpaints_the_slots_it_is_told_to_keep():
+    torch.manual_seed(0)
+    model = PET(PETConfig.tiny(num_classes=2)).eval()
+    b = make_batch([8, 5, 8, 2] * 2, p=8, seed=3)
+    mask = b["mask"]
+    known = torch.randn(8, 8, 3) * mask.unsqueeze(-1)
+    keep = mask & (torch.arange(8) % 2 == 0)  # every other particle is known
+    gen = torch.Generator().manual_seed(5)
+    out = sample(model, mask, b["jets"], b["label"], steps=4, generator=gen, known=known, keep=keep)
+    assert torch.equal(out[keep], known[keep])  # kept slots end exactly at their values
+    assert (out[~mask] == 0).all()
+    free = sample(model, mask, b["jets"], b["label"], steps=4, generator=torch.Generator().manual_seed(5))
+    drawn = mask & ~keep
+    assert not torch.allclose(free[keep], known[keep])  # a plain draw does not land there: the check can fail
+    # the others are drawn given the kept ones: they differ from a draw that was given nothing
+    assert (out[drawn] - free[drawn]).abs().max() > 1e-3
+    # or single coordinates: the angles of every particle known, its third coordinate drawn
+    coords = mask.unsqueeze(-1) & torch.tensor([True, True, False])
+    out3 = sample(model, mask, b["jets"], b["label"], steps=4, generator=torch.Generator().manual_seed(5),
+                  known=known, keep=coords)
+    assert torch.equal(out3[..., :2][mask], known[..., :2][mask]) and not torch.allclose(out3[..., 2][mask], known[..., 2][mask])
+    with pytest.raises(ValueError, match=r"inpainting needs known \(8, 8, 3\)"):
+        sample(model, mask, b["jets"], steps=2, known=known[:, :4], keep=keep)
+
+
 def test_complete_particle_inputs_matches_preprocessing():
     rng = np.random.default_rng(0)
     n, p = 20, 10
@@ -356,10 +381,7 @@ def test_balance_ptrel_makes_the_particles_add_up_to_the_jet_pt():
 
 def test_log_pt_generator_models_inputs_0_1_3_and_denoises_from_those_slots_only():
     cfg = PETConfig.tiny(gen_pt_input="log_pt")
-    assert cfg.gen_feature_indices == (0, 1, 3) and PETConfig.tiny(gen_pt_input="log_1m_ptrel").gen_feature_indices == (0, 1, 2)
-    # the CPU-budget presets generate log pT, the published model log(1 - pT/pT_jet)
-    assert (PETConfig.tiny().gen_pt_input, PETConfig.small().gen_pt_input, PETConfig.paper().gen_pt_input) == (
-        "log_pt", "log_pt", "log_1m_ptrel")
+    assert cfg.gen_feature_indices == (0, 1, 3) and PETConfig.tiny().gen_feature_indices == (0, 1, 2)
     model = PET(cfg)
     x = torch.randn(2, 5, cfg.num_feat)
     np.testing.assert_array_equal(model.generated_features(x).numpy(), x[..., [0, 1, 3]].numpy())
@@ -367,11 +389,10 @@ def test_log_pt_generator_models_inputs_0_1_3_and_denoises_from_those_slots_only
     np.testing.assert_array_equal(body_in[..., [0, 1, 3]].numpy(), x[..., [0, 1, 3]].numpy())
     others = [i for i in range(cfg.num_feat) if i not in (0, 1, 3)]
     assert (body_in[..., others] == 0).all()
-    # log(1 - pT/pT_jet) keeps the first three slots; checkpoints written before the field existed load as that
-    default = PET(PETConfig.tiny(gen_pt_input="log_1m_ptrel"))
+    # the default keeps the first three slots (checkpoints without the field load unchanged)
+    default = PET(PETConfig.tiny())
     np.testing.assert_array_equal(default.generator_inputs(x[..., :3])[..., :3].numpy(), x[..., :3].numpy())
-    old = {k: v for k, v in PETConfig.tiny().to_dict().items() if k != "gen_pt_input"}
-    assert PETConfig.from_dict(old) == PETConfig.tiny(gen_pt_input="log_1m_ptrel")
+    assert PETConfig.from_dict({k: v for k, v in PETConfig.tiny().to_dict().items() if k != "gen_pt_input"}) == PETConfig.tiny()
     with pytest.raises(ValueError, match="gen_pt_input must be one of"):
         PETConfig.tiny(gen_pt_input="pt")
     with pytest.raises(ValueError, match="needs num_gen_features=3"):

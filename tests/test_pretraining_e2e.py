@@ -177,10 +177,18 @@ def test_generate_jets_keeps_only_particles_the_detector_can_record(run) -> None
     p, m = free.particles, free.mask
     below = _strictly_below(free)
     assert below.sum() > 20 and (m & ~below).sum() > 100  # both kinds are there: the checks below can fail
-    np.testing.assert_array_equal(kept.extra["unrecordable"], below.sum(1))
-    np.testing.assert_array_equal(kept.mask.sum(1), m.sum(1) - below.sum(1))
-    for j in range(20):  # what is left is exactly the recordable part of the same draw
-        np.testing.assert_allclose(kept.particles[j][kept.mask[j]], p[j][m[j] & ~below[j]], rtol=1e-6)
+    # the first draw is the free one: its unrecordable particles are counted, its recordable ones kept as they are
+    np.testing.assert_array_equal(kept.extra["redrawn"], below.sum(1))
+    for j in range(20):
+        got = {tuple(np.round(r, 4)) for r in kept.particles[j][kept.mask[j]]}
+        assert {tuple(np.round(r, 4)) for r in p[j][m[j] & ~below[j]]} <= got, j
+        # only the pT of the others was drawn again: every particle sits where the first draw put it
+        angles = {tuple(np.round(r, 4)) for r in p[j][m[j]][:, 1:3]}
+        assert {tuple(np.round(r, 4)) for r in kept.particles[j][kept.mask[j]][:, 1:3]} <= angles, j
+    # the others' pT were drawn again given the rest of the jet; what is still unrecordable is removed
+    assert not _strictly_below(kept).any()
+    np.testing.assert_array_equal(kept.mask.sum(1), m.sum(1) - kept.extra["unrecordable"])
+    assert kept.extra["unrecordable"].sum() < below.sum()  # redrawing recovered some: the counts differ
     # held to the jet pT and mass too: what remains is recordable and carries the drawn jet pT and mass
     held = generate_jets(run.model, run.jet_generator, 20, acceptance=acc, balance_pt=True, match_mass=True, **kw)
     hp, hm, cond = held.particles, held.mask, held.extra["cond_jets"]
@@ -190,6 +198,14 @@ def test_generate_jets_keeps_only_particles_the_detector_can_record(run) -> None
     free_scale = (hm.sum(1) > 1) & (scale > 0.25) & (scale < 4.0)  # not at the clip
     assert free_scale.sum() >= 8
     np.testing.assert_allclose(_mass_by_hand(hp, hm)[free_scale], cond[free_scale, 2], rtol=2e-3)
+    # held to the jet pT alone: the recordable particles are scaled back up to it
+    balanced = generate_jets(run.model, run.jet_generator, 20, acceptance=acc, balance_pt=True, **kw)
+    assert not _strictly_below(balanced).any()
+    np.testing.assert_allclose(balanced.jets[:, 0], cond[:, 0], rtol=2e-3)
+    only = generate_jets(run.model, run.jet_generator, 20, balance_pt=True, **kw)  # the same draw, nothing removed
+    left = only.mask & ~_strictly_below(only)
+    left_pt = np.hypot(*((np.where(left, only.particles[..., 0], 0) * f(only.particles[..., 2])).sum(1) for f in (np.cos, np.sin)))
+    assert (left_pt < 0.99 * cond[:, 0]).any()  # removing alone loses pT: the check above can fail
     with pytest.raises(ValueError, match="evaluate_pretraining: the 'detector' constraint needs the dataset's acceptance"):
         from jetlab.tasks.generation import evaluate_pretraining
 
@@ -261,18 +277,19 @@ def test_evaluation_reports_unrecordable_particles_and_the_detector_constraint_r
     ev = run.evaluation  # jetclass-mini's own detector, no constraints in this run: as drawn
     gen = ev["generated"]
     by_hand = (gen.mask & (gen.particles[..., 0] < _threshold_by_hand(gen.particles[..., 1], 0.1, 0.5))).sum() / gen.mask.sum()
-    assert ev["unrecordable"] == pytest.approx({"before": by_hand, "after": by_hand})
+    assert ev["unrecordable"] == pytest.approx({"before": by_hand, "removed": 0.0, "after": by_hand})
     assert run.metrics["generation"]["unrecordable"] == ev["unrecordable"]
     # a stricter detector: the same draw has particles below it, counted by hand
     test = run.test.subset(slice(0, ev["n_test"]))
     strict = evaluate_pretraining(run.model, test, standardizer=run.standardizer, generated=gen, acceptance=_strict_acceptance())
     below = _strictly_below(gen).sum() / gen.mask.sum()
-    assert below > 0.05 and strict["unrecordable"] == pytest.approx({"before": below, "after": below})
+    assert below > 0.05 and strict["unrecordable"] == pytest.approx({"before": below, "removed": 0.0, "after": below})
     # ... which the "detector" constraint removes (the run's own sampling again)
     table = dataclasses.replace(run, acceptance=_strict_acceptance()).compare_generation(["pt", "mass", "detector"])
     other = run.evaluation["compared"][1]
     assert other["constraints"] == ["pt", "mass", "detector"] and other["unrecordable"]["after"] == 0.0
-    assert other["unrecordable"]["before"] > 0.05  # drawn, then removed
+    assert other["unrecordable"]["before"] > 0.05  # drawn, then drawn again or removed
+    assert other["unrecordable"]["removed"] < other["unrecordable"]["before"]
     assert "held to pt and mass and detector" in table.to_markdown() and "0.00% (drawn:" in table.to_markdown()
 
 

@@ -63,8 +63,7 @@ class PETConfig:
     #: particle inputs modelled by the diffusion generator (deta, dphi and the pT input below)
     num_gen_features: int = 3
     #: the generator's pT coordinate: ``"log_1m_ptrel"`` (log(1 - pT/pT_jet), the OmniLearn input,
-    #: ~0 for every soft particle: the published models) or ``"log_pt"`` (log pT, which resolves soft
-    #: particles: the CPU-budget presets ``tiny`` and ``small``, benchmarks/README.md "Generation")
+    #: ~0 for every soft particle) or ``"log_pt"`` (log pT, which resolves soft particles)
     gen_pt_input: str = "log_1m_ptrel"
     #: Fourier features of the diffusion time
     time_embed_dim: int = 64
@@ -128,7 +127,6 @@ class PETConfig:
             k=8,
             num_local=1,
             time_embed_dim=32,
-            gen_pt_input="log_pt",
         )
         return cls(**{**base, **overrides})
 
@@ -144,7 +142,6 @@ class PETConfig:
             k=10,
             num_local=2,
             time_embed_dim=64,
-            gen_pt_input="log_pt",
         )
         return cls(**{**base, **overrides})
 

@@ -38,6 +38,7 @@ __all__ = [
     "generate_jets",
     "jet_observables",
     "match_jet_mass",
+    "REDRAWS",
     "unrecordable_fractions",
     "train_jet_generator",
     "wasserstein_table",
@@ -52,6 +53,8 @@ OBSERVABLES: tuple[str, ...] = ("jet_mass", "multiplicity", "particle_pt", "part
 GEN_CONSTRAINTS: tuple[str, ...] = ("pt", "mass", "detector")
 #: Index of the multiplicity in the jet inputs (pT, eta, mass, N).
 _MULT = 3
+#: Rounds in which :func:`generate_jets` draws a particle the detector could not record again.
+REDRAWS = 3
 
 
 def _balanced_labels(n: int, num_classes: int) -> np.ndarray:
@@ -249,14 +252,15 @@ def generate_jets(
     jet's particle pT so they add up to the conditioned jet pT (:func:`balance_ptrel`); ``match_mass``
     widens or narrows each jet until its particles' mass is the conditioned jet mass
     (:func:`match_jet_mass`). ``acceptance`` (the dataset's :class:`~jetlab.data.detector.JetAcceptance`)
-    does to the generated particles what the detector does to real ones: a particle it could not
-    record (softer than its threshold at that eta, outside its eta reach) is removed, before the pT
-    and mass are matched and again after. Same ``seed`` -> same
+    keeps the generated particles where its detector can put them: a particle it could not record
+    (softer than its threshold at that eta, outside its eta reach) is drawn again given the rest of
+    its jet (diffusion inpainting, :data:`REDRAWS` rounds); one that is still unrecordable is removed,
+    as the detector removes real ones, before the pT and mass are matched and again after. Same ``seed`` -> same
     jets. The result holds massless particles (pT, eta, phi, E), pT-ordered, with jet features
     recomputed from them; the jet features that conditioned the generation are in
     ``extra["cond_jets"]``, with ``match_mass`` each jet's angular scale factor is in
-    ``extra["mass_scale"]`` and with ``acceptance`` the number of particles removed per jet in
-    ``extra["unrecordable"]``.
+    ``extra["mass_scale"]``; with ``acceptance`` the number of unrecordable particles per jet as first
+    drawn is in ``extra["redrawn"]`` and the number removed in ``extra["unrecordable"]``.
     """
     if n < 1:
         raise ValueError(f"generate_jets: n must be >= 1, got {n}")
@@ -294,33 +298,67 @@ def generate_jets(
     mask = np.arange(max_particles)[None, :] < mult[:, None]
     jets_std = standardizer.transform_jets(feats.astype(np.float32))
 
-    parts = []
-    for a in range(0, n, batch_size):
-        b = min(a + batch_size, n)
-        p = int(mult[a:b].max())  # no need to run the model over all-padding columns
-        m = torch.as_tensor(mask[a:b, :p], device=dev)
-        j = torch.as_tensor(jets_std[a:b], device=dev)
-        y = torch.as_tensor(lab[a:b], device=dev)
-        out = sample(model, m, j, labels=y, steps=steps, generator=gen, guidance=guidance).float().cpu().numpy()
-        full = np.zeros((b - a, max_particles, out.shape[-1]), dtype=np.float32)
-        full[:, :p] = out
-        parts.append(full)
-    z = np.concatenate(parts)
+    def draw(rows: np.ndarray, known: np.ndarray | None = None, keep: np.ndarray | None = None) -> np.ndarray:
+        """Standardised particle coordinates of the jets ``rows``, in batches (inpainting with ``keep``)."""
+        parts = []
+        for a in range(0, len(rows), batch_size):
+            r = rows[a : a + batch_size]
+            p = int(mult[r].max())  # no need to run the model over all-padding columns
+            kw = {}
+            if keep is not None and known is not None:
+                kw = {
+                    "known": torch.as_tensor(known[r, :p], device=dev),
+                    "keep": torch.as_tensor(keep[r, :p], device=dev),
+                }
+            m = torch.as_tensor(mask[r, :p], device=dev)
+            j = torch.as_tensor(jets_std[r], device=dev)
+            y = torch.as_tensor(lab[r], device=dev)
+            out = (
+                sample(model, m, j, labels=y, steps=steps, generator=gen, guidance=guidance, **kw).float().cpu().numpy()
+            )
+            full = np.zeros((len(r), max_particles, out.shape[-1]), dtype=np.float32)
+            full[:, :p] = out
+            parts.append(full)
+        return np.concatenate(parts)
 
     # standardised (deta, dphi, pT coordinate) -> physical particles
     pt_input = model.config.gen_pt_input
     idx = list(model.config.gen_feature_indices)
     ps, pm = standardizer.particle_std[idx].astype(np.float64), standardizer.particle_mean[idx].astype(np.float64)
-    raw = z[..., :3].astype(np.float64) * ps + pm
-    deta, dphi = raw[..., 0], raw[..., 1]
     jpt, jeta = feats[:, 0:1], feats[:, 1:2]
+
+    def physical(z: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """(deta, dphi, pT coordinate) and pT / pT_jet of standardised coordinates ``z``."""
+        raw = z[..., :3].astype(np.float64) * ps + pm
+        return raw, generated_ptrel(torch.from_numpy(raw[..., 2]), torch.from_numpy(jpt), pt_input)
+
+    def lab_eta(deta: np.ndarray) -> np.ndarray:
+        return jeta + np.where(jeta < 0, -1.0, 1.0) * deta
+
+    z = draw(np.arange(n))
+    redrawn = np.zeros(n, dtype=np.int64)
+    if acceptance is not None:
+        # particles the detector could not record are drawn again given the rest of their jet, a few times
+        for round_ in range(REDRAWS):
+            raw, ptrel_t = physical(z)
+            pt_now = np.clip(ptrel_t.numpy(), 1e-6, 1.0 - 1e-6) * jpt
+            bad = mask & ~acceptance.recordable(pt_now, lab_eta(raw[..., 0]))
+            if round_ == 0:
+                redrawn = bad.sum(1)
+            rows = np.nonzero(bad.any(1))[0]
+            if not len(rows):
+                break
+            keep = np.repeat(mask[..., None], z.shape[-1], axis=-1)
+            keep[..., 2] &= ~bad  # the pT coordinate of an unrecordable particle is drawn again, given the rest
+            z[rows] = draw(rows, known=z, keep=keep)
+    raw, ptrel_t = physical(z)
+    deta, dphi = raw[..., 0], raw[..., 1]
     jphi = rng.uniform(-np.pi, np.pi, size=(n, 1))  # the jet azimuth is not modelled: the physics is phi-symmetric
-    ptrel_t = generated_ptrel(torch.from_numpy(raw[..., 2]), torch.from_numpy(jpt), pt_input)
     if balance_pt:
         ptrel_t = balance_ptrel(ptrel_t.clamp(1e-6, 1.0), torch.from_numpy(dphi), torch.from_numpy(mask))
     ptrel = np.clip(ptrel_t.numpy(), 1e-6, 1.0 - 1e-6)
     pt = ptrel * jpt
-    eta = jeta + np.where(jeta < 0, -1.0, 1.0) * deta
+    eta = lab_eta(deta)
     phi = (jphi + dphi + np.pi) % (2 * np.pi) - np.pi
     energy = pt * np.cosh(np.clip(eta, -10, 10))
     particles = np.stack([pt, eta, phi, energy], axis=-1)
@@ -337,6 +375,7 @@ def generate_jets(
     if acceptance is not None:
         mask = _recordable(particles, mask, acceptance)  # matching moved some particles
         extra["unrecordable"] = (drawn.sum(1) - mask.sum(1)).astype(np.int64)
+        extra["redrawn"] = redrawn.astype(np.int64)
     particles = np.where(mask[..., None], particles, 0.0)
     # pT-order (the schema's convention); the model is permutation-equivariant so order carries nothing
     order = np.argsort(np.where(mask, -particles[..., 0], np.inf), axis=1, kind="stable")
@@ -355,13 +394,15 @@ def generate_jets(
 
 
 def unrecordable_fractions(generated: JetSet, acceptance: JetAcceptance) -> dict[str, float]:
-    """Fractions of generated particles ``acceptance``'s detector could not have recorded: ``before``
-    the "detector" constraint removed them (0 removed if it was not applied) and ``after``."""
+    """Fractions of generated particles ``acceptance``'s detector could not have recorded: as first
+    drawn (``before``), removed after the redraws (``removed``) and in the result (``after``); without
+    the "detector" constraint ``before`` = ``after`` and nothing is removed."""
     p, m = generated.particles, generated.mask
     left = int((m & ~acceptance.recordable(p[..., 0], p[..., 1])).sum())
     removed = int(np.sum(generated.extra.get("unrecordable", 0)))
-    drawn = int(m.sum()) + removed
-    return {"before": (left + removed) / max(drawn, 1), "after": left / max(int(m.sum()), 1)}
+    drawn = max(int(m.sum()) + removed, 1)
+    first = int(np.sum(generated.extra["redrawn"])) if "redrawn" in generated.extra else left + removed
+    return {"before": first / drawn, "removed": removed / drawn, "after": left / max(int(m.sum()), 1)}
 
 
 def _recordable(particles: np.ndarray, mask: np.ndarray, acceptance: JetAcceptance) -> np.ndarray:

@@ -185,7 +185,9 @@ class PretrainingResult(TaskResults):
                 "jet-mass W1 all": w1["all"],
                 **{f"W1 {c}": w1.get(c) for c in names},
                 "mass scale 5/50/95%": "" if scale is None else " / ".join(f"{v:.2f}" for v in scale),
-                "unrecordable particles": "" if lost is None else f"{lost['after']:.2%} (drawn: {lost['before']:.2%})",
+                "unrecordable particles": ""
+                if lost is None
+                else f"{lost['after']:.2%} (drawn: {lost['before']:.2%}, removed: {lost['removed']:.2%})",
             }
 
         rows = [

@@ -39,7 +39,13 @@ from .events import (
     inject_signal,
     load_dijets,
 )
-from .generator import PARTICLE_FEATURE_NAMES, BackgroundGenerator, MjjConditionedGenerator, fit_background_generator
+from .generator import (
+    CATHODE_GEN_PT_INPUT,
+    PARTICLE_FEATURE_NAMES,
+    BackgroundGenerator,
+    MjjConditionedGenerator,
+    fit_background_generator,
+)
 from .metrics import anomaly_metrics, closeness_metrics, raw_particles, sculpting_check
 from .models import (
     DijetClassifier,
@@ -65,6 +71,7 @@ __all__ = [
     "AnomalyRun",
     "AnomalySplit",
     "BackgroundGenerator",
+    "CATHODE_GEN_PT_INPUT",
     "DijetClassifier",
     "DijetEvents",
     "KFoldResult",

@@ -28,6 +28,7 @@ from .events import DijetEvents, MassWindows
 from .models import TrainingSettings
 
 __all__ = [
+    "CATHODE_GEN_PT_INPUT",
     "OMNILEARNED_GENERATOR_NOTE",
     "PARTICLE_FEATURE_NAMES",
     "BackgroundGenerator",
@@ -153,6 +154,12 @@ class BackgroundGenerator:
         return out, feats
 
 
+#: The pT coordinate CATHODE's particle generator models, whatever its checkpoint was pretrained on:
+#: log(1 - pT/pT_jet) resolves the hard particles a classifier of the template looks at
+#: (``benchmarks/bench_anomaly_generator.py --gen-pt-input``, benchmarks/README.md).
+CATHODE_GEN_PT_INPUT = "log_1m_ptrel"
+
+
 def fit_background_generator(
     sideband: DijetEvents,
     windows: MassWindows,
@@ -162,6 +169,7 @@ def fit_background_generator(
     standardizer: Standardizer | None = None,
     jet_epochs: int = 100,
     seed: int = 0,
+    gen_pt_input: str | None = CATHODE_GEN_PT_INPUT,
     **training: Any,
 ) -> BackgroundGenerator:
     """Fit the background model on sideband events (fine-tuning PET from ``checkpoint``, or from scratch).
@@ -172,7 +180,9 @@ def fit_background_generator(
     trains ``jet_epochs`` with :func:`jetlab.tasks.common.fit_jet_generator`, the particle stage
     per ``training``: the :class:`~jetlab.tasks.anomaly.models.TrainingSettings` fields as keywords
     (``epochs`` with ``optimizer`` at ``lr``, the pretrained body at ``lr / lr_factor``, ...); another
-    keyword is a TypeError naming it.
+    keyword is a TypeError naming it. ``gen_pt_input`` is the generated pT coordinate
+    (:attr:`PETConfig.gen_pt_input`; None: the checkpoint's or preset's own); a pretrained generator
+    head that modelled another one is fine-tuned on this one.
     """
     t = TrainingSettings.from_keywords("fit_background_generator", training)
     if len(sideband) < 10:
@@ -192,6 +202,8 @@ def fit_background_generator(
     # label slots 0/1 = jet1/jet2, 2 = null
     pet = build_pet(checkpoint, preset=config, num_classes=1, seed=seed, input_scaling=t.input_scaling)
     assert isinstance(pet, PET)  # OmniLearned checkpoints are refused above; no groups, so no GroupedModel
+    if gen_pt_input is not None and gen_pt_input != pet.config.gen_pt_input:
+        pet.config = pet.config.replace(gen_pt_input=gen_pt_input)  # PETConfig names a bad value
     if standardizer is None:
         standardizer = pet.standardizer or Standardizer.fit_jetset(JetSet.concatenate([sideband.jet1, sideband.jet2]))
     feats = sideband.jet_features()
