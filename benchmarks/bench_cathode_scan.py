@@ -78,13 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     data = kwargs.pop("data", "lhco-mini")
     t_all = time.perf_counter()
 
-    reported = {p.get("target_sb") for p in resume.points} if resume else set()
-
     def save(partial: SignalFractionScan) -> None:
-        for p in partial.points:
-            if p.get("target_sb") not in reported:
-                reported.add(p.get("target_sb"))
-                print(f"S/B {p['sr_s_over_b']:.3f} ({p['n_injected']} injected): {p['seconds']:.0f} s", flush=True)
+        p = partial.points[-1]  # scan_signal_fraction appends each new point, also when it resumes
+        print(f"S/B {p['sr_s_over_b']:.3f} ({p['n_injected']} injected): {p['seconds']:.0f} s", flush=True)
         if args.out:
             partial.save(args.out, profile=args.profile, load_average=os.getloadavg())
 

@@ -53,7 +53,12 @@ from jetlab.data.sources import acceptance_of, resolve  # noqa: E402
 from jetlab.data.torchdata import split_indices  # noqa: E402
 from jetlab.model.config import GEN_PT_INPUTS, PETConfig  # noqa: E402
 from jetlab.physics.metrics import two_sample_auc, wasserstein_1d  # noqa: E402
-from jetlab.tasks.generation import constraint_flags, evaluate_pretraining, generate_jets  # noqa: E402
+from jetlab.tasks.generation import (  # noqa: E402
+    constraint_flags,
+    evaluate_pretraining,
+    generate_jets,
+    unrecordable_fractions,
+)
 from jetlab.tasks.pretraining import load_pretrained, run_pretraining  # noqa: E402
 from jetlab.train import TimeLimit  # noqa: E402
 
@@ -113,10 +118,10 @@ def outside_detector(gen: JetSet, real: JetSet) -> dict[str, float]:
     or outside the jet cone."""
     pg, pr = relative_particles(gen), relative_particles(real)
     pt_min = float(real.particles[..., 0][real.mask].min())
-    pt, eta = gen.particles[..., 0][gen.mask], gen.particles[..., 1][gen.mask]
+    pt = gen.particles[..., 0][gen.mask]
     dr, dr_real = np.hypot(pg["deta"], pg["dphi"]), np.hypot(pr["deta"], pr["dphi"])
-    return {"unrecordable": float((~ACCEPTANCE.recordable(pt, eta)).mean()),
-            "removed": float(np.sum(gen.extra.get("unrecordable", 0)) / (gen.mask.sum() + np.sum(gen.extra.get("unrecordable", 0)))),
+    fractions = unrecordable_fractions(gen, ACCEPTANCE)
+    return {"unrecordable": fractions["after"], "removed": fractions["removed"],
             "real_min_pt": pt_min, "below_real_min_pt": float((pt < pt_min).mean()),
             "min_generated_pt": float(pt.min()), "outside_cone": float((dr > JET_RADIUS).mean()),
             # real particles lie beyond R of the axis of their jet's four-vector sum too (anti-kT areas are not cones)

@@ -150,7 +150,7 @@ class DetectorModel:
         """The softest particle pT (GeV) this detector reports at pseudorapidity ``eta``; inf where it sees nothing.
 
         Why: a generator of detector-level particles must stay where the detector can put particles
-        (``jetlab.tasks.generation.generate_jets(detector=...)``). Calorimeter deposits pass an energy
+        (``jetlab.tasks.generation.generate_jets(acceptance=...)``). Calorimeter deposits pass an energy
         threshold after smearing, so their reported pT >= E_min / cosh(eta) exactly (and >= the cluster
         threshold); tracks pass ``track_pt_min`` before their pT is smeared, so the bound keeps
         five resolution widths of margin; pileup deposits start at the cluster threshold.

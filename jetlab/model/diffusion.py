@@ -123,7 +123,8 @@ def sample(
     ``guidance`` w > 0 uses classifier-free guidance ``(1 + w) v_cond - w v_null`` (needs labels).
     Inpainting: the slots (``keep`` (B, P)) or single coordinates (``keep`` (B, P, num_gen_features))
     where ``keep`` is True follow ``known`` (their clean values, noised to each step's level with one
-    fixed noise draw) and end exactly at them, so the rest is drawn given them. Padded slots are exactly zero. Same ``generator`` seed -> same sample.
+    fixed noise draw) and end exactly at them, so the rest is drawn given them. Padded slots are
+    exactly zero. Same ``generator`` seed -> same sample.
     """
     if steps < 1:
         raise ValueError(f"sample: steps must be >= 1, got {steps}")
@@ -135,17 +136,16 @@ def sample(
     m = mask.unsqueeze(-1).float()
     dev = jets.device
     z = torch.randn((b, p, g), generator=generator, device=dev) * m
-    fixed = None
+    inpaint: tuple[Tensor, Tensor, Tensor] | None = None  # (where, clean values, their fixed noise)
     if keep is not None:
         if known is None or known.shape != z.shape or keep.shape not in (mask.shape, z.shape):
             raise ValueError(
                 f"sample: inpainting needs known {tuple(z.shape)} and keep {tuple(mask.shape)} or {tuple(z.shape)}"
             )
-        known = known.to(z.dtype)
         fixed = (keep.bool() if keep.dim() == 3 else keep.bool().unsqueeze(-1)) & mask.unsqueeze(-1)
-        known_eps = torch.randn((b, p, g), generator=generator, device=dev)
+        inpaint = (fixed, known.to(z.dtype), torch.randn((b, p, g), generator=generator, device=dev))
         a_1, s_1 = (_bcast(u) for u in alpha_sigma(torch.ones(b, device=dev)))
-        z = torch.where(fixed, a_1 * known + s_1 * known_eps, z)
+        z = torch.where(fixed, a_1 * inpaint[1] + s_1 * inpaint[2], z)
     times = torch.linspace(1.0, 0.0, steps + 1, device=dev)
     for i in range(steps):
         t = times[i].expand(b)
@@ -159,10 +159,11 @@ def sample(
         x_hat = a_t * z - s_t * v
         eps_hat = s_t * z + a_t * v
         z = (a_s * x_hat + s_s * eps_hat) * m
-        if fixed is not None and known is not None:
-            z = torch.where(fixed, a_s * known + s_s * known_eps, z)
-    if fixed is not None and known is not None:
-        z = torch.where(fixed, known, z)
+        if inpaint is not None:
+            fixed, clean, clean_eps = inpaint
+            z = torch.where(fixed, a_s * clean + s_s * clean_eps, z)
+    if inpaint is not None:
+        z = torch.where(inpaint[0], inpaint[1], z)
     return z
 
 

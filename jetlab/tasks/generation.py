@@ -48,8 +48,9 @@ __all__ = [
 OBSERVABLES: tuple[str, ...] = ("jet_mass", "multiplicity", "particle_pt", "particle_eta", "particle_phi")
 #: What the generated particles can be held to (``constraints`` of :func:`evaluate_pretraining`):
 #: "pt" balances the particles' pT to the generated jet pT, "mass" widens or narrows the jet to the
-#: generated jet mass, "detector" removes particles the dataset's detector could not have recorded
-#: (``balance_pt`` / ``match_mass`` / ``acceptance`` of :func:`generate_jets`).
+#: generated jet mass, "detector" draws a particle the dataset's detector could not have recorded again
+#: and removes it if it stays unrecordable (``balance_pt`` / ``match_mass`` / ``acceptance`` of
+#: :func:`generate_jets`).
 GEN_CONSTRAINTS: tuple[str, ...] = ("pt", "mass", "detector")
 #: Index of the multiplicity in the jet inputs (pT, eta, mass, N).
 _MULT = 3
@@ -445,9 +446,10 @@ def evaluate_pretraining(
 
     Generated jets (unless given) have the test set's class counts; ``constraints`` (names in
     :data:`GEN_CONSTRAINTS`) hold their particles to the generated jet pT and/or mass and/or to
-    the dataset's ``acceptance``. With ``acceptance``, ``unrecordable`` reports the fraction of
-    generated particles its detector could not have recorded: ``before`` (as drawn) and ``after``
-    (what the evaluation judges: 0 with the "detector" constraint). ``reference_jetset`` (an
+    the dataset's ``acceptance``. With ``acceptance``, ``unrecordable`` reports the fractions of
+    generated particles its detector could not have recorded (:func:`unrecordable_fractions`:
+    ``before`` as first drawn, ``removed``, and ``after``, what the evaluation judges: 0 with the
+    "detector" constraint). ``reference_jetset`` (an
     independent real sample, e.g. the validation split) gives the W1 floor: the distance two
     real samples of that size have by statistics alone. Returns a JSON-friendly dict with
     ``accuracy``, ``confusion_matrix`` (rows: true, normalised), ``generated_accuracy`` (the
