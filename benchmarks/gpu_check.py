@@ -577,8 +577,49 @@ def section_attention(ctx: Context) -> dict:
             ctx.log(f"  {name} train bf16 sdpa={choice:<20s} "
                     + (f"{rec['jets_per_s']:10.1f} jets/s (ran {rec['used']})" if "jets_per_s" in rec else rec["error"]))
         res.update(attention_verdict(res))
+        try:
+            res["agreement"] = attention_agreement(name, batch, dev)
+            ctx.log(f"  {name} output vs math fp32: " + ", ".join(
+                f"{k} {v['max_rel_diff']:.1e}" if "max_rel_diff" in v else f"{k} {v['error'][:60]}"
+                for k, v in res["agreement"].items()))
+        except Exception as exc:  # noqa: BLE001 - reported, the section's timings stand
+            res["agreement"] = {"error": f"{type(exc).__name__}: {exc}"}
+        _release(dev)
         out["models"][name] = res
     out["note"] = attention_note(out["models"], dev.type)
+    return out
+
+
+def attention_agreement(name: str, batch: dict, dev) -> dict:
+    """PET's inference logits with each kernel (forced, and jetlab's default) against the math kernel in
+    fp32. A speed run cannot tell whether two kernels compute the same attention; a kernel that differs
+    from math by more than the precision's rounding must not be jetlab's default."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.manual_seed(0)
+    model, fwd, _ = build_model(name, dev)
+    model.eval()
+
+    def logits(choice: str, amp: bool):
+        mgr = (contextlib.nullcontext() if choice == "default"
+               else _forced_kernel(sdpa_kernel([getattr(SDPBackend, choice)])))
+        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp), mgr:
+            return fwd(batch).float()
+
+    ref = logits("MATH", False)
+    scale = ref.abs().max().clamp_min(1e-12)
+    out: dict[str, dict] = {}
+    for choice in ("default",) + SDPA_BACKENDS:
+        for amp in (False, True):
+            key = f"{choice} {'bf16' if amp else 'fp32'}"
+            if choice == "MATH" and not amp:
+                continue
+            try:
+                d = (logits(choice, amp) - ref).abs().max() / scale
+                out[key] = {"max_rel_diff": float(d)}
+            except Exception as exc:  # noqa: BLE001 - a refused kernel is a result
+                out[key] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
     return out
 
 
@@ -829,6 +870,13 @@ def render_markdown(summary: dict) -> str:
                     for b, x in r["runs"].items() if "error" in x}
         for k, why in list(refusals.items())[:4]:
             lines.append(f"- {k} refused: {why}")
+        for m, r in at["models"].items():
+            ag = r.get("agreement", {})
+            if "error" in ag:
+                lines.append(f"- {m} output agreement not measured: {ag['error'][:200]}")
+            elif ag:
+                lines.append(f"- {m} logits vs the math kernel in fp32 (max |diff| / max |logit|): " + ", ".join(
+                    f"{k} {v['max_rel_diff']:.1e}" if "max_rel_diff" in v else f"{k} refused" for k, v in ag.items()))
         lines.append("")
         lines.append(at["note"])
 
