@@ -45,7 +45,7 @@ import tarfile
 import time
 import traceback
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -94,9 +94,11 @@ DEVICE_IMAGE_PACKAGES = frozenset(s.strip() for s in (
     "uvloop, wadler-lindig, werkzeug, wheel, wrapt, xarray, xxhash, yarl, zipp").split(","))
 #: what the run imports beyond jetlab's own dependencies (weaver-core: its ParT needs torch only,
 #: so none of its heavy requirements are carried)
-EXTRA_ROOTS = ("papermill", "ipykernel", "ipywidgets")
+#: fastjet: jetlab.physics reclusters constituents for N-subjettiness and soft drop (notebook 03), so
+#: the device needs it even with every data file carried (the 2026-11-28 H200 run failed there without it)
+EXTRA_ROOTS = ("papermill", "ipykernel", "ipywidgets", "fastjet")
 LEAF_PACKAGES = ("weaver-core",)
-GENERATOR_PACKAGES = ("pythia8mc", "fastjet")
+GENERATOR_PACKAGES = ("pythia8mc",)
 #: what the carry folder may take of the device tool's 64 MiB (the working tree needs the rest)
 CARRY_LIMIT_MIB = 58
 
@@ -285,7 +287,8 @@ def make_step(name: str, mode: str, precision: str, batch: dict, device, *, pret
     model, fwd, loss = build_model(name, device, pretraining=pretraining)
     if precision == "bf16+compile":
         fwd, loss = torch.compile(fwd, dynamic=False), torch.compile(loss, dynamic=False)
-    amp = precision != "fp32"
+    amp = precision.startswith("bf16")
+    tf32 = precision == "fp32+tf32"
 
     def autocast():
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
@@ -306,6 +309,17 @@ def make_step(name: str, mode: str, precision: str, batch: dict, device, *, pret
                 out = loss(batch)
             out.backward()
             opt.step()
+
+    if tf32:
+        plain = step
+
+        def step():  # TF32 tensor cores for float32 matmuls, only while this step runs
+            saved = torch.get_float32_matmul_precision()
+            torch.set_float32_matmul_precision("high")
+            try:
+                plain()
+            finally:
+                torch.set_float32_matmul_precision(saved)
 
     return model, step
 
@@ -348,7 +362,8 @@ def section_env(ctx: Context) -> dict:
     except (OSError, subprocess.SubprocessError):
         info["git_commit"] = None
     needed = {"weaver": "speed (ParT)", "papermill": "notebooks", "ipykernel": "notebooks", "h5py": "data",
-              "pythia8mc": "data (only if a file must be generated)", "fastjet": "data (only if a file must be generated)"}
+              "pythia8mc": "data (only if a file must be generated)",
+              "fastjet": "notebook 03 (N-subjettiness, soft drop) and data generation"}
     info["missing_packages"] = {m: why for m, why in needed.items() if importlib.util.find_spec(m) is None}
     ctx.log(f"device: {info['device_name']} ({info['device']}); torch {info['torch']}; CUDA {info['cuda']}; "
             f"cuDNN {info['cudnn']}; python {info['python']}; {info['cpu_cores']} CPU cores")
@@ -426,6 +441,11 @@ def section_speed(ctx: Context) -> dict:
             for mode in ("train", "infer"):
                 if time.monotonic() < end:
                     measure(name, mode, precision)
+    if dev.type == "cuda":  # bf16 autocast was slower than fp32 for PET: is TF32 the better fast path?
+        for name in ("pet-paper", "pet-small"):
+            for mode in ("train", "infer"):
+                if time.monotonic() < end:
+                    measure(name, mode, "fp32+tf32")
     pretrain = measure("pet-small", "train", "bf16", pretraining=True) if time.monotonic() < end else {}
     if pretrain.get("jets_per_s"):
         ctx.results["pretrain_jets_per_s"] = pretrain["jets_per_s"]
@@ -469,7 +489,7 @@ def speed_targets(runs: list[dict], device_type: str) -> dict:
     rate = {(r["model"], r["mode"], r["precision"]): r["jets_per_s"] for r in runs if r.get("jets_per_s")}
     paper = [(p, rate[("pet-paper", "train", p)] / rate[("part", "train", p)]) for p in ("bf16", "bf16+compile")
              if ("pet-paper", "train", p) in rate and ("part", "train", p) in rate]
-    small = [(p, rate[("pet-small", "infer", p)]) for p in ("fp32", "bf16", "bf16+compile")
+    small = [(p, rate[("pet-small", "infer", p)]) for p in ("fp32", "fp32+tf32", "bf16", "bf16+compile")
              if ("pet-small", "infer", p) in rate]
     best_paper = max(paper, key=lambda t: t[1]) if paper else None
     best_small = max(small, key=lambda t: t[1]) if small else None
@@ -669,6 +689,18 @@ def section_pretraining(ctx: Context) -> dict:
     train_s = min(s.pretrain_train_s, max(10.0, ctx.remaining() - 60 - ctx.notebook_reserve()))
     n_train = int(0.8 * n)
     rate = ctx.results.get("pretrain_jets_per_s")
+    if rate is None and s.pretrain_epochs is None:  # speed not run: measure the step here (a few seconds)
+        import bench_model
+
+        batch = bench_model.make_inputs(s.batch, s.particles, str(ctx.device))
+        model, step = make_step("pet-small", "train", "bf16", batch, ctx.device, pretraining=True)
+        rate = _median_rate(step, ctx.device, batch=s.batch, warmup=2, iters=5, repeats=1)["jets_per_s"]
+        model = step = batch = None  # noqa: F841
+        _release(ctx.device)
+    # generated jets constrained as notebook 01 constrains them (its gpu-smoke entry), or the W1 is not its W1
+    from jetlab.runner import load_profile
+
+    constraints = list(load_profile(s.notebook_profile)["01_pretraining"].get("gen_constraints", []))
     # size the cosine schedule to the time (0.6: validation, EMA and data loading are not in the rate)
     epochs = s.pretrain_epochs or (max(1, min(500, int(0.6 * rate * train_s / n_train))) if rate else 500)
     limit = TimeLimit(train_s)
@@ -677,7 +709,8 @@ def section_pretraining(ctx: Context) -> dict:
     res = run_pretraining(path, n_jets=n, epochs=epochs, model="small", device=str(ctx.device), output_dir=out_dir,
                           seed=0, batch_size=s.pretrain_batch, lr=3e-4, diffusion_weight=1.0, ema_decay=0.999,
                           jet_epochs=s.pretrain_jet_epochs, gen_steps=s.pretrain_gen_steps,
-                          n_generate=s.pretrain_n_generate, callbacks=[limit], progress=False, workers=ctx.args.workers)
+                          n_generate=s.pretrain_n_generate, gen_constraints=constraints, callbacks=[limit], progress=False,
+                          workers=ctx.args.workers)
     wall = time.monotonic() - t0
     ctx.results["pretraining_checkpoint"] = str(res.checkpoint)
     h, bs = res.history, s.pretrain_batch
@@ -690,7 +723,8 @@ def section_pretraining(ctx: Context) -> dict:
     return {
         "file": path, "n_jets": n, "n_train": len(res.train), "n_test_evaluated": ev["n_test"],
         "recipe": {"model": "small", "batch_size": bs, "lr": 3e-4, "diffusion_weight": 1.0, "ema_decay": 0.999,
-                   "epochs_scheduled": epochs, "train_seconds_limit": train_s},
+                   "epochs_scheduled": epochs, "train_seconds_limit": train_s, "step_jets_per_s": rate,
+                   "gen_constraints": constraints},
         "stopped_by_time": limit.stopped, "epochs_run": len(h.epochs), "steps": len(h.steps),
         "train_jets_per_s": jets / res.timings["pet_train_s"], "timings": res.timings, "wall_s": wall,
         "accuracy": ev["accuracy"], "chance_accuracy": ev["chance_accuracy"],
@@ -883,7 +917,8 @@ def render_markdown(summary: dict) -> str:
     pr = sec.get("pretraining", {}).get("result")
     if pr:
         lines += ["", f"## Pretraining run (PET small, jetclass-mini {pr['n_jets']} jets, batch {pr['recipe']['batch_size']}, "
-                  f"{pr['recipe']['train_seconds_limit']:.0f} s of training)", "",
+                  f"{pr['recipe']['train_seconds_limit']:.0f} s of training; generation constrained by "
+                  f"{', '.join(pr['recipe'].get('gen_constraints') or ['nothing'])})", "",
                   "| epochs | steps | training jets/s | accuracy (chance) | generated accuracy | W1 jet mass [GeV] (floor) | W1 multiplicity (floor) |",
                   "|---|---|---|---|---|---|---|",
                   f"| {pr['epochs_run']} | {pr['steps']} | {_fmt(pr['train_jets_per_s'])} | {pr['accuracy']:.3f} ({pr['chance_accuracy']:.3f}) | "
@@ -1029,6 +1064,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="data-generation processes (default: all cores)")
     ap.add_argument("--cache", default=None, help="dataset cache directory (JETLAB_CACHE); carried files are found here")
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    ap.add_argument("--notebooks", default=None,
+                    help="comma-separated subset of the notebooks section's notebooks (stems, e.g. 03_omnifold_unfolding)")
     ap.add_argument("--keep-work", action="store_true", help="leave OUTDIR/work unpacked (default: packed into artifacts.tar.gz)")
     ap.add_argument("--prepare", metavar="CARRY", default=None,
                     help="on a CPU machine: generate the data into CARRY/cache and download the wheels the device lacks "
@@ -1036,9 +1073,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-wheels", action="store_true", help="--prepare: data only")
     ap.add_argument("--no-data", action="store_true", help="--prepare: wheels only")
     ap.add_argument("--with-generator", action="store_true",
-                    help="--prepare: also carry Pythia/FastJet wheels (~32 MiB) so the device can generate data")
+                    help="--prepare: also carry the Pythia wheel (~28 MiB) so the device can generate data")
     args = ap.parse_args(argv)
     settings = SMOKE if args.smoke else FULL
+    if args.notebooks:
+        chosen = tuple(n.strip() for n in args.notebooks.split(",") if n.strip())
+        unknown = [n for n in chosen if n not in NOTEBOOK_ORDER]
+        if unknown:
+            ap.error(f"--notebooks: unknown {unknown}; expected stems among {', '.join(NOTEBOOK_ORDER)}")
+        settings = replace(settings, notebooks=tuple(n for n in NOTEBOOK_ORDER if n in chosen))
     if args.cache:
         os.environ["JETLAB_CACHE"] = str(Path(args.cache).resolve())
     if args.prepare:
