@@ -243,17 +243,38 @@ def _median_rate(step: Callable[[], None], device, *, batch: int, warmup: int, i
         step()
     _sync(device)
     warmup_s = time.perf_counter() - t0
-    rates = []
+    graphs = _compiled_graphs()
+    rates, cut = [], False
     for _ in range(repeats):
         t = time.perf_counter()
+        done = 0
         for _ in range(iters):
             step()
+            done += 1
+            # checked every step: a compiled step that recompiles each call took 19 s on the H200 (ParT,
+            # 2026-11-28), and a deadline checked per repeat let the speed section overrun by 200 s
+            if deadline is not None and time.monotonic() > deadline:
+                cut = True
+                break
         _sync(device)
-        rates.append(iters * batch / (time.perf_counter() - t))
-        if deadline is not None and time.monotonic() > deadline:
+        rates.append(done * batch / (time.perf_counter() - t))
+        if cut or (deadline is not None and time.monotonic() > deadline):
             break
     peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20 if cuda else None
-    return {"jets_per_s": statistics.median(rates), "repeats": rates, "warmup_s": warmup_s, "peak_mb": peak}
+    out = {"jets_per_s": statistics.median(rates), "repeats": rates, "warmup_s": warmup_s, "peak_mb": peak}
+    if cut:
+        out["cut_by_deadline"] = True
+    new_graphs = _compiled_graphs() - graphs
+    if new_graphs:  # torch.compile compiled again while being timed: the rate includes compiling
+        out["graphs_compiled_while_timed"] = new_graphs
+    return out
+
+
+def _compiled_graphs() -> int:
+    """How many graphs torch.compile (dynamo) has compiled in this process so far."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
 
 
 # ============================================================================ models
@@ -426,7 +447,10 @@ def section_speed(ctx: Context) -> dict:
             rec["params"] = sum(p.numel() for p in model.parameters())
             ctx.log(f"  {label:<18s} {mode:<5s} {precision:<13s} {rec['jets_per_s']:10.1f} jets/s"
                     + (f"  peak {rec['peak_mb']:.0f} MB" if rec["peak_mb"] is not None else "")
-                    + (f"  (warm-up incl. compile {rec['warmup_s']:.1f} s)" if "compile" in precision else ""))
+                    + (f"  (warm-up incl. compile {rec['warmup_s']:.1f} s)" if "compile" in precision else "")
+                    + (f"  {rec['graphs_compiled_while_timed']} graphs compiled while timed"
+                       if rec.get("graphs_compiled_while_timed") else "")
+                    + ("  (cut by the deadline)" if rec.get("cut_by_deadline") else ""))
         except Exception as exc:  # noqa: BLE001 - one failed measurement is a row, not the end
             rec["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
             ctx.log(f"  {label} {mode} {precision} FAILED: {rec['error']}")
@@ -473,9 +497,15 @@ def section_speed(ctx: Context) -> dict:
             "compile_note": compile_note}
 
 
+def _steady_rates(runs: list[dict]) -> dict:
+    """jets/s per (model, mode, precision), leaving out runs that compiled while timed (not a steady state)."""
+    return {(r["model"], r["mode"], r["precision"]): r["jets_per_s"] for r in runs
+            if r.get("jets_per_s") and not r.get("graphs_compiled_while_timed")}
+
+
 def speed_ratios(runs: list[dict]) -> list[dict]:
     """PET jets/s over ParT jets/s for every (precision, mode) where both were measured."""
-    rate = {(r["model"], r["mode"], r["precision"]): r["jets_per_s"] for r in runs if r.get("jets_per_s")}
+    rate = _steady_rates(runs)
     out = []
     for (model, mode, precision), v in sorted(rate.items()):
         peer = rate.get(("part", mode, precision))
@@ -486,7 +516,7 @@ def speed_ratios(runs: list[dict]) -> list[dict]:
 
 def speed_targets(runs: list[dict], device_type: str) -> dict:
     """The issue's two H100 targets, judged on the measured numbers (meaningful on an H100 only)."""
-    rate = {(r["model"], r["mode"], r["precision"]): r["jets_per_s"] for r in runs if r.get("jets_per_s")}
+    rate = _steady_rates(runs)
     paper = [(p, rate[("pet-paper", "train", p)] / rate[("part", "train", p)]) for p in ("bf16", "bf16+compile")
              if ("pet-paper", "train", p) in rate and ("part", "train", p) in rate]
     small = [(p, rate[("pet-small", "infer", p)]) for p in ("fp32", "fp32+tf32", "bf16", "bf16+compile")
@@ -870,7 +900,9 @@ def render_markdown(summary: dict) -> str:
             if "error" in r:
                 lines.append(f"| {r['model']} | {r['mode']} | {r['precision']} | failed: {r['error'][:120]} | | | |")
                 continue
-            lines.append(f"| {r['model']} | {r['mode']} | {r['precision']} | {_fmt(r['jets_per_s'])} | "
+            note = (f" ({r['graphs_compiled_while_timed']} graphs compiled while timed)"
+                    if r.get("graphs_compiled_while_timed") else "") + (" (cut)" if r.get("cut_by_deadline") else "")
+            lines.append(f"| {r['model']} | {r['mode']} | {r['precision']} | {_fmt(r['jets_per_s'])}{note} | "
                          f"{_fmt(ratio.get((r['model'], r['mode'], r['precision'])), 2)} | {_fmt(r['peak_mb'], 0)} | "
                          f"{_fmt(r['warmup_s'], 1)} |")
         t = sp["targets"]

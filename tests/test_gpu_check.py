@@ -92,12 +92,21 @@ def test_smoke_attention_forces_each_kernel(smoke):
     best = max(("FLASH_ATTENTION", "MATH"), key=lambda b: res["runs"][b]["jets_per_s"])
     assert res["best_backend"] == best
     assert res["best_over_default"] == pytest.approx(res["runs"][best]["jets_per_s"] / res["runs"]["default"]["jets_per_s"])
+    # every kernel's logits against the math kernel in fp32: fp32 kernels agree to float rounding, bf16
+    # ones to bf16 rounding (a few 1e-3), and the CUDA-only kernels are reported as refused
+    ag = res["agreement"]
+    assert ag["default fp32"]["max_rel_diff"] < 1e-5 and ag["FLASH_ATTENTION fp32"]["max_rel_diff"] < 1e-5
+    assert 1e-5 < ag["MATH bf16"]["max_rel_diff"] < 5e-2 and "MATH fp32" not in ag
+    assert "No viable backend" in ag["EFFICIENT_ATTENTION fp32"]["error"]
 
 
 def test_smoke_pretraining_ddp_and_notebook(smoke):
     out, summary, _ = smoke
     pr = summary["sections"]["pretraining"]["result"]
     assert pr["n_jets"] == 200 and pr["n_train"] == 160 and pr["epochs_run"] == 1 and pr["steps"] >= 1
+    # generated jets are constrained as the profile's notebook 01 constrains them (the W1 is notebook 01's)
+    profile = yaml.safe_load((ROOT / "jetlab" / "profiles" / "ci-tiny.yaml").read_text())
+    assert pr["recipe"]["gen_constraints"] == profile["01_pretraining"]["gen_constraints"] == ["pt", "mass", "detector"]
     assert _positive(pr["train_jets_per_s"]) and 0.0 <= pr["accuracy"] <= 1.0
     for obs in ("jet_mass", "multiplicity"):
         assert _positive(pr["w1"][obs]["generated"]) and _positive(pr["w1"][obs]["real_floor"])
@@ -158,6 +167,9 @@ def test_ratios_and_targets_from_hand_made_runs():
         {"model": "pet-small", "mode": "infer", "precision": "fp32", "jets_per_s": 21_000.0},
         {"model": "pet-small-pretrain", "mode": "train", "precision": "bf16", "jets_per_s": 500.0},
         {"model": "pet-small", "mode": "train", "precision": "fp32", "error": "RuntimeError: x"},
+        # compiled again while timed (ParT on the H200): not a steady rate, so no ratio is taken from it
+        {"model": "part", "mode": "infer", "precision": "bf16+compile", "jets_per_s": 10.0, "graphs_compiled_while_timed": 3},
+        {"model": "pet-paper", "mode": "infer", "precision": "bf16+compile", "jets_per_s": 30_000.0},
     ]
     assert gpu_check.speed_ratios(runs) == [
         {"model": "pet-paper", "mode": "train", "precision": "bf16", "ratio_vs_part": 1.25},
@@ -170,6 +182,38 @@ def test_ratios_and_targets_from_hand_made_runs():
     runs[5]["jets_per_s"] = 18_000.0
     t = gpu_check.speed_targets(runs, "cuda")
     assert not t["paper_over_part_train_bf16"]["met"] and not t["small_infer_jets_per_s"]["met"]
+
+
+def test_timing_stops_at_the_deadline_within_a_repeat():
+    import time
+
+    def slow_step():
+        time.sleep(0.05)
+
+    t0 = time.monotonic()
+    rec = gpu_check._median_rate(slow_step, torch.device("cpu"), batch=10, warmup=0, iters=100, repeats=3,
+                                 deadline=time.monotonic() + 0.3)
+    # 100 steps of 50 ms take 5 s per repeat (a deadline checked per repeat stops after 5 s); the deadline
+    # cuts the first repeat after ~7 steps (the bound leaves room for importing torch._dynamo)
+    assert time.monotonic() - t0 < 4.0 and rec["cut_by_deadline"] and len(rec["repeats"]) == 1
+    assert rec["jets_per_s"] == pytest.approx(10 / 0.05, rel=0.35)
+    assert "graphs_compiled_while_timed" not in rec
+
+
+def test_compiling_while_timed_is_reported():
+    torch._dynamo.reset()
+    f = torch.compile(lambda x: (x * 2).sum(), backend="eager", dynamic=False)
+    sizes = iter(range(3, 100))
+
+    def step():  # a new input shape every call: dynamo compiles again each time
+        f(torch.ones(next(sizes)))
+
+    rec = gpu_check._median_rate(step, torch.device("cpu"), batch=1, warmup=1, iters=3, repeats=1)
+    assert rec["graphs_compiled_while_timed"] >= 2
+    same = torch.ones(5)
+    rec = gpu_check._median_rate(lambda: f(same), torch.device("cpu"), batch=1, warmup=1, iters=3, repeats=1)
+    assert "graphs_compiled_while_timed" not in rec
+    torch._dynamo.reset()
 
 
 def test_sdpa_backend_names_and_verdict():
@@ -230,7 +274,8 @@ def test_device_wheels_are_what_the_image_lacks():
     assert not names & {"torch", "numpy", "scipy", "matplotlib", "h5py", "pyyaml", "tqdm", "triton"}
     # weaver-core's ParT needs only torch: its heavy requirements stay behind
     assert not names & {"tables", "numexpr", "awkward0", "lz4"}
-    assert not names & {"pythia8mc", "fastjet"}
+    # FastJet always travels (jetlab.physics needs it for notebook 03); Pythia only to generate data there
+    assert "fastjet" in names and "pythia8mc" not in names
     with_gen = {gpu_check._norm(n) for n in dict(gpu_check.device_wheel_requirements(with_generator=True))}
     assert {"pythia8mc", "fastjet"} <= with_gen
     import importlib.metadata as md

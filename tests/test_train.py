@@ -269,3 +269,41 @@ def test_time_limit_does_not_stop_a_run_that_fits(data):
     limit = TimeLimit(3600)
     hist = _trainer(_net(cls=TinyNet), data, callbacks=[limit]).fit()
     assert not limit.stopped and len(hist.steps) == 3 * 6
+
+
+def test_auto_precision_is_float32_and_autocast_stays_on_request(data):
+    # "auto" is full precision (bf16 autocast was slower for PET on an H200); asking still gives autocast
+    assert _trainer(_net(), data)._amp_dtype() is None
+    assert _trainer(_net(), data, amp="bf16")._amp_dtype() == torch.bfloat16
+    assert _trainer(_net(), data, amp="fp16")._amp_dtype() == torch.float16
+    with pytest.raises(ValueError, match="amp must be"):
+        _trainer(_net(), data, amp="tf32")
+
+
+def test_tf32_inference_only_on_cuda_and_always_put_back():
+    from jetlab.train import tf32_inference
+
+    before = torch.get_float32_matmul_precision()
+    assert before == "highest"  # PyTorch's default: exact float32 matmuls
+    with tf32_inference("cpu"):
+        assert torch.get_float32_matmul_precision() == "highest"
+    with pytest.raises(RuntimeError, match="boom"), tf32_inference(torch.device("cuda", 0)):
+        # the setting alone (no GPU needed to change it): TF32 tensor cores for float32 matmuls
+        assert torch.get_float32_matmul_precision() == "high"
+        raise RuntimeError("boom")
+    assert torch.get_float32_matmul_precision() == "highest"
+
+
+def test_predict_leaves_matmul_precision_alone_on_cpu(data, monkeypatch):
+    seen = []
+    net = _net(cls=TinyNet).eval()
+    forward = net.forward
+
+    def spy(*a, **k):
+        seen.append(torch.get_float32_matmul_precision())
+        return forward(*a, **k)
+
+    monkeypatch.setattr(net, "forward", spy)
+    p = predict(net, data[1], batch_size=32, device="cpu")
+    assert len(p) == 64
+    assert seen and set(seen) == {"highest"}

@@ -6,6 +6,7 @@ The Trainer itself works with any ``nn.Module``; only :func:`pretrain` builds a 
 from .callbacks import Callback, EarlyStopping, History, LiveLossPlot, ProgressBar, TimeLimit
 from .ema import ModelEMA
 from .finetune import classifier_loss, fit_classifier, predict
+from .precision import tf32_inference
 from .pretrain import CPU_RECIPE, pretrain
 from .schedule import WarmupCosine, warmup_cosine_factor
 from .trainer import Lion, Trainer, load_checkpoint, save_checkpoint
@@ -28,5 +29,6 @@ __all__ = [
     "CPU_RECIPE",
     "pretrain",
     "save_checkpoint",
+    "tf32_inference",
     "warmup_cosine_factor",
 ]

@@ -22,6 +22,7 @@ from jetlab.model.factory import finetune_groups
 
 from .callbacks import Callback, History
 from .ddp import resolve_device
+from .precision import tf32_inference
 from .trainer import Trainer
 
 __all__ = ["classifier_loss", "fit_classifier", "model_standardizer", "predict"]
@@ -170,12 +171,13 @@ def predict(
         loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate_batches)
     outs = []
     try:
-        for batch in loader:
-            batch = {k: v.to(dev) for k, v in batch.items() if isinstance(v, torch.Tensor)}
-            z = _logits(model, batch).float()
-            if not logits:
-                z = torch.sigmoid(z[:, 0]) if z.shape[-1] == 1 else torch.softmax(z, dim=-1)
-            outs.append(z.cpu())
+        with tf32_inference(dev):
+            for batch in loader:
+                batch = {k: v.to(dev) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+                z = _logits(model, batch).float()
+                if not logits:
+                    z = torch.sigmoid(z[:, 0]) if z.shape[-1] == 1 else torch.softmax(z, dim=-1)
+                outs.append(z.cpu())
     finally:
         model.train(was_training)
     if not outs:
