@@ -1105,7 +1105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-wheels", action="store_true", help="--prepare: data only")
     ap.add_argument("--no-data", action="store_true", help="--prepare: wheels only")
     ap.add_argument("--with-generator", action="store_true",
-                    help="--prepare: also carry the Pythia wheel (~28 MiB) so the device can generate data")
+                    help="--prepare: also carry the Pythia wheel (28.2 MiB) so the device can generate data")
     args = ap.parse_args(argv)
     settings = SMOKE if args.smoke else FULL
     if args.notebooks:
