@@ -234,6 +234,13 @@ def test_evaluation_metrics(run) -> None:
     gen = ev["generated"]
     gpred = np.argmax(predict(run.model, JetDataset(gen, standardizer=run.standardizer)), -1)
     assert ev["generated_accuracy"] == pytest.approx(np.mean(gpred == gen.labels))
+    # the like-for-like reference: the same real jets without charge, particle type or particle mass
+    from jetlab.tasks.generation import as_generated
+
+    kin = as_generated(run.test.subset(slice(0, 15)))
+    kpred = np.argmax(predict(run.model, JetDataset(kin, standardizer=run.standardizer)), -1)
+    assert ev["kinematic_accuracy"] == pytest.approx(np.mean(kpred == run.test.labels[:15]))
+    assert json.loads(json.dumps(run.to_dict()))["kinematic_accuracy"] == ev["kinematic_accuracy"]
     assert np.array_equal(np.bincount(gen.labels, minlength=5), np.bincount(run.test.labels[:15], minlength=5))
     cm = np.asarray(ev["confusion_matrix"])
     assert cm.shape == (5, 5)
@@ -412,3 +419,26 @@ def test_chance_bound_fails_when_the_labels_carry_no_information(jetclass_400, t
     margin = _accuracy_margin(_pretrain_to_learn(path, tmp_path, 0))
     measured("accuracy - chance, shuffled labels", margin)
     assert margin < ACCURACY_MARGIN
+
+
+def test_as_generated_keeps_only_what_the_generator_produces() -> None:
+    from jetlab.tasks.generation import as_generated
+
+    # two jets: two particles (one charged hadron, one photon) and one particle, with a mass of 0.3 GeV
+    feats = ("pt", "eta", "phi", "energy", "charge", "is_charged_hadron", "is_photon")
+    parts = np.zeros((2, 3, len(feats)), dtype=np.float32)
+    parts[0, 0] = [30.0, 0.1, 0.2, 30.0 * np.cosh(0.1) + 0.5, 1.0, 1.0, 0.0]
+    parts[0, 1] = [10.0, -0.2, -0.1, 10.0 * np.cosh(-0.2), 0.0, 0.0, 1.0]
+    parts[1, 0] = [50.0, 1.0, 3.0, 50.0 * np.cosh(1.0) + 0.2, -1.0, 1.0, 0.0]
+    mask = np.array([[True, True, False], [True, False, False]])
+    js = JetSet(parts, mask, np.zeros((2, 5), np.float32), np.array([1, 0]), particle_features=feats)
+    out = as_generated(js)
+    assert out.particle_features == ("pt", "eta", "phi", "energy")
+    assert np.array_equal(out.labels, [1, 0]) and np.array_equal(out.mask, mask)
+    assert np.allclose(out.particles[..., 3][mask], parts[..., 0][mask] * np.cosh(parts[..., 1][mask]))  # massless
+    assert (out.particles[~mask] == 0).all()
+    # jet features by hand from the two massless particles: m^2 = 2 pT1 pT2 (cosh deta - cos dphi)
+    m = np.sqrt(2 * 30.0 * 10.0 * (np.cosh(0.3) - np.cos(0.3)))
+    assert out.jets[0, 3] == pytest.approx(m, rel=1e-4)  # (pt, eta, phi, mass, ...) of the schema
+    assert out.jets[1, 3] == pytest.approx(0.0, abs=1e-3)  # one massless particle: no mass
+    assert js.particles.shape[-1] == len(feats)  # the input is left as it was

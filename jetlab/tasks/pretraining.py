@@ -226,6 +226,7 @@ class PretrainingResult(TaskResults):
                 "accuracy",
                 "chance_accuracy",
                 "generated_accuracy",
+                "kinematic_accuracy",
                 "per_class_accuracy",
                 "confusion_matrix",
                 "w1",
@@ -394,7 +395,13 @@ def run_pretraining(
         metrics.update(
             {
                 k: evaluation[k]
-                for k in ("accuracy", "chance_accuracy", "generated_accuracy", "per_class_accuracy")
+                for k in (
+                    "accuracy",
+                    "chance_accuracy",
+                    "generated_accuracy",
+                    "kinematic_accuracy",
+                    "per_class_accuracy",
+                )
                 if k in evaluation
             }
         )
