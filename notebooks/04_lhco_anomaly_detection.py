@@ -201,7 +201,7 @@ jnb.save_figure(scan.plot(), "signal_fraction_scan.png");
 # Read the summary lines: the S/B where a CATHODE line enters the grey band is where it stops finding the
 # signal on this sample size. In the saved cpu-quick scan (this notebook's settings, 40 generator epochs,
 # two seeds) both CATHODE variants stay above the band down to S/B of about 0.1 - the pretrained one
-# higher at the largest injection - and are at the random line at S/B 0.05, where the idealised
+# higher at the two largest injections - and are at the random line at S/B 0.05, where the idealised
 # detector (a perfect background template) still finds the signal: what is lost there is the
 # generator's fidelity, which a larger sample and a longer generator training (`--profile gpu-full`)
 # must buy back. (With a 3-epoch generator, scratch CATHODE found the signal only at the largest
