@@ -97,6 +97,14 @@ def _save_checkpoint(model, card, jet_generator: JetFeatureGenerator | None, pat
 #: jets of a published dataset's training split (sampled across its files) that train the jet-feature
 #: generator and serve as its reference: its four features need far fewer jets than PET
 JET_GENERATOR_SAMPLE = 200_000
+#: the evaluation's accuracies that the model card's metrics and ``PretrainingResult.to_dict`` keep
+ACCURACY_METRICS: tuple[str, ...] = (
+    "accuracy",
+    "chance_accuracy",
+    "generated_accuracy",
+    "kinematic_accuracy",
+    "per_class_accuracy",
+)
 
 
 # ---------------------------------------------------------------------------- the whole run
@@ -221,18 +229,7 @@ class PretrainingResult(TaskResults):
     def to_dict(self) -> dict[str, Any]:
         ev = self.evaluation
         out: dict[str, Any] = {
-            k: ev[k]
-            for k in (
-                "accuracy",
-                "chance_accuracy",
-                "generated_accuracy",
-                "kinematic_accuracy",
-                "per_class_accuracy",
-                "confusion_matrix",
-                "w1",
-                "w1_reference",
-            )
-            if k in ev
+            k: ev[k] for k in (*ACCURACY_METRICS, "confusion_matrix", "w1", "w1_reference") if k in ev
         }
         if "generation" in self.metrics:
             out["generation"] = self.metrics["generation"]
@@ -392,19 +389,7 @@ def run_pretraining(
             acceptance=acceptance,
         )
         timings["evaluate_s"] = time.perf_counter() - t3
-        metrics.update(
-            {
-                k: evaluation[k]
-                for k in (
-                    "accuracy",
-                    "chance_accuracy",
-                    "generated_accuracy",
-                    "kinematic_accuracy",
-                    "per_class_accuracy",
-                )
-                if k in evaluation
-            }
-        )
+        metrics.update({k: evaluation[k] for k in ACCURACY_METRICS if k in evaluation})
         metrics["generation"] = {"steps": gen_steps, "seed": seed, "constraints": list(gen_constraints)}
         if "unrecordable" in evaluation:
             metrics["generation"]["unrecordable"] = evaluation["unrecordable"]
