@@ -332,15 +332,13 @@ def make_step(name: str, mode: str, precision: str, batch: dict, device, *, pret
             opt.step()
 
     if tf32:
+        from jetlab.train import tf32_inference
+
         plain = step
 
-        def step():  # TF32 tensor cores for float32 matmuls, only while this step runs
-            saved = torch.get_float32_matmul_precision()
-            torch.set_float32_matmul_precision("high")
-            try:
+        def step():  # TF32 matmuls only while this step runs: jetlab's own switch (predict's), here for training too
+            with tf32_inference(device):
                 plain()
-            finally:
-                torch.set_float32_matmul_precision(saved)
 
     return model, step
 
