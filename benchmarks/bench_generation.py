@@ -27,7 +27,9 @@ every budget, on the same data and epoch count: the before/after line of a gener
 again with ``generate_jets(..., balance_pt=True)`` (particles add up to the generated jet pT),
 ``match_mass=True`` (each jet widened or narrowed to the generated jet mass), ``acceptance=`` (a particle
 jetclass-mini's detector could not record drawn again, then removed) or a combination;
-``--balance-pt`` = ``--constraints pt``.
+``--balance-pt`` = ``--constraints pt``. With ``--checkpoint``, ``--sampling-seeds 0 1 2 ...`` samples the same
+model for the same test jets with each seed and adds a table of the classifier's accuracy on generated jets
+over the seeds (mean, spread, ratio to real jets): one seed's figure moves by a few points.
 
 Prints a markdown table; ``--out`` also writes every number as JSON (atomically).
 """
@@ -180,14 +182,15 @@ def constraints_of(args) -> list[str]:
 
 
 def constrained_rows(model, jg, std, test: JetSet, val: JetSet, truth: JetSet, row: dict[str, Any], args,
-                     guidance: float = 0.0) -> list[dict[str, Any]]:
+                     guidance: float = 0.0, sampling_seed: int | None = None) -> list[dict[str, Any]]:
     """The same trained model sampled again with each ``--constraints`` variant (same seed, same
     conditioning jets): what honouring the jet-feature generator's pT and/or mass changes."""
     rows = []
     for name in constraints_of(args):
         kw = {k: v for k, v in constraint_flags(name.split("+"), "--constraints", ACCEPTANCE).items() if v}
         gen = generate_jets(model, jg, len(test), labels=test.labels, standardizer=std, steps=row.get("steps", RECIPE["gen_steps"]),
-                            seed=args.seed, device=args.device, max_particles=test.max_particles, guidance=guidance, **kw)
+                            seed=args.seed if sampling_seed is None else sampling_seed, device=args.device,
+                            max_particles=test.max_particles, guidance=guidance, **kw)
         ev = evaluate_pretraining(model, test, standardizer=std, reference_jetset=val, generated=gen, seed=args.seed,
                                   device=args.device)
         extra = {"mass_scale_percentiles": np.percentile(gen.extra["mass_scale"], [5, 50, 95]).tolist()} if "mass_scale" in gen.extra else {}
@@ -212,22 +215,50 @@ def sampling_grid(args) -> list[dict[str, Any]]:
     rows = []
     for w in args.guidance:
         for steps in args.sampling_steps:
-            t0 = time.perf_counter()
-            gen = generate_jets(model, jg, len(test), labels=test.labels, standardizer=std, steps=steps, seed=args.seed,
-                                device=args.device, max_particles=test.max_particles, guidance=w)
-            dt = time.perf_counter() - t0
-            ev = evaluate_pretraining(model, test, standardizer=std, class_names=names, reference_jetset=val,
-                                      generated=gen, device=args.device)
-            rows.append({"budget_min": 0, "guidance": w, "steps": steps, "jets_per_s": len(test) / dt, "epochs_run": -1,
-                         "accuracy": ev["accuracy"], "generated_accuracy": ev["generated_accuracy"],
-                         "w1_jet_mass_per_class": ev["w1"]["jet_mass"],
-                         "w1_jet_mass_per_class_floor": ev["w1_reference"]["jet_mass"],
-                         "generated": compare(gen, test, args.seed), "floor": floor,
-                         "outside_detector": outside_detector(gen, test)})
-            rows += constrained_rows(model, jg, std, test, val, test, rows[-1], args, guidance=w)
-            print(f"guidance {w:g}, {steps} steps: generated accuracy {ev['generated_accuracy']:.3f} "
-                  f"(real {ev['accuracy']:.3f}), {len(test) / dt:.0f} jets/s", flush=True)
+            for sseed in args.sampling_seeds or [args.seed]:
+                t0 = time.perf_counter()
+                gen = generate_jets(model, jg, len(test), labels=test.labels, standardizer=std, steps=steps, seed=sseed,
+                                    device=args.device, max_particles=test.max_particles, guidance=w)
+                dt = time.perf_counter() - t0
+                ev = evaluate_pretraining(model, test, standardizer=std, class_names=names, reference_jetset=val,
+                                          generated=gen, device=args.device)
+                rows.append({"budget_min": 0, "guidance": w, "steps": steps, "sampling_seed": sseed,
+                             "jets_per_s": len(test) / dt, "epochs_run": -1,
+                             "accuracy": ev["accuracy"], "generated_accuracy": ev["generated_accuracy"],
+                             "w1_jet_mass_per_class": ev["w1"]["jet_mass"],
+                             "w1_jet_mass_per_class_floor": ev["w1_reference"]["jet_mass"],
+                             "generated": compare(gen, test, args.seed), "floor": floor,
+                             "outside_detector": outside_detector(gen, test)})
+                held = constrained_rows(model, jg, std, test, val, test, rows[-1], args, guidance=w, sampling_seed=sseed)
+                rows += held
+                print(f"guidance {w:g}, {steps} steps, sampling seed {sseed}: generated accuracy "
+                      f"{ev['generated_accuracy']:.3f} (real {ev['accuracy']:.3f}), {len(test) / dt:.0f} jets/s"
+                      + "".join(f"; held to {_setup_label(h).split('held to ')[1]}: {h['generated_accuracy']:.3f}" for h in held),
+                      flush=True)
     return rows
+
+
+def seed_summary(rows: list[dict[str, Any]]) -> str:
+    """Generated accuracy over sampling seeds, per sampling setup: mean, standard deviation, standard
+    error and the ratio to the real accuracy (the same test jets and classifier for every seed)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if "sampling_seed" in r:
+            groups.setdefault(_setup_label(r), []).append(r)
+    lines = ["| sampling setup | seeds | generated accuracy per seed | mean +- sd (s.e.) | real | mean / real |",
+             "|---|--:|---|---|--:|--:|"]
+    for label, rs in groups.items():
+        acc = np.array([r["generated_accuracy"] for r in rs])
+        real = rs[0]["accuracy"]
+        sd = float(acc.std(ddof=1)) if len(acc) > 1 else math.nan
+        lines.append(f"| {label} | {len(acc)} | {', '.join(f'{a:.4f}' for a in acc)} | {acc.mean():.4f} +- {sd:.4f} "
+                     f"({sd / math.sqrt(len(acc)):.4f}) | {real:.4f} | {acc.mean() / real:.3f} |")
+    return "\n".join(lines)
+
+
+def _setup_label(r: dict[str, Any]) -> str:
+    held = [n for n, k in (("pt", "balance_pt"), ("mass", "match_mass"), ("detector", "acceptance")) if r.get(k)]
+    return f"guidance {r['guidance']:g}, {r['steps']} steps, held to {'+'.join(held) or 'nothing'}"
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -237,7 +268,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         held = (", balanced pT" if r.get("balance_pt") else "") + (", matched mass" if r.get("match_mass") else "")
         held += ", detector acceptance" if r.get("acceptance") else ""
         if "guidance" in r:
-            return f"guidance {r['guidance']:g}, {r['steps']} steps ({r['jets_per_s']:.0f} jets/s){held}"
+            seed = f", sampling seed {r['sampling_seed']}" if "sampling_seed" in r else ""
+            return f"guidance {r['guidance']:g}, {r['steps']} steps{seed} ({r['jets_per_s']:.0f} jets/s){held}"
         arm = "" if r.get("gen_pt_input", "log_1m_ptrel") == "log_1m_ptrel" else f", {r['gen_pt_input']}"
         return f"{r['budget_min']:g} min ({r['epochs_run']}){arm}{held}"
 
@@ -277,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default=None,
                     help="no training: sample this run_pretraining checkpoint with every --guidance x --sampling-steps")
     ap.add_argument("--guidance", type=float, nargs="+", default=[0.0], help="classifier-free guidance strengths (with --checkpoint)")
+    ap.add_argument("--sampling-seeds", type=int, nargs="+", default=None,
+                    help="with --checkpoint: sample with each of these seeds (same model, test jets and split) and "
+                         "print the generated accuracy's mean and spread over them; default: --seed")
     ap.add_argument("--gen-pt-input", nargs="+", default=["log_1m_ptrel"], choices=sorted(GEN_PT_INPUTS),
                     help="generated pT coordinate(s) (PETConfig.gen_pt_input): one training arm each per budget")
     ap.add_argument("--balance-pt", action="store_true", help="same as --constraints pt")
@@ -292,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rows, sec_per_epoch = train_budgets(args)
     md = markdown(rows)
+    if args.checkpoint:
+        md += "\n\n" + seed_summary(rows)
     print(md)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -107,14 +107,16 @@ jnb.save_figure(monitor.figure(), "loss_curves");
 # confusion matrix (rows: true class, normalised).
 
 # %%
-ev = result.evaluation
-print(f"accuracy {ev['accuracy']:.3f} (chance {ev['chance_accuracy']:.3f}); "
-      f"classifier accuracy on generated jets {ev['generated_accuracy']:.3f} "
+ev, se = result.evaluation, result.evaluation["standard_errors"]
+# ± binomial standard errors: a test set or a generated sample of the same size scatters that much
+# (for the generated jets, another sampling seed does: see benchmarks/README.md)
+print(f"accuracy {ev['accuracy']:.3f} ± {se['accuracy']:.3f} (chance {ev['chance_accuracy']:.3f}); "
+      f"classifier accuracy on generated jets {ev['generated_accuracy']:.3f} ± {se['generated_accuracy']:.3f} "
       f"({ev['generated_accuracy'] / ev['accuracy']:.2f}x)")
 # the generator produces massless (pT, eta, phi) alone: the same classifier on the real test jets
 # reduced to that (no charge, no particle type) is the like-for-like reference
-print(f"accuracy on real jets seen as the generator produces them {ev['kinematic_accuracy']:.3f}; "
-      f"generated / that: {ev['generated_accuracy'] / ev['kinematic_accuracy']:.2f}x")
+print(f"accuracy on real jets seen as the generator produces them {ev['kinematic_accuracy']:.3f} "
+      f"± {se['kinematic_accuracy']:.3f}; generated / that: {ev['generated_accuracy'] / ev['kinematic_accuracy']:.2f}x")
 
 # %% [markdown]
 # ## Generated vs real jets

@@ -198,3 +198,19 @@ def test_two_sample_auc_at_chance_for_one_distribution_and_analytic_for_a_shift(
     assert np.isnan(two_sample_auc(a[:1], b[:5]))
     with pytest.raises(ValueError, match="equal columns"):
         two_sample_auc(a, b[:, :2])
+
+
+def test_binomial_standard_error_by_hand_and_bad_input():
+    from jetlab.physics import binomial_standard_error
+
+    # sqrt(0.25 * 0.75 / 300) = sqrt(0.000625) = 0.025; a fraction of 0 or 1 has no scatter
+    assert binomial_standard_error(0.25, 300) == pytest.approx(0.025)
+    assert binomial_standard_error(1.0, 40) == 0.0
+    # it describes the scatter of the fraction over repeated samples of n trials
+    rng = np.random.default_rng(0)
+    fractions = rng.binomial(400, 0.62, size=20000) / 400
+    assert binomial_standard_error(0.62, 400) == pytest.approx(fractions.std(), rel=0.02)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        binomial_standard_error(0.5, 0)
+    with pytest.raises(ValueError, match=r"fraction must lie in \[0, 1\]"):
+        binomial_standard_error(1.2, 10)

@@ -241,6 +241,10 @@ def test_evaluation_metrics(run) -> None:
     kpred = np.argmax(predict(run.model, JetDataset(kin, standardizer=run.standardizer)), -1)
     assert ev["kinematic_accuracy"] == pytest.approx(np.mean(kpred == run.test.labels[:15]))
     assert json.loads(json.dumps(run.to_dict()))["kinematic_accuracy"] == ev["kinematic_accuracy"]
+    # binomial standard errors on the number of jets each accuracy judged (15 test jets, 15 generated)
+    for key in ("accuracy", "generated_accuracy", "kinematic_accuracy"):
+        p = ev[key]
+        assert ev["standard_errors"][key] == pytest.approx(np.sqrt(p * (1 - p) / 15)), key
     assert np.array_equal(np.bincount(gen.labels, minlength=5), np.bincount(run.test.labels[:15], minlength=5))
     cm = np.asarray(ev["confusion_matrix"])
     assert cm.shape == (5, 5)

@@ -2,6 +2,7 @@
 iterative Bayesian unfolding (the binned baseline for OmniFold)."""
 
 from .metrics import (
+    binomial_standard_error,
     bootstrap,
     inverse_background_efficiency,
     max_sic,
@@ -38,6 +39,7 @@ __all__ = [
     "OBSERVABLES",
     "ObservableSpec",
     "Response",
+    "binomial_standard_error",
     "bootstrap",
     "compute_observables",
     "ibu",

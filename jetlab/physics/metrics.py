@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 __all__ = [
+    "binomial_standard_error",
     "bootstrap",
     "inverse_background_efficiency",
     "max_sic",
@@ -315,6 +316,16 @@ def bootstrap(fn: Callable[..., float], *arrays, n: int = 50, seed: int = 0) -> 
         values.append(float(fn(*(None if a is None else a[idx] for a in arrs))))
     v = np.asarray(values)
     return float(v.mean()), float(v.std(ddof=1))
+
+
+def binomial_standard_error(fraction: float, n: int) -> float:
+    """Standard error sqrt(p (1 - p) / n) of a fraction ``p`` of ``n`` independent trials, e.g. an
+    accuracy on ``n`` jets: how far the same measurement on another sample of ``n`` would scatter."""
+    if n < 1:
+        raise ValueError(f"binomial_standard_error: n must be >= 1, got {n}")
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"binomial_standard_error: fraction must lie in [0, 1], got {fraction}")
+    return float(np.sqrt(fraction * (1.0 - fraction) / n))
 
 
 def mean_and_spread(values) -> tuple[float, float]:

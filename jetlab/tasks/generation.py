@@ -23,7 +23,7 @@ from jetlab.data.schema import KINEMATIC_FEATURES, JetSet, jet_features_from_par
 from jetlab.data.torchdata import JetDataset
 from jetlab.model.diffusion import balance_ptrel, generated_ptrel, sample
 from jetlab.model.jet_generator import JetFeatureGenerator
-from jetlab.physics.metrics import wasserstein_1d
+from jetlab.physics.metrics import binomial_standard_error, wasserstein_1d
 from jetlab.train import predict
 from jetlab.train.ddp import resolve_device
 
@@ -476,7 +476,8 @@ def evaluate_pretraining(
     ``accuracy``, ``confusion_matrix`` (rows: true, normalised), ``generated_accuracy`` (the
     classifier on generated jets: do they look like their class?), ``kinematic_accuracy`` (on the real
     test jets reduced to what the generator produces, :func:`as_generated`: the like-for-like
-    reference for ``generated_accuracy``), ``w1`` and ``w1_reference``
+    reference for ``generated_accuracy``), ``standard_errors`` of those accuracies (binomial: their scatter
+    over another sample of as many jets), ``w1`` and ``w1_reference``
     (``{observable: {"all"|class: value}}``) and the generated JetSet under ``"generated"``.
     """
     if standardizer is None:
@@ -534,6 +535,11 @@ def evaluate_pretraining(
         result["generated"] = generated
         if acceptance is not None:
             result["unrecordable"] = unrecordable_fractions(generated, acceptance)
+    judged = {"accuracy": len(truth), "kinematic_accuracy": len(truth)}
+    if generated is not None:
+        judged["generated_accuracy"] = len(generated)
+    # each accuracy's scatter over another sample of as many jets (for generated jets: another sampling seed)
+    result["standard_errors"] = {k: binomial_standard_error(result[k], n) for k, n in judged.items() if k in result}
     if reference_jetset is not None:
         n = min(len(reference_jetset), len(test_jetset))
         result["w1_reference"] = wasserstein_table(reference_jetset.subset(slice(0, n)), test_jetset, class_names)
