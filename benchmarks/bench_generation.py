@@ -54,7 +54,7 @@ from jetlab.data.schema import JetSet, jet_features_from_particles  # noqa: E402
 from jetlab.data.sources import acceptance_of, resolve  # noqa: E402
 from jetlab.data.torchdata import split_indices  # noqa: E402
 from jetlab.model.config import GEN_PT_INPUTS, PETConfig  # noqa: E402
-from jetlab.physics.metrics import two_sample_auc, wasserstein_1d  # noqa: E402
+from jetlab.physics.metrics import mean_and_spread, two_sample_auc, wasserstein_1d  # noqa: E402
 from jetlab.tasks.generation import (  # noqa: E402
     constraint_flags,
     evaluate_pretraining,
@@ -233,7 +233,7 @@ def sampling_grid(args) -> list[dict[str, Any]]:
                 rows += held
                 print(f"guidance {w:g}, {steps} steps, sampling seed {sseed}: generated accuracy "
                       f"{ev['generated_accuracy']:.3f} (real {ev['accuracy']:.3f}), {len(test) / dt:.0f} jets/s"
-                      + "".join(f"; held to {_setup_label(h).split('held to ')[1]}: {h['generated_accuracy']:.3f}" for h in held),
+                      + "".join(f"; held to {_held(h)}: {h['generated_accuracy']:.3f}" for h in held),
                       flush=True)
     return rows
 
@@ -248,17 +248,21 @@ def seed_summary(rows: list[dict[str, Any]]) -> str:
     lines = ["| sampling setup | seeds | generated accuracy per seed | mean +- sd (s.e.) | real | mean / real |",
              "|---|--:|---|---|--:|--:|"]
     for label, rs in groups.items():
-        acc = np.array([r["generated_accuracy"] for r in rs])
+        acc = [r["generated_accuracy"] for r in rs]
         real = rs[0]["accuracy"]
-        sd = float(acc.std(ddof=1)) if len(acc) > 1 else math.nan
-        lines.append(f"| {label} | {len(acc)} | {', '.join(f'{a:.4f}' for a in acc)} | {acc.mean():.4f} +- {sd:.4f} "
-                     f"({sd / math.sqrt(len(acc)):.4f}) | {real:.4f} | {acc.mean() / real:.3f} |")
+        mean, sd = mean_and_spread(acc)
+        lines.append(f"| {label} | {len(acc)} | {', '.join(f'{a:.4f}' for a in acc)} | {mean:.4f} +- {sd:.4f} "
+                     f"({sd / math.sqrt(len(acc)):.4f}) | {real:.4f} | {mean / real:.3f} |")
     return "\n".join(lines)
 
 
-def _setup_label(r: dict[str, Any]) -> str:
+def _held(r: dict[str, Any]) -> str:
     held = [n for n, k in (("pt", "balance_pt"), ("mass", "match_mass"), ("detector", "acceptance")) if r.get(k)]
-    return f"guidance {r['guidance']:g}, {r['steps']} steps, held to {'+'.join(held) or 'nothing'}"
+    return "+".join(held) or "nothing"
+
+
+def _setup_label(r: dict[str, Any]) -> str:
+    return f"guidance {r['guidance']:g}, {r['steps']} steps, held to {_held(r)}"
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
