@@ -12,7 +12,8 @@ every iteration, next to the prior and IBU, plus each arm's step-1 best validati
   on ``mass,multiplicity`` sees exactly what PET's jet-level inputs give it directly, so it shows
   what a PET that has learned nothing from its particles would unfold;
 - ``scratch`` / ``pretrained``: PET as notebook 03 builds it (``--epochs``, ``--lr``, ``--patience``
-  apply to the PET arms; the MLP arms keep notebook 03's epochs and their own learning rate).
+  apply to the PET arms, ``--lr-factor`` to the pretrained one, ``--batch-size`` to every arm; the
+  MLP arms keep notebook 03's epochs and their own learning rate).
 
     python benchmarks/bench_omnifold_classifiers.py --checkpoint jetlab_output/01_pretraining/checkpoint
     python benchmarks/bench_omnifold_classifiers.py --arms scratch pretrained --iterations 2 --epochs 12 --lr 1e-3 \\
@@ -43,6 +44,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4, help="per step, PET arms")
     ap.add_argument("--mlp-epochs", type=int, default=4)
     ap.add_argument("--lr", type=float, default=None, help="PET arms (default: the classifier's own, 3e-4)")
+    ap.add_argument("--lr-factor", type=float, default=None,
+                    help="pretrained arm: body at lr / lr_factor (default: the recipe's, 5)")
     ap.add_argument("--patience", type=int, default=2, help="early stopping, PET arms")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--max-particles", type=int, default=48)
@@ -71,7 +74,8 @@ def main() -> None:
             inputs = [obs[k] for k in ("sim_gen", "sim_reco", "data_reco")]
             kw = dict(epochs=args.mlp_epochs, early_stopping_patience=2, lr=None)
         elif kind in ("scratch", "pretrained"):
-            spec = make_classifier(kind, checkpoint=ckpt, max_particles=args.max_particles)
+            pet_options = {} if args.lr_factor is None else {"lr_factor": args.lr_factor}
+            spec = make_classifier(kind, checkpoint=ckpt, max_particles=args.max_particles, **pet_options)
             inputs = [sets[k] for k in ("sim_gen", "sim_reco", "data_reco")]
             kw = dict(epochs=args.epochs, early_stopping_patience=args.patience, lr=args.lr)
         else:
