@@ -121,6 +121,28 @@ def test_splits_are_disjoint_and_histories_recorded(observables):
     assert chance.histories[0]["step1"]["best_val_loss"] > 0.688  # the bound fails when there is nothing to learn
 
 
+def test_step2_starts_from_the_step1_model(observables):
+    """Both steps learn the same log ratio, at detector and at particle level. With the detector
+    switched off (sim_reco = sim_gen) and step 2 not trained (warm_lr = 0), step 2's copy of the
+    step-1 model must give push weights equal to the pull weights. A fresh step-2 model
+    (step2_init="previous") learns its own ratio, so the same check fails for it."""
+    og, truth = observables["sim_gen"], observables["data_gen"]
+    kw = dict(classifier_factory=make_classifier("mlp"), n_iterations=1, epochs=2, batch_size=250, warm_lr=0.0,
+              early_stopping_patience=None, seed=0, progress=False)
+    copied = omnifold(og, og, truth, **kw)
+    assert copied.histories[0]["step2"]["warm_start"] and copied.config["step2_init"] == "step1"
+    pull = copied.pull_weights[0]
+    # step 1 learned something (sd of log pull 0.068-0.117 over seeds 0-2), so the equality is not trivial
+    assert np.std(np.log(pull)) > 0.04
+    np.testing.assert_allclose(copied.push_weights[0], pull, rtol=1e-5)
+    fresh = omnifold(og, og, truth, step2_init="previous", **kw)
+    np.testing.assert_allclose(fresh.pull_weights[0], pull, rtol=1e-6)  # the same step-1 training
+    assert not fresh.histories[0]["step2"]["warm_start"]
+    assert np.median(np.abs(np.log(fresh.push_weights[0] / pull))) > 0.02  # measured 0.049-0.080, seeds 0-2
+    with pytest.raises(ValueError, match="step2_init"):
+        omnifold(og, og, truth, step2_init="fresh", progress=False)
+
+
 def test_weighted_histogram_and_weighted_rows():
     v = np.array([0.5, 1.5, 1.5, 2.5, np.nan, 9.0])
     w = np.array([1.0, 2.0, 3.0, 0.5, 7.0, 4.0])

@@ -18,6 +18,14 @@ Choices made here (each a documented parameter):
   :class:`ClassifierSpec`).
 * **Warm start**: iteration ``i > 1`` continues from iteration ``i - 1``'s model of the same step at
   a small *fixed* learning rate (``warm_lr``); the first iteration dominates the cost.
+* **Step 2 starts from step 1** (``step2_init="step1"``, the default): both steps learn the same log
+  ratio ``log(omega_i / nu_{i-1})``, step 1 as a function of the detector-level event, step 2 of the
+  particle-level one. Step 2 therefore starts from a copy of the step-1 model just trained and
+  fine-tunes it at ``warm_lr``. Step 2's signal is weak: the same events twice, with two sets of
+  weights. From a fresh model a few epochs learn only what mass and multiplicity carry, and the
+  substructure that step 1 found is lost (``benchmarks/bench_omnifold_classifiers.py --step1``).
+  ``step2_init="previous"`` starts from a fresh model in the first iteration, and from the previous
+  iteration's step-2 model after that (with ``warm_start``).
 * **Held-out validation**: simulated *events* (gen and reco rows together) and data events are
   split once into disjoint train / validation sets (``validation_fraction``) used by every step
   and iteration; early stopping and best-model selection look only at validation events.
@@ -34,6 +42,7 @@ reconstruction failed are not modelled (``zjets-mini`` and the OmniFold Z+jets f
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -46,12 +55,14 @@ from torch.utils.data import Dataset
 
 from jetlab.data.schema import JetSet
 from jetlab.data.torchdata import split_indices
+from jetlab.model.factory import check_choice
 from jetlab.train import Callback, Trainer
 from jetlab.train.ddp import resolve_device
 
 from .classifiers import ClassifierSpec, Features, LevelData, make_classifier
 
 __all__ = [
+    "STEP2_INITS",
     "OmniFoldResult",
     "event_splits",
     "fit_step",
@@ -63,6 +74,9 @@ __all__ = [
     "length",
     "resolve_spec",
 ]
+
+STEP2_INITS = ("step1", "previous")
+"""Where :func:`omnifold`'s step 2 starts: a copy of the iteration's step-1 model, or the previous step-2 model."""
 
 
 # ============================================================================ data plumbing
@@ -380,12 +394,15 @@ def omnifold(
     device: str | torch.device = "auto",
     seed: int = 0,
     progress: bool = True,
+    step2_init: str = "step1",
 ) -> OmniFoldResult:
     """Run ``n_iterations`` of OmniFold; see the module docstring for the algorithm and choices.
 
     ``sim_gen``/``sim_reco`` must be row-aligned (same events). ``lr`` defaults to the spec's;
     ``warm_lr`` (later iterations, fixed, no warm-up) defaults to ``lr / 5``. ``evals_per_epoch``
-    sets how often the validation loss is sampled for the convergence curves.
+    sets how often the validation loss is sampled for the convergence curves. ``step2_init``
+    (:data:`STEP2_INITS`): step 2 starts from a copy of this iteration's step-1 model (``"step1"``)
+    or from the previous iteration's step-2 model (``"previous"``; fresh in the first iteration).
     """
     t_start = time.perf_counter()
     spec = resolve_spec(classifier_factory)
@@ -395,6 +412,7 @@ def omnifold(
         raise ValueError(f"omnifold: epochs must be >= 1, got {epochs}")
     if max_weight <= 1.0:
         raise ValueError(f"omnifold: max_weight must be > 1, got {max_weight}")
+    step2_init = check_choice("step2_init", step2_init, STEP2_INITS, "omnifold")
     n_sim, n_data = length(sim_gen, "sim_gen"), length(data_reco, "data_reco")
     if length(sim_reco, "sim_reco") != n_sim:
         raise ValueError(
@@ -417,14 +435,15 @@ def omnifold(
     pushes, pulls, histories = [], [], []
 
     def train(step: str, it: int, sources, parts_tr, parts_va) -> tuple[nn.Module, dict]:
-        previous = models[step]
-        warm = warm_start and it > 0 and previous is not None
+        start: nn.Module | None
+        if step == "step2" and step2_init == "step1":
+            start = copy.deepcopy(models["step1"])  # the same log ratio, learned at detector level
+        else:
+            previous = models[step]
+            start = previous if warm_start and it > 0 else None
+        warm = start is not None
         step_seed = seed + 1000 * it + (0 if step == "step1" else 500)
-        model = (
-            previous
-            if warm and previous is not None
-            else seeded_build(spec, "reco" if step == "step1" else "gen", step_seed)
-        )
+        model = start if start is not None else seeded_build(spec, "reco" if step == "step1" else "gen", step_seed)
         return fit_step(
             spec,
             model,
@@ -480,6 +499,7 @@ def omnifold(
         "warm_lr": warm_lr,
         "early_stopping_patience": early_stopping_patience,
         "warm_start": warm_start,
+        "step2_init": step2_init,
         "validation_fraction": validation_fraction,
         "max_weight": max_weight,
         "seed": seed,

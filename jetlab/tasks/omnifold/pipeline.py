@@ -164,6 +164,7 @@ def run_omnifold(
     n_bootstrap: int = 20,
     pretrain_jets: int = DEFAULT_PRETRAIN_JETS,
     pretrain_epochs: int = DEFAULT_PRETRAIN_EPOCHS,
+    step2_init: str = "step1",
     progress: bool = True,
 ) -> OmniFoldResults:
     """Unfold ``data`` with each of ``classifiers`` and compare with IBU and the truth.
@@ -176,7 +177,8 @@ def run_omnifold(
     ``observables``, the PETs the leading ``max_particles`` particles. ``checkpoint`` goes through
     :func:`resolve_checkpoint` (``"auto"`` pretrains a tiny PET once when "pretrained" is asked for
     and none is found); "scratch" copies its architecture (``model``, a preset, only without one).
-    Fine-tuning uses ``optimizer``, ``lr_factor`` and ``input_scaling`` (:mod:`jetlab.model.factory`).
+    Fine-tuning uses ``optimizer``, ``lr_factor`` and ``input_scaling`` (:mod:`jetlab.model.factory`);
+    ``step2_init`` says where each step 2 starts (:func:`omnifold`).
     The table is :func:`unfold_observables` with ``bins`` and ``n_bootstrap`` resamplings.
     """
     seeds = [int(s) for s in seeds]
@@ -231,7 +233,14 @@ def run_omnifold(
     for name, spec in specs.items():
         level = ("sim_gen", "sim_reco", "data_reco")
         inputs = [obs[k] for k in level] if name == "mlp" else [sets[k] for k in level]
-        runs[name] = omnifold(*inputs, classifier_factory=spec, n_iterations=n_iterations, seed=seeds[0], **train_kw)
+        runs[name] = omnifold(
+            *inputs,
+            classifier_factory=spec,
+            n_iterations=n_iterations,
+            seed=seeds[0],
+            step2_init=step2_init,
+            **train_kw,
+        )
         if progress:
             print(
                 f"{name}: {runs[name].wall_time:.0f} s, epochs to best per iteration: {runs[name].epochs_to_best}",
@@ -277,6 +286,7 @@ def run_omnifold(
         optimizer=optimizer,
         input_scaling=input_scaling,
         max_particles=max_particles,
+        step2_init=step2_init,
         checkpoint=str(ckpt) if ckpt else None,
         n_bootstrap=n_bootstrap,
     )
