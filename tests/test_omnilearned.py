@@ -451,8 +451,9 @@ def test_omnifold_finetunes_an_omnilearned_small_checkpoint(small_pt, tmp_path):
     sim, reco, data = _omnifold_sets()
     spec = PETClassifier(checkpoint=str(ckpt), pretrained=True, lr=1e-3, max_particles=16)
     built = _spy(spec)
+    # step2_init="previous": step 2 builds its own model too (by default it starts from step 1's, checked below)
     res = omnifold(sim, reco, data, classifier_factory=spec, n_iterations=1, epochs=1, batch_size=64, device="cpu",
-                   seed=0, progress=False)
+                   seed=0, progress=False, step2_init="previous")
     assert len(built) == 2  # step 1 and step 2
     for model, start in built:
         assert type(model).__name__ == "OmniLearnedModel" and model.settings.size == "small"
@@ -468,6 +469,10 @@ def test_omnifold_finetunes_an_omnilearned_small_checkpoint(small_pt, tmp_path):
     w = res.weights()
     assert w.shape == (len(sim),) and np.all(np.isfinite(w)) and np.std(w) > 0  # no longer the prior (all ones)
     assert np.isfinite(res.histories[0]["step1"]["best_val_loss"])
+    built.clear()
+    omnifold(sim, reco, data, classifier_factory=spec, n_iterations=1, epochs=1, batch_size=64, device="cpu", seed=0,
+             progress=False)
+    assert len(built) == 1  # the default: step 2 fine-tunes a copy of step 1's model, nothing else is built
 
 
 def test_omnifold_scratch_copies_the_omnilearned_architecture_with_seeded_weights(tiny_dir):
@@ -477,16 +482,15 @@ def test_omnifold_scratch_copies_the_omnilearned_architecture_with_seeded_weight
     sim, reco, data = _omnifold_sets(120)
     spec = PETClassifier(checkpoint=str(tiny_dir), pretrained=False, lr=1e-3)
     built = _spy(spec)
-    omnifold(sim, reco, data, classifier_factory=spec, n_iterations=1, epochs=1, batch_size=64, device="cpu", seed=0,
-             progress=False)
+    kw = dict(n_iterations=1, epochs=1, batch_size=64, device="cpu", seed=0, progress=False, step2_init="previous")
+    omnifold(sim, reco, data, classifier_factory=spec, **kw)  # each step builds its own model
     starts = [s for _, s in built]
     assert all(m.settings.replace(num_classes=5) == pretrained.settings for m, _ in built)
     token = "net.body.token"
     assert not torch.equal(starts[0][token], pretrained.net.body.token)  # random, not the checkpoint's
     assert not torch.equal(starts[0][token], starts[1][token])  # step 1 and 2 drew their own seeds
     again = _spy(spec := PETClassifier(checkpoint=str(tiny_dir), pretrained=False, lr=1e-3))
-    omnifold(sim, reco, data, classifier_factory=spec, n_iterations=1, epochs=1, batch_size=64, device="cpu", seed=0,
-             progress=False)
+    omnifold(sim, reco, data, classifier_factory=spec, **kw)
     assert torch.equal(again[0][1][token], starts[0][token])  # ... reproducibly from omnifold's seed
 
 
