@@ -16,8 +16,8 @@ Choices made here (each a documented parameter):
 * **Pluggable classifiers** (:class:`PETClassifier` pretrained or from scratch,
   :class:`ObservableClassifier` = an MLP on jet observables, or anything implementing
   :class:`ClassifierSpec`).
-* **Warm start**: iteration ``i > 1`` continues from iteration ``i - 1``'s model of the same step at
-  a small *fixed* learning rate (``warm_lr``); the first iteration dominates the cost.
+* **Warm start**: iteration ``i > 1`` continues from iteration ``i - 1``'s step-1 model at a small
+  *fixed* learning rate (``warm_lr``); the first iteration dominates the cost.
 * **Step 2 starts from step 1** (``step2_init="step1"``, the default): both steps learn the same log
   ratio ``log(omega_i / nu_{i-1})``, step 1 as a function of the detector-level event, step 2 of the
   particle-level one. Step 2 therefore starts from a copy of the step-1 model just trained and
