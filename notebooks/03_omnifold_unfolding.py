@@ -173,14 +173,14 @@ results.table()
 #
 # - **Enough optimizer steps:** batch 32, lr 1e-3, and the pretrained body at the head's rate.
 # - **Step 2 starting from step 1's model.** Both learn the same weight ratio. From a fresh model, step 2's
-#   weak signal teaches it only mass and multiplicity, and the pretrained PET unfolds τ21 above the prior: 56 after the first
-#   iteration, against 36 when step 2 starts from step 1.
+#   weak signal teaches it only mass and multiplicity, and the pretrained PET unfolds τ21 above the prior:
+#   56 after the first iteration, against 36 when step 2 starts from step 1.
 #
 # With them, all three classifiers unfold τ21 below the prior by several bootstrap spreads. Before
 # (batch 128, lr 3e-4, body at lr / 5, fresh step 2) the PETs ended at 43 and 74 against the prior's 42.
-# The PETs' log ρ stays far behind the MLP's (about 25 against 6). z_g cannot improve: its sim-data difference is at its statistical floor
-# (prior 3.9 ± 1.5, section 1), so every column sits at that floor. More events and epochs (the `gpu-full`
-# profile) are where PET's particles can pay off further.
+# The PETs' log ρ stays far behind the MLP's (about 25 against 6). z_g cannot improve: its sim-data
+# difference is at its statistical floor (prior 3.9 ± 1.5, section 1), so every column sits at that floor.
+# More events and epochs (the `gpu-full` profile) are where PET's particles can pay off further.
 
 # %% [markdown]
 # ## 6. Unfolded distributions
