@@ -12,7 +12,8 @@ changes the numbers and the figure. Screenshots go to ``$JETLAB_BROWSER_ARTIFACT
 
 The browser is Debian's ``chromium`` (``apt-get install chromium``; ``.ci/run`` installs it),
 driven by Playwright with ``executable_path`` (Playwright's own browser download is not needed).
-The test is skipped only when no Chromium binary exists; set ``JETLAB_CHROMIUM`` to use another.
+The test is skipped only when no Chromium binary exists (it fails instead when ``JETLAB_REQUIRE_BROWSER`` is set, as
+``.ci/run`` does); set ``JETLAB_CHROMIUM`` to use another.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def _chromium() -> str | None:
 
 
 CHROMIUM = _chromium()
+if CHROMIUM is None and os.environ.get("JETLAB_REQUIRE_BROWSER"):  # CI (.ci/run) installs it: a skip there hides a failure
+    pytest.fail("JETLAB_REQUIRE_BROWSER is set but no Chromium binary was found", pytrace=False)
 if CHROMIUM is None:
     pytest.skip("no Chromium binary found (apt-get install chromium, or set JETLAB_CHROMIUM); "
                 "the real-browser notebook test needs one", allow_module_level=True)

@@ -177,3 +177,36 @@ def test_property_file_round_trip(tmp_path_factory, n, p, seed):
     np.testing.assert_array_equal(back.particles, js.particles)
     assert back.particle_features == KINEMATIC_FEATURES
     assert json.loads(h5py.File(path)["jets"].attrs["jet_features"]) == list(JET_FEATURES)
+
+
+def test_jet_mass_of_massless_particles_does_not_depend_on_float32_rounding() -> None:
+    """A jet of one massless particle has mass 0, and two massless ones m^2 = 2 pT1 pT2 (cosh deta - cos dphi),
+    whatever way the CPU rounded the float32 energy; a real mass that float32 resolves is kept."""
+    rng = np.random.default_rng(3)
+    pt = rng.uniform(20.0, 900.0, 64).astype(np.float32)
+    eta = rng.uniform(-2.5, 2.5, 64).astype(np.float32)
+    phi = rng.uniform(-np.pi, np.pi, 64).astype(np.float32)
+    # the stored energy as float32 arithmetic gives it, and one float32 ulp either side of it
+    e32 = (pt * np.cosh(eta)).astype(np.float32)
+    masses = []
+    for e in (e32, np.nextafter(e32, np.float32(np.inf)), np.nextafter(e32, np.float32(0))):
+        parts = np.zeros((64, 2, 4), np.float32)
+        parts[:, 0] = np.stack([pt, eta, phi, e], axis=1)
+        mask = np.zeros((64, 2), bool)
+        mask[:, 0] = True
+        masses.append(jet_features_from_particles(parts, mask)[:, 3])
+    # before float64 handling: up to sqrt(2 E dE) ~ 0.03-0.3 GeV here
+    assert np.abs(np.concatenate(masses)).max() < 1e-3
+
+    # two massless particles: the opening-angle formula, computed in float64 by hand
+    parts = np.zeros((64, 2, 4), np.float32)
+    parts[:, 0] = np.stack([pt, eta, phi, e32], axis=1)
+    eta2, phi2, pt2 = eta + np.float32(0.1), phi - np.float32(0.05), np.float32(0.5) * pt
+    parts[:, 1] = np.stack([pt2, eta2, phi2, (pt2 * np.cosh(eta2)).astype(np.float32)], axis=1)
+    m2 = 2 * pt.astype(float) * pt2 * (np.cosh(eta.astype(float) - eta2) - np.cos(phi.astype(float) - phi2))
+    got = jet_features_from_particles(parts, np.ones((64, 2), bool))[:, 3]
+    np.testing.assert_allclose(got, np.sqrt(m2), rtol=1e-4)
+
+    # a 2 GeV particle of mass 0.5 GeV (resolvable in float32) keeps its mass
+    p = np.array([[[2.0, 0.3, 0.1, np.sqrt((2.0 * np.cosh(0.3)) ** 2 + 0.25)]]], np.float32)
+    assert jet_features_from_particles(p, np.ones((1, 1), bool))[0, 3] == pytest.approx(0.5, rel=1e-4)

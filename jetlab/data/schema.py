@@ -244,9 +244,22 @@ def sort_and_truncate(particles: np.ndarray, mask: np.ndarray, max_particles: in
     return p, m
 
 
+#: Relative difference |E - |p|| / E below which a float32-stored energy cannot resolve a mass:
+#: a few float32 ulps (2^-23 each), covering the rounding of E, pT and eta on any CPU.
+_FLOAT32_MASS_RESOLUTION = 4.0 * 2.0**-23
+
+
 def jet_features_from_particles(particles: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(pT, eta, phi, m, n) of the four-vector sum of the (massless-or-not) particles."""
+    """(pT, eta, phi, m, n) of the four-vector sum of the (massless-or-not) particles.
+
+    Sums run in float64. A particle whose stored energy equals its momentum to float32 precision
+    carries no resolvable mass (the float32 energy cannot hold it), so its energy is taken as |p|
+    in float64: otherwise the rounding of E alone gives a single massless particle a "mass" of
+    sqrt(2 E dE) ~ 0.03 GeV at 80 GeV, which cancellation in E^2 - p^2 turns into a CPU-dependent value.
+    """
     pt, eta, phi, e = (np.where(mask, particles[..., i], 0.0).astype(np.float64) for i in range(4))
+    p_abs = pt * np.cosh(eta)
+    e = np.where(np.abs(e - p_abs) <= _FLOAT32_MASS_RESOLUTION * np.abs(e), p_abs, e)
     px = (pt * np.cos(phi)).sum(1)
     py = (pt * np.sin(phi)).sum(1)
     pz = (pt * np.sinh(eta)).sum(1)
