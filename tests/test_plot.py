@@ -58,7 +58,11 @@ def test_compare_hist_density_ratio_and_png(tmp_path):
 
 def test_compare_hist_weights_counts_and_errors():
     fig = jp.compare_hist(
-        {"x": [0.5, 1.5, 1.5]}, bins=[0, 1, 2], weights={"x": [2.0, 1.0, 3.0]}, density=False, ratio=False,
+        {"x": [0.5, 1.5, 1.5]},
+        bins=[0, 1, 2],
+        weights={"x": [2.0, 1.0, 3.0]},
+        density=False,
+        ratio=False,
         xlabel="Particle $p_T$ [GeV]",
     )
     (ax,) = fig.axes
@@ -191,8 +195,9 @@ def test_loss_curves_and_errors(tmp_path):
     with pytest.raises(ValueError, match="'epoch' has 2 entries but 'val_loss' has 3"):
         jp.loss_curves({"x": {"epoch": [1, 2], "val_loss": [1, 2, 3]}})
     # a mean over seeds with its spread: a band from mean - std to mean + std
-    band = jp.loss_curves({"mean": {"epoch": [0, 1, 2], "val_loss": [0.7, 0.6, 0.5], "val_loss_std": [0.0, 0.1, 0.05]}},
-                          train=False)
+    band = jp.loss_curves(
+        {"mean": {"epoch": [0, 1, 2], "val_loss": [0.7, 0.6, 0.5], "val_loss_std": [0.0, 0.1, 0.05]}}, train=False
+    )
     (poly,) = band.axes[0].collections
     ys = poly.get_paths()[0].vertices[:, 1]
     assert ys.min() == pytest.approx(0.45) and ys.max() == pytest.approx(0.7)
@@ -218,7 +223,9 @@ def test_mjj_spectrum(tmp_path):
     fig = jp.mjj_spectrum(mjj, cut_masks={"top 10%": rng.random(5000) < 0.1})
     ax = fig.axes[0]
     assert ax.get_xlabel() == "Dijet mass $m_{jj}$ [TeV]" and ax.get_yscale() == "log"
-    assert {"Signal region", "Sidebands", "All events", "top 10%"} <= {t.get_text() for t in ax.get_legend().get_texts()}
+    assert {"Signal region", "Sidebands", "All events", "top 10%"} <= {
+        t.get_text() for t in ax.get_legend().get_texts()
+    }
     saved_png(fig, tmp_path, "mjj.png")
     with pytest.raises(ValueError, match="sr="):
         jp.mjj_spectrum(mjj, sr=(2.0, 2.5))
@@ -283,3 +290,122 @@ def test_curves_reject_fpr_tpr_passed_as_labels_scores():
     fpr = np.linspace(0, 1, 50)
     with pytest.raises(ValueError, match=r"labels must hold two classes .* pass \(labels, scores\), not \(fpr, tpr\)"):
         sic_curves({"oops": (fpr, fpr**0.5)})
+
+
+def _bold_cells(table) -> set[tuple[str, str]]:
+    """(first cell of the row, column) of every bold cell, read back from the markdown."""
+    lines = [line for line in str(table).splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    out = set()
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        out |= {(cells[0].strip("*"), header[j]) for j, c in enumerate(cells) if c.startswith("**")}
+    return out
+
+
+def _tagging_results(metrics: dict[tuple[str, float], list[tuple[float, float, float, float]]]):
+    """A hand-made TaggingResults: ``metrics[(model, fraction)]`` = one (auc, acc, rej0.5, rej0.8) per seed."""
+    from jetlab.tasks.tagging_results import TaggingResults, TaggingRun
+
+    runs = [
+        TaggingRun(
+            model=model,
+            fraction=fraction,
+            seed=seed,
+            n_train=int(1800 * fraction),
+            n_val=200,
+            metrics=dict(zip(("auc", "accuracy", "rej_at_0.5", "rej_at_0.8"), values)),
+            budget={},
+            history={},
+            seconds=1.0,
+        )
+        for (model, fraction), per_seed in metrics.items()
+        for seed, values in enumerate(per_seed)
+    ]
+    return TaggingResults(runs=runs, labels=np.zeros(4), weights=np.ones(4), dataset="hand-made")
+
+
+def test_tagging_table_bolds_the_best_model_at_each_training_size():
+    # Notebook 02's table compares models trained on the same jets: per training fraction and metric
+    # column, the highest mean is bold (higher AUC, accuracy and background rejection are better).
+    # The best 10% cell here is below every 100% cell, so a single best per column (the old rule)
+    # would leave the 10% rows without bold.
+    res = _tagging_results(
+        {
+            ("finetuned", 1.0): [(0.950, 0.900, 30.0, 12.0), (0.948, 0.898, 28.0, 12.0)],  # means .949 .899 29 12
+            ("scratch", 1.0): [(0.940, 0.905, 20.0, 14.0), (0.938, 0.903, 22.0, 14.0)],  # .939 .904 21 14
+            ("finetuned", 0.1): [(0.930, 0.850, 15.0, 8.0), (0.932, 0.852, 15.0, 8.0)],  # .931 .851 15 8
+            ("scratch", 0.1): [(0.920, 0.860, 16.0, 7.0), (0.922, 0.862, 18.0, 7.0)],  # .921 .861 17 7
+        }
+    )
+    table = res.table()
+    bold = {
+        (row[0], row[1].split()[0], table.columns[j])
+        for i, row in enumerate(table.cells)
+        for (r, j) in table.bold
+        if r == i
+    }
+    assert {(row[0], row[1].split()[0]) for row in table.cells} == {
+        ("OmniLearn (fine-tuned PET)", "100%"),
+        ("OmniLearn (fine-tuned PET)", "10%"),
+        ("PET (from scratch)", "100%"),
+        ("PET (from scratch)", "10%"),
+    }
+    fine, scratch = "OmniLearn (fine-tuned PET)", "PET (from scratch)"
+    assert bold == {
+        (fine, "100%", "AUC"),
+        (scratch, "100%", "Acc"),
+        (fine, "100%", "1/eps_B @ eps_S=0.5"),
+        (scratch, "100%", "1/eps_B @ eps_S=0.8"),
+        (fine, "10%", "AUC"),
+        (scratch, "10%", "Acc"),
+        (scratch, "10%", "1/eps_B @ eps_S=0.5"),
+        (fine, "10%", "1/eps_B @ eps_S=0.8"),
+    }
+
+
+def test_results_table_ties_on_the_printed_value_are_all_bold():
+    # 0.91441 and 0.91436 both print as 0.9144: a reader sees a tie, so both are bold.
+    rows = [{"m": "a", "Acc": 0.91441}, {"m": "b", "Acc": 0.91436}, {"m": "c", "Acc": 0.9100}]
+    t = jp.results_table(rows, highlight={"Acc": "max"}, formats={"Acc": ".4f"})
+    assert _bold_cells(t) == {("a", "Acc"), ("b", "Acc")}
+
+
+def _unfolding_results(td: dict[str, dict[str, float]]):
+    """OmniFoldResults around a hand-made UnfoldingSummary (``td[method][observable]``, spread 1.0)."""
+    from jetlab.tasks.omnifold.evaluation import UnfoldingSummary
+    from jetlab.tasks.omnifold.pipeline import OmniFoldResults
+
+    methods = list(td)
+    observables = tuple(next(iter(td.values())))
+    summary = UnfoldingSummary(
+        observables=observables,
+        bins={},
+        methods=methods,
+        td={m: {o: (v, 1.0) for o, v in td[m].items()} for m in methods},
+        nominal={m: dict(td[m]) for m in methods},
+        per_iteration={},
+        hists={},
+    )
+    return OmniFoldResults(runs={}, summary=summary, study=None, observables={})
+
+
+def test_unfolding_table_bolds_the_best_method_per_observable():
+    # Notebook 03's stored values (TD x10^3): the lowest TD among the unfolding methods of each
+    # observable is bold; the prior is the reference, never bold, and where no method gets below it
+    # (z_g) nothing is. The old rule bolded each column's smallest value (the width row throughout).
+    res = _unfolding_results(
+        {
+            "IBU": {"mass": 6.64, "width": 0.79, "log_rho": 3.48, "tau21": 4.98, "zg": 4.38},
+            "OmniFold-pretrained": {"mass": 10.92, "width": 2.67, "log_rho": 24.43, "tau21": 20.54, "zg": 4.50},
+            "OmniFold-scratch": {"mass": 8.33, "width": 3.83, "log_rho": 26.20, "tau21": 25.82, "zg": 5.64},
+            "OmniFold-mlp": {"mass": 7.17, "width": 4.04, "log_rho": 2.10, "tau21": 8.50, "zg": 5.02},
+            "prior": {"mass": 75.31, "width": 75.60, "log_rho": 67.23, "tau21": 42.06, "zg": 3.87},
+        }
+    )
+    assert _bold_cells(res.table()) == {
+        ("mass", "IBU"),
+        ("width", "IBU"),
+        ("log_rho", "OmniFold-mlp"),
+        ("tau21", "IBU"),
+    }

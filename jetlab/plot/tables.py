@@ -28,14 +28,31 @@ def _fmt(value: Any, spec: str) -> str:
     return str(value)
 
 
-def _key(value: Any) -> float | None:
+def _key(value: Any, spec: str | None = None) -> float | None:
+    """The number a cell is ranked by: the mean of a (mean, std) pair, rounded as printed when
+    ``spec`` is given (so cells a reader sees as equal tie); None for missing or NaN values."""
     if isinstance(value, (tuple, list)) and len(value) == 2:
         value = value[0]
     try:
         v = float(value)
     except (TypeError, ValueError):
         return None
-    return None if math.isnan(v) else v
+    if math.isnan(v):
+        return None
+    if spec is not None and math.isfinite(v):
+        try:
+            v = float(format(v, spec))
+        except ValueError:
+            pass
+    return v
+
+
+def _best(keyed: Sequence[tuple[float, Any]], how: str) -> set[Any]:
+    """The positions whose key is the best ("max" or "min") of ``keyed`` = [(key, position)]; ties all win."""
+    if not keyed:
+        return set()
+    best = max(k for k, _ in keyed) if how == "max" else min(k for k, _ in keyed)
+    return {pos for k, pos in keyed if k == best}
 
 
 @dataclass
@@ -92,14 +109,25 @@ def results_table(
     formats: Mapping[str, str] | None = None,
     floatfmt: str = ".3f",
     highlight: Mapping[str, str] | None = None,
+    group_by: str | None = None,
+    row_best: str | None = None,
+    row_columns: Sequence[str] | None = None,
+    row_reference: str | None = None,
     title: str | None = None,
 ) -> ResultsTable:
     """Build a results table from dict rows (column order from ``columns`` or first appearance)
     or sequence rows (``columns`` required).
 
     ``formats`` gives a per-column format spec (e.g. ``{"1/eps_B @ 0.5": ".1f"}``); values that are
-    ``(mean, std)`` pairs print as 'mean ± std'; ``highlight`` marks the best entry of a column in
-    bold (``{"AUC": "max", "Loss": "min"}``).
+    ``(mean, std)`` pairs print as 'mean ± std' and rank by their mean. Bold marks the best, ranked
+    on the value as printed (so equal-looking cells tie and are all bold):
+
+    * ``highlight`` = ``{column: "max" | "min"}``: the best entry of each such column, or, with
+      ``group_by`` (a column), the best among the rows that share that column's value (e.g. the best
+      model at each training size);
+    * ``row_best`` = ``"max" | "min"``: the best of ``row_columns`` in each row (e.g. the best method
+      per observable). With ``row_reference`` (a column, not itself bold) a row is bold only where its
+      best beats the reference (e.g. unfolding methods against the prior).
     """
     where = "results_table"
     row_list: list[Any] = list(rows)  # dict rows or sequence rows (the first decides)
@@ -120,17 +148,42 @@ def results_table(
             raise ValueError(f"{where}: rows {bad} do not have {len(columns)} entries (columns {list(columns)})")
     columns = [str(c) for c in columns]
     formats = dict(formats or {})
-    unknown = (set(formats) | set(highlight or {})) - set(columns)
+    named = set(formats) | set(highlight or {}) | set(row_columns or ())
+    named |= {c for c in (group_by, row_reference) if c is not None}
+    unknown = named - set(columns)
     if unknown:
         raise ValueError(f"{where}: formats/highlight name unknown columns {sorted(unknown)}; columns are {columns}")
+    for label, how in [*((f"highlight[{c!r}]", h) for c, h in (highlight or {}).items()), ("row_best", row_best)]:
+        if how is not None and how not in ("max", "min"):
+            raise ValueError(f"{where}: {label} must be 'max' or 'min', got {how!r}")
+    if row_best is None and (row_columns is not None or row_reference is not None):
+        raise ValueError(f"{where}: row_columns/row_reference need row_best='max' or 'min'")
     cells = [[_fmt(v, formats.get(c, floatfmt)) for v, c in zip(r, columns)] for r in data]
+
+    def key(i: int, j: int) -> float | None:
+        return _key(data[i][j], formats.get(columns[j], floatfmt))
+
     bold: set[tuple[int, int]] = set()
+    g = None if group_by is None else columns.index(group_by)
+    groups: dict[Any, list[int]] = {}
+    for i, r in enumerate(data):
+        groups.setdefault(None if g is None else repr(r[g]), []).append(i)
     for col, how in (highlight or {}).items():
-        if how not in ("max", "min"):
-            raise ValueError(f"{where}: highlight[{col!r}] must be 'max' or 'min', got {how!r}")
         j = columns.index(col)
-        keys = [(k, i) for k, i in ((_key(r[j]), i) for i, r in enumerate(data)) if k is not None]
-        if keys:
-            best = max(k for k, _ in keys) if how == "max" else min(k for k, _ in keys)
-            bold |= {(i, j) for k, i in keys if k == best}
+        for members in groups.values():
+            keyed = [(k, (i, j)) for i in members if (k := key(i, j)) is not None]
+            bold |= _best(keyed, how)
+    if row_best is not None:
+        compared = [columns.index(c) for c in (row_columns or [c for c in columns[1:] if c != row_reference])]
+        ref = None if row_reference is None else columns.index(row_reference)
+        for i in range(len(data)):
+            keyed = [(k, (i, j)) for j in compared if (k := key(i, j)) is not None]
+            winners = _best(keyed, row_best)
+            ref_key = None if ref is None else key(i, ref)
+            if winners and ref_key is not None:
+                k_best = key(*next(iter(winners)))
+                assert k_best is not None
+                if not (k_best > ref_key if row_best == "max" else k_best < ref_key):
+                    winners = set()
+            bold |= winners
     return ResultsTable(columns=columns, cells=cells, bold=bold, title=title)
