@@ -59,9 +59,24 @@ def test_sampling_is_deterministic_per_generator(two_class_model) -> None:
 
 
 def test_guidance_sharpens_class_separation(two_class_model) -> None:
-    lab = torch.ones(800, dtype=torch.long)
-    s = two_class_model.sample(800, labels=lab, steps=16, guidance=1.0, generator=torch.Generator().manual_seed(3))
-    assert torch.allclose(s.mean(0), MEANS[1], atol=0.4)
+    """Classifier-free guidance w mixes (1 + w) v(label) - w v(null): against the same draws with
+    w = 0 it pushes each class's samples away from the other class along the class axis and
+    narrows them. Measured (sampling seeds 3, 4, 5; both classes): the mean distance from the
+    midpoint along the axis grows by 0.22-0.28 from w = 0 to 1 (2.66-2.72 -> 2.91-2.95) and by
+    0.10-0.12 more at w = 2; each coordinate's std shrinks to 0.75-0.85 of w = 0's. Sampling noise
+    of the mean is 0.016 (std 0.45 / sqrt(800)), and the draws are paired (same generator seed)."""
+    axis = (MEANS[1] - MEANS[0]) / (MEANS[1] - MEANS[0]).norm()
+    midpoint = MEANS.mean(0)
+    for c, sign in ((0, -1.0), (1, 1.0)):
+        lab = torch.full((800,), c, dtype=torch.long)
+        draws = {
+            w: two_class_model.sample(800, labels=lab, steps=16, guidance=w, generator=torch.Generator().manual_seed(3))
+            for w in (0.0, 1.0, 2.0)
+        }
+        away = {w: sign * float(((s - midpoint) @ axis).mean()) for w, s in draws.items()}
+        assert torch.allclose(draws[0.0].mean(0), MEANS[c], atol=0.3), (c, draws[0.0].mean(0))
+        assert away[1.0] - away[0.0] > 0.1 and away[2.0] - away[1.0] > 0.04, (c, away)
+        assert (draws[1.0].std(0) < 0.92 * draws[0.0].std(0)).all(), (c, draws[1.0].std(0), draws[0.0].std(0))
 
 
 def test_condition_vector_controls_the_output() -> None:
