@@ -33,6 +33,7 @@ import torch
 
 from jetlab import __version__
 from jetlab._io import atomic_write_text
+from jetlab._logging import show_messages
 from jetlab.tasks.checkpoints import DEFAULT_OUTPUT_ROOT, resolve_checkpoint
 from jetlab.train.ddp import resolve_device
 
@@ -174,6 +175,7 @@ def setup(
     kept in the executed notebook) and written to ``<output_dir>/run_info.json``.
     """
     global _CURRENT
+    show_messages()  # the library's INFO messages (stages, results) appear in the cell output
     params = dict(parameters)
     if seed is None:
         seed = params.get("seed", 0)

@@ -8,6 +8,7 @@ for PID integers) and from omnilearned's ``PET2`` restored by its own ``restore_
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import re
 import types
@@ -529,7 +530,7 @@ def test_restandardize_rebuilds_inputs_as_dijet_inputs_would(jets):
     assert not np.allclose(dijet_inputs(ev, fitted)["x1"], want["x1"], atol=1e-2)  # the scalings differ
 
 
-def test_cathode_with_an_omnilearned_checkpoint_uses_jetlab_generator_and_says_so(tiny_dir, tmp_path, capsys):
+def test_cathode_with_an_omnilearned_checkpoint_uses_jetlab_generator_and_says_so(tiny_dir, tmp_path, caplog):
     from test_anomaly import fake_events
 
     from jetlab.model import PET, PETConfig
@@ -547,10 +548,12 @@ def test_cathode_with_an_omnilearned_checkpoint_uses_jetlab_generator_and_says_s
     with pytest.raises(ValueError, match=r"OmniLearned checkpoint; OmniLearned's generator head is conditioned on a "
                                          r"class label only.*checkpoint=None"):
         A.fit_background_generator(sb, windows, checkpoint=str(tiny_dir), epochs=1, jet_epochs=1, device="cpu")
-    capsys.readouterr()
+    caplog.set_level(logging.INFO, logger="jetlab")
+    caplog.clear()
     run = A.run_cathode(split, windows, checkpoint=str(tiny_dir), seed=0, oversample=1, kfolds=2, epochs=1,
                         gen_epochs=1, jet_epochs=2, gen_steps=2, batch_size=64, min_background_events=3, device="cpu")
-    assert notice in capsys.readouterr().out and run.extras["background_generator"] == notice
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("jetlab")]
+    assert logged.count(notice) == 1 and run.extras["background_generator"] == notice
     assert type(run.extras["generator"].particle_model.pet).__name__ == "PET"  # jetlab's generator
     n_sr = int(windows.in_sr(split.data.mjj).sum())
     assert run.scores.shape == (n_sr,) and np.all((run.scores >= 0) & (run.scores <= 1)) and np.std(run.scores) > 0

@@ -5,6 +5,7 @@ time."""
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import subprocess
@@ -146,15 +147,21 @@ def test_notice_wording() -> None:
     assert "events per generator setup" in cache.generation_notice("zjets-mini", 10, workers=1)
 
 
-def test_fallback_pretraining_is_announced_before_it_starts_and_not_when_cached(tmp_path: Path, capsys,
+def jetlab_messages(caplog) -> list[str]:
+    """The messages jetlab's loggers emitted so far (the CLI and notebooks show them as plain lines)."""
+    return [r.getMessage() for r in caplog.records if r.name.startswith("jetlab")]
+
+
+def test_fallback_pretraining_is_announced_before_it_starts_and_not_when_cached(tmp_path: Path, caplog,
                                                                               monkeypatch) -> None:
     from jetlab.model.checkpoint import CARD_FILE, WEIGHTS_FILE
     from jetlab.tasks import checkpoints
 
-    printed_before = []
+    caplog.set_level(logging.INFO, logger="jetlab")
+    logged_before = []
 
-    def pretrain(dataset, work, **kw):  # stands in for minutes of training: what was printed by then, and its files
-        printed_before.append(capsys.readouterr().out)
+    def pretrain(dataset, work, **kw):  # stands in for minutes of training: what was logged by then, and its files
+        logged_before.append(jetlab_messages(caplog))
         (Path(work) / "model").mkdir(parents=True)
         for name in (CARD_FILE, WEIGHTS_FILE):
             (Path(work) / "model" / name).write_text("{}")
@@ -166,22 +173,24 @@ def test_fallback_pretraining_is_announced_before_it_starts_and_not_when_cached(
     kw = dict(train_if_missing=True, n_jets=n, epochs=3, cache_dir=tmp_path / "cache", device="cpu")
     target = tmp_path / "cache" / "checkpoints" / f"pet-tiny-jetclass-mini-n{n}-s0-r{checkpoints.PRETRAIN_RECIPE_VERSION}"
     assert checkpoints.resolve_checkpoint("auto", tmp_path / "run", **kw) == target
-    assert printed_before == [f"jetlab: no pretrained checkpoint found; pretraining the fallback tiny PET once ({n} "
+    assert logged_before == [[f"jetlab: no pretrained checkpoint found; pretraining the fallback tiny PET once ({n} "
                               f"jetclass-mini jets x 3 epochs), about 7 minutes on this machine; cached afterwards "
-                              f"in {target}\n"]
-    capsys.readouterr()
+                              f"in {target}"]]
+    assert jetlab_messages(caplog)[1:] == [f"jetlab: pretrained checkpoint written to {target}"]
+    caplog.clear()
     assert checkpoints.resolve_checkpoint("auto", tmp_path / "run", **kw) == target  # cached: silent, not retrained
-    assert capsys.readouterr().out == "" and len(printed_before) == 1
+    assert jetlab_messages(caplog) == [] and len(logged_before) == 1
     assert "about 10 s" in checkpoints.pretraining_notice(1, 1)
 
 
-def test_first_generation_is_announced_and_a_cached_run_is_not(tmp_path: Path, capsys) -> None:
+def test_first_generation_is_announced_and_a_cached_run_is_not(tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="jetlab")
     kw = dict(cache_dir=tmp_path, workers=1, progress=False, classes=("Zqq",))
     path = cache.dataset_file("jetclass-mini", 12, seed=3, **kw)
-    out = capsys.readouterr().out
-    first, done = out.splitlines()
+    first, done = jetlab_messages(caplog)
     assert first.startswith("jetlab: generating jetclass-mini, 12 jets, about ")
     assert first.endswith(f"cached afterwards in {path}")
     assert re.fullmatch(r"jetlab: generated jetclass-mini in \d+:\d\d", done)
+    caplog.clear()
     assert cache.dataset_file("jetclass-mini", 12, seed=3, **kw) == path
-    assert capsys.readouterr().out == ""
+    assert jetlab_messages(caplog) == []

@@ -13,6 +13,7 @@ import importlib
 import sys
 
 from jetlab import __version__
+from jetlab._logging import show_messages
 
 #: modules that provide sub-commands, in the order shown by --help
 COMMAND_MODULES = (
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    show_messages()  # the library's INFO messages (stages, results) as plain lines on stdout
     try:
         return int(args.func(args) or 0)
     except CLIError as exc:

@@ -14,6 +14,7 @@ only handed out when that marker exists and matches; otherwise it is regenerated
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -35,6 +36,8 @@ __all__ = [
 #: Wall seconds per row of each generator in one worker process, Pythia initialisation included:
 #: the median of three ``python benchmarks/bench_first_run.py`` runs on the 2-core development
 #: machine, shared and loaded (see benchmarks/README.md). Only for the "about N minutes" notice.
+log = logging.getLogger(__name__)
+
 SECONDS_PER_ROW = {"jetclass-mini": 0.052, "toptag-mini": 0.064, "zjets-mini": 0.037, "lhco-mini": 0.046}
 #: what a row is, per generator (default: jets)
 _ROW_NAMES = {"zjets-mini": "events per generator setup", "lhco-mini": "dijet events"}
@@ -170,14 +173,14 @@ def dataset_file(
             # marker first: a crash from here on leaves a file without one, which is regenerated
             checksum_path(path).unlink(missing_ok=True)
             path.unlink(missing_ok=True)
-            print(generation_notice(name, n_jets, workers, path, **options), flush=True)
+            log.info(generation_notice(name, n_jets, workers, path, **options))
             start = time.monotonic()
             generate(name, int(n_jets), path, workers=workers, seed=seed, progress=progress, **options)
             if not _header_ok(path, name, n_jets):  # pragma: no cover - defensive
                 raise SchemaError(f"{path}: generated file is not a valid {name} file with {n_jets} rows")
             _write_checksum(path)
             took = int(time.monotonic() - start)
-            print(f"jetlab: generated {name} in {took // 60}:{took % 60:02d}", flush=True)  # the next stage begins
+            log.info("jetlab: generated %s in %d:%02d", name, took // 60, took % 60)  # the next stage begins
             return path
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -236,10 +236,12 @@ def _convert_published(
     ]
     todo = [(src, dest) for _, src, dest in plan if not dest.is_file() or dest.stat().st_mtime < src.stat().st_mtime]
     if todo and progress:
-        print(
-            f"jetlab: converting {len(todo)} raw file(s) of {name} to jetlab's schema under {schema_dir(name, root)} "
-            f"(once; {workers or 1} process(es))",
-            flush=True,
+        log.info(
+            "jetlab: converting %d raw file(s) of %s to jetlab's schema under %s (once; %d process(es))",
+            len(todo),
+            name,
+            schema_dir(name, root),
+            workers or 1,
         )
     if workers and workers > 1 and len(todo) > 1:
         from concurrent.futures import ProcessPoolExecutor
@@ -247,11 +249,11 @@ def _convert_published(
         with ProcessPoolExecutor(min(workers, len(todo))) as pool:
             for i, dest in enumerate(pool.map(_convert_one, [name] * len(todo), *zip(*todo)), 1):
                 if progress:
-                    print(f"jetlab: converted {i}/{len(todo)}: {dest.name}", flush=True)
+                    log.info("jetlab: converted %d/%d: %s", i, len(todo), dest.name)
     else:
         for i, (src, dest) in enumerate(todo, 1):
             if progress:
-                print(f"jetlab: converting {i}/{len(todo)}: {src.name}", flush=True)
+                log.info("jetlab: converting %d/%d: %s", i, len(todo), src.name)
             _convert_one(name, src, dest)
     out: dict[str, tuple[Path, ...]] = {}
     for split, _, dest in plan:

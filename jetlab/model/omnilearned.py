@@ -23,6 +23,7 @@ in :data:`CONVENTIONS` below (README: "Checking the OmniLearned conventions").
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -459,7 +460,7 @@ class OmniLearnedModel(FreezableParts, nn.Module):
         for name, n in self.num_parameters().items():
             lines.append(f"  {name:<11s}{n:>12,d} parameters")
         text = "\n".join(lines)
-        print(text, file=file)
+        (sys.stdout if file is None else file).write(text + "\n")  # a display method: shown, not logged
         return text
 
 

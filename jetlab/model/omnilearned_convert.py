@@ -16,6 +16,7 @@ jetlab's cache.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import re
 from pathlib import Path
@@ -34,6 +35,8 @@ from .omnilearned import (
     identity_standardizer,
     size_presets,
 )
+
+log = logging.getLogger(__name__)
 
 PREFIX = "omnilearned:"
 #: published file per size (omnilearned README: ``--pretrain-tag pretrain_s``; utils.get_checkpoint_name)
@@ -336,7 +339,7 @@ def resolve_omnilearned(
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             if not (target / CARD_FILE).is_file():
-                print(f"jetlab: converting {src} into {target} (once)", flush=True)
+                log.info("jetlab: converting %s into %s (once)", src, target)
                 convert_omnilearned(src, target, size=size)
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -9,6 +9,7 @@ representation that is later fine-tuned (see ``param_groups`` for the smaller bo
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import torch
@@ -268,7 +269,7 @@ class PET(FreezableParts, nn.Module):
         return self
 
     def describe(self, file=None) -> str:
-        """Print (and return) the parameter count per part."""
+        """Show (write to ``file``, default stdout) and return the parameter count per part."""
         c = self.config
         lines = [
             f"PET(width={c.projection_dim}, heads={c.num_heads}, transformer={c.num_transformer}, "
@@ -278,5 +279,5 @@ class PET(FreezableParts, nn.Module):
         for name, n in self.num_parameters().items():
             lines.append(f"  {name:<11s}{n:>12,d} parameters")
         text = "\n".join(lines)
-        print(text, file=file)
+        (sys.stdout if file is None else file).write(text + "\n")  # a display method: shown, not logged
         return text

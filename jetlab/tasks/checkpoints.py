@@ -10,6 +10,7 @@ notebook runs offline on a fresh clone.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 #: Environment variable that points every notebook at one pretrained checkpoint.
+log = logging.getLogger(__name__)
+
 CHECKPOINT_ENV = "JETLAB_CHECKPOINT"
 #: Where runs write their outputs when no ``output_dir`` is given (``jetlab run`` uses it too).
 DEFAULT_OUTPUT_ROOT = "jetlab_output"
@@ -127,7 +130,7 @@ def _pretrain_fallback(n_jets: int, epochs: int, seed: int, cache_dir, device, p
             found = _as_checkpoint_dir(target)
             if found is not None:  # another process pretrained it while we waited
                 return found
-            print(pretraining_notice(n_jets, epochs, target), flush=True)
+            log.info(pretraining_notice(n_jets, epochs, target))
             work = target.parent / (target.name + ".work")
             pretrain(
                 PRETRAIN_DATASET,
@@ -143,7 +146,7 @@ def _pretrain_fallback(n_jets: int, epochs: int, seed: int, cache_dir, device, p
             )
             os.replace(work / "model", target)
             shutil.rmtree(work, ignore_errors=True)
-            print(f"jetlab: pretrained checkpoint written to {target}", flush=True)
+            log.info("jetlab: pretrained checkpoint written to %s", target)
             return target
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

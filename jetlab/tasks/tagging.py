@@ -23,6 +23,7 @@ too (``rej_first_above_0.5`` ...) - the two agree to within the ROC's granularit
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -61,6 +62,8 @@ __all__ = [
     "plot_learning_curve",
     "run_tagging",
 ]
+
+log = logging.getLogger(__name__)
 
 _EPS_S = (0.5, 0.8)
 _MIN_VAL = 100
@@ -158,10 +161,12 @@ def _resolve(
         )
     if ckpt is not None and progress:
         card = read_card(ckpt)
-        print(
-            f"checkpoint: {ckpt}\npretrained on {card.training_data} ({card.training_size} jets), "
-            f"classes: {card.class_names}",
-            flush=True,
+        log.info(
+            "checkpoint: %s\npretrained on %s (%s jets), classes: %s",
+            ckpt,
+            card.training_data,
+            card.training_size,
+            card.class_names,
         )
     return ckpt
 
@@ -234,10 +239,14 @@ def run_tagging(
     _check_binary(pool, f"dataset {task.name!r}")
     if progress:
         counts = np.bincount(pool.labels, minlength=2)
-        print(
-            f"{task.name}: {len(pool)} jets ({counts[1]} signal, {counts[0]} background), test set: "
-            f"{'published' if task.test is not None else 'split from these jets'}; feature groups {groups}",
-            flush=True,
+        log.info(
+            "%s: %d jets (%d signal, %d background), test set: %s; feature groups %s",
+            task.name,
+            len(pool),
+            counts[1],
+            counts[0],
+            "published" if task.test is not None else "split from these jets",
+            groups,
         )
     if task.test is None:
         if len(split) != 3:
@@ -344,11 +353,17 @@ def run_tagging(
                     )
                 )
                 if progress:
-                    print(
-                        f"{model_name:>9s}  {frac:6.1%} ({n_tr:>6d} jets)  seed {seed}:  AUC {metrics['auc']:.4f}  "
-                        f"acc {metrics['accuracy']:.4f}  1/eps_B@0.5 {metrics['rej_at_0.5']:7.1f}  "
-                        f"@0.8 {metrics['rej_at_0.8']:6.1f}  [{seconds:.0f} s]",
-                        flush=True,
+                    log.info(
+                        "%9s  %s (%6d jets)  seed %s:  AUC %.4f  acc %.4f  1/eps_B@0.5 %7.1f  @0.8 %6.1f  [%.0f s]",
+                        model_name,
+                        f"{frac:6.1%}",
+                        n_tr,
+                        seed,
+                        metrics["auc"],
+                        metrics["accuracy"],
+                        metrics["rej_at_0.5"],
+                        metrics["rej_at_0.8"],
+                        seconds,
                     )
                 del net
             for key in [k for k in cache if k != "pre"]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import sys
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -25,6 +26,8 @@ from torch import nn
 
 if TYPE_CHECKING:
     from jetlab.model import PET
+
+log = logging.getLogger(__name__)
 
 
 def synthetic_jetset(n: int = 256, p: int = 16, seed: int = 0):
@@ -108,7 +111,7 @@ def run_pet_phase(name: str, train, val, batch_size: int, epochs: int, split: in
     loss_fn, find_unused = PHASES[name]
     if loss_fn is pet_pretraining_loss:
         loss_fn = functools.partial(pet_pretraining_loss, split=split)
-    print(f"[selftest] phase {name}", file=sys.stderr, flush=True)
+    log.info("[selftest] phase %s", name)
     torch.manual_seed(0)
     model = PET(PETConfig.tiny(num_classes=2, feature_drop=0.0, label_drop=0.0, drop_path=0.0, dropout=0.0))
     generator0 = [float(p.detach().double().sum()) for p in model.generator.parameters()]
@@ -212,4 +215,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    log.addHandler(logging.StreamHandler(sys.stderr))  # the phase markers only, as plain lines
+    log.setLevel(logging.INFO)
     raise SystemExit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -30,6 +31,8 @@ from .models import (
 __all__ = ["AnomalyRun", "background_generator_source", "run_cathode", "run_idealised", "run_supervised"]
 
 #: ``generator_checkpoint`` default: the classifier's checkpoint, when it can generate (a jetlab one)
+log = logging.getLogger(__name__)
+
 SAME = "same"
 
 
@@ -211,7 +214,7 @@ def run_cathode(
     d = _Detector.of("run_cathode", split, windows, checkpoint, config, seed, training, min_background_events)
     gen_ckpt, notice = background_generator_source(checkpoint, generator_checkpoint, config)
     if notice:
-        print(notice, flush=True)
+        log.info(notice)
     data = split.data
     sr, sb = windows.in_sr(data.mjj), windows.in_sb(data.mjj)
     gen = fit_background_generator(

@@ -3,6 +3,7 @@ background model's closeness and sculpting (:func:`run_anomaly` -> :class:`Anoma
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -26,6 +27,8 @@ __all__ = ["AnomalyResults", "run_anomaly"]
 
 #: cut efficiencies of the sculpting check and of the "mjj after cuts" figure
 SCULPTING_EFFICIENCIES: tuple[float, ...] = (0.5, 0.2, 0.05)
+log = logging.getLogger(__name__)
+
 _JET_PLOTS = {
     "m1": "Heavier jet mass [GeV]",
     "m2": "Lighter jet mass [GeV]",
@@ -253,8 +256,8 @@ def run_anomaly(
     )
     if progress:
         summary = split.summary(windows)
-        print({k: round(v, 3) if isinstance(v, float) else v for k, v in summary.items()})
-        print("pretrained checkpoint:", ckpt, flush=True)
+        log.info("%s", {k: round(v, 3) if isinstance(v, float) else v for k, v in summary.items()})
+        log.info("pretrained checkpoint: %s", ckpt)
     common: dict[str, Any] = dict(
         epochs=epochs,
         batch_size=batch_size,
@@ -288,9 +291,7 @@ def run_anomaly(
         )
         runs[("supervised", s)] = run_supervised(split, windows, checkpoint=ckpt, config=model, seed=s, **common)
         if progress:
-            print(
-                f"seed {s}:", {m: round(r.metrics["max_sic"], 2) for (m, ss), r in runs.items() if ss == s}, flush=True
-            )
+            log.info("seed %s: %s", s, {m: round(r.metrics["max_sic"], 2) for (m, ss), r in runs.items() if ss == s})
     settings = dict(
         seeds=seeds,
         epochs=epochs,

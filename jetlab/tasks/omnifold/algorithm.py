@@ -43,6 +43,7 @@ reconstruction failed are not modelled (``zjets-mini`` and the OmniFold Z+jets f
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ from jetlab.train import Callback, Trainer
 from jetlab.train.ddp import resolve_device
 
 from .classifiers import ClassifierSpec, Features, LevelData, make_classifier
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "STEP2_INITS",
@@ -484,12 +487,16 @@ def omnifold(
         pushes.append(push.copy())
         histories.append({"step1": rec1, "step2": rec2})
         if progress:
-            print(
-                f"[omnifold:{spec.name}] iteration {it + 1}/{n_iterations}: "
-                f"step1 best val {rec1['best_val_loss']:.5f} (epoch {rec1['epochs_to_best']}), "
-                f"step2 best val {rec2['best_val_loss']:.5f} (epoch {rec2['epochs_to_best']}), "
-                f"{rec1['wall_time'] + rec2['wall_time']:.0f} s",
-                flush=True,
+            log.info(
+                "[omnifold:%s] iteration %d/%d: step1 best val %.5f (epoch %s), step2 best val %.5f (epoch %s), %.0f s",
+                spec.name,
+                it + 1,
+                n_iterations,
+                rec1["best_val_loss"],
+                rec1["epochs_to_best"],
+                rec2["best_val_loss"],
+                rec2["epochs_to_best"],
+                rec1["wall_time"] + rec2["wall_time"],
             )
     config = {
         "n_iterations": n_iterations,

@@ -3,6 +3,7 @@ compare with binned IBU against the truth (:func:`run_omnifold` -> :class:`OmniF
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -27,6 +28,8 @@ __all__ = ["CLASSIFIERS", "OmniFoldResults", "run_omnifold"]
 
 #: the classifiers notebook 03 compares
 CLASSIFIERS: tuple[str, ...] = ("pretrained", "scratch", "mlp")
+log = logging.getLogger(__name__)
+
 _PETS = ("pretrained", "scratch")
 
 
@@ -201,7 +204,7 @@ def run_omnifold(
             progress=progress,
         )
     if progress:
-        print("checkpoint:", ckpt, flush=True)
+        log.info("checkpoint: %s", ckpt)
     specs = _specs(
         classifiers,
         ckpt,
@@ -220,10 +223,12 @@ def run_omnifold(
     obs = {k: compute_observables(v, list(observables)) for k, v in sets.items()}
     if progress:
         for k, v in sets.items():
-            print(
-                f"{k:9s}: {len(v)} jets, <pT> = {v.jets[:, 0].mean():.0f} GeV, "
-                f"<multiplicity> = {v.mask.sum(1).mean():.1f}",
-                flush=True,
+            log.info(
+                "%-9s: %d jets, <pT> = %.0f GeV, <multiplicity> = %.1f",
+                k,
+                len(v),
+                v.jets[:, 0].mean(),
+                v.mask.sum(1).mean(),
             )
     train_kw: dict[str, Any] = dict(
         epochs=epochs,
@@ -246,9 +251,8 @@ def run_omnifold(
             **train_kw,
         )
         if progress:
-            print(
-                f"{name}: {runs[name].wall_time:.0f} s, epochs to best per iteration: {runs[name].epochs_to_best}",
-                flush=True,
+            log.info(
+                "%s: %.0f s, epochs to best per iteration: %s", name, runs[name].wall_time, runs[name].epochs_to_best
             )
     pets = [n for n in _PETS if n in runs]
     study = (
