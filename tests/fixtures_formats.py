@@ -446,9 +446,14 @@ def _write_jetclass(rep: Replica, n_jets: int, rng, files_per_split: int | None)
 
     d = rep.directory
     n_parts = files_per_split or 2
+    # The publisher's layout (jet-universe/particle_transformer, get_datasets.py and train_JetClass.sh):
+    # get_datasets.py extracts each train part into `Pythia/train_100M/` and the val/test tarballs into
+    # `Pythia/`, and train_JetClass.sh then reads `train_100M/*.root`, `val_5M/*.root`, `test_20M/*.root`:
+    # the train tarballs hold their ROOT files at the top level, val/test hold a `val_5M/` / `test_20M/` folder.
     splits = {"train": [(f"JetClass_Pythia_train_100M_part{k}.tar", "train_100M", 10 * k) for k in range(n_parts)],
               "val": [("JetClass_Pythia_val_5M.tar", "val_5M", 120)],
               "test": [("JetClass_Pythia_test_20M.tar", "test_20M", 100)]}  # fmt: skip
+    folder_in_tar = {"train": False, "val": True, "test": True}
     # val with LZ4 baskets, the rest uproot's default ZLIB: both codecs a ROOT reader meets
     codec = {"train": None, "val": uproot.LZ4(4), "test": None}
     for split, tars in splits.items():
@@ -465,7 +470,7 @@ def _write_jetclass(rep: Replica, n_jets: int, rng, files_per_split: int | None)
                     names.append(name)
                 with tarfile.open(d / tar_name, "w") as tar:  # plain tar, as published
                     for name in names:
-                        tar.add(Path(tmp) / name, arcname=name)
+                        tar.add(Path(tmp) / name, arcname=name if folder_in_tar[split] else Path(name).name)
         rep.files[split] = [d / t[0] for t in tars]
         members.sort(key=lambda m: _root_order(m[0]))  # the order raw_files lists the extracted files
         rep.rows[split] = [m[1] for m in members]
@@ -807,8 +812,10 @@ def write_replica(
 
     * ``jetclass``: ``JetClass_Pythia_train_100M_part{0..files_per_split-1}.tar`` (default 2),
       ``JetClass_Pythia_val_5M.tar``, ``JetClass_Pythia_test_20M.tar``; each holds one uproot
-      ROOT file per class (``train_100M/HToBB_000.root``, ``val_5M/HToBB_120.root``,
-      ``test_20M/HToBB_100.root`` ...); splits train/val/test; val uses LZ4 baskets.
+      ROOT file per class, laid out as published: the train parts at the top level
+      (``HToBB_000.root``, extracted into ``train_100M/``), val and test in their folder
+      (``val_5M/HToBB_120.root``, ``test_20M/HToBB_100.root`` ...); ``truth[split]["files"]`` are
+      the paths after extraction; splits train/val/test; val uses LZ4 baskets.
     * ``atlas_toptag``: ``train_nominal_000.h5.gz`` ... (default 3) and ``test_nominal_*`` (one
       fewer): h5py files in MeV, gzipped; ``legacy=True`` writes 2022's plain ``train.h5`` /
       ``test.h5`` (lzf-compressed datasets) instead.

@@ -562,3 +562,65 @@ def test_unpack_failure_is_a_clean_cli_error(packed, capsys):
     err = capsys.readouterr().err
     assert "bad.h5.gz: not a gzip file" in err
     assert (packed / "bad.h5.gz").is_file() and not (packed / "bad.h5").exists()
+
+
+# ------------------------------------------------------- JetClass: fetch -> unpack -> resolve -> rows
+@pytest.fixture()
+def jetclass_served(server, tmp_path, monkeypatch):
+    """A JetClass replica's tarballs, packed as the publisher packs them, served from 127.0.0.1.
+
+    The manifest is the shipped ``jetclass.yaml`` (names, subsets, ``unpack_to`` as ParT's
+    get_datasets.py) with the URLs, sizes and MD5s of the served replica files.
+    """
+    import yaml
+    from fixtures_formats import write_replica
+
+    rep = write_replica("jetclass", tmp_path / "served", n_jets=60, seed=4)  # 2 train parts, val, test
+    served = {p.name: p.read_bytes() for files in rep.files.values() for p in files}
+    shipped = Path(download_mod.__file__).resolve().parent / "_manifests" / "jetclass.yaml"
+    manifest = yaml.safe_load(shipped.read_text(encoding="utf-8"))
+    entries = [f for f in manifest["files"] if f["name"] in served]
+    assert sorted(f["name"] for f in entries) == sorted(served)
+    for f in entries:
+        server.files[f"/jetclass/{f['name']}"] = served[f["name"]]
+        f.update(url=f"{server.base}/jetclass/{f['name']}", mirrors=[], size=len(served[f["name"]]),
+                 checksum=hashlib.md5(served[f["name"]]).hexdigest(), approx_size=None)
+    manifest["files"] = entries
+    mdir = tmp_path / "manifests"
+    mdir.mkdir()
+    (mdir / "jetclass.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
+    monkeypatch.setenv("JETLAB_MANIFESTS", str(mdir))
+    monkeypatch.setenv("JETLAB_DATA", str(tmp_path / "data"))
+    return rep, tmp_path / "data" / "jetclass"
+
+
+def test_jetclass_fetch_unpack_then_resolve_reads_every_jet_once(jetclass_served, capsys):
+    import numpy as np
+
+    from jetlab.data.readers import raw_files
+    from jetlab.data.sources import resolve
+
+    rep, d = jetclass_served
+    assert main(["data", "fetch", "jetclass", "--yes", "--no-progress"]) == 0
+    # fetch's unpack: train parts into train_100M/ (unpack_to), val/test tarballs hold their own folder
+    written = sorted(f for split in rep.truth for f in rep.truth[split]["files"])
+    on_disk = sorted(str(p.relative_to(d)) for p in d.rglob("*.root"))
+    assert on_disk == written and len(written) == 40  # 2 train parts + val + test, 10 classes each
+
+    src = resolve("jetclass", progress=False)
+    for split in ("train", "val", "test"):
+        assert src.n_rows(split) == rep.n(split), split  # each jet read exactly once
+        js = src.read(split=split)
+        np.testing.assert_array_equal(js.labels, rep.truth[split]["labels"])
+        np.testing.assert_array_equal(js.jets[:, 4], rep.truth[split]["n_particles"])
+    assert src.n_rows("train") == 60 and len(src.files("train")) == 20
+    listed = [p.resolve() for files in raw_files("jetclass", d).values() for p in files]
+    assert len(listed) == len(set(listed)) == 40
+    # extracted once, where fetch put it: no second copy anywhere
+    assert sorted(str(p.relative_to(d)) for p in d.rglob("*.root")) == written
+
+    # the CLI path a user takes after the fetch says the same
+    assert main(["data", "prepare", "jetclass"]) == 0
+    out = capsys.readouterr().out
+    assert f"jetclass train: {rep.n('train'):,} rows in 20 schema file(s)" in out
+    assert f"jetclass val: {rep.n('val'):,} rows in 10 schema file(s)" in out

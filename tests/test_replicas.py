@@ -93,6 +93,49 @@ def test_jetclass_tarball_path_and_start_stop_across_files(jetclass, tmp_path):
     np.testing.assert_array_equal(part.labels, jetclass.truth["val"]["labels"][lo:hi])
 
 
+def test_jetclass_train_tarball_extracts_where_fetch_unpacks_it(jetclass, tmp_path):
+    import shutil
+
+    tar = shutil.copy(jetclass.files["train"][0], tmp_path)  # bare ROOT files, as published
+    js = read_jetclass(tar)
+    assert (tmp_path / "train_100M" / "HToBB_000.root").is_file()  # the manifest's unpack_to, as fetch does
+    assert not list(tmp_path.glob("*.root"))
+    n_part0 = sum(jetclass.rows["train"][i] for i, f in enumerate(jetclass.truth["train"]["files"]) if f.endswith("_000.root"))
+    assert len(js) == n_part0
+    # a file named twice (the tarball and the folder it unpacked to) is read once
+    assert len(read_jetclass([tar, tmp_path / "train_100M"])) == n_part0
+
+
+def test_jetclass_layout_not_as_published_is_refused(tmp_path):
+    import tarfile
+
+    from fixtures_formats import make_jetclass_root
+
+    d = tmp_path / "jetclass"
+    (d / "build" / "train_100M").mkdir(parents=True)
+    make_jetclass_root(d / "build" / "train_100M" / "HToBB_000.root", 3, "Hbb")
+    with tarfile.open(d / "JetClass_Pythia_train_100M_part0.tar", "w") as tar:  # a folder inside a train part
+        tar.add(d / "build" / "train_100M" / "HToBB_000.root", arcname="train_100M/HToBB_000.root")
+    with pytest.raises(SchemaError, match=r"part0.tar: not laid out as the publisher ships it.*train_100M/HToBB_000.root outside train_100M/"):
+        raw_files("jetclass", d)
+
+
+def test_jetclass_copy_from_an_older_double_extraction_is_not_read(tmp_path, caplog):
+    import logging
+
+    from jetlab.data.archives import extract_tar
+
+    rep = write_replica("jetclass", tmp_path / "jetclass", n_jets=30, seed=2, files_per_split=1)
+    d = rep.directory
+    extract_tar(rep.files["train"][0], d)  # what jetlab did before: a second copy at the dataset root
+    assert len(list(d.glob("*.root"))) == 10
+    with caplog.at_level(logging.WARNING, logger="jetlab.data.readers.files"):
+        files = raw_files("jetclass", d)
+    assert [p.parent.name for p in files["train"]] == ["train_100M"] * 10
+    assert len(read_jetclass(files["train"])) == rep.n("train") == 30
+    assert "was also extracted into" in caplog.text and "can be deleted" in caplog.text
+
+
 def test_jetclass_convert_cli_from_tarballs_streams_in_chunks(jetclass, tmp_path):
     out = tmp_path / "train.h5"
     tars = jetclass.files["train"]

@@ -52,6 +52,7 @@ __all__ = [
     "fetch_plan",
     "file_checksum",
     "unpack_file",
+    "unpack_target",
     "verify",
 ]
 
@@ -395,11 +396,22 @@ def fetch(
     return paths
 
 
+def unpack_target(entry: ManifestFile, directory: os.PathLike[str] | str) -> Path:
+    """Where the tar archive ``entry`` is extracted in the dataset ``directory`` that holds it.
+
+    Its ``unpack_to`` sub-directory (archives of bare files, e.g. JetClass's train parts into
+    ``train_100M/``), else ``directory`` itself. The one place that decides it: :func:`fetch`
+    unpacks there and :func:`jetlab.data.readers.raw_files` / ``resolve`` look there, so an
+    archive is extracted once and its files are read once.
+    """
+    return Path(directory) / entry.unpack_to if entry.unpack_to else Path(directory)
+
+
 def unpack_file(entry: ManifestFile, path: os.PathLike[str] | str) -> list[Path]:
     """Unpack the verified local copy ``path`` of manifest file ``entry`` (once); return the outputs.
 
     ``gunzip``: ``x.h5.gz`` -> ``[x.h5]`` beside it. ``tar``: the archive's regular files,
-    extracted safely into the directory that holds it (or its ``unpack_to`` sub-directory).
+    extracted safely into :func:`unpack_target` (the directory that holds it, or its ``unpack_to``).
     No ``unpack`` -> ``[path]``.
     """
     path = Path(path)
@@ -408,7 +420,7 @@ def unpack_file(entry: ManifestFile, path: os.PathLike[str] | str) -> list[Path]
     if entry.unpack == "gunzip":
         return [gunzip_once(path)]
     if entry.unpack == "tar":
-        return extract_tar(path, path.parent / entry.unpack_to if entry.unpack_to else path.parent)
+        return extract_tar(path, unpack_target(entry, path.parent))
     raise ValueError(f"{entry.name}: unknown unpack method {entry.unpack!r}")  # parse_manifest prevents this
 
 

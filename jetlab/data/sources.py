@@ -234,6 +234,13 @@ def _convert_published(
         for split, files in raw.items()
         for src in files
     ]
+    by_dest: dict[Path, Path] = {}
+    for _, src, dest in plan:  # one schema file per raw file: two raw files may not share one
+        if by_dest.setdefault(dest, src) != src:
+            raise ValueError(
+                f"dataset {name!r}: raw files {by_dest[dest]} and {src} would both convert to {dest}; "
+                f"a file listed twice is read twice (remove the stray copy)"
+            )
     todo = [(src, dest) for _, src, dest in plan if not dest.is_file() or dest.stat().st_mtime < src.stat().st_mtime]
     if todo and progress:
         log.info(

@@ -3,21 +3,30 @@
 ``raw_files(name, directory)`` looks at what ``jetlab data fetch NAME`` left in ``directory``
 (``$JETLAB_DATA/NAME``): file names as in ``data_manifests/NAME.yaml``. Numbers in names are
 ordered by value (``_2`` before ``_10``). JetClass tarballs are extracted once (safely, with
-:func:`jetlab.data.archives.extract_tar`) into ``directory`` and their ROOT files listed.
+:func:`jetlab.data.archives.extract_tar`) to where ``jetlab data fetch`` unpacks them
+(:func:`jetlab.data.download.unpack_target`), and the ROOT files of each split are listed from
+the publisher's folders, each file once.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
+from ..schema import SchemaError
 from ._common import PathLike, natural_key
+
+log = logging.getLogger(__name__)
 
 #: JetClass file prefixes in label order (``ZJetsToNuNu`` = QCD ... ``TTBarLep`` = Tbl).
 JETCLASS_PREFIXES: tuple[str, ...] = (
     "ZJetsToNuNu", "HToBB", "HToCC", "HToGG", "HToWW4Q", "HToWW2Q1L", "ZToQQ", "WToQQ", "TTBar", "TTBarLep",
 )  # fmt: skip
-#: JetClass split -> (directory inside the tarballs, tarball name pattern).
+#: JetClass split -> (the folder that holds its ROOT files once unpacked, tarball name pattern).
+#: The publisher's layout (jet-universe/particle_transformer, get_datasets.py and train_JetClass.sh):
+#: the train parts hold bare ROOT files and are extracted into ``train_100M/`` (the manifest's
+#: ``unpack_to``); the val and test tarballs hold the folders ``val_5M/`` and ``test_20M/``.
 JETCLASS_SPLITS: dict[str, tuple[str, str]] = {
     "train": ("train_100M", "JetClass_Pythia_train_100M_part*.tar"),
     "val": ("val_5M", "JetClass_Pythia_val_5M.tar"),
@@ -47,20 +56,70 @@ def jetclass_order(path: PathLike) -> tuple:
     return (1, 0, 0, Path(path).name)
 
 
-def _jetclass(d: Path, extract: bool) -> dict[str, list[Path]]:
-    from ..archives import extract_tar
+def _jetclass_manifest():
+    from ..manifests import ManifestError, load_manifest
 
+    try:
+        return load_manifest("jetclass")
+    except ManifestError:  # $JETLAB_MANIFESTS lists other datasets only: the packaged one still holds the layout
+        return load_manifest(Path(__file__).resolve().parents[1] / "_manifests" / "jetclass.yaml")
+
+
+def jetclass_extract_dir(tarball: PathLike) -> Path:
+    """Where JetClass ``tarball`` is extracted: where ``jetlab data fetch`` unpacks it.
+
+    The manifest entry of that name decides (:func:`jetlab.data.download.unpack_target`: a train
+    part into ``train_100M/`` beside it, val/test beside it); a tarball the manifest does not
+    name is extracted beside itself.
+    """
+    from ..download import unpack_target
+    from ..manifests import ManifestError
+
+    tar = Path(tarball)
+    try:
+        entry = _jetclass_manifest().file(tar.name)
+    except ManifestError:
+        return tar.parent
+    return unpack_target(entry, tar.parent)
+
+
+def _extract_jetclass_tarball(tar: Path, d: Path, folder: Path) -> None:
+    """Extract ``tar`` once where fetch puts it; its ROOT files must land in the split's ``folder``."""
+    from ..archives import ArchiveError, extract_tar, unpacked_marker
+
+    target = jetclass_extract_dir(tar)
+    if target != d and unpacked_marker(d, tar).is_file():
+        log.warning(
+            "%s was also extracted into %s by an older jetlab (files listed in %s): that copy is not read "
+            "and can be deleted",
+            tar.name,
+            d,
+            unpacked_marker(d, tar),
+        )
+    try:
+        members = extract_tar(tar, target)
+    except ArchiveError as exc:
+        raise SchemaError(str(exc)) from None
+    stray = [p for p in members if p.suffix == ".root" and p.parent != folder]
+    if stray:
+        raise SchemaError(
+            f"{tar}: not laid out as the publisher ships it: extracted into {target}, it put "
+            f"{stray[0].relative_to(target)} outside {folder.name}/ (train parts hold bare ROOT files, "
+            f"the val/test tarballs a val_5M/ or test_20M/ folder)"
+        )
+
+
+def _jetclass(d: Path, extract: bool) -> dict[str, list[Path]]:
     out: dict[str, list[Path]] = {}
     for split, (sub, pattern) in JETCLASS_SPLITS.items():
-        tars = sorted(d.glob(pattern), key=natural_key)
-        files: set[Path] = set()
+        folder = d / sub
         if extract:
-            for tar in tars:
-                files.update(p for p in extract_tar(tar, d) if p.suffix == ".root")
-        if (d / sub).is_dir():
-            files.update((d / sub).glob("*.root"))
+            for tar in sorted(d.glob(pattern), key=natural_key):
+                _extract_jetclass_tarball(tar, d, folder)
+        # one folder per split, each file once (a link to a file already listed is the same file)
+        files = {p.resolve(): p for p in folder.glob("*.root")} if folder.is_dir() else {}
         if files:
-            out[split] = sorted(files, key=jetclass_order)
+            out[split] = sorted(files.values(), key=jetclass_order)
     return out
 
 
@@ -113,8 +172,9 @@ _EXPECTED = {
 def raw_files(name: str, directory: PathLike, *, extract: bool = True) -> dict[str, list[Path]]:
     """The raw files of dataset ``name`` in ``directory``, per split, in reading order.
 
-    Splits: ``jetclass`` train / val / test (ROOT files from ``train_100M/``, ``val_5M/``,
-    ``test_20M/``; tarballs present are extracted there first unless ``extract=False``);
+    Splits: ``jetclass`` train / val / test (the ROOT files in ``train_100M/``, ``val_5M/``,
+    ``test_20M/``, each once; tarballs present are first extracted where ``jetlab data fetch``
+    unpacks them, once, unless ``extract=False``);
     ``atlas_toptag`` train / test (2024 ``*_nominal_NNN.h5.gz`` shards, else 2022 ``train.h5`` /
     ``test.h5``); ``omnifold_zjets`` one split per generator (``Herwig``, ``Pythia21``, ...: its
     17 npz in numeric order); ``lhco_rnd`` ``events``, ``features`` (and ``three_prong``,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -47,6 +48,8 @@ EXTRA_BRANCHES: dict[str, str] = {
 }
 TREE = "tree"
 
+log = logging.getLogger(__name__)
+
 
 def _root_errors() -> tuple[type[BaseException], ...]:
     """What uproot raises on damaged baskets: short reads, bad zlib/lz4/zstd data, garbled streamers."""
@@ -63,11 +66,13 @@ def _as_paths(paths: PathLike | Sequence[PathLike], extract_to: PathLike | None 
 
     A tarball is unpacked with :func:`jetlab.data.archives.extract_tar` (safe ``data`` filter,
     completion marker: a second call does not unpack again) into ``extract_to``, by default
-    the tarball's own directory (``val_5M/...`` lands beside ``JetClass_Pythia_val_5M.tar``).
+    where ``jetlab data fetch`` unpacks it (:func:`~jetlab.data.readers.files.jetclass_extract_dir`:
+    a train part into ``train_100M/`` beside it, ``val_5M/...`` beside ``JetClass_Pythia_val_5M.tar``),
+    so a fetched tarball is not extracted a second time.
     Files from a tarball or a directory are in :func:`~jetlab.data.readers.files.jetclass_order`.
     """
     from ..archives import ArchiveError, extract_tar
-    from .files import jetclass_order
+    from .files import jetclass_extract_dir, jetclass_order
 
     if isinstance(paths, (str, Path)) or hasattr(paths, "__fspath__"):
         paths = [paths]
@@ -85,7 +90,7 @@ def _as_paths(paths: PathLike | Sequence[PathLike], extract_to: PathLike | None 
             out.extend(found)
         elif p.suffix == ".tar":
             try:
-                members = extract_tar(p, Path(extract_to) if extract_to is not None else p.parent)
+                members = extract_tar(p, Path(extract_to) if extract_to is not None else jetclass_extract_dir(p))
             except ArchiveError as exc:
                 raise SchemaError(str(exc)) from None
             roots = sorted((m for m in members if m.suffix == ".root"), key=jetclass_order)
@@ -98,7 +103,16 @@ def _as_paths(paths: PathLike | Sequence[PathLike], extract_to: PathLike | None 
             out.append(p)
     if not out:
         raise ValueError("read_jetclass: no input files given")
-    return out
+    first: dict[Path, Path] = {}
+    for p in out:  # each file once, where it first appears
+        first.setdefault(p.resolve(), p)
+    unique = list(first.values())
+    if len(unique) < len(out):
+        log.info(
+            "read_jetclass: %d file(s) named twice (e.g. a tarball and its folder) are read once",
+            len(out) - len(unique),
+        )
+    return unique
 
 
 def _open(path: Path):
@@ -216,7 +230,7 @@ def read_jetclass(
     """Read JetClass ROOT files into one JetSet.
 
     ``paths`` is a ROOT file, a published ``.tar`` of them (extracted once, into
-    ``extract_to`` or beside the tarball), a list of these, or a directory of ``*.root`` files;
+    ``extract_to`` or where ``jetlab data fetch`` unpacks it), a list of these, or a directory of ``*.root`` files;
     ``start``/``stop`` index the jets of all files concatenated in that order (tarballs and
     directories: by file index, then class, see :func:`~jetlab.data.readers.files.jetclass_order`). Particle (pT, eta, phi) come from
     ``part_px/py/pz``; charge, the five PID flags and d0/d0err/dz/dzerr (``part_d0val`` ...)
