@@ -754,10 +754,11 @@ def _aspen_arrays(n: int, rng) -> tuple[dict[str, np.ndarray], list[dict]]:
                    prongs=prongs, radius=0.75, pdg=pdg)
         q = np.array([_PDG[int(x)][0] for x in pdg], float)
         pf[i, :k, :4] = p4
-        pf[i, :k, 4] = np.where(q != 0, rng.normal(0, 0.002, k), 0)  # cm
-        pf[i, :k, 5] = np.where(q != 0, 0.001, 0)
-        pf[i, :k, 6] = np.where(q != 0, rng.normal(0, 0.005, k), 0)
-        pf[i, :k, 7] = np.where(q != 0, 0.002, 0)
+        # cm; a candidate without a track carries the producer's -1 in all four (PFNano's default)
+        pf[i, :k, 4] = np.where(q != 0, rng.normal(0, 0.002, k), -1)
+        pf[i, :k, 5] = np.where(q != 0, 0.001, -1)
+        pf[i, :k, 6] = np.where(q != 0, rng.normal(0, 0.005, k), -1)
+        pf[i, :k, 7] = np.where(q != 0, 0.002, -1)
         pf[i, :k, 8] = q
         pf[i, :k, 9] = pdg
         pf[i, :k, 10] = np.where(q != 0, 1.0, rng.uniform(0, 1, k))

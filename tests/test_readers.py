@@ -424,6 +424,29 @@ def test_aspen_known_values(tmp_path):
     assert js.labels.tolist() == [0, 0]
 
 
+def test_aspen_no_track_sentinel_follows_the_schema_convention(tmp_path):
+    """The producer writes -1 (cm) in d0, d0Err, dz, dzErr for a candidate without a track; the
+    schema's "no track" is all four 0 (JetClass). Real tracks: cm -> mm, signs kept."""
+    pf = np.zeros((2, 150, 11))
+    #             px   py   pz   E    d0     d0e    dz     dze    q     pdg  puppi
+    pf[0, 0] = [1.0, 0.0, 0.0, 1.0, -1.0, -1.0, -1.0, -1.0, 0.0, 22, 0.3]  # photon: no track
+    pf[0, 1] = [3.0, 4.0, 0.0, 5.0, 0.01, 0.002, -0.03, 0.004, -1.0, -211, 1.0]  # track
+    pf[0, 2] = [0.0, 3.0, 0.0, 3.0, 0.02, -1.0, 0.05, 0.006, 1.0, 211, 1.0]  # sentinel in d0Err only
+    pf[0, 3] = [2.0, 0.0, 0.0, 2.0, -0.05, 0.001, 0.02, 0.003, 1.0, 211, 1.0]  # track, negative d0
+    pf[1, 0] = [10.0, 0.0, 0.0, 10.0, -1.0, -1.0, -1.0, -1.0, 0.0, 130, 0.5]  # neutral hadron: no track
+    path = write_aspen_h5(tmp_path / "RunG_batch0.h5", pf, np.array([[11.0, 0.0, 0.0, 1.0], [10.0, 0.0, 0.0, 1.0]]))
+    js = read_aspen(path, max_particles=4)
+    np.testing.assert_allclose(col(js, "pt")[0], [5.0, 3.0, 2.0, 1.0], rtol=1e-6)  # pT order: tracks, then photon
+    # by hand: 0.01 cm = 0.1 mm, 0.002 cm = 0.02 mm, -0.03 cm = -0.3 mm, ... (float32 on disk)
+    np.testing.assert_allclose(col(js, "d0")[0], [0.1, 0.0, -0.5, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(col(js, "d0err")[0], [0.02, 0.0, 0.01, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(col(js, "dz")[0], [-0.3, 0.0, 0.2, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(col(js, "dzerr")[0], [0.04, 0.0, 0.03, 0.0], rtol=1e-5)
+    assert [col(js, k)[1, 0] for k in ("d0", "d0err", "dz", "dzerr")] == [0.0, 0.0, 0.0, 0.0]
+    for k in ("d0err", "dzerr"):
+        assert (col(js, k) >= 0).all(), k  # no negative errors
+
+
 def test_aspen_malformed(tmp_path):
     pf = np.zeros((2, 150, 10))
     path = write_aspen_h5(tmp_path / "narrow.h5", pf, np.zeros((2, 4)))

@@ -346,6 +346,14 @@ def test_aspen_replica_many_files_gzip_and_lzf(tmp_path):
     np.testing.assert_allclose(js.jets[:, 3], truth["mass"], rtol=1e-4)
     np.testing.assert_allclose(js.extra["sdmass"], truth["sdmass"], rtol=1e-6)
     np.testing.assert_allclose(particle_mass(js), truth["mass"], rtol=1e-3)
+    # the replica's neutrals carry the producer's -1 cm "no track": read as 0 (the schema's), tracks 0.001 cm = 0.01 mm
+    charged = js.mask & (js.feature("charge") != 0)
+    neutral = js.mask & (js.feature("charge") == 0)
+    assert charged.sum() > 100 and neutral.sum() > 100
+    np.testing.assert_allclose(js.feature("d0err")[charged], 0.01, rtol=1e-5)
+    np.testing.assert_allclose(js.feature("dzerr")[charged], 0.02, rtol=1e-5)
+    for k in ("d0", "d0err", "dz", "dzerr"):
+        assert (js.feature(k)[neutral] == 0).all(), k
     b = rep.rows["jets"][0]
     part = read_aspen(files["jets"], start=b - 1, stop=b + 3)
     np.testing.assert_array_equal(part.particles, js.particles[b - 1 : b + 3])

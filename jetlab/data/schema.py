@@ -23,6 +23,11 @@ HDF5 layout (``schema_version`` 1)::
     /<collection>/extra/<k>   any     (N, ...)    per-row extras, e.g. mjj
 
 Units: GeV, radians. ``particles[..., :4]`` are always (pT, eta, phi, E); optional columns follow.
+
+Impact parameters ``d0``, ``d0err``, ``dz``, ``dzerr`` are in mm. A particle without a track
+(a neutral, or a candidate stored without track details) has all four equal to 0, as JetClass
+stores them; every reader maps its producer's own "no track" value to that (Aspen Open Jets:
+-1 cm), so no dataset carries negative errors or sentinel lengths.
 """
 
 from __future__ import annotations

@@ -42,6 +42,9 @@ PFCANDS_COLUMNS: tuple[str, ...] = (
     "puppi_weight",
 )
 CM_TO_MM = 10.0  # CMS stores impact parameters in cm; the schema follows JetClass (mm)
+#: What the producer writes in d0, d0Err, dz and dzErr (cm) for a candidate without a track
+#: (CMS PFNano's default); read as the schema's "no track" (all four 0, see jetlab.data.schema).
+NO_TRACK_SENTINEL_CM = -1.0
 
 
 def _layout(path, f) -> int:
@@ -76,7 +79,8 @@ def read_aspen(
 
     Particles: (pT, eta, phi) from px/py/pz, E, charge, PID flags from |pdgId| (211 charged
     hadron, 130 neutral hadron, 22 photon, 11 electron, 13 muon; HF cells 1/2 as neutral
-    hadron/photon) and d0/d0err/dz/dzerr converted cm -> mm. The PUPPI weight of each kept
+    hadron/photon) and d0/d0err/dz/dzerr converted cm -> mm (a candidate without a track, the
+    producer's -1 cm in any of the four, gets the schema's "no track": all four 0). The PUPPI weight of each kept
     candidate is ``extra["puppi_weight"]`` (N, max_particles), aligned with the particle slots.
     Jets: pT, eta, phi from ``jet_kinematics``; mass of the sum of all candidates (ungroomed,
     as the other datasets; the soft-drop mass is ``extra["sdmass"]``); candidate count.
@@ -97,6 +101,17 @@ def read_aspen(
     return JetSet.concatenate(sets) if len(sets) > 1 else sets[0]
 
 
+def impact_parameters_mm(d0_d0err_dz_dzerr_cm: np.ndarray) -> np.ndarray:
+    """(..., 4) d0, d0Err, dz, dzErr in cm -> mm, with the schema's "no track" convention.
+
+    A candidate with the producer's sentinel (-1 cm) in any of the four has no track: all four
+    become 0, as JetClass stores them, instead of -10 mm lengths and negative errors.
+    """
+    ip = np.asarray(d0_d0err_dz_dzerr_cm, np.float64)
+    no_track = (ip == NO_TRACK_SENTINEL_CM).any(axis=-1, keepdims=True)
+    return np.where(no_track, 0.0, ip * CM_TO_MM)
+
+
 def _read_one(path: PathLike, max_particles: int, start: int, stop: int | None) -> JetSet:
     with open_hdf5(path) as f:
         with damaged_file_errors(path, "the layout", "HDF5 file"):
@@ -115,7 +130,7 @@ def _read_one(path: PathLike, max_particles: int, start: int, stop: int | None) 
     if len(unknown):
         raise fail(path, "PFCands", f"unknown pdgId values {unknown[:5].tolist()} in column 9")
     cols = [pt, eta, phi, energy, pf[..., 8], *pid_flags(pdg)]
-    cols += [pf[..., 4] * CM_TO_MM, pf[..., 5] * CM_TO_MM, pf[..., 6] * CM_TO_MM, pf[..., 7] * CM_TO_MM]
+    cols += list(np.moveaxis(impact_parameters_mm(pf[..., 4:8]), -1, 0))
     cols.append(pf[..., 10])  # carried through the sort, split off below
     particles, pmask = finish_particles(cols, mask, max_particles)
     puppi = particles[..., -1].copy()
