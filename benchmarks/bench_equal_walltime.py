@@ -36,10 +36,10 @@ def main() -> None:
 
     ckpt = resolve_checkpoint(args.checkpoint)
     data = load_task_data("toptag-mini", args.n_jets, seed=args.seed)
-    tr, va, te = split_indices(len(data.jets), (0.6, 0.2, 0.2), seed=args.seed)
+    tr, va, test_idx = split_indices(len(data.jets), (0.6, 0.2, 0.2), seed=args.seed)
     rng = np.random.default_rng(args.seed)
     tr = np.sort(rng.permutation(tr)[: max(10, round(args.fraction * len(tr)))])
-    train, val, test = data.jets.subset(tr), data.jets.subset(va), data.jets.subset(te)
+    train, val, test = data.jets.subset(tr), data.jets.subset(va), data.jets.subset(test_idx)
     pmax = max_multiplicity(train, val, test)
     results = {}
     for name in ("finetuned", "scratch"):

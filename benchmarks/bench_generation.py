@@ -208,8 +208,8 @@ def sampling_grid(args) -> list[dict[str, Any]]:
         raise SystemExit(f"--checkpoint {args.checkpoint}: no jet-feature generator in it (not from run_pretraining)")
     std, names = model.card.get_standardizer(), list(model.card.class_names)
     js = resolve("jetclass-mini", n_jets=args.n_jets, seed=args.seed, progress=False, workers=args.workers).read()
-    _, va, te = split_indices(len(js), (0.8, 0.1, 0.1), seed=args.seed)
-    val, test = js.subset(va), js.subset(te)
+    _, va, test_idx = split_indices(len(js), (0.8, 0.1, 0.1), seed=args.seed)
+    val, test = js.subset(va), js.subset(test_idx)
     n = min(len(val), len(test))
     floor = compare(val.subset(slice(0, n)), test.subset(slice(0, n)), args.seed)
     rows = []

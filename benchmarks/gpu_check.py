@@ -555,7 +555,7 @@ def sdpa_backend_name(ops: list[str]) -> str:
     joined = " ".join(ops)
     for key, name in (("flash_attention_for_cpu", "flash (cpu)"), ("flash_attention", "flash"),
                       ("efficient_attention", "efficient"), ("cudnn_attention", "cudnn"),
-                      ("fused_attention_overrideable", "overrideable")):
+                      ("fused_attention_overrideable", "overrideable")):  # codespell:ignore  (PyTorch op name)
         if key in joined:
             return name
     return "math"
@@ -863,11 +863,11 @@ def _pythonpath() -> str:
 
 
 # ============================================================================ summary
-def _fmt(v: Any, nd: int = 1) -> str:
+def _fmt(v: Any, decimals: int = 1) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:,.{nd}f}"
+        return f"{v:,.{decimals}f}"
     return str(v)
 
 

@@ -27,11 +27,11 @@ def _stairs(ax):
 
 
 def test_spread_scores_get_logit_bins_ticks_in_score_units_and_log_fractions():
-    te = _explorer()
-    assert te.score_scale == "logit"
-    logit = np.log(te.bin_edges() / (1 - te.bin_edges()))
+    explorer = _explorer()
+    assert explorer.score_scale == "logit"
+    logit = np.log(explorer.bin_edges() / (1 - explorer.bin_edges()))
     assert logit == pytest.approx([-4.59512, -2.29756, 0.0, 2.29756, 4.59512], abs=1e-4)
-    ax = te.figure().axes[0]
+    ax = explorer.figure().axes[0]
     assert ax.get_xscale() == "logit" and ax.get_yscale() == "log"
     values = _stairs(ax)
     assert values["Background"] == pytest.approx([2 / 6, 2 / 6, 1 / 6, 1 / 6])
@@ -45,9 +45,9 @@ def test_spread_scores_get_logit_bins_ticks_in_score_units_and_log_fractions():
 
 
 def test_linear_axis_for_narrow_or_unbounded_scores_and_on_request():
-    te = _explorer(score_scale="linear")
-    assert te.bin_edges() == pytest.approx([0.01, 0.255, 0.5, 0.745, 0.99])
-    assert _stairs(te.figure().axes[0])["Background"] == pytest.approx([3 / 6, 1 / 6, 1 / 6, 1 / 6])
+    explorer = _explorer(score_scale="linear")
+    assert explorer.bin_edges() == pytest.approx([0.01, 0.255, 0.5, 0.745, 0.99])
+    assert _stairs(explorer.figure().axes[0])["Background"] == pytest.approx([3 / 6, 1 / 6, 1 / 6, 1 / 6])
     narrow = jw.ThresholdExplorer([0, 0, 1, 1], [0.4766, 0.4770, 0.4772, 0.4775], mode="static")
     assert narrow.score_scale == "linear"  # no pile-up at 0 and 1 to unfold
     logits = jw.ThresholdExplorer([0, 0, 1, 1], [-3.0, -1.0, 0.5, 4.0], mode="static")
@@ -60,17 +60,17 @@ def test_linear_axis_for_narrow_or_unbounded_scores_and_on_request():
 
 def test_saturated_scores_land_in_the_end_bins():
     # float32 sigmoids return exactly 0 and 1 for confident jets
-    te = jw.ThresholdExplorer([0, 0, 0, 1, 1, 1], [0.0, 0.0, 0.3, 0.8, 1.0, 1.0], bins=10, mode="static")
-    assert te.score_scale == "logit"
-    values = _stairs(te.figure().axes[0])
+    explorer = jw.ThresholdExplorer([0, 0, 0, 1, 1, 1], [0.0, 0.0, 0.3, 0.8, 1.0, 1.0], bins=10, mode="static")
+    assert explorer.score_scale == "logit"
+    values = _stairs(explorer.figure().axes[0])
     assert values["Background"][0] == pytest.approx(2 / 3) and values["Signal"][-1] == pytest.approx(2 / 3)
     assert sum(values["Background"]) == pytest.approx(1) and sum(values["Signal"]) == pytest.approx(1)
 
 
 def test_threshold_readout_resolves_one_slider_step():
-    te = jw.ThresholdExplorer([0, 0, 1, 1], [0.4766, 0.4770, 0.4772, 0.4776], threshold=0.4772484, mode="static")
+    explorer = jw.ThresholdExplorer([0, 0, 1, 1], [0.4766, 0.4770, 0.4772, 0.4776], threshold=0.4772484, mode="static")
     # a step is 0.001 / 500 = 2e-6: seven decimals tell two neighbouring positions apart
-    assert "threshold = 0.4772484 " in te.text
+    assert "threshold = 0.4772484 " in explorer.text
     assert "threshold = 0.5000 " in _explorer(threshold=0.5).text
 
 

@@ -293,8 +293,8 @@ def _tiny_training(seed: int, n: int) -> float:
 def test_run_parallel_two_local_jobs_match_serial():
     tasks = [{"seed": 1, "n": 64}, {"seed": 2, "n": 64}]
     par = run_parallel(_tiny_training, tasks, n_jobs=2)
-    ser = [_tiny_training(**t) for t in tasks]
-    assert par == pytest.approx(ser, abs=1e-6)
+    serial = [_tiny_training(**t) for t in tasks]
+    assert par == pytest.approx(serial, abs=1e-6)
     assert par[0] != par[1] and all(p > 0 for p in par)
     assert run_parallel(_tiny_training, [], n_jobs=2) == []
     with pytest.raises(ValueError, match="n_jobs"):

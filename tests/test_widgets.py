@@ -28,20 +28,20 @@ def test_mode_selection(monkeypatch):
 
 
 def test_threshold_explorer_hand_computation():
-    te = jw.ThresholdExplorer(LABELS, SCORES, mode="static")
-    st = te.set_threshold(0.5)
+    explorer = jw.ThresholdExplorer(LABELS, SCORES, mode="static")
+    st = explorer.set_threshold(0.5)
     # signal >= 0.5: 0.9 0.7 0.6 -> 3/4; background >= 0.5: 0.8 -> 1/4
     assert st["eps_S"] == 0.75 and st["eps_B"] == 0.25 and st["rejection"] == 4.0
     assert (st["n_signal_pass"], st["n_background_pass"]) == (3, 1)
-    st = te.set_threshold(0.85)
+    st = explorer.set_threshold(0.85)
     assert st["eps_S"] == 0.25 and st["eps_B"] == 0.0 and st["rejection"] == float("inf")
-    assert "1/ε<sub>B</sub> = ∞" in te.text
+    assert "1/ε<sub>B</sub> = ∞" in explorer.text
     # eps_S = 0.5 needs the two highest signal scores: threshold 0.7
-    assert te.set_signal_efficiency(0.5) == 0.7 and te.state["eps_S"] == 0.5
-    assert te.set_signal_efficiency(0.6) == 0.6 and te.state["eps_S"] == 0.75
+    assert explorer.set_signal_efficiency(0.5) == 0.7 and explorer.state["eps_S"] == 0.5
+    assert explorer.set_signal_efficiency(0.6) == 0.6 and explorer.state["eps_S"] == 0.75
     with pytest.raises(ValueError, match=r"eps must be in \(0, 1\]"):
-        te.set_signal_efficiency(1.5)
-    assert isinstance(te.figure(), Figure)
+        explorer.set_signal_efficiency(1.5)
+    assert isinstance(explorer.figure(), Figure)
 
 
 def test_threshold_explorer_weighted():
@@ -51,15 +51,15 @@ def test_threshold_explorer_weighted():
 
 
 def test_threshold_widget_slider_updates_text():
-    te = jw.ThresholdExplorer(LABELS, SCORES, mode="widget")
-    box = te.widget
+    explorer = jw.ThresholdExplorer(LABELS, SCORES, mode="widget")
+    box = explorer.widget
     assert box.children[-1].__class__.__name__ == "Output"
-    te._slider.value = 0.65  # like a user dragging the slider
-    assert te.threshold == 0.65 and te.state["eps_S"] == 0.5
-    assert "ε<sub>S</sub> = 0.5000" in te._html.value and "1/ε<sub>B</sub> = 4" in te._html.value
-    te.set_threshold(0.35)  # programmatic change moves the slider
-    assert te._slider.value == pytest.approx(0.35)
-    assert isinstance(te.last_figure, Figure)
+    explorer._slider.value = 0.65  # like a user dragging the slider
+    assert explorer.threshold == 0.65 and explorer.state["eps_S"] == 0.5
+    assert "ε<sub>S</sub> = 0.5000" in explorer._html.value and "1/ε<sub>B</sub> = 4" in explorer._html.value
+    explorer.set_threshold(0.35)  # programmatic change moves the slider
+    assert explorer._slider.value == pytest.approx(0.35)
+    assert isinstance(explorer.last_figure, Figure)
 
 
 def test_threshold_input_errors():
@@ -244,9 +244,9 @@ def test_display_static_mode_shows_figure(monkeypatch):
     shown = []
     monkeypatch.setattr("jetlab.widgets._base._display", shown.append)
     jw.ThresholdExplorer(LABELS, SCORES, mode="static").display()
-    te = jw.ThresholdExplorer(LABELS, SCORES, mode="widget")
-    te.display()
-    assert isinstance(shown[0], Figure) and shown[1] is te.widget
+    explorer = jw.ThresholdExplorer(LABELS, SCORES, mode="widget")
+    explorer.display()
+    assert isinstance(shown[0], Figure) and shown[1] is explorer.widget
 
 
 def test_training_monitor_reads_trainer_history_updates():
@@ -298,7 +298,7 @@ def test_threshold_explorer_points_lie_on_the_roc():
     scores = np.r_[rng.normal(0, 1, 60), rng.normal(1, 1, 40)]
     w = rng.uniform(0.5, 2, 100)
     fpr, tpr, thr = roc_curve(labels, scores, sample_weight=w, drop_intermediate=False)
-    te = jw.ThresholdExplorer(labels, scores, w, mode="static")
+    explorer = jw.ThresholdExplorer(labels, scores, w, mode="static")
     for f, t, cut in list(zip(fpr, tpr, thr))[1::7]:
-        st = te.set_threshold(cut)
+        st = explorer.set_threshold(cut)
         assert (st["eps_B"], st["eps_S"]) == pytest.approx((f, t), abs=1e-12)

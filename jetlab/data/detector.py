@@ -236,12 +236,12 @@ class DetectorModel:
             teta = eta[ti] + self.track_angle_sigma * rng.standard_normal(len(ti))
             tphi = wrap_phi(phi[ti] + self.track_angle_sigma * rng.standard_normal(len(ti)))
             m2 = np.clip(energy[ti] ** 2 - pt[ti] ** 2 - pz[ti] ** 2, 0, None)
-            te = np.sqrt((tpt * np.cosh(teta)) ** 2 + m2)
+            tenergy = np.sqrt((tpt * np.cosh(teta)) ** 2 + m2)
             tflags = np.zeros((len(ti), 5), dtype=bool)
             tflags[:, 0] = ~is_e[ti] & ~is_mu[ti]
             tflags[:, 3] = is_e[ti]
             tflags[:, 4] = is_mu[ti]
-            out["tracks"] = (tpt, teta, tphi, te, np.sign(charge[ti]), tflags, event[ti])
+            out["tracks"] = (tpt, teta, tphi, tenergy, np.sign(charge[ti]), tflags, event[ti])
         # calorimeter: energy smearing, angular smearing, massless
         ci = np.nonzero(calo)[0]
         if len(ci):

@@ -324,8 +324,8 @@ def run_pretraining(
         js = source.read(stop=None if source.kind == "generated" or not n_jets or n_jets <= 0 else int(n_jets))
         if len(js) < 10:
             raise ValueError(f"run_pretraining: need at least 10 jets, {data_name} gave {len(js)}")
-        tr, va, te = split_indices(len(js), fr, seed=seed)
-        train, val, test = js.subset(tr), js.subset(va), js.subset(te)
+        tr, va, test_idx = split_indices(len(js), fr, seed=seed)
+        train, val, test = js.subset(tr), js.subset(va), js.subset(test_idx)
         pet_data = JetSet.concatenate([train, val])
     timings["data_s"] = time.perf_counter() - t0
     work = out / "train_state"

@@ -327,13 +327,13 @@ def kfold_scores(
     extra_sum = None
     histories = []
     for i in range(k):
-        tr, te = fold != i, fold == i
+        tr, held_out = fold != i, fold == i
         x = concat_inputs(take_inputs(data, tr), take_inputs(template, tfold != i))
         y = np.concatenate([np.ones(int(tr.sum()), np.int64), np.zeros(int((tfold != i).sum()), np.int64)])
         model = make_model()
         histories.append(train_dijet_classifier(model, x, y, seed=seed * 1000 + i, **train_kwargs))
         dev = train_kwargs.get("device", "auto")
-        scores[te] = predict_dijet(model, take_inputs(data, te), device=dev)
+        scores[held_out] = predict_dijet(model, take_inputs(data, held_out), device=dev)
         if extra is not None:
             s = predict_dijet(model, extra, device=dev)
             extra_sum = s if extra_sum is None else extra_sum + s
