@@ -257,7 +257,7 @@ def test_tiny_model_learns_two_easy_classes():
     model = PET(PETConfig.tiny(num_classes=2, feature_drop=0.0))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
-    for step in range(30):
+    for _step in range(30):
         idx = torch.randint(0, n, (64,), generator=g)
         loss = classification_loss(model, {k: v[idx] for k, v in data.items()})
         opt.zero_grad()
@@ -428,3 +428,114 @@ def test_cuda_attention_preference_enables_exactly_the_listed_kernels_and_leaves
             assert enabled() == {"efficient": False, "flash": False, "math": True, "cudnn": False}
     finally:
         layers.CUDA_ATTENTION_BACKENDS = saved
+
+
+# ---------------------------------------------------------------------------- fast paths vs references
+def _reference_edgeconv(block, points, features, mask, farthest=False):
+    """EdgeConv written out per jet and particle, independent of jetlab's kNN and gather code:
+    for each real particle i, its k nearest other real particles j by brute-force sorting of
+    squared (deta, dphi)-distances, then mean_j gelu(fc2(gelu(fc1([x_j - x_i, x_i])))); zero for
+    padded particles and for particles without neighbours."""
+    import torch.nn.functional as F
+
+    b, p, c = features.shape
+    k = min(block.k, p - 1)
+    out = features.new_zeros(b, p, block.dim)
+    for jet in range(b):
+        real = [i for i in range(p) if bool(mask[jet, i])]
+        for i in real:
+            others = [j for j in real if j != i]
+            dist = [float(((points[jet, j] - points[jet, i]) ** 2).sum()) for j in others]
+            order = np.argsort(dist, kind="stable")
+            nearest = [others[n] for n in (order[::-1] if farthest else order)[:k]]
+            if not nearest:
+                continue
+            x_i = features[jet, i].expand(len(nearest), c)
+            x_j = features[jet, nearest]
+            edge = F.gelu(block.fc2(F.gelu(block.fc1(torch.cat([x_j - x_i, x_i], dim=-1)))))
+            out[jet, i] = edge.mean(0)
+    return out
+
+
+def test_edge_block_matches_a_per_particle_edgeconv_reference_with_gradients():
+    from jetlab.model.layers import EdgeBlock
+
+    torch.manual_seed(0)
+    block = EdgeBlock(6, 8, k=4)
+    n_real = [9, 3, 1, 0, 12]  # more, fewer and no neighbours than k; an empty jet; a full jet
+    p = 12
+    g = torch.Generator().manual_seed(5)
+    mask = torch.arange(p).unsqueeze(0) < torch.tensor(n_real).unsqueeze(1)
+    points = torch.randn(len(n_real), p, 2, generator=g) * mask.unsqueeze(-1)
+    features = (torch.randn(len(n_real), p, 6, generator=g) * mask.unsqueeze(-1)).requires_grad_(True)
+    weights = torch.randn(len(n_real), p, 8, generator=g)
+
+    fast = block(points, features, mask)
+    ref = _reference_edgeconv(block, points, features, mask)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+    assert fast[1, 0].abs().sum() > 0 and (fast[3] == 0).all() and (fast[2, 0] == 0).all()
+    params = [features, *block.parameters()]
+    g_fast = torch.autograd.grad((fast * weights).sum(), params)
+    g_ref = torch.autograd.grad((ref * weights).sum(), params)
+    for a, r in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, r, atol=1e-5, rtol=1e-5)
+    # a wrong neighbour choice (the farthest instead of the nearest) is caught by this comparison
+    far = _reference_edgeconv(block, points, features, mask, farthest=True)
+    assert (far - fast).abs().max() > 1e-3
+
+
+def test_occupied_width_counts_slots_up_to_the_last_real_particle():
+    from jetlab.model.layers import occupied_width
+
+    mask = torch.zeros(3, 10, dtype=torch.bool)
+    assert occupied_width(mask) == 1  # no real particle: one slot keeps the shapes valid
+    mask[0, :4] = True
+    mask[2, 6] = True  # not front-packed: slot 6 is the last real one
+    assert occupied_width(mask) == 7
+    mask[1, 9] = True
+    assert occupied_width(mask) == 10
+
+
+def test_pretraining_step_on_the_occupied_width_equals_the_full_padded_step(monkeypatch):
+    """Same weights, inputs and seeds: the loss, its parts and every gradient are those of the
+    old code path, in which every layer ran over all padded slots (occupied_width = full width)."""
+    import jetlab.model.diffusion as diffusion_module
+    import jetlab.model.pet as pet_module
+
+    torch.manual_seed(0)
+    model = PET(PETConfig.tiny(num_classes=3, layer_scale_init=0.5)).train()
+    batch = make_batch([20, 5, 13, 2], p=48, seed=7, num_classes=3)  # 28 padding slots no jet uses
+
+    def step():
+        torch.manual_seed(11)  # feature and label drop, drop path
+        model.zero_grad(set_to_none=True)
+        loss, parts = pretraining_loss(model, batch, LossWeights(diffusion=3.0), torch.Generator().manual_seed(3))
+        loss.backward()
+        return loss.detach(), parts, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    loss_new, parts_new, grads_new = step()
+    with monkeypatch.context() as m:
+        full = lambda mask: mask.shape[1]  # noqa: E731
+        m.setattr(pet_module, "occupied_width", full)
+        m.setattr(diffusion_module, "occupied_width", full)
+        loss_old, parts_old, grads_old = step()
+    assert parts_new["diff"] > 0 and parts_new["ce"] > 0
+    torch.testing.assert_close(loss_new, loss_old, atol=1e-6, rtol=1e-5)
+    for k in parts_old:
+        torch.testing.assert_close(parts_new[k], parts_old[k], atol=1e-6, rtol=1e-5)
+    assert len(grads_new) == len(grads_old)
+    for a, r in zip(grads_new, grads_old):
+        torch.testing.assert_close(a, r, atol=1e-6, rtol=1e-4)
+
+
+def test_oversubscription_warning_names_the_thread_count_that_fits(caplog):
+    from jetlab.train.pretrain import warn_if_oversubscribed
+
+    with caplog.at_level("WARNING", logger="jetlab.train.pretrain"):
+        assert warn_if_oversubscribed(threads=2, load=2.0, cores=2)
+        assert "torch.set_num_threads(1)" in caplog.text
+        caplog.clear()
+        assert not warn_if_oversubscribed(threads=2, load=0.1, cores=2)
+        assert not warn_if_oversubscribed(threads=1, load=5.0, cores=2)
+        assert not warn_if_oversubscribed(threads=8, load=4.0, cores=16)
+    assert caplog.text == ""

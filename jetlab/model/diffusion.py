@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .layers import occupied_width
+
 if TYPE_CHECKING:  # pragma: no cover
     from jetlab.data.preprocess import Standardizer
 
@@ -86,7 +88,9 @@ def diffusion_step(
 ) -> dict[str, Tensor]:
     """One noised forward pass shared by the v-loss and the noised-input classifier loss.
 
-    Returns ``v_loss_per_jet``, ``hidden`` (body output on noisy inputs), ``alpha``, ``t``.
+    Returns ``v_loss_per_jet``, ``hidden`` (body output on noisy inputs, sliced to the batch's
+    occupied width, :func:`~jetlab.model.layers.occupied_width`), ``alpha``, ``t``. The noise is
+    drawn at the full padded shape before slicing, so a seed gives the same draws as unsliced.
     """
     x, mask, jets = batch["x"], batch["mask"].bool(), batch["jets"]
     b = x.shape[0]
@@ -95,6 +99,8 @@ def diffusion_step(
     labels = batch.get("label")
     if labels is not None and model.training:
         labels = drop_labels(model, labels, model.config.label_drop, generator)
+    width = occupied_width(mask)
+    z, v_target, mask = z[:, :width], v_target[:, :width], mask[:, :width]
     hidden = model.body(model.generator_inputs(z), mask, t)
     v = model.generator(hidden, mask, jets, t, labels)
     return {"v_loss_per_jet": _masked_mse_per_jet(v, v_target, mask), "hidden": hidden, "alpha": alpha, "t": t}

@@ -32,6 +32,7 @@ from .layers import (
     ScaleShift,
     TransformerBlock,
     masked,
+    occupied_width,
     safe_key_mask,
 )
 from .param_groups import FreezableParts, body_head_groups
@@ -122,7 +123,13 @@ class ClassifierHead(nn.Module):
         self.regress = nn.Linear(d, cfg.num_jet)
 
     def summary(self, h: Tensor, mask: Tensor, jets: Tensor) -> Tensor:
-        """``(B, D)`` per-jet representation the output layers read (the normed class token)."""
+        """``(B, D)`` per-jet representation the output layers read (the normed class token).
+
+        ``h`` may already be sliced to the batch's occupied width (:func:`occupied_width`) while
+        ``mask`` is the full one: both are sliced to that width, which drops padding only.
+        """
+        width = occupied_width(mask)
+        h, mask = h[:, :width], mask[:, :width]
         h = self.jet_film(h, jets, mask)
         if len(self.blocks):
             cls = self.cls_token.expand(h.shape[0], -1, -1)
@@ -205,6 +212,8 @@ class PET(FreezableParts, nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """``(logits (B, num_classes), jet_regression (B, num_jet))`` on clean inputs."""
         mask = mask.bool()
+        width = occupied_width(mask)
+        x, mask = x[:, :width], mask[:, :width]
         return self.classifier(self.body(x, mask, None, groups), mask, jets)
 
     def forward(self, x: Tensor, mask: Tensor, jets: Tensor, groups: Sequence[str] | None = None) -> Tensor:
@@ -228,8 +237,11 @@ class PET(FreezableParts, nn.Module):
         clean information); ``labels=None`` means the unconditional ("null") label.
         """
         mask = mask.bool()
+        p, width = mask.shape[1], occupied_width(mask)
+        x_t, mask = x_t[:, :width], mask[:, :width]
         h = self.body(self.generator_inputs(x_t), mask, t)
-        return self.generator(h, mask, jets, t, labels)
+        v = self.generator(h, mask, jets, t, labels)
+        return F.pad(v, (0, 0, 0, p - width)) if width < p else v
 
     @property
     def null_label(self) -> int:
