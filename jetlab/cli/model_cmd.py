@@ -34,9 +34,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--k", type=int, default=None, help="kNN neighbours the model was trained with (default 10)")
     c.add_argument("--num-coord", type=int, default=None, help="coordinates of the kNN distance (default 2)")
     c.add_argument(
-        "--no-deta-flip",
-        action="store_true",
-        help="the model was trained with delta-eta NOT sign-flipped for jets with eta < 0",
+        "--deta-flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the model was trained with delta-eta sign-flipped for jets with eta < 0 (OmniLearn v1); "
+        "default --no-deta-flip: delta-eta = eta - eta_jet as OmniLearned's README defines it",
     )
     c.set_defaults(func=run_convert)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
@@ -57,7 +59,7 @@ def run_convert(args: argparse.Namespace) -> int:
             num_heads=args.num_heads,
             K=args.k,
             num_coord=args.num_coord,
-            deta_flip=False if args.no_deta_flip else None,
+            deta_flip=args.deta_flip,
         )
     except (ImportError, FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None

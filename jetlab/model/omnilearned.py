@@ -17,11 +17,14 @@ calls the body and heads itself and draws nothing, and builds networks under
 ``torch.random.fork_rng`` with their own seed, so jetlab's seeded global streams are untouched.
 
 Everything that cannot be checked without the published checkpoints and their training data is
-in :data:`CONVENTIONS` below (README: "Checking the OmniLearned conventions").
+in :data:`CONVENTIONS` below (README: "Checking the OmniLearned conventions"). The delta-eta sign
+is a setting of each checkpoint (``deta_flip``, default: OmniLearned's README, no flip);
+:meth:`OmniLearnedModel.describe` and the load message say which one a model runs with.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from dataclasses import asdict, dataclass, replace
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
 
     from .checkpoint import ModelCard
 
+log = logging.getLogger(__name__)
+
 ARCHITECTURE = "omnilearned-pet2"
 PARTS: tuple[str, ...] = ("body", "classifier", "generator")
 
@@ -55,9 +60,15 @@ CONVENTIONS: dict[str, Any] = {
     # means of its noise distribution (diffusion.get_ad_eps: log pT 1.11, log E 1.43)
     "features": ("deta", "dphi", "log_pt", "log_e"),
     "units": "GeV",
-    # delta-eta sign: jetlab (as OmniLearn) flips it for jets with eta < 0; whether OmniLearned's
-    # pretraining files did is not documented. True = keep jetlab's flipped delta-eta.
-    "deta_flip": True,
+    # delta-eta sign (see DETA_CONVENTIONS). False: delta-eta = eta - eta_jet, what OmniLearned's
+    # README ("Creating Your Own Dataset": "pseudorapidity difference between the particle and jet
+    # axis") defines and its dataloader passes on untouched (HEPDataset.__getitem__ reads ``data`` as
+    # stored); the OmniLearned repository holds no data-preparation script (checked: every commit up
+    # to 922355d) and its pretraining files are served already prepared (dataloader.get_url), so
+    # this README definition is the publisher's only statement. True: OmniLearn v1's sign flip for
+    # jets at eta < 0, which v1 applied to JetClass only (ViniciusMikuni/OmniLearn
+    # preprocessing/dataloader.py:122; its top, ATLAS, CMS, QG and OmniFold scripts do not flip).
+    "deta_flip": False,
     # integer PID: README recipe ``np.searchsorted(np.unique(pid), pid)`` applied to the PDG ids a
     # JetClass-style file holds (padding 0 included: 9 values = PET2's default pid_dim 9)
     "pid_table": {int(p): int(i) for p, i in zip(_PDG_VALUES, np.searchsorted(np.unique(_PDG_VALUES), _PDG_VALUES))},
@@ -73,6 +84,18 @@ CONVENTIONS: dict[str, Any] = {
     "num_coord": 2,
     "int_type": "lhc",
 }
+#: what each ``deta_flip`` value feeds the network (describe() and the load message print it)
+DETA_CONVENTIONS: dict[bool, str] = {
+    False: "delta-eta = eta - eta_jet, no sign flip (OmniLearned README)",
+    True: "delta-eta sign-flipped for jets at eta_jet < 0 (OmniLearn v1's JetClass preprocessing)",
+}
+
+
+def deta_convention(deta_flip: bool) -> str:
+    """One line saying which delta-eta the network receives for ``deta_flip``."""
+    return DETA_CONVENTIONS[bool(deta_flip)]
+
+
 #: value written for a real particle whose log pT is exactly 0 (pT = 1 GeV): OmniLearned treats
 #: log pT == 0 as padding
 LOG_PT_FLOOR = 1e-6
@@ -109,7 +132,7 @@ class OmniLearnedSettings:
     num_heads: int
     mlp_ratio: int
     mode: str = "classifier"  # classifier | generator | pretrain
-    num_classes: int = 2  # classifier outputs
+    num_classes: int = 2  # classifier outputs (0: no classifier head, a generator-mode file)
     gen_classes: int = 1  # generator label classes (1 = no label embedding)
     input_dim: int = 4
     use_int: bool = False
@@ -136,6 +159,18 @@ class OmniLearnedSettings:
         if self.base_dim % self.num_heads:
             raise ValueError(
                 f"OmniLearnedSettings: base_dim {self.base_dim} is not divisible by num_heads {self.num_heads}"
+            )
+        if isinstance(self.deta_flip, np.bool_):
+            self.deta_flip = bool(self.deta_flip)
+        if not isinstance(self.deta_flip, bool):
+            raise ValueError(
+                f"OmniLearnedSettings.deta_flip must be True or False, got {self.deta_flip!r} "
+                f"({type(self.deta_flip).__name__}): False = {DETA_CONVENTIONS[False]}; True = {DETA_CONVENTIONS[True]}"
+            )
+        if self.has_classifier and self.num_classes < 1:
+            raise ValueError(
+                f"OmniLearnedSettings: a {self.mode}-mode model has a classifier head, num_classes must be >= 1, "
+                f"got {self.num_classes}"
             )
 
     @property
@@ -253,6 +288,7 @@ class OmniLearnedModel(FreezableParts, nn.Module):
     card: ModelCard  # attached by load_omnilearned (absent on a freshly built model)
     standardizer: Standardizer | None  # identity by default; build_pet may replace it
     pretrained: bool  # set by jetlab.model.build_pet
+    loaded_from: str | None = None  # the checkpoint directory load_omnilearned read (None: built here)
 
     def __init__(self, settings: OmniLearnedSettings, seed: int = 0) -> None:
         super().__init__()
@@ -274,7 +310,7 @@ class OmniLearnedModel(FreezableParts, nn.Module):
         self._check_raw(x, mask)
         m = mask.unsqueeze(-1).to(x.dtype)
         deta = x[..., 0]
-        if not self.settings.deta_flip:  # undo jetlab's flip for jets with eta < 0
+        if not self.settings.deta_flip:  # jetlab's inputs flip it for jets at eta < 0 (data.preprocess): undo
             deta = deta * torch.where(jets[:, 1:2] < 0, -1.0, 1.0).to(x.dtype)
         log_pt = x[..., 3]
         log_pt = torch.where(mask & (log_pt == 0), torch.full_like(log_pt, LOG_PT_FLOOR), log_pt)
@@ -433,14 +469,26 @@ class OmniLearnedModel(FreezableParts, nn.Module):
                     num_tokens=s.num_tokens,
                     num_classes=num_classes,
                 ).to(ref.device, ref.dtype)
-            self.settings = s.replace(mode="pretrain", gen_classes=s.gen_classes) if s.mode == "generator" else s
+            if s.mode == "generator":  # body + generator (+ the new head): what a pretrain-mode PET2 holds
+                self.settings = s.replace(mode="pretrain", num_classes=int(num_classes))
         out = self.net.classifier.out
         self.net.classifier.out = nn.Linear(out.in_features, num_classes).to(ref.device, ref.dtype)
         _zero(self.net.classifier.out)
         self.settings = self.settings.replace(num_classes=int(num_classes))
         return self
 
+    def source_name(self) -> str:
+        """Where the weights came from: the converted OmniLearned file, else the checkpoint directory."""
+        card = getattr(self, "card", None)
+        metrics = getattr(card, "metrics", None) or {}
+        src = metrics.get("source_file")
+        where = getattr(self, "loaded_from", None)
+        if src and where:
+            return f"{src} (converted: {where})"
+        return str(src or where or "this model")
+
     def describe(self, file=None) -> str:
+        """Architecture, heads, the delta-eta convention the inputs are built with, parameter counts."""
         s = self.settings
         extras = [
             k
@@ -452,11 +500,21 @@ class OmniLearnedModel(FreezableParts, nn.Module):
             )
             if on
         ]
+        heads = [f"classes={s.num_classes}" if self.net.classifier is not None else "no classifier head"]
+        if self.net.generator is not None:
+            heads.append(f"generator labels={s.gen_classes}")
         lines = [
             f"OmniLearned PET2{f' {s.size}' if s.size else ''}(width={s.base_dim}, heads={s.num_heads}, "
             f"blocks={s.num_transformers}, head blocks={s.num_transformers_head}, tokens={s.num_tokens}, "
-            f"K={s.K}, mode={s.mode}, classes={s.num_classes}{', ' if extras else ''}{', '.join(extras)})"
+            f"K={s.K}, mode={s.mode}, {', '.join(heads + extras)})",
+            f"  inputs: {deta_convention(s.deta_flip)} [deta_flip={s.deta_flip}]",
         ]
+        if self.net.classifier is None:
+            lines.append(
+                f"  no classifier head in {self.source_name()}: the file holds "
+                f"{' and '.join(n for n in ('body', 'generator') if n in self.parts)} only; classify() needs "
+                "reset_classifier(num_classes), which adds a new, untrained head (fine-tuning trains it)"
+            )
         for name, n in self.num_parameters().items():
             lines.append(f"  {name:<11s}{n:>12,d} parameters")
         text = "\n".join(lines)
@@ -481,4 +539,21 @@ def load_omnilearned(
         raise CheckpointError(f"{path}: invalid OmniLearned settings in the model card: {exc}") from exc
     if settings is not None and stored.diff(settings):
         raise ConfigMismatchError(stored.diff(settings), path)
-    return load_weights_into(OmniLearnedModel(stored), path, card, map_location)
+    model = load_weights_into(OmniLearnedModel(stored), path, card, map_location)
+    model.loaded_from = str(path)
+    _announce_convention(path, stored)
+    return model
+
+
+_ANNOUNCED: set[tuple[str, bool]] = set()
+
+
+def _announce_convention(path: Path, settings: OmniLearnedSettings) -> None:
+    """Log (once per checkpoint and convention, at INFO: notebooks show it) which delta-eta the model gets."""
+    key = (str(Path(path).resolve()), settings.deta_flip)
+    if key in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(key)
+    log.info(
+        "OmniLearned checkpoint %s: %s [deta_flip=%s]", path, deta_convention(settings.deta_flip), settings.deta_flip
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import pickle
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,6 +33,7 @@ from .omnilearned import (
     CONVENTIONS,
     OmniLearnedModel,
     OmniLearnedSettings,
+    deta_convention,
     identity_standardizer,
     size_presets,
 )
@@ -51,6 +53,14 @@ _PRESET_KEYS = ("base_dim", "num_transformers", "num_transformers_head", "num_to
 _PARTS = {"body": "body", "classifier_head": "classifier", "generator_head": "generator"}
 
 
+#: what an OmniLearned file holds (utils.save_checkpoint), for error messages
+_EXPECTED = (
+    "Expected an OmniLearned checkpoint as omnilearned's utils.save_checkpoint writes it: a dict of "
+    "state dicts 'body', 'classifier_head' and/or 'generator_head' (plus 'ema_body', 'optimizer', "
+    "'sched', 'epoch', 'loss')."
+)
+
+
 def read_omnilearned(path: str | os.PathLike) -> dict[str, Any]:
     """The checkpoint dict, loaded with ``weights_only=True`` (numpy scalars allowed for ``loss``)."""
     import numpy as np
@@ -65,16 +75,35 @@ def read_omnilearned(path: str | os.PathLike) -> dict[str, Any]:
     try:
         with torch.serialization.safe_globals(allowed):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors name the refused global
+    except pickle.UnpicklingError as exc:
+        # torch's message advises loading with weights_only=False, i.e. running the file's code: not
+        # for a downloaded file, so only what was refused is passed on, and the chain is dropped
+        text = str(exc)
+        refused = re.search(r"GLOBAL ([\w.]+)", text)
+        reason = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+        if refused:
+            what = f"pickles a {refused.group(1)} object, not only tensors, numbers and dicts"
+        elif reason and "weights_only" not in reason.group(1):
+            what = f"is a pickle the safe reader refuses ({reason.group(1).strip()[:120]})"
+        else:
+            what = "is a pickle the safe reader refuses"
         raise CheckpointError(
-            f"{path}: cannot be read as an OmniLearned checkpoint with weights_only=True: {exc}"
-        ) from exc
+            f"{path}: refused: the file {what}. {_EXPECTED} jetlab never runs code from a checkpoint file: "
+            "check where this one came from, or convert the file omnilearned itself wrote"
+        ) from None
+    except Exception as exc:  # not a torch file, truncated, ...: name the problem, never torch's advice
+        first = re.split(r"(?<=\.)\s", str(exc).strip(), maxsplit=1)[0] if str(exc).strip() else ""
+        detail = (
+            ""
+            if "weights_only" in first
+            else f": {type(exc).__name__}" + (f": {first[:160].rstrip('.')}" if first else "")
+        )
+        raise CheckpointError(
+            f"{path}: not a readable torch checkpoint (damaged, truncated or another format){detail}. {_EXPECTED}"
+        ) from None
     if not isinstance(ckpt, Mapping) or "body" not in ckpt:
         keys = list(ckpt)[:10] if isinstance(ckpt, Mapping) else type(ckpt).__name__
-        raise CheckpointError(
-            f"{path}: not an OmniLearned checkpoint (expected a dict with 'body', "
-            f"'classifier_head', 'generator_head', ...; found {keys})"
-        )
+        raise CheckpointError(f"{path}: not an OmniLearned checkpoint (found {keys}). {_EXPECTED}")
     return dict(ckpt)
 
 
@@ -150,7 +179,7 @@ def infer_settings(
             f"time embedding={use_time} (jetlab supports OmniLearned's classifier, generator and "
             "pretrain modes)"
         )
-    num_classes = 2
+    num_classes = 0  # no classifier head: nothing to count (describe() says so)
     if has_clf:
         num_classes = int(ckpt["classifier_head"]["out.weight"].shape[0])
         head_blocks = _count(ckpt["classifier_head"], "in_blocks.")
@@ -194,7 +223,7 @@ def infer_settings(
         K=int(K if K is not None else CONVENTIONS["K"]),
         num_coord=int(num_coord if num_coord is not None else CONVENTIONS["num_coord"]),
         int_type=int_type or CONVENTIONS["int_type"],
-        deta_flip=CONVENTIONS["deta_flip"] if deta_flip is None else bool(deta_flip),
+        deta_flip=CONVENTIONS["deta_flip"] if deta_flip is None else deta_flip,  # validated by the settings
         size=size,
     )
     if size is not None:
@@ -253,6 +282,9 @@ def convert_omnilearned(
 
     The card's architecture is ``"omnilearned-pet2"``, its config the inferred settings, its
     standardizer the identity (the wrapper builds OmniLearned's inputs from jetlab's raw ones).
+    ``deta_flip``: None or False = delta-eta as OmniLearned's README defines it (no sign flip);
+    True = OmniLearn v1's flip for jets at eta < 0 (see ``jetlab.model.omnilearned.CONVENTIONS``).
+    A file named like a published pretrain checkpoint must hold both heads.
     """
     from .checkpoint import save
 
@@ -261,6 +293,16 @@ def convert_omnilearned(
     settings = infer_settings(
         ckpt, num_heads=num_heads, K=K, num_coord=num_coord, deta_flip=deta_flip, size=size, where=str(src)
     )
+    published = {name: s for s, name in PUBLISHED.items()}
+    if src.name in published and settings.mode != "pretrain":
+        lacks = [k for k in ("classifier_head", "generator_head") if k not in ckpt]
+        raise CheckpointError(
+            f"{src}: named as the published OmniLearned {published[src.name]} pretrain checkpoint, which holds "
+            f"'body', 'classifier_head' and 'generator_head', but this file has no {lacks} (keys: {sorted(ckpt)}): "
+            f"an incomplete copy or another model. Delete it and run `jetlab data fetch {MANIFEST} --subset "
+            f"{published[src.name]}` again; a file of your own converts under another name (a generator-only "
+            "model then has no classifier head, and fine-tuning adds a new one)"
+        )
     model = build_from_checkpoint(ckpt, settings, use_ema=use_ema, where=str(src))
     assumed = {k: CONVENTIONS[k] for k in ("units", "pid_absent", "add_info")}
     card = ModelCard(
@@ -277,8 +319,10 @@ def convert_omnilearned(
         },
         notes=(
             f"Converted from {src.name} by jetlab. Not stored in the file, assumed: K={settings.K}, "
-            f"num_coord={settings.num_coord}, int_type={settings.int_type!r}, deta_flip={settings.deta_flip}, "
-            f"PID table {CONVENTIONS['pid_table']}, {assumed} (jetlab.model.omnilearned.CONVENTIONS)."
+            f"num_coord={settings.num_coord}, int_type={settings.int_type!r}, deta_flip={settings.deta_flip} "
+            f"({deta_convention(settings.deta_flip)}), PID table {CONVENTIONS['pid_table']}, {assumed} "
+            "(jetlab.model.omnilearned.CONVENTIONS)."
+            + ("" if settings.has_classifier else f" No classifier head in {src.name}.")
         ),
     )
     return save(model, out, card)
@@ -323,6 +367,7 @@ def resolve_omnilearned(
         )
     target = converted_dir(size, cache_dir)
     if (target / CARD_FILE).is_file() and (target / WEIGHTS_FILE).is_file():
+        _warn_if_not_default_convention(target, size)
         return target
     src = Path(_data_dir(MANIFEST, data_dir)) / PUBLISHED[size]
     if not src.is_file():
@@ -344,6 +389,34 @@ def resolve_omnilearned(
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
     return target
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_if_not_default_convention(target: Path, size: str) -> None:
+    """A cached conversion made with another delta-eta sign (e.g. by a jetlab that flipped it by default)
+    is kept, since it may be a deliberate choice, but said once per process, with how to redo it."""
+    from .checkpoint import read_card
+
+    flip = read_card(target).config.get("deta_flip")
+    if flip == CONVENTIONS["deta_flip"] or str(target) in _WARNED:
+        return
+    _WARNED.add(str(target))
+    log.warning(
+        "%s was converted with deta_flip=%s (%s), not jetlab's default deta_flip=%s (%s); to use the default, "
+        "delete %s (jetlab converts the fetched file again) or run: jetlab model convert-omnilearned "
+        "<fetched %s> --size %s --out %s",
+        target,
+        flip,
+        deta_convention(bool(flip)),
+        CONVENTIONS["deta_flip"],
+        deta_convention(CONVENTIONS["deta_flip"]),
+        target,
+        PUBLISHED[size],
+        size,
+        target,
+    )
 
 
 __all__ = [
