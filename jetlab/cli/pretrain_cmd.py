@@ -16,7 +16,20 @@ def register(subparsers) -> None:
         description="Pretrain PET (classifier + jet regression + diffusion loss) and save OUT/model "
         "(weights + model card). Resumable: rerun the same command after an interruption.",
     )
-    p.add_argument("--data", required=True, help="schema file (.h5) or dataset name, e.g. jetclass-mini")
+    p.add_argument("--data", default=None, help="schema file (.h5) or dataset name, e.g. jetclass-mini")
+    p.add_argument(
+        "--recipe",
+        default=None,
+        help="run a named, reproducible recipe instead (jetlab.train.recipes: data, model and settings fixed; "
+        "e.g. jetlab-foundation, the model jetlab ships; it generates with every core); only --out, --fraction, "
+        "--device, --no-progress apply",
+    )
+    p.add_argument(
+        "--fraction",
+        type=float,
+        default=1.0,
+        help="with --recipe: run it on this fraction of its jets (e.g. 0.05 to check determinism and resuming)",
+    )
     p.add_argument("--out", required=True, help="output directory (OUT/model, OUT/trainer/last.pt)")
     p.add_argument("--model", default="tiny", choices=("tiny", "small", "paper"), help="model size preset")
     p.add_argument("--epochs", type=int, default=1)
@@ -63,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
     from jetlab.cli.main import CLIError
     from jetlab.train.pretrain import pretrain
 
+    if args.recipe is not None:
+        return _run_recipe(args, CLIError)
+    if args.data is None:
+        raise CLIError("jetlab pretrain: pass --data (a schema file or dataset name) or --recipe NAME")
     choices: dict[str, bool | str] = {"auto": "auto", "yes": True, "no": False}
     streaming = choices[args.streaming]
     try:
@@ -99,4 +116,38 @@ def run(args: argparse.Namespace) -> int:
             f"saved {args.out}/model: {len(history.epochs)} epoch(s), {len(history.steps)} steps, "
             f"best val loss {m.get('best_val_loss'):.4f}" + (f", val accuracy {acc:.3f}" if acc is not None else "")
         )
+    return 0
+
+
+def _run_recipe(args: argparse.Namespace, error: type[Exception]) -> int:
+    import os
+    import subprocess
+    import sys
+
+    from jetlab.model import read_card
+    from jetlab.train.recipes import REPRODUCIBLE_ENV, recipe, run_recipe
+
+    if any(os.environ.get(k) != v for k, v in REPRODUCIBLE_ENV.items()):
+        # MKL reads its reproducibility mode when it loads: run the recipe in a process started with it
+        cmd = [sys.executable, "-m", "jetlab.cli.main", "pretrain", "--recipe", args.recipe, "--out", str(args.out)]
+        cmd += ["--fraction", repr(args.fraction), "--device", args.device] + (
+            [] if args.progress else ["--no-progress"]
+        )
+        return subprocess.run(cmd, env={**os.environ, **REPRODUCIBLE_ENV}, check=False).returncode
+    try:
+        chosen = recipe(args.recipe)
+        model_dir = run_recipe(
+            chosen,
+            args.out,
+            fraction=args.fraction,
+            device=args.device,
+            progress=args.progress,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        raise error(str(exc)) from exc
+    m = read_card(model_dir).metrics
+    print(
+        f"saved {model_dir}: recipe {chosen.name}, {m.get('epochs')} epoch(s), best val loss "
+        f"{m.get('best_val_loss'):.4f}, test accuracy {m.get('test_accuracy'):.3f} on {m.get('test_jets')} jets"
+    )
     return 0

@@ -12,6 +12,7 @@ Typical use::
 from __future__ import annotations
 
 from .checkpoint import (
+    FOUNDATION_MODEL,
     CheckpointError,
     ConfigMismatchError,
     ModelCard,
@@ -20,6 +21,7 @@ from .checkpoint import (
     load_body_into,
     read_card,
     save,
+    shipped_checkpoints,
 )
 from .config import PETConfig
 from .diffusion import alpha_sigma, complete_particle_inputs, logsnr_schedule, sample, v_loss
@@ -36,6 +38,8 @@ __all__ = [
     "load",
     "load_body_into",
     "available_checkpoints",
+    "shipped_checkpoints",
+    "FOUNDATION_MODEL",
     "read_card",
     "LossWeights",
     "pretraining_loss",

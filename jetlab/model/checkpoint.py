@@ -74,6 +74,11 @@ class ModelCard:
     notes: str = ""
     #: "pet" (jetlab.model.PET) or "omnilearned-pet2" (jetlab.model.omnilearned; config = its settings)
     architecture: str = "pet"
+    #: the pretraining recipe that made the weights (:mod:`jetlab.train.recipes`: settings, command,
+    #: generator versions, hardware), None for checkpoints made otherwise
+    recipe: dict | None = None
+    #: SHA-256 of ``model.safetensors`` written by :func:`save`; :func:`load` refuses a file that differs
+    weights_sha256: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,6 +131,7 @@ def save(
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "jetlab_version": card.jetlab_version})
+        card.weights_sha256 = file_sha256(tmp / WEIGHTS_FILE)
         with open(tmp / CARD_FILE, "w") as f:
             json.dump(card.to_dict(), f, indent=2, sort_keys=False)
             f.write("\n")
@@ -187,6 +193,31 @@ def _check_state(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch
         raise CheckpointError(f"{where}: weights do not fit the model: " + "; ".join(problems))
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_weights(path: Path, card: ModelCard) -> None:
+    """A CheckpointError when ``path``'s weights are not the ones its card names (modified or corrupt);
+    cards written before checksums were recorded carry none and are not checked."""
+    if card.weights_sha256 is None:
+        return
+    got = file_sha256(path / WEIGHTS_FILE)
+    if got != card.weights_sha256:
+        raise CheckpointError(
+            f"{path / WEIGHTS_FILE}: SHA-256 {got} differs from {card.weights_sha256} in {CARD_FILE}: "
+            "the weights were modified or damaged after they were saved; reinstall jetlab (shipped models) "
+            "or re-save the checkpoint"
+        )
+
+
 def load_weights_into(model: M, path: Path, card: ModelCard, map_location: str | torch.device = "cpu") -> M:
     """``path``'s weights loaded strictly into ``model`` (a CheckpointError names every tensor that
     does not fit), moved to ``map_location``, with ``model.card = card``, in eval mode: the end of
@@ -194,6 +225,7 @@ def load_weights_into(model: M, path: Path, card: ModelCard, map_location: str |
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"{path}: missing {WEIGHTS_FILE}")
+    verify_weights(path, card)
     device = torch.device(map_location)
     state = _load_weights(weights, device=str(device))
     _check_state(state, model.state_dict(), str(weights))
@@ -201,6 +233,21 @@ def load_weights_into(model: M, path: Path, card: ModelCard, map_location: str |
     model.to(device)
     setattr(model, "card", card)  # noqa: B010 - nn.Module types setattr for tensors and modules only
     return model.eval()
+
+
+#: Where the pretrained models that ship with jetlab live (package data): one checkpoint directory each.
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
+#: The shipped foundation model that ``checkpoint="auto"`` resolves to (recipe ``jetlab-foundation``).
+FOUNDATION_MODEL = "jetlab-foundation"
+
+
+def shipped_checkpoints() -> dict[str, Path]:
+    """The checkpoints shipped inside the installed jetlab (name -> directory); empty when none is."""
+    if not SHIPPED_DIR.is_dir():
+        return {}
+    return {
+        d.name: d for d in sorted(SHIPPED_DIR.iterdir()) if (d / CARD_FILE).is_file() and (d / WEIGHTS_FILE).is_file()
+    }
 
 
 def checkpoint_search_dirs() -> list[Path]:
@@ -214,8 +261,9 @@ def checkpoint_search_dirs() -> list[Path]:
 
 
 def available_checkpoints() -> dict[str, Path]:
-    """Named checkpoints found in :func:`checkpoint_search_dirs` (name -> directory)."""
-    found: dict[str, Path] = {}
+    """Named checkpoints (name -> directory): the models shipped inside jetlab (``jetlab/weights/``),
+    then those found in :func:`checkpoint_search_dirs`."""
+    found: dict[str, Path] = dict(shipped_checkpoints())
     for d in checkpoint_search_dirs():
         if not d.is_dir():
             continue
@@ -331,6 +379,8 @@ def load_body_into(
         where = str(p / WEIGHTS_FILE)
         if not (p / WEIGHTS_FILE).is_file():
             raise CheckpointError(f"load_body_into: {p} has no {WEIGHTS_FILE}")
+        if (p / CARD_FILE).is_file():
+            verify_weights(p, read_card(p))
         src = _load_weights(p / WEIGHTS_FILE)
     dst = model.state_dict()
     body_keys = [k for k in dst if k.startswith("body.")]

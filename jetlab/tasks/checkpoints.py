@@ -1,8 +1,9 @@
 """The one checkpoint resolver of notebooks, tasks, ``jetlab demo`` and ``jetlab data prepare``.
 
 A ``checkpoint`` parameter is a path, a published name (``"omnilearned:small"``), ``"none"`` or
-``"auto"`` (:mod:`jetlab.options`). ``"auto"`` searches ``$JETLAB_CHECKPOINT``, notebook 01's
-output next to the current run, then jetlab's cache; with ``train_if_missing=True`` it pretrains
+``"auto"`` (:mod:`jetlab.options`). ``"auto"`` searches ``$JETLAB_CHECKPOINT``, the foundation model
+shipped inside jetlab (``jetlab/weights/jetlab-foundation``), notebook 01's output next to the
+current run, then jetlab's cache; with ``train_if_missing=True`` it pretrains
 a tiny PET once into the cache (file-locked, so concurrent notebooks pretrain once) so every
 notebook runs offline on a fresh clone.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 from jetlab.data.cache import resolve_cache_dir
-from jetlab.model.checkpoint import CARD_FILE, WEIGHTS_FILE
+from jetlab.model.checkpoint import CARD_FILE, FOUNDATION_MODEL, WEIGHTS_FILE, shipped_checkpoints
 from jetlab.model.omnilearned_convert import resolve_omnilearned
 from jetlab.options import is_auto, is_none
 from jetlab.train import CPU_RECIPE, pretrain
@@ -87,9 +88,9 @@ def find_checkpoint(
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
 ) -> Path | None:
-    """The first existing checkpoint of ``$JETLAB_CHECKPOINT``, notebook 01's output next to
-    ``output_dir`` (without one: under ``./jetlab_output`` or ``../jetlab_output``), the cached
-    fallback model; else None."""
+    """The first existing checkpoint of ``$JETLAB_CHECKPOINT``, the foundation model shipped inside
+    jetlab (:data:`jetlab.model.FOUNDATION_MODEL`), notebook 01's output next to ``output_dir``
+    (without one: under ``./jetlab_output`` or ``../jetlab_output``), the cached fallback model; else None."""
     env = os.environ.get(CHECKPOINT_ENV)
     if env:
         found = _as_checkpoint_dir(Path(env).expanduser())
@@ -99,6 +100,9 @@ def find_checkpoint(
                 "(expected model_card.json and model.safetensors in it or in its model/)"
             )
         return found
+    shipped = shipped_checkpoints().get(FOUNDATION_MODEL)
+    if shipped is not None:
+        return shipped
     cands = [root / PRETRAINING_NOTEBOOK / "checkpoint" for root in _search_roots(output_dir)]
     for cand in cands + [cached_checkpoint_dir(n_jets, seed, cache_dir)]:
         found = _as_checkpoint_dir(cand)
