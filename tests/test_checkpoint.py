@@ -103,6 +103,11 @@ def test_bad_checkpoints_give_clear_errors(model, tmp_path):
     state["body.embed.fc1.weight"] = torch.zeros(5, 5)
     del state["classifier.out.bias"]
     save_file(state, str(path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: SHA-256 [0-9a-f]{64} differs from"):
+        load(path)  # the card's checksum sees the swapped file first
+    card = json.loads((path / "model_card.json").read_text())
+    card["weights_sha256"] = None  # as in a card written before checksums: the tensors themselves are checked
+    (path / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(CheckpointError) as err:
         load(path)
     msg = str(err.value)

@@ -80,8 +80,9 @@ def demo(
     progress: bool = True,
 ) -> dict:
     """Run the demo; returns the written paths and metrics (also what ``metrics.json`` holds)."""
+    from jetlab._io import to_jsonable
     from jetlab.cli.main import CLIError
-    from jetlab.notebook import seed_everything, to_jsonable
+    from jetlab.notebook import seed_everything
     from jetlab.plot import roc_curves, save_figure
     from jetlab.tasks.common import atomic_write_text, resolve_checkpoint
     from jetlab.tasks.tagging import run_tagging

@@ -41,7 +41,7 @@ from .param_groups import FreezableParts, body_head_groups
 if TYPE_CHECKING:
     from jetlab.data.preprocess import Standardizer
 
-    from .checkpoint import ModelCard
+    from .card import ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -529,7 +529,7 @@ def load_omnilearned(
     settings: OmniLearnedSettings | None = None,
 ) -> OmniLearnedModel:
     """Rebuild a converted (or fine-tuned and saved) OmniLearned checkpoint directory; strict load."""
-    from .checkpoint import CheckpointError, ConfigMismatchError, load_weights_into, read_card
+    from .card import CheckpointError, ConfigMismatchError, load_weights_into, read_card
 
     path = Path(path)
     card = card if card is not None else read_card(path)

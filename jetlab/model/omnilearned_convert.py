@@ -27,7 +27,7 @@ import torch
 
 from jetlab.data.download import file_checksum
 
-from .checkpoint import CARD_FILE, WEIGHTS_FILE, CheckpointError, ConfigMismatchError, ModelCard, state_problems
+from .card import CARD_FILE, WEIGHTS_FILE, CheckpointError, ConfigMismatchError, ModelCard, state_problems
 from .omnilearned import (
     ARCHITECTURE,
     CONVENTIONS,
@@ -286,7 +286,7 @@ def convert_omnilearned(
     True = OmniLearn v1's flip for jets at eta < 0 (see ``jetlab.model.omnilearned.CONVENTIONS``).
     A file named like a published pretrain checkpoint must hold both heads.
     """
-    from .checkpoint import save
+    from .card import save
 
     src = Path(src)
     ckpt = read_omnilearned(src)
@@ -397,7 +397,7 @@ _WARNED: set[str] = set()
 def _warn_if_not_default_convention(target: Path, size: str) -> None:
     """A cached conversion made with another delta-eta sign (e.g. by a jetlab that flipped it by default)
     is kept, since it may be a deliberate choice, but said once per process, with how to redo it."""
-    from .checkpoint import read_card
+    from .card import read_card
 
     flip = read_card(target).config.get("deta_flip")
     if flip == CONVENTIONS["deta_flip"] or str(target) in _WARNED:

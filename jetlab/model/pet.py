@@ -23,7 +23,7 @@ from .config import PETConfig
 if TYPE_CHECKING:
     from jetlab.data.preprocess import Standardizer
 
-    from .checkpoint import ModelCard
+    from .card import ModelCard
 from .layers import (
     MLP,
     ClassAttentionBlock,

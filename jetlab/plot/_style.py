@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -86,11 +87,25 @@ def label_axes(ax: Axes, rlabel: str | None = None, llabel: str = "Simulation") 
         plt.close(num)
 
 
-def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int | None = None) -> Path:
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where a figure can be displayed inline)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # pragma: no cover
+        return False
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int | None = None, display: bool = False) -> Path:
     """Write ``fig`` as PNG (or the format named by the suffix) atomically; return the path.
 
     The image is written to a temporary file in the target directory and renamed, so a notebook
-    or a parallel job never sees a half-written file.
+    or a parallel job never sees a half-written file. With ``display`` the figure is also shown
+    once when running in a notebook (pyplot figures are closed after, so Jupyter does not show
+    them a second time).
     """
     if not isinstance(fig, Figure):
         raise TypeError(f"save_figure: expected a matplotlib Figure, got {type(fig).__name__}")
@@ -100,4 +115,12 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int | None = None)
     fmt = path.suffix.lstrip(".").lower()
     with atomic_path(path) as tmp, style():
         fig.savefig(tmp, format=fmt, dpi=dpi)
+    if display and in_notebook():
+        from IPython.display import display as _display  # optional (jetlab[notebooks]): only inside Jupyter
+
+        _display(fig)
+        if getattr(fig.canvas, "manager", None) is not None:  # pyplot-managed figure
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
     return path

@@ -25,14 +25,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from jetlab._io import atomic_write_text
+from jetlab._io import atomic_write_text, to_jsonable
 from jetlab.data.preprocess import available_groups
 from jetlab.data.schema import JetSet
 from jetlab.data.sources import resolve
 from jetlab.model.factory import DEFAULT_INPUT_SCALING, GroupedModel, build_pet
 from jetlab.model.jet_generator import JetFeatureGenerator
-from jetlab.notebook import output_dir as run_output_dir
-from jetlab.notebook import save_figure, to_jsonable
 from jetlab.train import Trainer
 
 from .checkpoints import (
@@ -302,16 +300,15 @@ class TaskResults:
             atomic_write_text(path, text)
         return text
 
-    def save(
-        self, output_dir: str | os.PathLike | None = None, *, name: str = "metrics", figures: bool = True
-    ) -> dict[str, Path]:
+    def save(self, output_dir: str | os.PathLike, *, name: str = "metrics", figures: bool = True) -> dict[str, Path]:
         """Write ``<output_dir>/<name>.json`` and every figure of :meth:`plots` as PNG (shown once
-        in a notebook); ``output_dir`` defaults to the notebook run's (:func:`jetlab.notebook.output_dir`).
-        Returns ``{name: path}``."""
-        out = Path(output_dir) if output_dir is not None else run_output_dir()
+        in a notebook; a notebook passes its run's ``run.output_dir``). Returns ``{name: path}``."""
+        out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = {name: Path(atomic_write_text(out / f"{name}.json", self.to_json()))}
         if figures:
+            from jetlab.plot import save_figure  # matplotlib + mplhep: loaded with the first figure
+
             for fig_name, fig in self.plots().items():
-                written[fig_name] = save_figure(fig, str(out / fig_name))
+                written[fig_name] = save_figure(fig, out / fig_name, display=True)
         return written

@@ -10,10 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .trainer import Trainer
+from typing import Any, Callable, Protocol
 
 __all__ = ["Callback", "EarlyStopping", "History", "LiveLossPlot", "ProgressBar", "TimeLimit"]
 
@@ -65,6 +62,21 @@ class History:
         )
 
 
+class Trainer(Protocol):
+    """What a callback may read and set on the training loop (:class:`jetlab.train.Trainer` is one).
+
+    A protocol, not an import of the trainer: the trainer imports its callbacks, so callbacks
+    name only what they use and the two modules do not import each other."""
+
+    history: History
+    stop_training: bool
+    global_step: int
+    total_steps: int
+
+    @property
+    def world_size(self) -> int: ...
+
+
 class Callback:
     """Base class: override any hook. ``info`` is the history row just recorded.
 
@@ -73,13 +85,13 @@ class Callback:
 
     main_process_only: bool = False
 
-    def on_train_start(self, trainer: "Trainer") -> None: ...
+    def on_train_start(self, trainer: Trainer) -> None: ...
 
-    def on_step_end(self, trainer: "Trainer", info: dict) -> None: ...
+    def on_step_end(self, trainer: Trainer, info: dict) -> None: ...
 
-    def on_epoch_end(self, trainer: "Trainer", info: dict) -> None: ...
+    def on_epoch_end(self, trainer: Trainer, info: dict) -> None: ...
 
-    def on_train_end(self, trainer: "Trainer") -> None: ...
+    def on_train_end(self, trainer: Trainer) -> None: ...
 
     def state_dict(self) -> dict:
         return {}
@@ -95,7 +107,7 @@ class ProgressBar(Callback):
     def __init__(self, every: int = 1) -> None:
         self.every, self.bar = max(1, int(every)), None
 
-    def on_train_start(self, trainer: "Trainer") -> None:
+    def on_train_start(self, trainer: Trainer) -> None:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(
@@ -107,18 +119,18 @@ class ProgressBar(Callback):
             leave=True,
         )
 
-    def on_step_end(self, trainer: "Trainer", info: dict) -> None:
+    def on_step_end(self, trainer: Trainer, info: dict) -> None:
         if self.bar is None:
             return
         self.bar.update(1)
         if info["step"] % self.every == 0:
             self.bar.set_postfix(epoch=info["epoch"], loss=f"{info['loss']:.4g}", lr=f"{info['lr']:.2e}", refresh=False)
 
-    def on_epoch_end(self, trainer: "Trainer", info: dict) -> None:
+    def on_epoch_end(self, trainer: Trainer, info: dict) -> None:
         if self.bar is not None and info.get("val_loss") is not None:
             self.bar.set_postfix(epoch=info["epoch"], train=f"{info['train_loss']:.4g}", val=f"{info['val_loss']:.4g}")
 
-    def on_train_end(self, trainer: "Trainer") -> None:
+    def on_train_end(self, trainer: Trainer) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -138,14 +150,14 @@ class LiveLossPlot(Callback):
             raise TypeError(f"LiveLossPlot needs a callable, got {type(fn).__name__}")
         self.fn, self.every = fn, max(1, int(every))
 
-    def on_step_end(self, trainer: "Trainer", info: dict) -> None:
+    def on_step_end(self, trainer: Trainer, info: dict) -> None:
         if info["step"] % self.every == 0:
             self.fn({"kind": "step", "info": info, "history": trainer.history})
 
-    def on_epoch_end(self, trainer: "Trainer", info: dict) -> None:
+    def on_epoch_end(self, trainer: Trainer, info: dict) -> None:
         self.fn({"kind": "epoch", "info": info, "history": trainer.history})
 
-    def on_train_end(self, trainer: "Trainer") -> None:
+    def on_train_end(self, trainer: Trainer) -> None:
         self.fn({"kind": "end", "info": {}, "history": trainer.history})
 
 
@@ -159,7 +171,7 @@ class EarlyStopping(Callback):
         self.patience, self.min_delta, self.monitor = int(patience), float(min_delta), monitor
         self.best, self.bad_epochs = math.inf, 0
 
-    def on_epoch_end(self, trainer: "Trainer", info: dict) -> None:
+    def on_epoch_end(self, trainer: Trainer, info: dict) -> None:
         value = info.get(self.monitor)
         if value is None:
             raise KeyError(
@@ -194,12 +206,12 @@ class TimeLimit(Callback):
             raise ValueError(f"TimeLimit: seconds must be > 0, got {seconds}")
         self.seconds, self.t0, self.stopped = float(seconds), 0.0, False
 
-    def on_train_start(self, trainer: "Trainer") -> None:
-        world = trainer._world()[1]
+    def on_train_start(self, trainer: Trainer) -> None:
+        world = trainer.world_size
         if world > 1:
             raise ValueError(f"TimeLimit: one process only (this run has {world} DDP ranks)")
         self.t0, self.stopped = time.monotonic(), False
 
-    def on_step_end(self, trainer: "Trainer", info: dict) -> None:
+    def on_step_end(self, trainer: Trainer, info: dict) -> None:
         if time.monotonic() - self.t0 > self.seconds:
             trainer.stop_training, self.stopped = True, True

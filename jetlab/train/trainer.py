@@ -202,8 +202,15 @@ class Trainer:
             return torch.float16
         return torch.bfloat16
 
-    def _world(self) -> tuple[int, int]:
-        return (self.ctx.rank, self.ctx.world_size) if self.ctx else (0, 1)
+    @property
+    def rank(self) -> int:
+        """This process's rank (0 outside DDP, and before :meth:`fit` sets up the process group)."""
+        return self.ctx.rank if self.ctx else 0
+
+    @property
+    def world_size(self) -> int:
+        """Processes training together (1 outside DDP, and before :meth:`fit` sets up the process group)."""
+        return self.ctx.world_size if self.ctx else 1
 
     def _context(self) -> ddp.DistContext:
         if self.ctx is None:
@@ -217,7 +224,7 @@ class Trainer:
         return self.optimizer, self.scheduler, self.scaler
 
     def steps_per_epoch(self) -> int | None:
-        rank, world = self._world()
+        rank, world = self.rank, self.world_size
         data = self.train_data
         if isinstance(data, IterableDataset):
             if not isinstance(data, Sized):
@@ -305,7 +312,7 @@ class Trainer:
             "finished": self._finished,
             "config": {
                 "batch_size": self.batch_size,
-                "world_size": self._world()[1],
+                "world_size": self.world_size,
                 "seed": self.seed,
                 "total_steps": self.total_steps,
                 "lr": self.lr,
@@ -343,7 +350,7 @@ class Trainer:
             for cb, s in zip(self.callbacks, cb_states):
                 cb.load_state_dict(s)
         cfg = state.get("config", {})
-        rank, world = self._world()
+        rank, world = self.rank, self.world_size
         if self.batch_in_epoch and (cfg.get("batch_size") != self.batch_size or cfg.get("world_size") != world):
             warnings.warn(
                 f"resuming with batch_size={self.batch_size}, world_size={world} but the checkpoint used "
@@ -377,7 +384,7 @@ class Trainer:
             self.ctx = ddp.setup(self.device_spec)
             self.model.to(self.device)
         ctx = self.ctx
-        rank, world = self._world()
+        rank, world = self.rank, self.world_size
         if isinstance(data, IterableDataset):
             loader = make_loader(data, self.val_batch_size, shuffle=False, seed=self.seed, num_workers=self.num_workers)
         else:
