@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 __all__ = [
+    "FETCH_KEY",
     "PROFILE_DIR",
     "NotebookParameter",
     "ParameterError",
@@ -20,6 +21,7 @@ __all__ = [
     "load_notebook",
     "load_profile",
     "parse_cli_value",
+    "profile_fetch",
     "profile_parameters",
     "read_parameters",
     "type_name",
@@ -146,6 +148,10 @@ def list_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
 
 
+#: top-level profile key that is not a notebook: {dataset: manifest subsets to fetch} (see :func:`profile_fetch`)
+FETCH_KEY = "fetch"
+
+
 def load_profile(profile: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """A profile by name (``cpu-quick``, ``gpu-full``, ``ci-tiny``) or a path to a YAML file
     mapping notebook stem -> {parameter: value}."""
@@ -168,10 +174,43 @@ def load_profile(profile: str | os.PathLike) -> dict[str, dict[str, Any]]:
         raise ParameterError(
             f"profile {path}: expected a mapping notebook-stem -> parameters, got {type(data).__name__}"
         )
+    _check_fetch(data.pop(FETCH_KEY, {}), path)
     for stem, params in data.items():
         if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
             raise ParameterError(f"profile {path}: entry {stem!r} must map parameter names to values")
     return {str(k): dict(v) for k, v in data.items()}
+
+
+def _check_fetch(fetch: Any, path: Path) -> dict[str, list[str]]:
+    if not isinstance(fetch, dict) or not all(
+        isinstance(v, list) and all(isinstance(s, str) for s in v) for v in fetch.values()
+    ):
+        raise ParameterError(f"profile {path}: '{FETCH_KEY}' must map dataset names to lists of manifest subsets")
+    return {str(k): list(v) for k, v in fetch.items()}
+
+
+def _profile_path(profile: str | os.PathLike) -> Path:
+    candidate = Path(profile)
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        return candidate
+    return PROFILE_DIR / f"{profile}.yaml"
+
+
+def profile_fetch(profile: str | os.PathLike | Mapping | None) -> dict[str, list[str]]:
+    """The profile's ``fetch`` entry: {dataset: manifest subsets its notebooks read} (empty if none).
+
+    Why a profile names subsets: a dataset's release can be chosen by what is fetched (ATLAS record
+    15013 vs 80030 are subsets of one manifest), and the planner sizes exactly these files."""
+    import yaml
+
+    if profile is None:
+        return {}
+    if isinstance(profile, Mapping):
+        return _check_fetch(profile.get(FETCH_KEY, {}), Path("<mapping>"))
+    load_profile(profile)  # the same errors as a run
+    path = _profile_path(profile)
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return _check_fetch(data.get(FETCH_KEY, {}), path)
 
 
 def profile_parameters(profile: str | os.PathLike | Mapping | None, notebook: str | os.PathLike) -> dict[str, Any]:

@@ -19,11 +19,10 @@ end under papermill) and a heartbeat line during long silent steps (:class:`jetl
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from jetlab.notebook_params import (
     NotebookParameter,
@@ -32,6 +31,7 @@ from jetlab.notebook_params import (
     list_profiles,
     load_profile,
     parse_cli_value,
+    profile_fetch,
     profile_parameters,
     read_parameters,
     type_name,
@@ -56,7 +56,9 @@ __all__ = [
     "RunPlan",
     "RunProgress",
     "RunResult",
+    "estimate_costs",
     "find_notebooks",
+    "gate_on_cost",
     "known_datasets",
     "list_profiles",
     "load_profile",
@@ -336,14 +338,18 @@ def run_notebook(
     progress: bool = False,
     log_output: bool = False,
     prepare_only: bool = False,
-) -> RunResult:
+    before_execute: Callable[[list[RunPlan]], bool | None] | None = None,
+) -> RunResult | None:
     """Validate, then execute ``notebook`` with papermill into ``out``.
 
     ``parameters`` override the ``profile``'s entry for this notebook; strings (as from the
     command line) are parsed against the declared types. ``out`` defaults to
     ``jetlab_output/<stem>``. With ``prepare_only`` the parameterised notebook is written but
-    not executed (used to hand a notebook to nbval)."""
+    not executed (used to hand a notebook to nbval). ``before_execute(plans)`` sees the validated
+    plan before anything runs (the CLI prints the cost there); returning False runs nothing (None)."""
     plan = plan_run(notebook, parameters, profile=profile, out=out, kernel=kernel, check_kernel=not prepare_only)
+    if before_execute is not None and not prepare_only and before_execute([plan]) is False:
+        return None
     return _execute(plan, progress=progress, log_output=log_output, prepare_only=prepare_only)
 
 
@@ -357,12 +363,15 @@ def run_all(
     progress: bool = False,
     log_output: bool = False,
     echo=None,
+    before_execute: Callable[[list[RunPlan]], bool | None] | None = None,
+    check_kernel: bool = True,
 ) -> list[RunResult]:
     """Run the series: ``01_pretraining`` first, then every other notebook (sorted) with its
     ``checkpoint`` parameter pointing at ``<out>/01_pretraining/checkpoint``.
 
     ``parameters`` apply to every notebook that declares them (a name no notebook declares is an
-    error). All notebooks are validated before the first one starts."""
+    error). All notebooks are validated before the first one starts; then ``before_execute(plans)``
+    (the CLI's cost table and ``--yes`` gate) may stop the series (False: nothing runs)."""
     notebooks = find_notebooks(notebook_dir)
     if not notebooks:
         raise ParameterError(f"no notebooks found in {os.fspath(notebook_dir)!r}")
@@ -391,8 +400,11 @@ def run_all(
                 out=out / nb.stem,
                 kernel=kernel,
                 pending=[checkpoint] if has_pretraining else (),
+                check_kernel=check_kernel,
             )
         )
+    if before_execute is not None and before_execute(plans) is False:
+        return []
     results = []
     for plan in plans:
         if echo:
@@ -409,6 +421,48 @@ def run_all(
                 )
         results.append(_execute(plan, progress=progress, log_output=log_output, prepare_only=False))
     return results
+
+
+# --------------------------------------------------------------------------- cost
+def estimate_costs(plans: Sequence[RunPlan], profile: str | os.PathLike | Mapping | None = None):
+    """:func:`jetlab.plan.estimate` of validated plans: each notebook's defaults, then the plan's
+    parameters (profile and ``-p``); the profile's ``fetch`` names the subsets to size."""
+    from jetlab.plan import estimate
+
+    runs = []
+    for plan in plans:
+        params = {k: p.default for k, p in read_parameters(plan.notebook).items()}
+        params.update(plan.parameters)
+        runs.append((plan.notebook.stem, params))
+    return estimate(runs, fetch=profile_fetch(profile))
+
+
+def gate_on_cost(
+    plans: Sequence[RunPlan],
+    profile: str | os.PathLike | Mapping | None = None,
+    *,
+    yes: bool = False,
+    echo=None,
+):
+    """Print the cost table (``echo``), then refuse (:class:`ParameterError`, nothing has run) a run
+    estimated above :data:`jetlab.plan.CONFIRM_ABOVE_GPU_HOURS` H100 GPU-hours without ``yes``, or
+    one that would read other data than its profile names (:func:`jetlab.plan.check_release`)."""
+    from jetlab.plan import CONFIRM_ABOVE_GPU_HOURS, check_release, format_plan, needs_confirmation
+
+    costs = estimate_costs(plans, profile)
+    if echo:
+        echo(format_plan(costs, profile=profile))
+    problems = check_release(profile_fetch(profile))
+    if problems:
+        raise ParameterError("; ".join(problems))
+    if needs_confirmation(costs) and not yes:
+        total = sum(c.h100_gpu_hours for c in costs)
+        raise ParameterError(
+            f"this run is estimated at {total:,.1f} H100 GPU-hours (over {CONFIRM_ABOVE_GPU_HOURS:g}); "
+            "nothing was started. Read the plan above and run again with --yes to start it, or choose "
+            "a smaller profile (gpu-hour: about one GPU-hour per notebook)"
+        )
+    return costs
 
 
 # --------------------------------------------------------------------------- data preparation
@@ -488,13 +542,3 @@ def prepare_notebook_data(
         if echo:
             echo(f"pretrained fallback checkpoint: {checkpoint}")
     return {"files": files, "checkpoint": checkpoint}
-
-
-def _main() -> int:  # pragma: no cover - convenience: python -m jetlab.runner NOTEBOOK
-    from jetlab.cli.main import main
-
-    return main(["run", *sys.argv[1:]])
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(_main())

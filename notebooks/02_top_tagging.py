@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -175,7 +175,7 @@ jnb.save_figure(explorer.figure(), "threshold_explorer.png", display=False);
 # %% [markdown]
 # ## Where next
 #
-# * Run at scale: `jetlab run notebooks/02_top_tagging.ipynb --profile gpu-full` on the real ATLAS data.
+# * Run at scale: `jetlab run notebooks/02_top_tagging.ipynb --profile paper` on the real ATLAS data (record 15013; `--plan` first).
 # * **03_omnifold_unfolding** reuses the same fine-tuning recipe to unfold Z+jets substructure.
 
 # %% [markdown]

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -180,7 +180,7 @@ results.table()
 # (batch 128, lr 3e-4, body at lr / 5, fresh step 2) the PETs ended at 43 and 74 against the prior's 42.
 # The PETs' log ρ stays far behind the MLP's (about 25 against 6). z_g cannot improve: its sim-data
 # difference is at its statistical floor (prior 3.9 ± 1.5, section 1), so every column sits at that floor.
-# More events and epochs (the `gpu-full` profile) are where PET's particles can pay off further.
+# More events and epochs (the `gpu-hour` and `paper` profiles) are where PET's particles can pay off further.
 
 # %% [markdown]
 # ## 6. Unfolded distributions

@@ -141,7 +141,7 @@ def test_notebook_passes_nbval(notebook: Path, tmp_path: Path, notebook_env) -> 
 
 
 def test_omnifold_notebook_with_one_seed(tmp_path: Path, notebook_env) -> None:
-    """gpu-full's ``seeds: [0]``: the step-1 figure and ratio come from the OmniFold runs alone."""
+    """The paper profile's ``seeds: [0]``: the step-1 figure and ratio come from the OmniFold runs alone."""
     notebook = NOTEBOOK_DIR / "03_omnifold_unfolding.ipynb"
     out = tmp_path / "03_one_seed"
     result = runner.run_notebook(notebook, {"seeds": [0]}, profile=PROFILE, out=out)

@@ -174,7 +174,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 # ----------------------------------------------------------------------------- profiles
 def test_shipped_profiles_cover_the_series() -> None:
-    assert runner.list_profiles() == ["ci-tiny", "cpu-quick", "gpu-full", "gpu-smoke"]
+    assert runner.list_profiles() == ["ci-tiny", "cpu-quick", "gpu-hour", "gpu-smoke", "paper"]
     notebooks = {nb.stem: nb for nb in runner.find_notebooks(NOTEBOOKS)}
     assert set(notebooks) == {"00_quickstart", "01_pretraining", "02_top_tagging", "03_omnifold_unfolding",
                               "04_lhco_anomaly_detection"}
@@ -185,14 +185,19 @@ def test_shipped_profiles_cover_the_series() -> None:
             # every profile value is a declared parameter of the real notebook, of the right type
             plan = runner.plan_run(nb, profile=name, out=f"/tmp/plan-{name}-{stem}", check_kernel=False)
             assert plan.parameters["seed"] == profile[stem].get("seed", 0)
-    full = runner.load_profile("gpu-full")
-    assert [full[s]["dataset"] for s in sorted(set(notebooks) - {"00_quickstart"})] == [
-        "jetclass", "atlas_toptag", "omnifold_zjets", "lhco_rnd"]
+    full, hour = runner.load_profile("paper"), runner.load_profile("gpu-hour")
+    for real in (full, hour):  # the same public datasets (and releases) in both
+        assert [real[s]["dataset"] for s in sorted(set(notebooks) - {"00_quickstart"})] == [
+            "jetclass", "atlas_toptag", "omnifold_zjets", "lhco_rnd"]
+    assert runner.profile_fetch("paper")["atlas_toptag"] == ["legacy_train", "legacy_test"]  # record 15013
+    assert runner.profile_fetch("gpu-hour") == runner.profile_fetch("paper")
+    assert full["04_lhco_anomaly_detection"]["max_particles"] == hour["04_lhco_anomaly_detection"]["max_particles"] == 279
     tiny, quick = runner.load_profile("ci-tiny"), runner.load_profile("cpu-quick")
-    for s in notebooks:  # ci-tiny <= cpu-quick <= gpu-full, where -1 means "the whole dataset"
+    inf = float("inf")
+    for s in notebooks:  # ci-tiny <= cpu-quick <= gpu-hour <= paper, where -1 means "the whole dataset"
         size = "n_events" if "n_events" in quick[s] else "n_jets"
-        big = full[s].get(size, quick[s][size])
-        assert tiny[s][size] <= quick[s][size] <= (float("inf") if big == -1 else big), s
+        mid, big = hour[s].get(size, quick[s][size]), full[s].get(size, quick[s][size])
+        assert tiny[s][size] <= quick[s][size] <= (inf if mid == -1 else mid) <= (inf if big == -1 else big), s
 
 
 def test_profile_values_are_validated_and_overridden_by_p(small: Path, tmp_path: Path) -> None:
@@ -206,7 +211,7 @@ def test_profile_values_are_validated_and_overridden_by_p(small: Path, tmp_path:
     prof.write_text("small:\n  n_jetz: 7\n")
     with pytest.raises(ParameterError, match=r"unknown parameter 'n_jetz' \(profile .*mine.yaml\)"):
         runner.plan_run(small, profile=prof)
-    with pytest.raises(ParameterError, match="unknown profile 'gpu-fast'; available: ci-tiny, cpu-quick, gpu-full, gpu-smoke"):
+    with pytest.raises(ParameterError, match="unknown profile 'gpu-fast'; available: ci-tiny, cpu-quick, gpu-hour, gpu-smoke, paper"):
         runner.load_profile("gpu-fast")
 
 
@@ -253,7 +258,7 @@ def test_cli_usage_errors(small: Path, capsys) -> None:
     assert cli_main(["run", str(small), "-p", "n_jets", "1", "-p", "n_jets", "2"]) == 2
     assert "given twice" in capsys.readouterr().err
     assert cli_main(["run", "--list-profiles"]) == 0
-    assert capsys.readouterr().out.split() == ["ci-tiny", "cpu-quick", "gpu-full", "gpu-smoke"]
+    assert capsys.readouterr().out.split() == ["ci-tiny", "cpu-quick", "gpu-hour", "gpu-smoke", "paper"]
 
 
 def test_cli_prepare_only_injects_parameters(small: Path, tmp_path: Path, capsys) -> None:

@@ -9,12 +9,16 @@ EPILOG = """\
 examples:
   jetlab run notebooks/02_top_tagging.ipynb --profile cpu-quick -p epochs 3
   jetlab run notebooks/00_quickstart.ipynb -p n_jets 500 --out results/quick
-  jetlab run --all --profile gpu-full --out results
+  jetlab run --all --profile paper --plan              # what the paper's experiments cost
+  jetlab run --all --profile gpu-hour --out results --yes
 
 -p values are parsed like papermill's (int, float, True/False/None, Python literals) and
 checked against the types of the defaults in the notebook's 'parameters' cell before anything
-runs. Profiles: cpu-quick (minutes on a laptop), gpu-full (paper-scale settings on the public
-datasets), ci-tiny (seconds, for tests), or a path to your own YAML file.
+runs. Every run first prints its cost per notebook (fetch, disk, conversion core-hours, training
+jet-epochs, GPU-hours; jetlab/plan.py names the measured rates); a run estimated above 2 H100
+GPU-hours starts only with --yes. Profiles: cpu-quick (minutes on a laptop), gpu-hour (about one
+GPU-hour per notebook on the public datasets), paper (the OmniLearn paper's experiments:
+GPU-weeks), gpu-smoke (a GPU check), ci-tiny (seconds, for tests), or a path to your own YAML file.
 """
 
 
@@ -37,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar=("NAME", "VALUE"),
         help="set a notebook parameter (repeatable)",
     )
-    p.add_argument("--profile", help="parameter profile: cpu-quick, gpu-full, gpu-smoke, ci-tiny, or a YAML file")
+    p.add_argument(
+        "--profile", help="parameter profile: cpu-quick, gpu-hour, paper, gpu-smoke, ci-tiny, or a YAML file"
+    )
     p.add_argument(
         "--out",
         help="output directory (default jetlab_output/<notebook-stem>; with --all the root, default jetlab_output)",
@@ -63,16 +69,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="then store the outputs (PNG figures, tables, printed metrics) in the notebook itself, "
         "beside its jupytext .py source (with --all: only once every notebook has run)",
     )
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print what the run would cost per notebook (fetch, disk, conversion, jet-epochs, GPU-hours) and exit",
+    )
+    p.add_argument("--yes", action="store_true", help="start a run estimated above 2 H100 GPU-hours")
     p.add_argument("--list-profiles", action="store_true", help="list the shipped profiles and exit")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from jetlab.cli.main import CLIError
+    from jetlab.plan import format_plan
     from jetlab.runner import (
         DEFAULT_OUTPUT_ROOT,
         NotebookExecutionError,
         ParameterError,
+        estimate_costs,
+        gate_on_cost,
         list_profiles,
         run_all,
         run_notebook,
@@ -92,6 +107,15 @@ def _run(args: argparse.Namespace) -> int:
             raise CLIError(f"parameter {name!r} given twice with -p")
         params[name] = value
     progress = not args.quiet  # progress goes to stderr, the result lines to stdout
+
+    def cost_first(plans) -> bool:
+        """The plan's table first (stdout with --plan, else stderr), then the --yes gate."""
+        if args.plan:
+            print(format_plan(estimate_costs(plans, args.profile), profile=args.profile))
+            return False
+        gate_on_cost(plans, args.profile, yes=args.yes, echo=lambda msg: print(msg, file=sys.stderr, flush=True))
+        return True
+
     try:
         if args.all:
             results = run_all(
@@ -103,25 +127,29 @@ def _run(args: argparse.Namespace) -> int:
                 progress=progress,
                 log_output=args.log_output,
                 echo=None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)),
+                before_execute=cost_first,
+                check_kernel=not args.plan,
             )
         else:
-            results = [
-                run_notebook(
-                    args.notebook,
-                    params,
-                    profile=args.profile,
-                    out=args.out,
-                    kernel=args.kernel,
-                    progress=progress,
-                    log_output=args.log_output,
-                    prepare_only=args.prepare_only,
-                )
-            ]
+            one = run_notebook(
+                args.notebook,
+                params,
+                profile=args.profile,
+                out=args.out,
+                kernel=args.kernel,
+                progress=progress,
+                log_output=args.log_output,
+                prepare_only=args.prepare_only,
+                before_execute=cost_first,
+            )
+            results = [one] if one is not None else []
     except ParameterError as exc:  # nothing was executed: a usage error
         raise CLIError(str(exc)) from exc
     except NotebookExecutionError as exc:  # a cell failed: the run itself failed
         print(f"jetlab: error: {exc}", file=sys.stderr)
         return 1
+    if args.plan:
+        return 0
     for res in results:
         verb = "prepared" if args.prepare_only else f"executed in {res.seconds:.1f} s"
         print(f"{res.notebook.name}: {verb} -> {res.executed}")
