@@ -10,6 +10,7 @@ lives in ``out_dir/trainer/last.pt``. Works the same under ``torchrun`` (rank 0 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -28,7 +29,9 @@ from .callbacks import Callback, History
 from .finetune import predict
 from .trainer import Trainer
 
-__all__ = ["CPU_RECIPE", "MAX_VALIDATION_ROWS", "STREAMING_THRESHOLD", "pretrain"]
+__all__ = ["CPU_RECIPE", "MAX_VALIDATION_ROWS", "STREAMING_THRESHOLD", "pretrain", "warn_if_oversubscribed"]
+
+log = logging.getLogger(__name__)
 
 #: files with more rows than this are streamed from disk by default (``streaming="auto"``)
 STREAMING_THRESHOLD = 2_000_000
@@ -42,6 +45,56 @@ MAX_VALIDATION_ROWS = 50_000
 #: (no script in benchmarks/ re-measures this yet). The published GPU recipe (weights 1, batch 250/GPU) is
 #: what the ``gpu-full`` profile uses.
 CPU_RECIPE: dict[str, Any] = {"batch_size": 32, "lr": 1e-3, "loss_weights": {"diffusion": 3.0}, "ema_decay": 0.99}
+
+
+def _other_runnable(samples: int = 5, interval: float = 0.02) -> float | None:
+    """Mean number of runnable threads other than the caller, from ``/proc/loadavg`` sampled now.
+
+    Not the 1-minute load average: that still counts this process's own data generation, which
+    ``pretrain`` often runs just before training.
+    """
+    import time
+
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as f:
+                running = int(f.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        counts.append(running - 1)
+        if i + 1 < samples:
+            time.sleep(interval)
+    return sum(counts) / len(counts)
+
+
+def warn_if_oversubscribed(threads: int | None = None, load: float | None = None, cores: int | None = None) -> bool:
+    """Log a warning (and return True) when torch's intra-op threads exceed the cores other work leaves free.
+
+    Every PET op waits for all its threads, so one descheduled thread stalls the whole step: on 2
+    cores busy with two other processes, a tiny-PET step (128 particles, batch 32) took 4.2-8.6 s
+    with 2 threads and 0.50-0.68 s with 1 (``benchmarks/results/pretrain_step.json``,
+    ``under_load``; this is how ``jetlab pretrain`` once took 2.3 s a step). The thread count is not changed automatically: it changes
+    results in the last float bits, and a seeded run must give the same weights.
+    """
+    threads = torch.get_num_threads() if threads is None else int(threads)
+    cores = (os.cpu_count() or 1) if cores is None else int(cores)
+    if load is None:
+        load = _other_runnable()
+        if load is None:  # pragma: no cover - no /proc (not Linux)
+            return False
+    free = cores - load
+    if threads <= 1 or threads <= free + 0.5:
+        return False
+    log.warning(
+        "pretrain: %d torch threads on %d cores with %.1f other threads runnable: each step waits for "
+        "descheduled threads (measured 8-13x slower); torch.set_num_threads(%d) trains faster here",
+        threads,
+        cores,
+        load,
+        max(1, int(free + 0.5)),
+    )
+    return True
 
 
 def _in_memory(
@@ -213,6 +266,8 @@ def pretrain(
         progress=progress,
         num_workers=num_workers,
     )
+    if trainer.device.type == "cpu":
+        warn_if_oversubscribed()
     history = trainer.fit()
     model.eval()
     if trainer.is_main:
