@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -73,8 +73,9 @@ lr_factor = 5.0  # fine-tuning: pretrained body at lr / lr_factor
 optimizer = "adamw"  # or "lion", the OmniLearn reference recipe (body weight decay x lr_factor)
 input_scaling = "task"  # fine-tuned inputs scaled to the SB data (jetlab's default), or "pretraining"
 min_background_events = 10  # SIC only where at least this many background events survive the cut
-signal_scan = "auto"  # max SIC vs S/B: "auto" (the saved benchmark scan, else computed small), a JSON path, or "compute"
+signal_scan = "auto"  # max SIC vs S/B: "auto" (the saved scan if made with these settings, labelled; else computed), "compute", "none" or a JSON path
 scan_sb = [0.5, 0.1]  # S/B targets of a computed scan (first seed only; ~2 min a point at cpu-quick)
+scan_n_signal = []  # or injected signal counts per scan level (a paper's levels); replaces scan_sb when set
 checkpoint = "auto"  # pretrained PET; "auto": $JETLAB_CHECKPOINT, notebook 01's, or pretrain a tiny one once
 device = "auto"
 seed = 0  # data injection seed
@@ -90,7 +91,7 @@ run = jnb.setup({
     "jet_gen_epochs": jet_gen_epochs, "gen_steps": gen_steps, "oversample": oversample, "kfolds": kfolds,
     "seeds": seeds, "model": model, "batch_size": batch_size, "lr": lr, "lr_factor": lr_factor, "optimizer": optimizer,
     "input_scaling": input_scaling, "min_background_events": min_background_events, "signal_scan": signal_scan,
-    "scan_sb": scan_sb, "checkpoint": checkpoint,
+    "scan_sb": scan_sb, "scan_n_signal": scan_n_signal, "checkpoint": checkpoint,
     "device": device, "seed": seed, "output_dir": output_dir,
 })
 
@@ -185,17 +186,20 @@ results.save(run.output_dir);
 # events and a 10-background-event floor let pure noise reach max SIC above 1). A method finds the signal
 # where its max SIC minus its spread clears that band. With `signal_scan = "auto"` the figure is the
 # scan `benchmarks/bench_cathode_scan.py` saved (several S/B points and seeds, with the settings it was
-# run with printed below; the numbers are in `benchmarks/README.md`); without a saved scan a small one
-# (`scan_sb`, the first seed, this notebook's settings) is computed here.
+# run with printed below; the numbers are in `benchmarks/README.md`) only when it was made with this
+# notebook's data and settings, and it is then labelled as a stored result (printed and in the figure's
+# title); otherwise a small one (`scan_sb` or `scan_n_signal`, the first seed, this notebook's settings)
+# is computed here, each level's S/B and S/sqrt(B) in the SR printed first.
 
 # %%
 from jetlab.tasks.anomaly import signal_fraction_scan
 
-scan = signal_fraction_scan(signal_scan, dataset, sb_targets=scan_sb, seeds=seeds[:1], **search)
-print(scan.report())
+scan = signal_fraction_scan(signal_scan, dataset, sb_targets=scan_sb, n_injected=scan_n_signal, seeds=seeds[:1], **search)
+print(scan.report() if scan is not None else "no signal-fraction scan in this run (signal_scan = 'none')")
 
 # %% tags=["plot"]
-jnb.save_figure(scan.plot(), "signal_fraction_scan.png");
+if scan is not None:
+    jnb.save_figure(scan.plot(), "signal_fraction_scan.png");
 
 # %% [markdown]
 # Read the summary lines: the S/B where a CATHODE line enters the grey band is where it stops finding the
@@ -203,15 +207,16 @@ jnb.save_figure(scan.plot(), "signal_fraction_scan.png");
 # two seeds) both CATHODE variants stay above the band down to S/B of about 0.1 - the pretrained one
 # higher at the two largest injections - and are at the random line at S/B 0.05, where the idealised
 # detector (a perfect background template) still finds the signal: what is lost there is the
-# generator's fidelity, which a larger sample and a longer generator training (`--profile gpu-full`)
+# generator's fidelity, which a larger sample and a longer generator training (`--profile paper`)
 # must buy back. (With a 3-epoch generator, scratch CATHODE found the signal only at the largest
 # injection: `benchmarks/results/cathode_scan_gen3.json`.)
 
 # %% [markdown]
 # ## Where next
 #
-# * Real data: `jetlab data fetch lhco_rnd`, then `dataset = "<path to events_anomalydetection_v2.h5>"`
-#   (clustered with FastJet on read), `n_events` of a few 100k, `max_particles = 279`, `--profile gpu-full`.
+# * Real data: `jetlab data fetch lhco_rnd`, then `dataset = "lhco_rnd"` (clustered with FastJet on read):
+#   `--profile gpu-hour` (about a GPU-hour) or `--profile paper` (all R&D events, 279 particles, the published
+#   injection levels; `--plan` prints its cost first).
 # * Lower `n_signal` until the pretrained CATHODE loses the signal: the foundation model's gain is
 #   largest at small S/B, where the classifier has the fewest signal events to learn from.
 

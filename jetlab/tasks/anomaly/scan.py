@@ -16,6 +16,7 @@ is above the random score's 95th percentile there.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,17 @@ from jetlab.physics.metrics import max_sic
 from .events import DEFAULT_SB, DEFAULT_SR, MassWindows, inject_signal, load_dijets
 from .study import run_anomaly
 
-__all__ = ["SignalFractionScan", "find_saved_scan", "random_max_sic", "scan_signal_fraction", "signal_fraction_scan"]
+__all__ = [
+    "SignalFractionScan",
+    "find_saved_scan",
+    "injection_levels_text",
+    "random_max_sic",
+    "scan_signal_fraction",
+    "signal_fraction_scan",
+    "stored_scan_matches",
+]
+
+log = logging.getLogger(__name__)
 
 #: where ``benchmarks/bench_cathode_scan.py --out`` keeps the scan of a source checkout
 SAVED_SCAN = Path("benchmarks") / "results" / "cathode_scan.json"
@@ -62,6 +73,9 @@ class SignalFractionScan:
     source: str = "computed"
     #: other top-level entries of the file (profile, load average, ...), written back by :meth:`save`
     meta: dict[str, Any] = field(default_factory=dict)
+    #: True when this process computed the points; False for a scan read from a file (a stored result,
+    #: which :meth:`report` and :meth:`plot` label with its file so it never passes as this run's own)
+    computed_here: bool = True
 
     def __post_init__(self) -> None:
         for i, p in enumerate(self.points):
@@ -111,16 +125,24 @@ class SignalFractionScan:
                 lines.append(f"{m}: finds the signal at every scanned S/B, down to {low:.3f}")
         return "\n".join(lines)
 
+    def provenance(self) -> str:
+        """One line saying where the points come from: this run, or a stored file (with how it was made)."""
+        if self.computed_here:
+            saved = f", saved to {self.source}" if self.source != "computed" else ""
+            return f"computed in this run{saved}"
+        made = ", ".join(f"{k} {self.meta[k]}" for k in ("profile",) if k in self.meta)
+        return f"STORED RESULT from {self.source}{' (' + made + ')' if made else ''}: not computed in this run"
+
     def report(self) -> str:
         """Where the scan comes from, its table and the summary: what notebook 04 prints."""
-        head = f"scan: {self.source}; settings {self.settings}; seeds {self.seeds}"
+        head = f"scan: {self.provenance()}; settings {self.settings}; seeds {self.seeds}"
         return f"{head}\n\n{self.table()}\n\n{self.summary()}"
 
     def table(self) -> str:
         """Markdown table: S/B (injected events), S/sqrt(B), the random score and each method's max SIC."""
         ms = self.methods
         lines = [
-            "| S/B in SR (injected) | S/sqrt(B) | random score (mean / 95%) | "
+            "| S/B in SR (injected) | S/sqrt(B) in SR | random score (mean / 95%) | "
             + " | ".join(f"{m} max SIC" for m in ms)
             + " |",
             "|---|---|---|" + "---|" * len(ms),
@@ -177,6 +199,8 @@ class SignalFractionScan:
             ax.set_xlabel(r"Injected $S/B$ in the signal region")
             ax.set_ylabel(r"max SIC $\varepsilon_S\,/\,\varepsilon_B^{1/2}$")
             ax.legend(fontsize="x-small", loc="upper left")
+            if not self.computed_here:  # a stored result is never shown as this run's own
+                ax.set_title(f"Stored result: {Path(self.source).name} (not this run)", fontsize="small")
             label_axes(ax, rlabel)
         return fig
 
@@ -209,7 +233,12 @@ class SignalFractionScan:
             raise ValueError(f"SignalFractionScan.load: {p} has no 'points' (expected bench_cathode_scan.py's JSON)")
         meta = {k: v for k, v in doc.items() if k not in ("points", "settings", "seeds", "lowest_sb_found")}
         return cls(
-            points=doc["points"], settings=doc.get("settings", {}), seeds=doc.get("seeds", []), source=str(p), meta=meta
+            points=doc["points"],
+            settings=doc.get("settings", {}),
+            seeds=doc.get("seeds", []),
+            source=str(p),
+            meta=meta,
+            computed_here=False,
         )
 
 
@@ -266,6 +295,7 @@ def scan_signal_fraction(
     progress: bool = True,
     on_point=None,
     resume: SignalFractionScan | None = None,
+    n_injected: Sequence[int] | None = None,
     **run_kwargs: Any,
 ) -> SignalFractionScan:
     """:func:`run_anomaly` at each target S/B in the SR (``sb_targets``): the number of injected
@@ -273,9 +303,18 @@ def scan_signal_fraction(
     pseudo-data and f_SR the signal's SR fraction. ``run_kwargs`` go to :func:`run_anomaly` (same
     names). ``on_point(scan)`` is called after every point (e.g. to save a partial scan).
     ``resume``: a partial scan (e.g. the file an interrupted run saved) made with the same settings
-    and seeds; its points are kept and only the targets it lacks are run."""
+    and seeds; its points are kept and only the targets it lacks are run. ``n_injected``: inject these
+    numbers of signal events instead (a paper's levels, e.g. OmniLearn's 500 ... 10000); ``sb_targets``
+    is then ignored. Before the first run each level's expected S/B and S/sqrt(B) in the SR are printed
+    (``progress``); every point records the counted ones."""
+    if n_injected is not None and len(n_injected):
+        counts_given = [int(n) for n in n_injected]
+        if any(n <= 0 for n in counts_given):
+            raise ValueError(f"scan_signal_fraction: n_injected must be positive counts, got {list(n_injected)}")
+    else:
+        counts_given = []
     targets = [float(s) for s in sb_targets]
-    if not targets or any(not s > 0 for s in targets):
+    if not counts_given and (not targets or any(not s > 0 for s in targets)):
         raise ValueError(f"scan_signal_fraction: sb_targets must be positive S/B values, got {list(sb_targets)}")
     for bad in ("n_signal", "seeds", "data_seed"):
         if bad in run_kwargs:
@@ -296,9 +335,15 @@ def scan_signal_fraction(
     if resume is not None:
         _check_resumable(resume, scan)
         scan = SignalFractionScan(points=list(resume.points), settings=settings, seeds=scan.seeds, meta=resume.meta)
+    per_event = counts["signal_sr_fraction"] / max(counts["sr_background"], 1)  # S/B per injected event
+    if counts_given:
+        targets = [n * per_event for n in counts_given]
+    levels = {t: (counts_given[i] if counts_given else int(round(t / per_event))) for i, t in enumerate(targets)}
+    if progress:
+        log.info(injection_levels_text(sorted(levels.values()), counts))
     done = {float(p["target_sb"]) for p in scan.points if "target_sb" in p}
     for target in sorted(t for t in targets if t not in done)[::-1]:
-        n_signal = int(round(target * counts["sr_background"] / counts["signal_sr_fraction"]))
+        n_signal = levels[target]
         if n_signal > counts["n_signal_available"]:
             raise ValueError(
                 f"scan_signal_fraction: S/B {target} needs {n_signal} signal events, {data!r} has "
@@ -334,6 +379,23 @@ def scan_signal_fraction(
     return scan
 
 
+def injection_levels_text(n_injected: Sequence[int], counts: dict[str, Any]) -> str:
+    """Expected signal in the SR, S/B and S/sqrt(B) there for each injected amount, before any training:
+    S = n x (signal's SR fraction), B = the pseudo-data's SR background (``counts`` from
+    :func:`_signal_region_counts`)."""
+    b = max(int(counts["sr_background"]), 1)
+    f = float(counts["signal_sr_fraction"])
+    lines = [
+        f"injection levels (SR background B = {b}, signal SR fraction {f:.3f}):",
+        "| injected | S in SR | S/B in SR | S/sqrt(B) in SR |",
+        "|---|---|---|---|",
+    ]
+    for n in n_injected:
+        sig = n * f
+        lines.append(f"| {n} | {sig:.0f} | {sig / b:.4f} | {sig / b**0.5:.2f} |")
+    return "\n".join(lines)
+
+
 def _check_resumable(partial: SignalFractionScan, fresh: SignalFractionScan) -> None:
     """Refuse to mix points made with other settings or seeds into one curve, naming what differs."""
 
@@ -354,28 +416,62 @@ def _check_resumable(partial: SignalFractionScan, fresh: SignalFractionScan) -> 
         )
 
 
+#: settings that do not change a scan's physics (paths, device): ignored when matching a stored scan
+_NOT_SCAN_SETTINGS = ("checkpoint", "device", "output_dir", "progress")
+
+
+def stored_scan_matches(stored: SignalFractionScan, wanted: dict[str, Any]) -> list[str]:
+    """The settings a stored scan was made with that differ from ``wanted`` (empty: it is a scan of
+    this configuration). Only keys both name are compared."""
+
+    def norm(v: Any) -> Any:
+        return json.loads(json.dumps(v, default=str))
+
+    return [
+        f"{k}: stored {stored.settings[k]!r}, this run {wanted[k]!r}"
+        for k in sorted(stored.settings.keys() & wanted.keys())
+        if k not in _NOT_SCAN_SETTINGS and norm(stored.settings[k]) != norm(wanted[k])
+    ]
+
+
 def signal_fraction_scan(
     source: str | os.PathLike = "auto",
     data: Any = "lhco-mini",
     *,
     sb_targets: Sequence[float] = (0.5, 0.1),
+    n_injected: Sequence[int] | None = None,
     **scan_kwargs: Any,
-) -> SignalFractionScan:
-    """The scan notebook 04 shows. ``source``: ``"auto"`` (the saved benchmark scan,
-    :func:`find_saved_scan`, else computed), ``"compute"`` (:func:`scan_signal_fraction` of ``data``
-    at ``sb_targets`` with ``scan_kwargs``; written to ``<output_dir>/signal_fraction_scan.json``
-    when ``output_dir`` is given) or the path of a saved scan."""
+) -> SignalFractionScan | None:
+    """The scan notebook 04 shows. ``source``:
+
+    * ``"auto"``: the saved benchmark scan (:func:`find_saved_scan`) **only if** it was made with this
+      run's settings (data, sizes, epochs, ...: :func:`stored_scan_matches`), labelled as a stored
+      result; otherwise computed like ``"compute"`` (a stored scan of other data is never shown);
+    * ``"compute"``: :func:`scan_signal_fraction` of ``data`` at ``sb_targets`` (or the ``n_injected``
+      levels) with ``scan_kwargs``; written to ``<output_dir>/signal_fraction_scan.json`` when
+      ``output_dir`` is given;
+    * ``"none"``: no scan (None);
+    * the path of a saved scan: loaded and labelled as a stored result."""
     src = str(source)
+    if src == "none":
+        return None
     if src not in ("auto", "compute"):
         if not Path(src).is_file():
             raise FileNotFoundError(
-                f"signal_fraction_scan: {src!r} is not a file (expected 'auto', 'compute' or a scan JSON)"
+                f"signal_fraction_scan: {src!r} is not a file (expected 'auto', 'compute', 'none' or a scan JSON)"
             )
         return SignalFractionScan.load(src)
     saved = find_saved_scan() if src == "auto" else None
     if saved is not None:
-        return SignalFractionScan.load(saved)
-    scan = scan_signal_fraction(data, sb_targets=sb_targets, **scan_kwargs)
+        stored = SignalFractionScan.load(saved)
+        wanted = {"data": str(data), **{k: v for k, v in scan_kwargs.items() if k not in ("seeds",)}}
+        differs = stored_scan_matches(stored, wanted)
+        if not differs:
+            return stored
+        log.info(
+            "signal_fraction_scan: the stored scan %s was made otherwise (%s): computing", saved, "; ".join(differs)
+        )
+    scan = scan_signal_fraction(data, sb_targets=sb_targets, n_injected=n_injected, **scan_kwargs)
     if scan_kwargs.get("output_dir") is not None:
         scan.source = str(Path(scan_kwargs["output_dir"]) / "signal_fraction_scan.json")
         scan.save(scan.source)
