@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 import platform
 import random
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,7 +30,7 @@ import numpy as np
 import torch
 
 from jetlab import __version__
-from jetlab._io import atomic_write_text
+from jetlab._io import atomic_write_text, to_jsonable
 from jetlab._logging import show_messages
 from jetlab.tasks.checkpoints import DEFAULT_OUTPUT_ROOT, resolve_checkpoint
 from jetlab.train.ddp import resolve_device
@@ -81,34 +79,6 @@ _OUTPUT_DIR: Path | None = None
 
 
 # --------------------------------------------------------------------------- primitives
-def to_jsonable(obj: Any) -> Any:
-    """Convert numpy/torch scalars and arrays, paths and tuples into plain JSON types.
-
-    Non-finite floats become ``None`` (strict JSON has no NaN/Infinity)."""
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if obj is None or isinstance(obj, str):
-        return obj
-    if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # torch tensor
-        return to_jsonable(obj.detach().cpu().tolist())
-    if hasattr(obj, "item"):
-        return to_jsonable(obj.item())
-    return str(obj)
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) so a rerun gives the same numbers."""
     seed = int(seed)
@@ -137,17 +107,6 @@ def _versions(device) -> dict[str, str]:
         out["cuda"] = str(torch.version.cuda)
         out["gpu"] = torch.cuda.get_device_name(device)
     return out
-
-
-def _in_notebook() -> bool:
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return False
-    try:
-        shell = ipython.get_ipython()
-    except Exception:  # pragma: no cover
-        return False
-    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
 # --------------------------------------------------------------------------- public API
@@ -226,25 +185,8 @@ def save_metrics(metrics: Mapping[str, Any], name: str = "metrics") -> Path:
 
 
 def save_figure(fig, name: str, *, display: bool = True, dpi: int | None = None) -> Path:
-    """Write ``fig`` as ``<output_dir>/<name>.png`` atomically and show it once in the notebook.
-
-    pyplot figures are closed after display so Jupyter does not render them a second time."""
-    from matplotlib.figure import Figure  # heavy: matplotlib loads with the first figure, not on import
-
-    if not isinstance(fig, Figure):
-        raise TypeError(f"save_figure: expected a matplotlib Figure, got {type(fig).__name__}")
-    path = output_dir() / name
-    if not path.suffix:
-        path = path.with_suffix(".png")
+    """Write ``fig`` as ``<output_dir>/<name>.png`` atomically and show it once in the notebook
+    (:func:`jetlab.plot.save_figure`, relative to the run's output directory)."""
     from jetlab.plot import save_figure as _plot_save  # heavy (mplhep, hist): first figure only
 
-    path = Path(_plot_save(fig, path, dpi=dpi))
-    if display and _in_notebook():
-        from IPython.display import display as _display  # optional (jetlab[notebooks]): only inside Jupyter
-
-        _display(fig)
-        if getattr(fig.canvas, "manager", None) is not None:  # pyplot-managed figure
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
-    return path
+    return _plot_save(fig, output_dir() / name, dpi=dpi, display=display)
