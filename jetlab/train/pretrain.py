@@ -43,7 +43,7 @@ MAX_VALIDATION_ROWS = 50_000
 #: budget is small: batch 32 and diffusion weight 3 (with EMA 0.99) give generated jet masses
 #: closer to the real ones than batch 128 with every loss weighted 1, at equal or lower wall time
 #: (no script in benchmarks/ re-measures this yet). The published GPU recipe (weights 1, batch 250/GPU) is
-#: what the ``gpu-full`` profile uses.
+#: what the ``paper`` and ``gpu-hour`` profiles use.
 CPU_RECIPE: dict[str, Any] = {"batch_size": 32, "lr": 1e-3, "loss_weights": {"diffusion": 3.0}, "ema_decay": 0.99}
 
 
@@ -191,7 +191,7 @@ def _per_file_stop(source: DataSource, split: str | None, cap: int | None) -> in
 
 
 def pretrain(
-    data: str | os.PathLike | JetSet,
+    data: str | os.PathLike | JetSet | DataSource,
     out_dir: str | os.PathLike,
     *,
     model_config: Any = "tiny",
@@ -291,7 +291,7 @@ def pretrain(
             class_names=list(names) if n_classes > 1 else None,
             metrics=metrics,
             notes=f"jetlab.train.pretrain: optimizer={optimizer}, lr={lr}, batch_size={batch_size}, "
-            f"world_size={trainer._world()[1]}, seed={seed}, loss_weights={asdict(weights)}, "
+            f"world_size={trainer.world_size}, seed={seed}, loss_weights={asdict(weights)}, "
             f"max_particles={max_particles}",
         )
         save(model, out_dir / "model", card)
