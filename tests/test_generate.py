@@ -126,13 +126,20 @@ def test_toptag_domain_shift(tmp_path, jetclass):
     # different detector: coarser resolution -> wider top mass peak than the CMS-like sample
     jc = read_jetset(jetclass)
     mc = jc.jet_feature("mass")[jc.labels == 1]
-    iqr = lambda x: np.subtract(*np.percentile(x[(x > 100) & (x < 250)], [75, 25]))
+
+    def iqr(x):
+        return np.subtract(*np.percentile(x[(x > 100) & (x < 250)], [75, 25]))
+
     assert iqr(top) > iqr(mc)
 
 
-def test_zjets_pairs_and_setups(tmp_path):
-    path = generate("zjets-mini", 300, tmp_path / "z.h5", workers=2, seed=2, progress=False)
-    sets = read_jetsets(path)
+@pytest.fixture(scope="module")
+def zjets(tmp_path_factory):
+    return generate("zjets-mini", 300, tmp_path_factory.mktemp("z") / "z.h5", workers=2, seed=2, progress=False)
+
+
+def test_zjets_pairs_and_setups(zjets):
+    sets = read_jetsets(zjets)
     assert set(sets) == {"sim_gen", "sim_reco", "data_gen", "data_reco"}
     assert all(len(s) == 300 for s in sets.values())
     assert set(PID_FEATURES) <= set(sets["sim_gen"].particle_features)
@@ -150,6 +157,42 @@ def test_zjets_pairs_and_setups(tmp_path):
     assert ndat - nsim > 3.0
     wsim, wdat = (jet_width(sets[f"{k}_gen"]).mean() for k in ("sim", "data"))
     assert wdat - wsim > 0.004
+
+
+@pytest.fixture(scope="module")
+def zjets_off(tmp_path_factory):
+    """The same request as :func:`zjets` without the z_g stress test."""
+    path = tmp_path_factory.mktemp("z") / "z_off.h5"
+    return generate("zjets-mini", 300, path, workers=2, seed=2, progress=False, zg_stress=False)
+
+
+def test_zjets_zg_stress_reweights_data_by_the_known_weight(zjets, zjets_off):
+    """'data' (stress test on, the default) = its setup's events kept with probability 1 - 0.8 z_g / 0.5:
+    the unstressed 'data' z_g weighted by that formula (computed here by hand, not with jetlab's weight
+    function) predicts the stressed mean. Seeds 2 and 3: stressed minus predicted -0.53 and -0.23 standard
+    errors; unstressed minus stressed +4.1 and +3.8 (a z_g-blind selection would give 0)."""
+    from jetlab.physics.observables import zg
+
+    meta = inspect_file(zjets)
+    assert meta.info["options"]["zg_stress"] is True
+    assert meta.info["samples"]["data"][-1].startswith("jetlab zg_stress: 'data' events kept with probability")
+    assert not any("zg_stress" in x for x in meta.info["samples"]["sim"])
+    z_on, z_off = zg(read_jetsets(zjets)["data_gen"]), zg(read_jetsets(zjets_off)["data_gen"])
+    w = 1.0 - 0.8 * np.clip(z_off, 0.0, 0.5) / 0.5
+    predicted = np.sum(w * z_off) / np.sum(w)
+    se = np.hypot(z_on.std() / np.sqrt(len(z_on)), z_off.std() / np.sqrt(len(z_off)))
+    assert abs(z_on.mean() - predicted) < 2 * se
+    assert z_off.mean() - z_on.mean() > 2.5 * se
+
+
+def test_zjets_zg_stress_off_leaves_sim_and_changes_only_data(zjets, zjets_off):
+    on, off = read_jetsets(zjets), read_jetsets(zjets_off)
+    for c in ("sim_gen", "sim_reco"):  # the stress test touches 'data' only
+        assert np.array_equal(on[c].particles, off[c].particles) and np.array_equal(on[c].jets, off[c].jets)
+    assert not np.array_equal(on["data_gen"].jets, off["data_gen"].jets)
+    meta = inspect_file(zjets_off)
+    assert meta.info["options"]["zg_stress"] is False
+    assert not any("zg_stress" in x for x in meta.info["samples"]["data"])
 
 
 def test_lhco_masses_and_mjj(tmp_path):
@@ -177,7 +220,11 @@ def test_errors(tmp_path):
     with pytest.raises(TypeError, match="unknown option.*bogus"):
         generate("jetclass-mini", 10, tmp_path / "x.h5", bogus=1)
     with pytest.raises(ValueError, match="unknown classes"):
-        generate("jetclass-mini", 10, tmp_path / "x.h5", classes=("Tbl",))
+        generate("jetclass-mini", 10, tmp_path / "x.h5", classes=("Tbx",))
+    with pytest.raises(ValueError, match="classes named twice"):
+        generate("jetclass-mini", 10, tmp_path / "x.h5", classes=("QCD", "QCD"))
+    with pytest.raises(ValueError, match="zg_stress must be True or False"):
+        generate("zjets-mini", 10, tmp_path / "x.h5", zg_stress="yes")
     with pytest.raises(ValueError, match="signal_fraction"):
         generate("lhco-mini", 10, tmp_path / "x.h5", signal_fraction=1.5)
     assert set(GENERATORS) == {"jetclass-mini", "toptag-mini", "zjets-mini", "lhco-mini"}

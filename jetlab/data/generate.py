@@ -4,11 +4,14 @@
 
 * ``jetclass-mini`` - QCD, t->bqq', W->qq', Z->qq, H->bb jets; anti-kT R=0.8, 500 < pT < 1000 GeV,
   |eta| < 2, CMS-like particle flow (:data:`~jetlab.data.detector.JETCLASS_LIKE`), charge + PID;
+  ``classes="all"`` (or their names) adds JetClass's other five: H->cc, H->gg, H->4q, H->l nu q q',
+  t->b l nu (labels 5-9); a default file keeps the five classes and label names it always had;
 * ``toptag-mini`` - top vs QCD with an ATLAS-like cluster detector with pileup, anti-kT R=1.0
   trimmed (kT R=0.2 subjets, f_cut=0.05), 350 < pT < 1000 GeV, kinematics only (the domain shift);
 * ``zjets-mini`` - Z(->nu nu)+jet, R=0.4 leading jets at particle (``gen``) and detector
   (``reco``) level paired per event, for two Pythia setups: ``sim`` (Monash) and ``data``, which differs
-  the way Herwig differs from Pythia, in shower and hadronisation together (:data:`ZJETS_DATA_SETTINGS`);
+  the way Herwig differs from Pythia, in shower and hadronisation together (:data:`ZJETS_DATA_SETTINGS`),
+  and by default with the z_g stress test (:func:`zg_stress_weight`; ``zg_stress=False`` turns it off);
 * ``lhco-mini`` - QCD dijets and W'(3.5 TeV) -> X(500) Y(100) -> (qq)(qq), R=1.0, leading jet
   pT > 1.2 TeV, collections ``jet1``/``jet2`` (pT-ordered) with ``extra["mjj"]``.
 
@@ -39,8 +42,12 @@ import numpy as np
 
 from .detector import ATLAS_LIKE, JETCLASS_LIKE, DetectorModel, pid_flags_from_pdg
 from .pythia_jets import (
+    CHARGED_LEPTONS,
+    GLUONS,
     PYTHIA_COMMON,
+    QUARKS,
     Batch,
+    DecayRule,
     PythiaSource,
     accept_parent,
     accept_qcd,
@@ -57,7 +64,17 @@ from .pythia_jets import (
 from .quiet_fastjet import consume_fastjet_banner
 from .schema import KINEMATIC_FEATURES, PID_FEATURES, JetSet, write_jetsets
 
-__all__ = ["generate", "GENERATORS", "GeneratorSpec", "PYTHIA_COMMON", "ZJETS_DATA_SETTINGS", "decay_groups"]
+__all__ = [
+    "generate",
+    "GENERATORS",
+    "GeneratorSpec",
+    "PYTHIA_COMMON",
+    "ZJETS_DATA_SETTINGS",
+    "decay_groups",
+    "file_label_names",
+    "samples_record",
+    "zg_stress_weight",
+]
 
 PID_COLUMNS: tuple[str, ...] = KINEMATIC_FEATURES + PID_FEATURES
 
@@ -74,6 +91,13 @@ class Sample:
     settings: tuple[str, ...]
     label: int
     parent: int = 0  # |PDG id| of the truth-matched parent (0: no matching, e.g. QCD)
+    #: visible decay products a matched jet must contain (default: all quarks of a hadronic decay)
+    products: tuple[tuple[tuple[int, ...], int], ...] = ()
+
+    @property
+    def decay(self) -> DecayRule:
+        """The truth-matching rule of this sample (only meaningful when ``parent`` is set)."""
+        return DecayRule(self.parent, self.products) if self.products else DecayRule.hadronic(self.parent)
 
 
 @dataclass(frozen=True)
@@ -85,10 +109,17 @@ class GeneratorSpec:
     label_names: tuple[str, ...]
     collections: tuple[str, ...]
     max_particles: int
-    samples: tuple[Sample, ...]
+    samples: tuple[Sample, ...]  # what a file holds by default (and records in its metadata)
     options: dict[str, Any] = field(default_factory=dict)  # accepted options and defaults
     detector: DetectorModel = JETCLASS_LIKE  # what reconstructs the detector-level particles
     jet_radius: float = 0.8  # anti-kT R of the (detector-level) jets
+    #: samples a file holds only when the ``classes`` option names them: their labels follow the default
+    #: ones, so a default file keeps its label names (and a model its class count) unchanged
+    extra_samples: tuple[Sample, ...] = ()
+
+    @property
+    def all_samples(self) -> tuple[Sample, ...]:
+        return self.samples + self.extra_samples
 
 
 def _qcd(pthat: float) -> tuple[str, ...]:
@@ -98,6 +129,44 @@ def _qcd(pthat: float) -> tuple[str, ...]:
 def _ttbar(pthat: float) -> tuple[str, ...]:
     return ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on", f"PhaseSpace:pTHatMin = {pthat}") + _HADRONIC_W
 
+
+#: Higgs samples as for Hbb: Z(-> nu nu) H, the Higgs forced into one decay channel.
+def _zh(*higgs_decay: str) -> tuple[str, ...]:
+    return (
+        "HiggsSM:ffbar2HZ = on",
+        "PhaseSpace:pTHatMin = 450.",
+        "25:onMode = off",
+        *higgs_decay,
+        "23:onMode = off",
+        "23:onIfAny = 12 14 16",
+    )
+
+
+#: The other five JetClass processes (Qu, Li, Qu, arXiv:2202.03772), labels 5-9; ``classes="all"``
+#: (or their names) asks for them. The visible decay products a matched jet must contain follow
+#: JetClass: all of the parent's decay products but neutrinos. H -> W W* -> l nu q q' and t -> b l nu
+#: match on their charged lepton (e, mu or tau); the process-level veto keeps only the events with one
+#: such decay, so Pythia showers no event that cannot give a matched jet.
+_JETCLASS_EXTRA = (
+    Sample("Hcc", _zh("25:onIfMatch = 4 -4"), 5, parent=25),
+    Sample("Hgg", _zh("25:onIfMatch = 21 21"), 6, parent=25, products=((GLUONS, 2),)),
+    Sample("H4q", _zh("25:onIfMatch = 24 -24") + _HADRONIC_W, 7, parent=25, products=((QUARKS, 4),)),
+    # W decays left free: the veto keeps the one-leptonic, one-hadronic H -> W W* decays (~44%)
+    Sample("Hqql", _zh("25:onIfMatch = 24 -24"), 8, parent=25, products=((QUARKS, 2), (CHARGED_LEPTONS, 1))),
+    Sample(
+        "Tbl",
+        (
+            "Top:gg2ttbar = on",
+            "Top:qqbar2ttbar = on",
+            "PhaseSpace:pTHatMin = 450.",
+            "24:onMode = off",
+            "24:onIfAny = 11 13 15",
+        ),
+        9,
+        parent=6,
+        products=((QUARKS, 1), (CHARGED_LEPTONS, 1)),
+    ),
+)
 
 _JETCLASS = GeneratorSpec(
     name="jetclass-mini",
@@ -130,6 +199,7 @@ _JETCLASS = GeneratorSpec(
         ),
     ),
     options={"max_particles": 128, "chunk_size": 500, "classes": None},
+    extra_samples=_JETCLASS_EXTRA,
 )
 
 _TOPTAG = GeneratorSpec(
@@ -164,6 +234,34 @@ ZJETS_DATA_SETTINGS: tuple[str, ...] = (
     "StringZ:bLund = 0.3",
     "StringPT:sigma = 0.5",
 )
+#: Strength of the z_g stress test (see :func:`zg_stress_weight`): the weight falls linearly from
+#: 1 at z_g = 0 to 1 - ZG_STRESS_SLOPE at z_g = 0.5.
+ZG_STRESS_SLOPE = 0.8
+
+
+def zg_stress_weight(zg: np.ndarray) -> np.ndarray:
+    """Acceptance probability of a zjets-mini 'data' event given its particle-level z_g: the z_g stress test.
+
+    No Pythia setting tried moves soft-drop z_g (beta = 0, z_cut = 0.1, R0 = 0.4, of the leading
+    particle-level jet) beyond the noise (benchmarks/README.md, "zjets-mini sim vs data"), so without
+    help the sixth OmniFold observable has no truth to unfold. The stress test makes one: 'data' events
+    are kept with probability ``w(z_g) = 1 - ZG_STRESS_SLOPE * z_g / 0.5`` (accept-reject, so the
+    sample stays unweighted), a smooth, known reweighting in z_g and nothing else; every other
+    observable changes only through its correlation with z_g. The truth is therefore known exactly:
+    'data' = the 'data' setup's particle level times w(z_g). It stands in for what a different
+    generator (Herwig against Pythia, as in the OmniFold paper) would do in the real case; it is not a
+    physics model of the splitting function. ``generate("zjets-mini", ..., zg_stress=False)`` turns it off.
+    """
+    z = np.clip(np.asarray(zg, dtype=np.float64), 0.0, 0.5)
+    return 1.0 - ZG_STRESS_SLOPE * z / 0.5
+
+
+#: how a zjets-mini file with the stress test records it (in ``info["samples"]["data"]``)
+ZG_STRESS_RECORD = (
+    f"jetlab zg_stress: 'data' events kept with probability 1 - {ZG_STRESS_SLOPE} * z_g / 0.5 "
+    "(particle-level leading jet, soft drop beta 0, z_cut 0.1, R0 0.4)"
+)
+
 _ZJETS = GeneratorSpec(
     name="zjets-mini",
     description="OmniFold-Z+jets-like: Z(->nunu)+jet, leading R=0.4 jets at gen and reco level; 'sim' = Monash tune, "
@@ -172,7 +270,7 @@ _ZJETS = GeneratorSpec(
     collections=("sim_gen", "sim_reco", "data_gen", "data_reco"),
     max_particles=101,
     samples=(Sample("sim", _ZJETS_BASE + ("Tune:pp = 14",), 0), Sample("data", _ZJETS_BASE + ZJETS_DATA_SETTINGS, 1)),
-    options={"max_particles": 101, "chunk_size": 500},
+    options={"max_particles": 101, "chunk_size": 500, "zg_stress": True},
     jet_radius=0.4,
 )
 
@@ -250,7 +348,7 @@ def _gen_particles(b: Batch):
 def _single_jet_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
     """jetclass-mini / toptag-mini: selected jets of one class."""
     opts = dict(chunk.options)
-    sample = next(s for s in spec.samples if s.name == chunk.sample)
+    sample = next(s for s in spec.all_samples if s.name == chunk.sample)
     atlas = spec.name == "toptag-mini"
     det, R = spec.detector, spec.jet_radius
     pt_lo, pt_hi, eta_max = (350.0, 1000.0, 2.0) if atlas else (500.0, 1000.0, 2.0)
@@ -258,7 +356,7 @@ def _single_jet_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
     pmax = int(opts["max_particles"])
     pyseed, rng = chunk_seeds(chunk.seed, spec.name, sample.name, chunk.index)
     if sample.parent:
-        veto = accept_parent(sample.parent, 0.85 * pt_lo, eta_max + 0.4, match_dr + 0.25)
+        veto = accept_parent(sample.decay, 0.85 * pt_lo, eta_max + 0.4, match_dr + 0.25)
     else:
         veto = accept_qcd(eta_max + R * 0.6)
     src = PythiaSource(sample.settings, pyseed, veto)
@@ -274,7 +372,7 @@ def _single_jet_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
             jets = trim(jets, np.nonzero(jets.pt > 0.8 * pt_lo)[0], reco.pt, reco.eta, reco.phi, reco.energy)
         cand = np.nonzero((jets.pt > pt_lo) & (jets.pt < pt_hi) & (np.abs(jets.eta) < eta_max) & (jets.rank < 2))[0]
         if sample.parent:
-            sel = match_parents(b, jets, cand, sample.parent, match_dr)
+            sel = match_parents(b, jets, cand, sample.decay, match_dr)
         else:
             sel = cand
         if not len(sel):
@@ -297,12 +395,17 @@ def _single_jet_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
 
 
 def _zjets_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
+    from ..physics.observables import zg as zg_of_particles
+
     opts = dict(chunk.options)
     sample = next(s for s in spec.samples if s.name == chunk.sample)
     pmax = int(opts["max_particles"])
     pyseed, rng = chunk_seeds(chunk.seed, spec.name, sample.name, chunk.index)
     src = PythiaSource(sample.settings, pyseed, None)
     det = spec.detector
+    # the z_g stress test draws from its own stream, so the detector's draws stay those of the chunk
+    stress_rng = chunk_seeds(chunk.seed, spec.name, "data/zg_stress", chunk.index)[1]
+    stress = sample.name == "data" and bool(opts.get("zg_stress"))
     out: dict[str, list] = {"gen": [], "reco": []}
     rows = events = 0
     pt_min, eta_max = 100.0, 2.5
@@ -322,6 +425,9 @@ def _zjets_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
             continue
         sg, sr = lead_g[evs], lead_r[evs]
         p, m, mult = fill_particles(gj, sg, gfeat, gpt, pmax)
+        if stress:
+            keep = stress_rng.random(len(evs)) < zg_stress_weight(zg_of_particles(p, m))
+            evs, sg, sr, p, m, mult = evs[keep], sg[keep], sr[keep], p[keep], m[keep], mult[keep]
         out["gen"].append((p, m, jet_array(gj, sg, mult)))
         p, m, mult = fill_particles(rj, sr, _reco_features(reco, True), reco.pt, pmax)
         out["reco"].append((p, m, jet_array(rj, sr, mult)))
@@ -426,8 +532,7 @@ def plan_chunks(name: str, n_jets: int, seed: int, options: dict[str, Any]) -> l
         n_sig = int(round(float(options["signal_fraction"]) * n_jets))
         per = {"background": n_jets - n_sig, "signal": n_sig}
     else:
-        names = [s.name for s in spec.samples]
-        classes = options.get("classes") or names
+        classes = options.get("classes") or [s.name for s in spec.samples]
         per = dict(zip(classes, _even(n_jets, len(classes))))
     chunks = []
     for sample, n in per.items():
@@ -450,16 +555,53 @@ def _check(name: str, n_jets: int, options: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"{name}: chunk_size must be > 0, got {opts['chunk_size']}")
     if int(opts["max_particles"]) <= 0:
         raise ValueError(f"{name}: max_particles must be > 0, got {opts['max_particles']}")
+    if "zg_stress" in opts and not isinstance(opts["zg_stress"], (bool, np.bool_)):
+        raise ValueError(f"{name}: zg_stress must be True or False, got {opts['zg_stress']!r}")
     if "signal_fraction" in opts and not 0.0 <= float(opts["signal_fraction"]) <= 1.0:
         raise ValueError(f"{name}: signal_fraction must be in [0, 1], got {opts['signal_fraction']}")
     if opts.get("classes") is not None:
+        valid = [s.name for s in spec.all_samples]
         classes = [opts["classes"]] if isinstance(opts["classes"], str) else list(opts["classes"])
-        valid = [s.name for s in spec.samples]
+        if classes == ["all"]:
+            classes = valid
         bad = [c for c in classes if c not in valid]
         if bad or not classes:
-            raise ValueError(f"{name}: unknown classes {bad}; valid: {valid}")
+            raise ValueError(f"{name}: unknown classes {bad}; valid: {valid} or 'all'")
+        if len(set(classes)) != len(classes):
+            raise ValueError(f"{name}: classes named twice in {classes}")
         opts["classes"] = tuple(classes)
     return opts
+
+
+def _file_samples(spec: GeneratorSpec, options: dict[str, Any]) -> tuple[Sample, ...]:
+    """The samples whose labels a file declares: the default ones, or all when ``classes`` names an
+    extra one (its label follows the default labels)."""
+    classes = options.get("classes") or ()
+    extra = {s.name for s in spec.extra_samples}
+    return spec.all_samples if extra & set(classes) else spec.samples
+
+
+def file_label_names(name: str, options: dict[str, Any] | None = None) -> tuple[str, ...]:
+    """Label names a ``name`` file made with ``options`` declares (index = label): jetclass-mini's
+    five by default (so models built from a default file keep five classes), all ten with an extra class."""
+    spec = GENERATORS[name]
+    samples = _file_samples(spec, dict(options or {}))
+    return spec.label_names + tuple(s.name for s in samples if s in spec.extra_samples)
+
+
+def samples_record(name: str, options: dict[str, Any] | None = None) -> dict[str, list[str]]:
+    """What a ``name`` file made with ``options`` records as its ``info["samples"]``: the Pythia settings
+    of each sample it can hold, and for zjets-mini's 'data' with ``zg_stress`` its z_g selection.
+
+    :func:`jetlab.data.cache.dataset_file` compares a cached file's record with this (read with the
+    file's own options), so a change of settings or of the stress test regenerates the file.
+    """
+    spec = GENERATORS[name]
+    opts = {**spec.options, **{k: v for k, v in dict(options or {}).items() if v is not None}}
+    record = {s.name: list(s.settings) for s in _file_samples(spec, opts)}
+    if name == "zjets-mini" and opts.get("zg_stress"):
+        record["data"] = record["data"] + [ZG_STRESS_RECORD]
+    return record
 
 
 def _default_workers() -> int:
@@ -513,8 +655,10 @@ def generate(
     generator setup (zjets: each of the four collections has ``n_jets`` rows), or dijet events
     (lhco, ``signal_fraction`` of them signal). ``workers`` processes (default: all cores) run
     fixed, independently seeded chunks, so the file content depends on ``seed`` only, not on
-    ``workers``. Options: ``max_particles``, ``chunk_size``, ``classes`` (jetclass/toptag
-    subset), ``signal_fraction`` (lhco). Rows are shuffled with ``seed``.
+    ``workers``. Options: ``max_particles``, ``chunk_size``, ``classes`` (jetclass/toptag subset;
+    for jetclass-mini also the five extra JetClass classes Hcc, Hgg, H4q, Hqql, Tbl, or ``"all"``),
+    ``signal_fraction`` (lhco), ``zg_stress`` (zjets, default on: :func:`zg_stress_weight`).
+    Rows are shuffled with ``seed``.
     """
     opts = _check(name, n_jets, options)
     spec = GENERATORS[name]
@@ -542,8 +686,8 @@ def generate(
         "worker_independent": True,
         "pythia": "pythia8mc 8.317",
         "pythia_common": list(PYTHIA_COMMON),
-        "samples": {s.name: list(s.settings) for s in spec.samples},
+        "samples": samples_record(name, opts),
         "detector": spec.detector.name,
         "jet_radius": spec.jet_radius,
     }
-    return write_jetsets(out, collections, dataset=name, label_names=spec.label_names, info=info)
+    return write_jetsets(out, collections, dataset=name, label_names=file_label_names(name, opts), info=info)

@@ -15,7 +15,12 @@ from .quiet_fastjet import fastjet_module
 
 __all__ = [
     "PYTHIA_COMMON",
+    "CHARGED_LEPTONS",
+    "GLUONS",
+    "QUARKS",
+    "VISIBLE",
     "Batch",
+    "DecayRule",
     "Jets",
     "PythiaSource",
     "accept_parent",
@@ -65,29 +70,73 @@ def delta_phi(a, b):
     return (a - b + np.pi) % (2 * np.pi) - np.pi
 
 
-def decay_groups(ids: np.ndarray, status: np.ndarray, mother1: np.ndarray, parent: int) -> list[tuple[int, np.ndarray]]:
-    """Hadronic decays of |id| == ``parent`` in one event record: [(parent index, quark indices)].
+#: |PDG id| of the visible decay products a truth-matched jet must contain, by kind.
+QUARKS: tuple[int, ...] = (1, 2, 3, 4, 5)
+GLUONS: tuple[int, ...] = (21,)
+CHARGED_LEPTONS: tuple[int, ...] = (11, 13, 15)
+#: every visible kind: a decay's products are all of these it has (so H -> W W* -> q q' l nu is no 2-quark decay)
+VISIBLE: tuple[int, ...] = QUARKS + GLUONS + CHARGED_LEPTONS
+#: bosons a decay chain is followed up through (t -> b W(-> ...), H -> W W*(-> ...)), recoil copies included
+_INTERMEDIATE = (23, 24)
 
-    Decay quarks have |status| 23; for tops the W's quarks are followed up through the W's
-    recoil copies to the top. Only complete decays (3 quarks for top, 2 otherwise) are returned.
+
+@dataclass(frozen=True)
+class DecayRule:
+    """Which decays of ``parent`` can make a truth-matched jet: exactly ``products`` visible decay
+    products of each kind (``((|PDG ids|, count), ...)``), followed through intermediate W / Z bosons.
+
+    As in JetClass (Qu, Li, Qu, arXiv:2202.03772) a jet matches when the parent and all its decay
+    products lie inside it; neutrinos are invisible and are not among the products, so a leptonic
+    decay matches on its charged lepton (a tau counts as a lepton: its decay products follow it).
     """
-    a = np.abs(ids)
-    cand = np.nonzero((np.abs(status) == 23) & (a >= 1) & (a <= 5))[0]
+
+    parent: int
+    products: tuple[tuple[tuple[int, ...], int], ...]
+
+    @staticmethod
+    def hadronic(parent: int) -> "DecayRule":
+        """All quarks of a hadronic decay: 3 for top (b q q'), 2 otherwise."""
+        return DecayRule(parent, ((QUARKS, 3 if parent == 6 else 2),))
+
+    @property
+    def has_neutrino(self) -> bool:
+        """A charged lepton among the products: its neutrino is missing from the jet."""
+        return any(set(ids) & set(CHARGED_LEPTONS) for ids, n in self.products if n > 0)
+
+    def complete(self, product_pdg: np.ndarray) -> bool:
+        """The visible products of one decay are exactly the rule's: its count of each kind, nothing else."""
+        a = np.abs(product_pdg)
+        return len(a) == sum(n for _, n in self.products) and all(
+            int(np.isin(a, ids).sum()) == n for ids, n in self.products
+        )
+
+
+def _rule(parent: "int | DecayRule") -> DecayRule:
+    return parent if isinstance(parent, DecayRule) else DecayRule.hadronic(int(parent))
+
+
+def decay_groups(
+    ids: np.ndarray, status: np.ndarray, mother1: np.ndarray, parent: "int | DecayRule"
+) -> list[tuple[int, np.ndarray]]:
+    """Complete decays of a parent in one event record: [(parent index, product indices)].
+
+    ``parent`` is a :class:`DecayRule` or a |PDG id| (then its hadronic decay, :meth:`DecayRule.hadronic`).
+    Decay products are the visible (:data:`VISIBLE`) particles of |status| 23; a product whose mother
+    is an intermediate W / Z (a top's W, a Higgs's W and W*) is followed up through the boson and its
+    recoil copies to the parent. Only decays whose visible products match the rule exactly are returned.
+    """
+    rule = _rule(parent)
+    cand = np.nonzero((np.abs(status) == 23) & np.isin(np.abs(ids), VISIBLE))[0]
     groups: dict[int, list[int]] = {}
     for i in cand:
-        mo = int(mother1[i])
-        if mo <= 0:
+        k = int(mother1[i])
+        if k <= 0:
             continue
-        root = mo
-        if parent == 6 and abs(ids[mo]) == 24:
-            k = mo
-            while mother1[k] > 0 and ids[mother1[k]] == ids[k]:
-                k = int(mother1[k])
-            root = int(mother1[k])
-        if abs(ids[root]) == parent:
-            groups.setdefault(root, []).append(int(i))
-    need = 3 if parent == 6 else 2
-    return [(r, np.asarray(q)) for r, q in groups.items() if len(q) == need]
+        while abs(ids[k]) != rule.parent and abs(ids[k]) in _INTERMEDIATE and mother1[k] > 0:
+            k = int(mother1[k])
+        if abs(ids[k]) == rule.parent:
+            groups.setdefault(k, []).append(int(i))
+    return [(r, np.asarray(q)) for r, q in groups.items() if rule.complete(ids[np.asarray(q)])]
 
 
 class _ProcessVeto:
@@ -129,15 +178,23 @@ def accept_qcd(eta_max: float):
     return accept
 
 
-def accept_parent(parent: int, pt_min: float, eta_max: float, dr_max: float):
-    """Process-level veto: keep events with a hadronic ``parent`` decay above pt_min, inside eta_max,
-    whose quarks lie within dr_max of it (it can give a matched jet)."""
+def accept_parent(parent: "int | DecayRule", pt_min: float, eta_max: float, dr_max: float):
+    """Process-level veto: keep events with a complete ``parent`` decay (:func:`decay_groups`) above
+    pt_min, inside eta_max, whose visible products lie within dr_max of it (it can give a matched jet).
+
+    For a decay with a neutrino (a charged lepton among the products) the visible products' pT must
+    pass pt_min too: the jet carries only them, and most leptonic tops and H -> l nu q q' decays that
+    pass on the parent's pT alone make no jet in the window after the shower."""
+    parent = _rule(parent)
+    leptonic = parent.has_neutrino
 
     def accept(rec):
         ids = rec[:, 0].astype(np.int64)
         for root, q in decay_groups(ids, rec[:, 1].astype(np.int64), rec[:, 2].astype(np.int64), parent):
             px, py, pz = rec[root, 3], rec[root, 4], rec[root, 5]
             if np.hypot(px, py) < pt_min:
+                continue
+            if leptonic and np.hypot(rec[q, 3].sum(), rec[q, 4].sum()) < pt_min:
                 continue
             eta, phi = pseudorapidity(px, py, pz), np.arctan2(py, px)
             if abs(eta) > eta_max:
@@ -373,14 +430,15 @@ def jet_array(jets: Jets, sel: np.ndarray, mult: np.ndarray) -> np.ndarray:
     return np.stack([jets.pt[sel], jets.eta[sel], jets.phi[sel], jets.mass[sel], mult], axis=1).astype(np.float32)
 
 
-def match_parents(batch: Batch, jets: Jets, cand: np.ndarray, parent: int, dr: float) -> np.ndarray:
-    """Candidate jets (flat indices) truth-matched to a hadronically decaying ``parent``.
+def match_parents(batch: Batch, jets: Jets, cand: np.ndarray, parent: "int | DecayRule", dr: float) -> np.ndarray:
+    """Candidate jets (flat indices) truth-matched to a decaying ``parent`` (a :class:`DecayRule`, or
+    a |PDG id| for its hadronic decay).
 
-    A jet matches when the parent and all its decay quarks lie within ``dr`` of the jet axis;
-    each parent matches at most one (the closest) jet.
+    A jet matches when the parent and all its visible decay products lie within ``dr`` of the jet
+    axis; each parent matches at most one (the closest) jet.
     """
-    a = np.abs(batch.rec_id)
-    qmask = (np.abs(batch.rec_status) == 23) & (a >= 1) & (a <= 5)
+    rule = _rule(parent)
+    qmask = (np.abs(batch.rec_status) == 23) & np.isin(np.abs(batch.rec_id), VISIBLE)
     ev_of_q = np.repeat(np.arange(batch.n_events), np.diff(batch.rec_offsets))[qmask]
     events = np.unique(ev_of_q)
     by_event: dict[int, list[int]] = {}
@@ -391,7 +449,7 @@ def match_parents(batch: Batch, jets: Jets, cand: np.ndarray, parent: int, dr: f
         if ev not in by_event:
             continue
         lo, hi = batch.rec_offsets[ev], batch.rec_offsets[ev + 1]
-        groups = decay_groups(batch.rec_id[lo:hi], batch.rec_status[lo:hi], batch.rec_mother1[lo:hi], parent)
+        groups = decay_groups(batch.rec_id[lo:hi], batch.rec_status[lo:hi], batch.rec_mother1[lo:hi], rule)
         js = np.asarray(by_event[ev])
         used: set[int] = set()
         for root, q in groups:
