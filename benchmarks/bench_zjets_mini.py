@@ -10,12 +10,18 @@ floor in every observable). Binning as the OmniLearn reference: ``linspace(lo, h
 each observable's range, multiplicity ``linspace(0, 80, 80)``.
 
     python benchmarks/bench_zjets_mini.py --n 4000
+    python benchmarks/bench_zjets_mini.py --n 2000 --json benchmarks/results/zjets_mini_zg_stress.json
+    python benchmarks/bench_zjets_mini.py --n 2000 --no-zg-stress
+
+'data' is generated as the notebooks get it, with the z_g stress test on
+(:func:`jetlab.data.generate.zg_stress_weight`: 'data' events kept with a known, smooth probability in
+particle-level z_g); ``--no-zg-stress`` measures the Pythia setups alone. ``--json`` writes the table.
     python benchmarks/bench_zjets_mini.py --n 4000 --data-settings "Tune:pp = 21" "TimeShower:alphaSvalue = 0.105"
 
 ``--data-settings`` replaces the 'data' setup's tune settings (the Z+jets process settings stay) to
 measure a candidate before it goes into :data:`jetlab.data.generate.ZJETS_DATA_SETTINGS`.
-``--scan`` is the search that chose it: each of :data:`SCAN` (single changes, then combinations)
-generated with ``--scan-n`` events against ``--n`` sim events, printing per observable the TD minus
+``--scan`` is the search that chose it: each of :data:`SCAN` (single changes, then combinations,
+without the z_g stress test: the scan is about Pythia settings) generated with ``--scan-n`` events against ``--n`` sim events, printing per observable the TD minus
 its expected statistical part (the mean TD of a random ``--scan-n`` subset of sim vs the rest) and
 the shift of the mean in units of sim's standard deviation.
 
@@ -32,6 +38,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -98,7 +105,7 @@ def _data_only(settings: tuple[str, ...], n: int, seed: int, level: str) -> dict
 
     spec = G.GENERATORS["zjets-mini"]
     cand = dataclasses.replace(spec, samples=(G.Sample("data", G._ZJETS_BASE + tuple(settings), 1),))
-    opts = G._check("zjets-mini", n, {})
+    opts = G._check("zjets-mini", n, {"zg_stress": False})
     chunks = [c for c in G.plan_chunks("zjets-mini", n, seed, opts) if c.sample == "data"]
     parts = [G._zjets_chunk(cand, c)[f"data_{level}"] for c in chunks]
     return compute_observables(JetSet.concatenate(parts), OBS)
@@ -210,6 +217,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="generator processes (default: all cores)")
     ap.add_argument("--splits", type=int, default=20, help="random halvings of sim averaged for the floor")
     ap.add_argument("--level", choices=("gen", "reco"), default="gen")
+    ap.add_argument("--no-zg-stress", action="store_true", help="'data' without the z_g stress test")
+    ap.add_argument("--json", default=None, metavar="PATH", help="write the separation table (raw numbers) here")
     ap.add_argument("--file", default=None, help="an existing zjets-mini file instead of generating one")
     ap.add_argument("--data-settings", nargs="+", default=None, metavar="SETTING",
                     help="Pythia settings of a candidate 'data' setup (replacing ZJETS_DATA_SETTINGS)")
@@ -240,9 +249,13 @@ def main() -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.file) if args.file else generate("zjets-mini", args.n, Path(tmp) / "z.h5", seed=args.seed,
-                                                          workers=args.workers, progress=False)
+                                                          workers=args.workers, progress=False,
+                                                          zg_stress=not args.no_zg_stress)
         gen_s = time.perf_counter() - t0
         sets = read_jetsets(path)
+        from jetlab.data.schema import inspect_file
+
+        file_info = inspect_file(path).info
     obs = {k: compute_observables(sets[f"{k}_{args.level}"], OBS) for k in ("sim", "data")}
     res = separation(obs["sim"], obs["data"], args.splits, args.seed)
     n = len(obs["sim"]["mass"])
@@ -259,6 +272,18 @@ def main() -> None:
     worst = min(res, key=lambda o: res[o]["ratio"])
     print(f"\nevery observable >= 3x its floor: {'yes' if res[worst]['ratio'] >= 3 else 'NO'} "
           f"(lowest: {worst}, {res[worst]['ratio']:.1f}x)")
+    if args.json:
+        import json
+
+        doc = {"command": "python benchmarks/bench_zjets_mini.py " + " ".join(sys.argv[1:]),
+               "n_events_per_setup": n, "seed": args.seed, "level": args.level, "splits": args.splits,
+               "zg_stress": bool(file_info.get("options", {}).get("zg_stress", False)),
+               "samples": file_info.get("samples"), "generation_seconds": round(gen_s, 1),
+               "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)], "cores": os.cpu_count(),
+               "td_x1e3_reference_binning": res}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"wrote {args.json}")
     if args.scan:
         scan(obs["sim"], args.scan_n, args.seed, args.level, only=args.scan_only)
 
