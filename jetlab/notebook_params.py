@@ -153,7 +153,7 @@ FETCH_KEY = "fetch"
 
 
 def load_profile(profile: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """A profile by name (``cpu-quick``, ``gpu-full``, ``ci-tiny``) or a path to a YAML file
+    """A profile by name (``cpu-quick``, ``gpu-hour``, ``paper``, ``ci-tiny``) or a path to a YAML file
     mapping notebook stem -> {parameter: value}."""
     import yaml
 
