@@ -27,10 +27,12 @@ from .config import PETConfig
 from .diffusion import alpha_sigma, complete_particle_inputs, logsnr_schedule, sample, v_loss
 from .losses import LossWeights, classification_loss, pretraining_loss
 from .pet import PET
+from .pfn import ParticleFlowNetwork
 
 __all__ = [
     "PET",
     "PETConfig",
+    "ParticleFlowNetwork",
     "ModelCard",
     "ConfigMismatchError",
     "CheckpointError",

@@ -1,6 +1,6 @@
 """Classic peers for the tasks' results tables.
 
-* :class:`ParticleFlowNetwork` - Komiske, Metodiev, Thaler, "Energy Flow Networks: Deep Sets for
+* :class:`ParticleFlowNetwork` (:mod:`jetlab.model.pfn`) - Komiske, Metodiev, Thaler, "Energy Flow Networks: Deep Sets for
   Particle Jets" (JHEP 01 (2019) 121): a per-particle MLP ``Phi``, a masked sum over the jet (so the
   output does not depend on particle order or padding) and an MLP ``F`` on the sum. It takes the
   same inputs as PET (``x, mask, jets`` from :func:`jetlab.data.preprocess.model_inputs`), so it
@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from jetlab.model.pfn import ParticleFlowNetwork  # the network lives in jetlab.model; re-exported here
+
 __all__ = ["ObservableMLP", "ParticleFlowNetwork", "mlp"]
 
 
@@ -32,62 +34,6 @@ def mlp(sizes: Sequence[int], dropout: float = 0.0, final_activation: bool = Fal
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
-
-
-class ParticleFlowNetwork(nn.Module):
-    """Particle Flow Network (Deep Sets): ``F(sum_i Phi(x_i))`` over the real particles of a jet.
-
-    ``phi_sizes`` are the hidden/latent widths of ``Phi`` (the last one is the latent dimension,
-    128 in the paper's largest model), ``f_sizes`` the hidden widths of ``F``. With
-    ``use_jet_features`` the 4 standardised jet inputs are concatenated to the latent sum (off by
-    default, as in the original PFN). ``forward`` returns ``(B, num_classes)`` logits; one class
-    means a single logit for binary cross entropy (as PET's binary heads).
-    """
-
-    def __init__(
-        self,
-        num_feat: int = 13,
-        num_classes: int = 1,
-        phi_sizes: Sequence[int] = (100, 100, 128),
-        f_sizes: Sequence[int] = (100, 100, 100),
-        *,
-        num_jet: int = 4,
-        use_jet_features: bool = False,
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"ParticleFlowNetwork: num_classes must be >= 1, got {num_classes}")
-        if not phi_sizes or not f_sizes:
-            raise ValueError("ParticleFlowNetwork: phi_sizes and f_sizes need at least one layer each")
-        self.num_feat, self.num_classes = int(num_feat), int(num_classes)
-        self.use_jet_features = bool(use_jet_features)
-        self.phi = mlp([num_feat, *phi_sizes], final_activation=True)
-        latent = int(phi_sizes[-1]) + (int(num_jet) if use_jet_features else 0)
-        self.f = mlp([latent, *f_sizes], dropout=dropout, final_activation=True)
-        self.out = nn.Linear(int(f_sizes[-1]), num_classes)
-
-    def latent(self, x: Tensor, mask: Tensor, jets: Tensor | None = None) -> Tensor:
-        """The jet's latent vector ``sum_i Phi(x_i)`` (padded slots contribute exactly 0)."""
-        if x.shape[-1] != self.num_feat:
-            raise ValueError(f"ParticleFlowNetwork: expected {self.num_feat} particle features, got {x.shape[-1]}")
-        m = mask.to(x.dtype).unsqueeze(-1)
-        z = (self.phi(x) * m).sum(1)
-        if self.use_jet_features:
-            if jets is None:
-                raise ValueError("ParticleFlowNetwork(use_jet_features=True) needs the jets tensor")
-            z = torch.cat([z, jets.to(z.dtype)], dim=-1)
-        return z
-
-    def forward(self, x: Tensor, mask: Tensor, jets: Tensor | None = None) -> Tensor:
-        return self.out(self.f(self.latent(x, mask.bool(), jets)))
-
-    def classify(self, x: Tensor, mask: Tensor, jets: Tensor | None = None, groups=None) -> tuple[Tensor, None]:
-        """PET-compatible ``(logits, None)`` (no jet regression); ``groups`` is accepted and ignored."""
-        return self.forward(x, mask, jets), None
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
 
 class ObservableMLP(nn.Module):

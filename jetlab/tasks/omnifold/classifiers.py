@@ -1,5 +1,5 @@
-"""The classifiers OmniFold can train: PET (fine-tuned or from scratch), an MLP on jet
-observables, or anything implementing :class:`ClassifierSpec`."""
+"""The classifiers OmniFold can train: PET (fine-tuned or from scratch), the original OmniFold's
+Particle Flow Network, an MLP on jet observables, or anything implementing :class:`ClassifierSpec`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from jetlab.data.preprocess import model_inputs
+from jetlab.data.preprocess import PARTICLE_INPUTS, model_inputs
 from jetlab.data.schema import JetSet
-from jetlab.model import read_card
+from jetlab.model import ParticleFlowNetwork, read_card
 from jetlab.model.factory import (
     DEFAULT_INPUT_SCALING,
     DEFAULT_LR_FACTOR,
@@ -22,6 +22,7 @@ from jetlab.model.factory import (
     finetune_groups,
     scaling_standardizer,
 )
+from jetlab.model.pfn import OMNIFOLD_F_SIZES, OMNIFOLD_PHI_SIZES
 from jetlab.physics import compute_observables
 
 from ..baselines import ObservableMLP
@@ -32,8 +33,10 @@ __all__ = [
     "LevelData",
     "ObservableClassifier",
     "PETClassifier",
+    "PFNClassifier",
     "make_classifier",
     "observable_arrays",
+    "particle_features",
 ]
 
 Features = dict[str, torch.Tensor]
@@ -90,6 +93,37 @@ def _observable_matrix(data: LevelData, names: Sequence[str], where: str) -> np.
             finite = m[~bad[:, j], j]
             m[bad[:, j], j] = finite.min() if finite.size else 0.0
     return m.astype(np.float32)
+
+
+def particle_features(
+    sources: Sequence[LevelData], standardizer: Any, max_particles: int | None, where: str
+) -> tuple[list[Features], Any]:
+    """PET's inputs (:func:`jetlab.data.preprocess.model_inputs`) of each JetSet, as tensors
+    ``{"x", "mask", "jets"}``, keeping the leading ``max_particles``; ``standardizer`` None: fitted on
+    the first (simulated) source and applied to all. Returns the features and the standardizer."""
+    out = []
+    for s in sources:
+        if not isinstance(s, JetSet):
+            raise TypeError(f"{where}: needs JetSets (particles), got {type(s).__name__}")
+        if max_particles is not None and max_particles < s.max_particles:
+            s = JetSet(
+                s.particles[:, :max_particles],
+                s.mask[:, :max_particles],
+                s.jets,
+                s.labels,
+                s.weights,
+                s.particle_features,
+                s.extra,
+            )
+        x, mask, jets, standardizer = model_inputs(s, standardizer)
+        out.append(
+            {
+                "x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                "mask": torch.from_numpy(np.ascontiguousarray(mask)),
+                "jets": torch.from_numpy(np.ascontiguousarray(jets, dtype=np.float32)),
+            }
+        )
+    return out, standardizer
 
 
 @dataclass
@@ -181,31 +215,9 @@ class PETClassifier:
         card = read_card(self.checkpoint) if self.checkpoint is not None else None
         # the checkpoint's scaling, or None: fitted on the first (simulated) source
         std = scaling_standardizer(card, pretrained=self.pretrained, input_scaling=self.input_scaling)
-        out = []
-        for s in sources:
-            if not isinstance(s, JetSet):
-                raise TypeError(
-                    f"PETClassifier.prepare({level!r}): PET needs JetSets (particles), got {type(s).__name__}"
-                )
-            if self.max_particles is not None and self.max_particles < s.max_particles:
-                s = JetSet(
-                    s.particles[:, : self.max_particles],
-                    s.mask[:, : self.max_particles],
-                    s.jets,
-                    s.labels,
-                    s.weights,
-                    s.particle_features,
-                    s.extra,
-                )
-            x, mask, jets, std = model_inputs(s, std)
-            out.append(
-                {
-                    "x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-                    "mask": torch.from_numpy(np.ascontiguousarray(mask)),
-                    "jets": torch.from_numpy(np.ascontiguousarray(jets, dtype=np.float32)),
-                }
-            )
-        self._standardizers[level] = std
+        out, self._standardizers[level] = particle_features(
+            sources, std, self.max_particles, f"PETClassifier.prepare({level!r})"
+        )
         return out
 
     def logits(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -218,6 +230,42 @@ class PETClassifier:
         )
 
 
+@dataclass
+class PFNClassifier:
+    """The original OmniFold's classifier: a Particle Flow Network (Deep Sets) on the particles.
+
+    :class:`jetlab.model.ParticleFlowNetwork` with the OmniFold paper's sizes (``Phi`` 100-100-256,
+    ``F`` 100-100-100; ``ericmetodiev/OmniFold`` ``train.py``) on PET's standardised particle inputs
+    (fitted on each level's simulated events), the leading ``max_particles``; jet-level inputs are
+    not used, as in the original. Adam's rate 1e-3 is Keras' default, which EnergyFlow's PFN used.
+    """
+
+    phi_sizes: tuple[int, ...] = OMNIFOLD_PHI_SIZES
+    f_sizes: tuple[int, ...] = OMNIFOLD_F_SIZES
+    lr: float = 1e-3
+    max_particles: int | None = None
+    name: str = "pfn"
+    _standardizers: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def prepare(self, level: str, sources: Sequence[LevelData]) -> list[Features]:
+        out, self._standardizers[level] = particle_features(
+            sources, None, self.max_particles, f"PFNClassifier.prepare({level!r})"
+        )
+        return out
+
+    def build(self, level: str) -> nn.Module:
+        """A fresh network; its weights come from the global RNG, which omnifold seeds per step."""
+        return ParticleFlowNetwork(
+            num_feat=len(PARTICLE_INPUTS), num_classes=1, phi_sizes=self.phi_sizes, f_sizes=self.f_sizes
+        )
+
+    def logits(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return model(batch["x"], batch["mask"])[:, 0]
+
+    def param_groups(self, model: nn.Module, lr: float) -> list[dict] | None:
+        return None
+
+
 def make_classifier(
     kind: str,
     *,
@@ -227,9 +275,9 @@ def make_classifier(
     observables: Sequence[str] | None = None,
     **pet_options: Any,
 ) -> ClassifierSpec:
-    """Classifier spec by name: ``"pretrained"`` (needs ``checkpoint``), ``"scratch"`` or ``"mlp"``;
-    ``pet_options`` (``max_particles``, ``input_scaling``, ``optimizer``, ``lr_factor``) go to
-    :class:`PETClassifier`."""
+    """Classifier spec by name: ``"pretrained"`` (needs ``checkpoint``), ``"scratch"``, ``"pfn"`` or
+    ``"mlp"``; ``pet_options`` (``max_particles``, ``input_scaling``, ``optimizer``, ``lr_factor``) go to
+    :class:`PETClassifier` (``max_particles`` also to :class:`PFNClassifier`)."""
     kind = str(kind).lower()
     if kind == "pretrained":
         if checkpoint is None:
@@ -246,9 +294,11 @@ def make_classifier(
             lr=lr or 3e-4,
             **pet_options,
         )
+    if kind in ("pfn", "deepsets"):
+        return PFNClassifier(lr=lr or 1e-3, max_particles=pet_options.get("max_particles"))
     if kind in ("mlp", "observables", "multifold"):
         spec = ObservableClassifier(lr=lr or 1e-3)
         if observables is not None:
             spec.observables = tuple(observables)
         return spec
-    raise ValueError(f"unknown classifier {kind!r}; choose 'pretrained', 'scratch' or 'mlp'")
+    raise ValueError(f"unknown classifier {kind!r}; choose 'pretrained', 'scratch', 'pfn' or 'mlp'")

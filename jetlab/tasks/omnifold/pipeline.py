@@ -26,8 +26,8 @@ from .evaluation import UnfoldingSummary, unfold_observables
 
 __all__ = ["CLASSIFIERS", "OmniFoldResults", "run_omnifold"]
 
-#: the classifiers notebook 03 compares
-CLASSIFIERS: tuple[str, ...] = ("pretrained", "scratch", "mlp")
+#: the classifiers notebook 03 compares ("pfn": the original OmniFold's Particle Flow Network)
+CLASSIFIERS: tuple[str, ...] = ("pretrained", "scratch", "pfn", "mlp")
 log = logging.getLogger(__name__)
 
 _PETS = ("pretrained", "scratch")
@@ -138,12 +138,15 @@ def _specs(
         raise ValueError(f"run_omnifold: unknown classifier(s) {unknown}; choose from {list(CLASSIFIERS)}")
     if "pretrained" in classifiers and ckpt is None:
         raise ValueError("run_omnifold: classifiers contains 'pretrained' but no checkpoint was found; set checkpoint")
-    return {
-        n: make_classifier(n, observables=observables)
-        if n == "mlp"
-        else make_classifier(n, checkpoint=ckpt, config=model, **pet_options)
-        for n in classifiers
-    }
+    specs: dict[str, ClassifierSpec] = {}
+    for n in classifiers:
+        if n == "mlp":
+            specs[n] = make_classifier(n, observables=observables)
+        elif n == "pfn":
+            specs[n] = make_classifier(n, max_particles=pet_options.get("max_particles"))
+        else:
+            specs[n] = make_classifier(n, checkpoint=ckpt, config=model, **pet_options)
+    return specs
 
 
 def run_omnifold(
@@ -181,7 +184,7 @@ def run_omnifold(
     ``seeds[0]`` (``n_iterations``, ``epochs`` per step, ``lr`` default: the classifier's own); the
     PETs' first step-1 training is repeated for every other seed (:func:`step1_curves`) and the
     convergence ratio is taken on the seed-averaged curves (:class:`ConvergenceStudy`). The MLP reads
-    ``observables``, the PETs the leading ``max_particles`` particles. ``checkpoint`` goes through
+    ``observables``, the PETs and the PFN the leading ``max_particles`` particles. ``checkpoint`` goes through
     :func:`resolve_checkpoint` (``"auto"`` pretrains a tiny PET once when "pretrained" is asked for
     and none is found); "scratch" copies its architecture (``model``, a preset, only without one).
     Fine-tuning uses ``optimizer``, ``lr_factor`` and ``input_scaling`` (:mod:`jetlab.model.factory`);
