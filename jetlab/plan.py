@@ -281,7 +281,8 @@ def _omnifold(p: Mapping[str, Any], cost: NotebookCost, ctx: Mapping[str, Any]) 
     else:
         events = n or 0
     particles = _positive(p.get("max_particles")) or DATASETS.get(dataset, DATASETS["omnifold_zjets"]).slots
-    classifiers = [c for c in p.get("classifiers", ["pretrained", "scratch"]) if c != "mlp"]
+    # the PETs only: the PFN (~2e7 FLOP a jet-epoch at 101 particles) and the MLP are small beside them
+    classifiers = [c for c in p.get("classifiers", ["pretrained", "scratch"]) if c not in ("mlp", "pfn")]
     iterations, epochs, seeds = int(p.get("n_iterations", 1)), int(p.get("epochs", 1)), len(p.get("seeds", [0]))
     model = ctx.get("model", p.get("model", "small"))
     _data_cost(cost, dataset, subsets, 2 * (n or 0) if dataset not in DATASETS else n)
@@ -292,7 +293,9 @@ def _omnifold(p: Mapping[str, Any], cost: NotebookCost, ctx: Mapping[str, Any]) 
     predictions = len(classifiers) * iterations * 2 * (2 * events)
     seconds = _train_seconds(cost.train_jet_epochs, model, particles) + _infer_seconds(predictions, model, particles)
     cost.h200_gpu_hours = seconds / 3600
-    cost.notes.append(f"{len(classifiers)} PET classifier(s) x {iterations} iterations x 2 steps; the MLP not counted")
+    cost.notes.append(
+        f"{len(classifiers)} PET classifier(s) x {iterations} iterations x 2 steps; the MLP and the PFN not counted"
+    )
 
 
 def _anomaly(p: Mapping[str, Any], cost: NotebookCost, ctx: Mapping[str, Any]) -> None:

@@ -33,8 +33,10 @@
 # where a pretrained **foundation model** helps: the OmniLearn paper fine-tunes the pretrained PET body
 # and reaches the from-scratch model's best validation loss about **2x faster** in the first step.
 #
-# This notebook compares three classifiers on the same events: **PET fine-tuned** from the pretrained
-# checkpoint, **PET from scratch** and a small **MLP on six jet observables**, plus IBU per observable.
+# This notebook compares four classifiers on the same events: **PET fine-tuned** from the pretrained
+# checkpoint, **PET from scratch**, a **Particle Flow Network** (`OmniFold-pfn`: the Deep Sets network
+# on the particles that the original OmniFold paper unfolded with, Phi 100-100-256 and F 100-100-100,
+# the paper's Table II reference) and a small **MLP on six jet observables**, plus IBU per observable.
 
 # %% [markdown]
 # ## Parameters
@@ -57,7 +59,7 @@ model = "tiny"  # PET preset for "scratch" when no checkpoint fixes the architec
 checkpoint = "auto"  # pretrained model directory; "auto": notebook 01's, or pretrain a tiny one once; "none"
 pretrain_jets = 4000  # only if "auto" finds no checkpoint
 pretrain_epochs = 8
-classifiers = ["pretrained", "scratch", "mlp"]
+classifiers = ["pretrained", "scratch", "pfn", "mlp"]  # "pfn": the original OmniFold's PFN
 n_bootstrap = 20  # resamplings for the table's uncertainties
 seeds = [0, 1, 2]  # OmniFold runs with the first; each PET's step-1 convergence is averaged over all
 input_scaling = "task"  # fine-tuned PET inputs scaled to the simulation: these jets lie far from the pretraining jets

@@ -521,7 +521,7 @@ def test_notebook_03_runs_with_an_omnilearned_checkpoint(tiny_dir, tmp_path, mon
     runner.run_notebook(notebook, {"checkpoint": str(tiny_dir)}, profile="ci-tiny", out=tmp_path / "03")
     metrics = json.loads((tmp_path / "03" / "metrics.json").read_text())
     assert metrics["settings"]["checkpoint"] == str(tiny_dir)
-    assert set(metrics["runs"]) == {"pretrained", "scratch", "mlp"}
+    assert set(metrics["runs"]) == {"pretrained", "scratch", "pfn", "mlp"}
     for name in ("pretrained", "scratch"):
         losses = [v for it in metrics["runs"][name]["best_val_loss"] for v in it.values()]
         assert len(losses) == 4 and all(np.isfinite(losses))
