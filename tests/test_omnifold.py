@@ -40,9 +40,13 @@ def observables(zjets) -> dict[str, dict[str, np.ndarray]]:
 
 def _stress_weights(obs_gen: dict[str, np.ndarray]) -> np.ndarray:
     """A known, smooth particle-level reweighting of the 'data' setup (towards wide, high-multiplicity
-    jets): it makes the sim -> truth shift resolvable in every observable with 1000 events."""
+    jets with a low tau21 and a high z_g): it makes the sim -> truth shift resolvable in every one of
+    the six observables with 1000 events. Without the tau21 and z_g terms those two differ little
+    (prior TD x10^3 25 and 12) and the MLP's unfolding of them at 1000 events is noise (59-83 and 11-21)."""
     z = lambda v: (v - v.mean()) / v.std()  # noqa: E731
-    return np.exp(np.clip(0.6 * z(obs_gen["multiplicity"].astype(float)) + 0.4 * z(obs_gen["width"]), -3, 3))
+    log_w = 0.6 * z(obs_gen["multiplicity"].astype(float)) + 0.4 * z(obs_gen["width"])
+    log_w += -0.6 * z(obs_gen["tau21"]) + 0.6 * z(obs_gen["zg"])
+    return np.exp(np.clip(log_w, -3, 3))
 
 
 def _range_bins(*samples: np.ndarray, n: int = 10) -> np.ndarray:
@@ -52,15 +56,18 @@ def _range_bins(*samples: np.ndarray, n: int = 10) -> np.ndarray:
     return np.linspace(*np.percentile(np.concatenate(samples), [1, 99]), n + 1)
 
 
-#: observables whose sim/truth difference the stress weights make large (prior TD > 100 x 10^3 at
-#: 1000 events); tau21 and z_g differ little (prior TD 25 and 12) and the MLP's unfolding of them
-#: at 1000 events is noise-dominated (measured 59-83 and 11-21 over seeds 0-1, benchmarks/seed_spread.py): not asserted
+#: observables the jet mass and multiplicity carry most of (the MLP unfolds them to < 0.3 of the prior);
+#: tau21 and z_g, the weakest, are held to < 0.5 of the prior (measured below)
 STRONG = ("mass", "multiplicity", "width", "log_rho")
 
 
 def test_unfolded_moves_toward_truth_for_every_observable(observables, test_seed, measured):
-    """TD(unfolded, truth) well below TD(prior, truth) where the sim/truth difference is large (MLP
-    classifier), IBU below the prior for all six observables."""
+    """TD(unfolded, truth) well below TD(prior, truth) for all six observables (MLP classifier), and
+    IBU below the prior for all six.
+
+    Measured with these stress weights, seeds 0-4, on zjets-mini with and without its z_g stress test
+    (10 runs; unfolded / prior TD): mass 0.08-0.15, multiplicity 0.08-0.17, width 0.04-0.14, log rho
+    0.02-0.11, tau21 0.18-0.35, z_g 0.16-0.35; prior TD x10^3 at least 59 (z_g) and 101 (tau21)."""
     sim_gen, sim_reco = observables["sim_gen"], observables["sim_reco"]
     truth_w = _stress_weights(observables["data_gen"])  # the same per-event weights at both levels
     result = omnifold(sim_gen, sim_reco, observables["data_reco"], classifier_factory="mlp", data_weights=truth_w,
@@ -78,11 +85,12 @@ def test_unfolded_moves_toward_truth_for_every_observable(observables, test_seed
     assert summary.methods == ["IBU", "OmniFold-mlp", "prior"]
     for o in OBS:
         assert summary.nominal["IBU"][o] < 0.8 * prior[o], f"{o}: IBU TD {summary.nominal['IBU'][o]:.2f} vs prior {prior[o]:.2f}"
-    for o in STRONG:
-        assert prior[o] > 100.0, f"{o}: the test needs a large sim/truth difference, prior TD {prior[o]:.2f}"
-        assert unfolded[o] < 0.3 * prior[o], f"{o}: unfolded TD {unfolded[o]:.2f} vs prior {prior[o]:.2f}"
+    for o in OBS:
+        assert prior[o] > 40.0, f"{o}: the test needs a large sim/truth difference, prior TD {prior[o]:.2f}"
+        bound = 0.3 if o in STRONG else 0.5
+        assert unfolded[o] < bound * prior[o], f"{o}: unfolded TD {unfolded[o]:.2f} vs prior {prior[o]:.2f}"
     moved = summary.moved_toward_truth("OmniFold-mlp")
-    assert all(moved[o] for o in STRONG)
+    assert moved == {o: True for o in OBS}
     # weights: positive, finite, one per simulated event; pulls and pushes per iteration
     assert len(result.push_weights) == len(result.pull_weights) == 2
     for w in result.push_weights + result.pull_weights:
