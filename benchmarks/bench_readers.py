@@ -21,7 +21,9 @@ Usage: python benchmarks/bench_readers.py [--scale 1.0]   (default run: about 2 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
 import sys
 import tempfile
 import time
@@ -115,7 +117,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", type=float, default=1.0, help="multiply the replica sizes")
     ap.add_argument("--datasets", nargs="+", default=list(FULL_SIZES), choices=list(FULL_SIZES))
+    ap.add_argument("--json", type=Path, default=None, help="write the raw rows (rates per second, machine, load) here")
     args = ap.parse_args()
+    load_before = os.getloadavg()
+    t_start = time.perf_counter()
     sizes = {"jetclass": 3000, "atlas_toptag": 12000, "omnifold_zjets": 4000, "lhco_rnd": 800, "aspen_open_jets": 4000}
     sizes = {k: max(int(v * args.scale), 20) for k, v in sizes.items()}
     rows = []
@@ -189,6 +194,23 @@ def main() -> None:
         unit = "events" if r["name"] == "lhco_rnd" else "jets"
         print(f"| {r['name']} | {r['n']} {unit} | {r['read']:.0f} | {r['convert']:.0f} | {r['bare']:.0f} ({r['bare_name']}) | {peer} | "
               f"{full / 1e6:.1f}M {unit} | {fmt_time(t1)} | {fmt_time(t16)}{' (one file)' if r['name'] == 'lhco_rnd' else ''} |")
+
+    if args.json:
+        repo = Path(__file__).resolve().parents[1]
+        out = args.json.resolve()
+        raw = {
+            "command": "python benchmarks/bench_readers.py " + " ".join(sys.argv[1:]).replace(str(repo) + "/", ""),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+            "load_average_before": list(load_before),
+            "load_average_after": list(os.getloadavg()),
+            "wall_s": round(time.perf_counter() - t_start, 1),
+            "units": "rates in rows per second (events for lhco_rnd, jets otherwise); write in seconds",
+            "full_sizes": {r["name"]: FULL_SIZES[r["name"]] for r in rows},
+            "rows": rows,
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(raw, indent=1) + "\n")
+        print(f"wrote {out.relative_to(repo) if out.is_relative_to(repo) else out}")
 
 
 if __name__ == "__main__":
