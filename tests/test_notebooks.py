@@ -218,7 +218,7 @@ def test_notebook_ends_with_exercises(notebook: Path) -> None:
     assert answers.metadata.get("jupyter", {}).get("source_hidden") is True, f"{notebook.name}: answers not collapsed"
     assert len(re.findall(r"^\d+\. ", answers.source, flags=re.M)) == len(titles)
     row = next((ln for ln in (ROOT / "README.md").read_text().splitlines()
-                if ln.startswith(f"| {notebook.stem[:2]} ") and len(ln.split("|")) == 6), "")
+                if ln.startswith(f"| {notebook.stem[:2]} ") and len(ln.split("|")) == 5), "")
     assert row and all(t in row.split("|")[3] for t in titles), f"README teaching table lacks {titles}"
 
 
