@@ -125,9 +125,9 @@ def _run_recipe(args: argparse.Namespace, error: type[Exception]) -> int:
     import sys
 
     from jetlab.model import read_card
-    from jetlab.train.recipes import REPRODUCIBLE_ENV, recipe, run_recipe
+    from jetlab.train.recipes import REPRODUCIBLE_ENV, in_reproducible_environment, recipe, run_recipe
 
-    if any(os.environ.get(k) != v for k, v in REPRODUCIBLE_ENV.items()):
+    if not in_reproducible_environment():
         # MKL reads its reproducibility mode when it loads: run the recipe in a process started with it
         cmd = [sys.executable, "-m", "jetlab.cli.main", "pretrain", "--recipe", args.recipe, "--out", str(args.out)]
         cmd += ["--fraction", repr(args.fraction), "--device", args.device] + (

@@ -38,6 +38,11 @@ __all__ = ["PretrainingRecipe", "RECIPES", "REPRODUCIBLE_ENV", "recipe", "run_re
 REPRODUCIBLE_ENV: dict[str, str] = {"MKL_CBWR": "AUTO,STRICT"}
 
 
+def in_reproducible_environment() -> bool:
+    """Whether this process was started with :data:`REPRODUCIBLE_ENV`."""
+    return all(os.environ.get(k) == v for k, v in REPRODUCIBLE_ENV.items())
+
+
 @dataclass(frozen=True)
 class PretrainingRecipe:
     """One pretraining run, fully specified (see the module docstring)."""
@@ -144,7 +149,7 @@ def run_recipe(
 
     base = recipe(chosen) if isinstance(chosen, str) else chosen
     r = base.scaled(fraction)
-    if any(os.environ.get(k) != v for k, v in REPRODUCIBLE_ENV.items()):
+    if not in_reproducible_environment():
         log.warning(
             "recipe %s: %s is not set, so the weights may differ from another run in the last bits "
             "(jetlab pretrain --recipe sets it)",
