@@ -508,7 +508,8 @@ def prepare_notebook_data(
     echo=print,
 ) -> dict[str, Any]:
     """Generate every dataset of :func:`notebook_data_plan` into the cache, and (``pretrain``)
-    the fallback tiny pretrained model that notebooks 02-04 use when notebook 01 has not run.
+    resolve ``checkpoint="auto"``: the shipped foundation model, or, in an installation without
+    it, the fallback tiny model pretrained once.
 
     Binder's ``postBuild`` calls this so a launched session opens with its data ready. Returns
     ``{"files": [paths], "checkpoint": path or None}``; files already cached are reused."""
@@ -540,5 +541,5 @@ def prepare_notebook_data(
             "auto", train_if_missing=True, cache_dir=cache_dir, device="cpu", progress=progress
         )
         if echo:
-            echo(f"pretrained fallback checkpoint: {checkpoint}")
+            echo(f"checkpoint='auto' resolves to {checkpoint}")
     return {"files": files, "checkpoint": checkpoint}

@@ -34,3 +34,12 @@ def measured(request):
                 fh.write(json.dumps({"test": request.node.nodeid, "name": name, "value": float(value)}) + "\n")
 
     return record
+
+
+@pytest.fixture
+def without_shipped_model(tmp_path_factory, monkeypatch):
+    """jetlab as if installed without its shipped foundation model (for the fallback and search-order paths)."""
+    import jetlab.model.checkpoint as ck
+
+    monkeypatch.setattr(ck, "SHIPPED_DIR", tmp_path_factory.mktemp("no_weights"))
+    monkeypatch.delenv("JETLAB_CHECKPOINT", raising=False)

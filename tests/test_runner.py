@@ -353,7 +353,7 @@ def test_save_metrics_and_figure(jnb, tmp_path: Path) -> None:
     assert png.stat().st_mode & 0o044  # readable by others like any normal file, not mkstemp's 0600
 
 
-def test_resolve_checkpoint(jnb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resolve_checkpoint(jnb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, without_shipped_model) -> None:
     from jetlab.model import PET, PETConfig, save
     from jetlab.tasks.common import cached_checkpoint_dir
 

@@ -216,8 +216,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "prepare",
-        help="generate the datasets the notebooks read (and the fallback pretrained model), "
-        "or convert a fetched published dataset",
+        help="generate the datasets the notebooks read, or convert a fetched published dataset",
         description="Without NAME: generate into the cache every offline dataset that the notebooks in DIR "
         "read with their default (or --profile) parameters, so they start without waiting for "
         "Pythia (Binder's postBuild runs this). With NAME (a published dataset fetched with "
@@ -232,7 +231,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-pretrain",
         dest="pretrain",
         action="store_false",
-        help="skip the fallback tiny pretraining (a few minutes) that notebooks 02-04 otherwise do once",
+        help="skip resolving checkpoint='auto' (only an installation without the shipped foundation "
+        "model pretrains a fallback tiny PET there, once)",
     )
     p.add_argument("--dry-run", action="store_true", help="only list what would be generated")
     p.set_defaults(func=_cmd_prepare)

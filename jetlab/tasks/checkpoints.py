@@ -48,9 +48,10 @@ DEFAULT_PRETRAIN_EPOCHS = 8
 PRETRAIN_RECIPE_VERSION = 2
 PRETRAIN_DATASET = "jetclass-mini"
 #: Wall seconds per jet and epoch of the fallback pretraining (tiny PET, CPU recipe, 64 particles,
-#: data already cached) measured by ``benchmarks/bench_first_run.py`` on the 2-core development
-#: machine (least-loaded run; see benchmarks/README.md). Only for the "about N minutes" notice.
-PRETRAIN_SECONDS_PER_JET_EPOCH = 0.089
+#: data already cached): 0.0105 from ``benchmarks/bench_first_run.py --json`` on the 2-core development
+#: machine under load 3-5 (``benchmarks/results/first_run_pretraining.json``), an upper estimate since
+#: PET got faster. Only for the "about N minutes" notice.
+PRETRAIN_SECONDS_PER_JET_EPOCH = 0.0105
 #: the notebook whose ``<output_dir>/checkpoint`` the others fine-tune
 PRETRAINING_NOTEBOOK = "01_pretraining"
 
