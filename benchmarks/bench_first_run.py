@@ -29,7 +29,7 @@ from pathlib import Path
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=400, help="rows per generator (default 400)")
-    ap.add_argument("--generators", nargs="*", default=None, help="default: all of jetlab.data.generate.GENERATORS")
+    ap.add_argument("--generators", nargs="*", default=None, help="default: all of jetlab.simulator.generate.GENERATORS")
     ap.add_argument("--pretrain-jets", type=int, default=1000)
     ap.add_argument("--pretrain-epochs", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None, help="write the raw figures to this file")
@@ -37,7 +37,7 @@ def main() -> None:
     result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "generators": {}}
 
     from jetlab.data.cache import dataset_file
-    from jetlab.data.generate import GENERATORS, generate
+    from jetlab.simulator.generate import GENERATORS, generate
 
     names = sorted(GENERATORS) if args.generators is None else args.generators
     load = os.getloadavg()

@@ -13,7 +13,7 @@ stops a run that would overrun. For each budget it reports, generated vs real te
   separating generated from real, on jet features (pT, eta, mass, N) and on the 16 leading
   particles, with the same AUC for real vs real (the floor);
 * generated particles the detector model cannot produce (``unrecordable``: below the detector's
-  threshold at their eta, :meth:`jetlab.data.detector.DetectorModel.min_visible_pt`), with pT below the
+  threshold at their eta, :meth:`jetlab.simulator.detector.DetectorModel.min_visible_pt`), with pT below the
   softest real particle and farther than R = 0.8 from the jet axis (with the real particles'
   fraction beyond R: the axis is the four-vector sum's, so real jets have some too) next to it;
 * sampling jets/s and jet-mass W1 per DDIM step count.

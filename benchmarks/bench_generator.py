@@ -1,4 +1,4 @@
-"""Generator throughput: naive per-particle Python loop vs jetlab.data.generate (1 and 2 workers).
+"""Generator throughput: naive per-particle Python loop vs jetlab.simulator.generate (1 and 2 workers).
 
 All three make jetclass-mini-like jets of the same classes with the same Pythia settings,
 detector model and selection (anti-kT R=0.8, 500 < pT < 1000 GeV, |eta| < 2, up to the two
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jetlab.data import generate as g
-from jetlab.data.detector import JETCLASS_LIKE
+from jetlab.simulator import generate as g
+from jetlab.simulator.detector import JETCLASS_LIKE
 
 
 def naive(sample: g.Sample, n_jets: int, seed: int) -> int:

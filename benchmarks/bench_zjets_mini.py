@@ -1,6 +1,6 @@
 """zjets-mini: how far apart are the 'sim' and 'data' setups, against the statistical floor?
 
-Generates ``--n`` events per setup with ``jetlab.data.generate`` (the settings the notebooks and the
+Generates ``--n`` events per setup with ``jetlab.simulator.generate`` (the settings the notebooks and the
 cache use), computes the six OmniFold observables on the particle-level (``gen``) jets and prints,
 per observable, the triangular discriminator (x10^3) between sim and data next to its statistical
 floor: the TD between two random halves of sim (n/2 vs n/2), averaged over ``--splits`` random
@@ -14,12 +14,12 @@ each observable's range, multiplicity ``linspace(0, 80, 80)``.
     python benchmarks/bench_zjets_mini.py --n 2000 --no-zg-stress
 
 'data' is generated as the notebooks get it, with the z_g stress test on
-(:func:`jetlab.data.generate.zg_stress_weight`: 'data' events kept with a known, smooth probability in
+(:func:`jetlab.simulator.generate.zg_stress_weight`: 'data' events kept with a known, smooth probability in
 particle-level z_g); ``--no-zg-stress`` measures the Pythia setups alone. ``--json`` writes the table.
     python benchmarks/bench_zjets_mini.py --n 4000 --data-settings "Tune:pp = 21" "TimeShower:alphaSvalue = 0.105"
 
 ``--data-settings`` replaces the 'data' setup's tune settings (the Z+jets process settings stay) to
-measure a candidate before it goes into :data:`jetlab.data.generate.ZJETS_DATA_SETTINGS`.
+measure a candidate before it goes into :data:`jetlab.simulator.generate.ZJETS_DATA_SETTINGS`.
 ``--scan`` is the search that chose it: each of :data:`SCAN` (single changes, then combinations,
 without the z_g stress test: the scan is about Pythia settings) generated with ``--scan-n`` events against ``--n`` sim events, printing per observable the TD minus
 its expected statistical part (the mean TD of a random ``--scan-n`` subset of sim vs the rest) and
@@ -99,9 +99,9 @@ SCAN: dict[str, tuple[str, ...]] = {
 
 def _data_only(settings: tuple[str, ...], n: int, seed: int, level: str) -> dict[str, np.ndarray]:
     """Observables of ``n`` 'data' events generated in this process with ``settings``."""
-    from jetlab.data import generate as G
     from jetlab.data.schema import JetSet
     from jetlab.physics import compute_observables
+    from jetlab.simulator import generate as G
 
     spec = G.GENERATORS["zjets-mini"]
     cand = dataclasses.replace(spec, samples=(G.Sample("data", G._ZJETS_BASE + tuple(settings), 1),))
@@ -143,10 +143,10 @@ def shower_variations(variations: list[str], n: int, seed: int) -> None:
     the selection is the leading particle-level jet (pT > 100 GeV, |eta| < 2.5), no detector level."""
     import awkward as ak
 
-    from jetlab.data import generate as G
-    from jetlab.data.pythia_jets import PythiaSource, cluster, fill_particles, jet_array
     from jetlab.data.schema import JetSet
     from jetlab.physics import compute_observables
+    from jetlab.simulator import generate as G
+    from jetlab.simulator.pythia_jets import PythiaSource, cluster, fill_particles, jet_array
 
     names = [f"v{i}" for i in range(len(variations))]
     listing = ", ".join(f"{k} {v}" for k, v in zip(names, variations))
@@ -233,8 +233,8 @@ def main() -> None:
         shower_variations(args.variations, args.n, args.seed)
         return
 
-    from jetlab.data import generate as G
-    from jetlab.data.generate import GENERATORS, generate
+    from jetlab.simulator import generate as G
+    from jetlab.simulator.generate import GENERATORS, generate
 
     if args.data_settings:
         spec = GENERATORS["zjets-mini"]

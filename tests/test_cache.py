@@ -40,7 +40,7 @@ def test_file_made_with_other_pythia_settings_is_regenerated(tmp_path):
     import h5py
 
     from jetlab.data.cache import _write_checksum
-    from jetlab.data.generate import GENERATORS
+    from jetlab.simulator.generate import GENERATORS
 
     p = dataset_file("jetclass-mini", 20, seed=5, cache_dir=tmp_path, **KW)
     with h5py.File(p, "r+") as f:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jetlab.data.detector import ATLAS_LIKE, JETCLASS_LIKE, DetectorModel, pid_flags_from_pdg
+from jetlab.simulator.detector import ATLAS_LIKE, JETCLASS_LIKE, DetectorModel, pid_flags_from_pdg
 
 
 def _particles(n, pt, eta, pdg, charge, mass=0.0, seed=0):
@@ -130,7 +130,7 @@ def test_min_visible_pt_follows_the_calorimeter_energy_threshold_forward():
 
 
 def test_get_detector_by_name():
-    from jetlab.data.detector import get_detector
+    from jetlab.simulator.detector import get_detector
 
     assert get_detector("atlas-like") is ATLAS_LIKE and get_detector(JETCLASS_LIKE) is JETCLASS_LIKE
     with pytest.raises(ValueError, match=r"unknown detector 'cms'.*\['atlas-like', 'jetclass-like'\]"):

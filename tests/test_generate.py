@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from jetlab.data.generate import GENERATORS, decay_groups, generate
 from jetlab.data.schema import PID_FEATURES, inspect_file, read_jetset, read_jetsets
 from jetlab.physics.observables import jet_width
+from jetlab.simulator.generate import GENERATORS, decay_groups, generate
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +263,7 @@ def test_in_process_generation_prints_no_fastjet_banner(tmp_path):
     import subprocess
     import sys
 
-    code = ("from jetlab.data.generate import generate\n"
+    code = ("from jetlab.simulator.generate import generate\n"
             f"generate('jetclass-mini', 20, {str(tmp_path / 'one.h5')!r}, workers=1, seed=5, progress=False, "
             "classes=('QCD',), chunk_size=20)\nprint('done')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -8,10 +8,10 @@ a class); the numbers are quoted next to each bound.
 import numpy as np
 import pytest
 
-from jetlab.data.generate import GENERATORS, file_label_names, generate
-from jetlab.data.pythia_jets import CHARGED_LEPTONS, GLUONS, QUARKS, DecayRule, decay_groups
 from jetlab.data.schema import inspect_file, read_jetset
 from jetlab.physics.observables import nsubjettiness
+from jetlab.simulator.generate import GENERATORS, file_label_names, generate
+from jetlab.simulator.pythia_jets import CHARGED_LEPTONS, GLUONS, QUARKS, DecayRule, decay_groups
 
 ALL_TEN = ("QCD", "Tbqq", "Wqq", "Zqq", "Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Tbl")
 PER_CLASS = 60

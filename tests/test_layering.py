@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "progress": 0,
     "physics": 1,
     "data": 1,
+    "simulator": 1,
     "model": 2,
     "plot": 2,
     "train": 3,

@@ -159,7 +159,7 @@ _STRICT = dict(track_pt_min=2.0, photon_e_min=6.0, neutral_e_min=6.0)
 
 
 def _strict_acceptance():
-    from jetlab.data.detector import JETCLASS_LIKE, JetAcceptance
+    from jetlab.simulator.detector import JETCLASS_LIKE, JetAcceptance
 
     return JetAcceptance(JETCLASS_LIKE.replace(name="strict", **_STRICT), 0.8)
 
@@ -391,7 +391,7 @@ def test_fit_jet_generator_trains_on_the_trainer_and_is_seeded() -> None:
 
 @pytest.fixture(scope="module")
 def jetclass_400(tmp_path_factory: pytest.TempPathFactory):
-    from jetlab.data.generate import generate
+    from jetlab.simulator.generate import generate
 
     return generate("jetclass-mini", 400, tmp_path_factory.mktemp("jc") / "jetclass.h5", seed=0, workers=2,
                     progress=False)
@@ -464,3 +464,32 @@ def test_as_generated_keeps_only_what_the_generator_produces() -> None:
     assert out.jets[0, 3] == pytest.approx(m, rel=1e-4)  # (pt, eta, phi, mass, ...) of the schema
     assert out.jets[1, 3] == pytest.approx(0.0, abs=1e-3)  # one massless particle: no mass
     assert js.particles.shape[-1] == len(feats)  # the input is left as it was
+
+
+def test_compare_with_judges_the_shipped_model_on_the_same_test_jets(run) -> None:
+    """Notebook 01's comparison: the ten-class shipped model decides among this run's five classes (by
+    name), its accuracy recomputed here by hand from its own predictions."""
+    from jetlab.data.torchdata import JetDataset
+    from jetlab.model import FOUNDATION_MODEL, load
+    from jetlab.tasks.generation import model_class_columns
+    from jetlab.train import predict
+
+    table = run.compare_with(FOUNDATION_MODEL)
+    ours, shipped = run.evaluation["compared_with"]
+    assert ours["accuracy"] == run.evaluation["accuracy"] and ours["training_jets"] == len(run.train)
+    assert shipped["model"] == FOUNDATION_MODEL and shipped["classes"] == 10 and shipped["training_jets"] == 95_000
+    model = load(FOUNDATION_MODEL)
+    test = run.test.subset(slice(0, run.evaluation["n_test"]))
+    probs = predict(model, JetDataset(test, standardizer=model.card.get_standardizer()), device="cpu")
+    cols = [model.card.class_names.index(c) for c in run.class_names]
+    assert shipped["accuracy"] == pytest.approx(float((probs[:, cols].argmax(-1) == test.labels).mean()))
+    # 100,000 jets against this fixture's 160 for one epoch (about chance): the shipped model is far better
+    print(table.to_markdown(), ours, shipped)
+    assert shipped["accuracy"] >= ours["accuracy"] + 0.3, (shipped["accuracy"], ours["accuracy"])
+    assert set(shipped["w1"]) == set(run.evaluation["w1"]) and len(table.cells) == 3
+    assert run.to_dict()["compared_with"] == run.evaluation["compared_with"]
+    # columns by name: a card listing the classes in another order is read in that order; a missing class is an error
+    model.card.class_names = list(reversed(model.card.class_names))
+    assert model_class_columns(model, ["QCD", "Hbb"]).tolist() == [9, 5]
+    with pytest.raises(ValueError, match=r"not trained on \['Zee'\]"):
+        model_class_columns(model, ["QCD", "Zee"])

@@ -22,11 +22,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from fixtures_formats import make_aspen_h5, make_atlas_h5, make_jetclass_root, make_lhco_h5, make_omnifold_npz
+
 from jetlab.data.cache import cached_name, dataset_file
 from jetlab.data.readers import convert, read_aspen, read_atlas_toptag, read_jetclass, read_lhco, read_omnifold
-from jetlab.data.schema import JetSet, SchemaError, jet_features_from_particles, read_jetset, sort_and_truncate, write_jetset
+from jetlab.data.schema import (
+    JetSet,
+    SchemaError,
+    jet_features_from_particles,
+    read_jetset,
+    sort_and_truncate,
+    write_jetset,
+)
 
 TESTS = Path(__file__).parent
 
@@ -267,7 +274,7 @@ def _run_and_kill_after(cmd: list[str], marker: str, timeout: float = 240.0) -> 
 
 
 def test_generate_killed_midway_then_rerun(tmp_path):
-    from jetlab.data.generate import generate
+    from jetlab.simulator.generate import generate
 
     out = tmp_path / "toptag.h5"
     cmd = [sys.executable, "-m", "jetlab.cli.main", "generate", "toptag-mini", "--n-jets", "8",
@@ -285,7 +292,7 @@ def test_generate_killed_midway_then_rerun(tmp_path):
 # ================================================================ cache integrity
 def fake_generate(name, n_jets, out, *, workers=None, seed=0, progress=True, **options):
     """Stands in for Pythia (seconds per call here): a deterministic schema file for ``name``."""
-    from jetlab.data.generate import GENERATORS
+    from jetlab.simulator.generate import GENERATORS
 
     js = small_jetset(int(n_jets), 24, seed)
     spec = GENERATORS[name]
@@ -302,7 +309,7 @@ def fake_gen(monkeypatch):
         calls.append(args)
         return fake_generate(*args, **kw)
 
-    monkeypatch.setattr("jetlab.data.generate.generate", gen)
+    monkeypatch.setattr("jetlab.simulator.generate.generate", gen)
     return calls
 
 
@@ -335,8 +342,8 @@ _KILLED_WRITER = textwrap.dedent(
     import h5py
     sys.path.insert(0, {tests!r})
     import test_reliability
-    import jetlab.data.generate
-    jetlab.data.generate.generate = test_reliability.fake_generate
+    import jetlab.simulator.generate
+    jetlab.simulator.generate.generate = test_reliability.fake_generate
     real = h5py.Group.create_dataset
     count = [0]
     def dying(self, *a, **k):

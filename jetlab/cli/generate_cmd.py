@@ -6,7 +6,7 @@ import argparse
 
 from jetlab.cli.main import CLIError
 
-#: kept here (not imported from jetlab.data.generate) so ``jetlab --help`` stays fast
+#: kept here (not imported from jetlab.simulator.generate) so ``jetlab --help`` stays fast
 NAMES = ("jetclass-mini", "toptag-mini", "zjets-mini", "lhco-mini")
 
 
@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from jetlab.data.generate import generate
     from jetlab.data.schema import read_jetsets
+    from jetlab.simulator.generate import generate
 
     try:
         path = generate(

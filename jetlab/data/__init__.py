@@ -1,4 +1,4 @@
-"""Data layer: manifests, downloads, readers, the offline generator and preprocessing.
+"""Data layer: manifests, downloads, readers, caching and preprocessing (the offline generator is :mod:`jetlab.simulator`).
 
 Everything converges on one schema (:mod:`jetlab.data.schema`).
 """

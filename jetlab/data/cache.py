@@ -85,7 +85,7 @@ def _header_ok(path: Path, name: str, n_jets: int) -> bool:
     z_g stress test) regenerate the cached file instead of silently serving the old physics under
     the same name; the expected record is the one today's generator writes for the file's options.
     """
-    from .generate import samples_record
+    from jetlab.simulator.generate import samples_record
 
     try:
         meta = inspect_file(path)
@@ -110,7 +110,7 @@ def estimate_seconds(name: str, n_jets: int, workers: int | None = None, **optio
     """Expected wall time of generating ``n_jets`` rows of ``name``: the measured
     :data:`SECONDS_PER_ROW` times the rows, divided by the processes that can work at once
     (``workers``, default all cores, but at most one per chunk)."""
-    from .generate import _check, _default_workers, plan_chunks
+    from jetlab.simulator.generate import _check, _default_workers, plan_chunks
 
     opts = _check(name, int(n_jets), options)
     chunks = plan_chunks(name, int(n_jets), 0, opts)
@@ -129,7 +129,7 @@ def generation_notice(
     name: str, n_jets: int, workers: int | None = None, path: Path | None = None, **options: Any
 ) -> str:
     """The line printed before a dataset is generated (once; it is cached afterwards)."""
-    from .generate import _default_workers
+    from jetlab.simulator.generate import _default_workers
 
     w = _default_workers() if workers is None else int(workers)
     where = f" in {path}" if path is not None else ""
@@ -155,11 +155,11 @@ def dataset_file(
     A present file that is not a valid jetlab file for this request (foreign, truncated, wrong
     size, or not matching its ``.sha256`` completion marker, e.g. a corrupt data chunk) is
     regenerated. The result does not depend on ``workers`` (see
-    :func:`jetlab.data.generate.generate`), so it is not part of the file name.
+    :func:`jetlab.simulator.generate.generate`), so it is not part of the file name.
     """
     import fcntl
 
-    from .generate import GENERATORS, generate
+    from jetlab.simulator.generate import GENERATORS, generate
 
     if name not in GENERATORS:
         raise ValueError(f"unknown generated dataset {name!r}; valid names: {sorted(GENERATORS)}")

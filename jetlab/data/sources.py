@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from jetlab.data.cache import dataset_file
-from jetlab.data.detector import JetAcceptance, get_detector
 from jetlab.data.download import data_dir
-from jetlab.data.generate import GENERATORS
 from jetlab.data.manifests import list_datasets
 from jetlab.data.readers import convert, raw_files
 from jetlab.data.readers.files import RAW_FILE_DATASETS
 from jetlab.data.schema import JetSet, SchemaError, inspect_file, read_jetset
+from jetlab.simulator.detector import JetAcceptance, get_detector
+from jetlab.simulator.generate import GENERATORS
 
 __all__ = ["DataSource", "DatasetNotReadyError", "acceptance_of", "dataset_names", "resolve", "schema_dir"]
 
@@ -275,13 +275,13 @@ def _acceptance(name: str, info: Mapping[str, Any]) -> JetAcceptance:
     if detector is None or radius is None:
         raise ValueError(
             f"dataset {name!r}: no detector model is known for it (only jetlab's generated datasets "
-            f"{sorted(GENERATORS)} name theirs); pass a jetlab.data.detector.JetAcceptance yourself"
+            f"{sorted(GENERATORS)} name theirs); pass a jetlab.simulator.detector.JetAcceptance yourself"
         )
     return JetAcceptance(get_detector(detector), float(radius))
 
 
 def acceptance_of(dataset: PathLike) -> JetAcceptance:
-    """The :class:`~jetlab.data.detector.JetAcceptance` of a generator name or a generated schema file.
+    """The :class:`~jetlab.simulator.detector.JetAcceptance` of a generator name or a generated schema file.
 
     Why: generated particles must stay where the dataset's detector can put them, and a
     checkpoint remembers only the name of the data it was trained on. Published datasets come

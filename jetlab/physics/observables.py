@@ -25,8 +25,8 @@ from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-from jetlab.data.quiet_fastjet import fastjet_module
 from jetlab.data.schema import JetSet
+from jetlab.simulator.quiet_fastjet import fastjet_module
 
 __all__ = [
     "DEFAULT_OBSERVABLES",

@@ -17,13 +17,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from jetlab.data.detector import JetAcceptance
 from jetlab.data.preprocess import Standardizer
 from jetlab.data.schema import KINEMATIC_FEATURES, JetSet, jet_features_from_particles
 from jetlab.data.torchdata import JetDataset
 from jetlab.model.diffusion import balance_ptrel, generated_ptrel, sample
 from jetlab.model.jet_generator import JetFeatureGenerator
 from jetlab.physics.metrics import binomial_standard_error, wasserstein_1d
+from jetlab.simulator.detector import JetAcceptance
 from jetlab.train import predict
 from jetlab.train.ddp import resolve_device
 
@@ -253,7 +253,7 @@ def generate_jets(
     guidance of the particle sampler (``(1 + w) v_class - w v_null``); ``balance_pt`` rescales each
     jet's particle pT so they add up to the conditioned jet pT (:func:`balance_ptrel`); ``match_mass``
     widens or narrows each jet until its particles' mass is the conditioned jet mass
-    (:func:`match_jet_mass`). ``acceptance`` (the dataset's :class:`~jetlab.data.detector.JetAcceptance`)
+    (:func:`match_jet_mass`). ``acceptance`` (the dataset's :class:`~jetlab.simulator.detector.JetAcceptance`)
     keeps the generated particles where its detector can put them: a particle it could not record
     (softer than its threshold at that eta, outside its eta reach) is drawn again given the rest of
     its jet (diffusion inpainting, :data:`REDRAWS` rounds); one that is still unrecordable is removed,
@@ -447,6 +447,19 @@ def _with_jet_pt(particles: np.ndarray, mask: np.ndarray, jet_pt: np.ndarray) ->
 
 
 # ---------------------------------------------------------------------------- evaluation
+def model_class_columns(model, class_names: Sequence[str]) -> np.ndarray:
+    """The model's output index of each of ``class_names`` (by name; the identity when the model's card
+    names no classes), so a model pretrained on more classes can be judged on a sample of fewer."""
+    card = getattr(model, "card", None)
+    own = list(card.class_names or []) if card is not None else []
+    if not own or own[: len(class_names)] == list(class_names):
+        return np.arange(len(class_names))
+    missing = [c for c in class_names if c not in own]
+    if missing:
+        raise ValueError(f"evaluate_pretraining: the model was not trained on {missing} (its classes: {own})")
+    return np.array([own.index(c) for c in class_names])
+
+
 def evaluate_pretraining(
     model,
     test_jetset: JetSet,
@@ -494,8 +507,11 @@ def evaluate_pretraining(
     if len(test_jetset) == 0:
         raise ValueError("evaluate_pretraining: test_jetset is empty")
     dev = resolve_device(device)
+    # a model pretrained on more classes (the shipped ten-class model on a five-class sample) decides
+    # among the sample's classes, found by name: its output columns and generator labels for them
+    columns = model_class_columns(model, class_names)
     probs = predict(model, JetDataset(test_jetset, standardizer=standardizer), batch_size=batch_size, device=dev)
-    pred = np.argmax(probs, axis=-1)
+    pred = np.argmax(probs[:, columns], axis=-1)
     truth = test_jetset.labels
     cm = np.zeros((c, c))
     np.add.at(cm, (truth, pred), 1.0)
@@ -515,7 +531,7 @@ def evaluate_pretraining(
             model,
             jet_generator,
             len(test_jetset),
-            labels=truth,
+            labels=columns[truth],
             standardizer=standardizer,
             steps=steps,
             seed=seed,
@@ -524,13 +540,14 @@ def evaluate_pretraining(
             max_particles=test_jetset.max_particles,
             **constraint_flags(constraints, "evaluate_pretraining", acceptance),
         )
+        generated.labels = truth.copy()  # the sample's class indices, as the W1 tables expect
     if generated is not None:
         gp = predict(model, JetDataset(generated, standardizer=standardizer), batch_size=batch_size, device=dev)
-        result["generated_accuracy"] = float((np.argmax(gp, -1) == generated.labels).mean())
+        result["generated_accuracy"] = float((np.argmax(gp[:, columns], -1) == generated.labels).mean())
         kp = predict(
             model, JetDataset(as_generated(test_jetset), standardizer=standardizer), batch_size=batch_size, device=dev
         )
-        result["kinematic_accuracy"] = float((np.argmax(kp, -1) == truth).mean())
+        result["kinematic_accuracy"] = float((np.argmax(kp[:, columns], -1) == truth).mean())
         result["w1"] = wasserstein_table(generated, test_jetset, class_names)
         result["generated"] = generated
         if acceptance is not None:

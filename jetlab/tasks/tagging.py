@@ -33,7 +33,6 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
-from jetlab.data.generate import GENERATORS
 from jetlab.data.preprocess import Standardizer
 from jetlab.data.schema import JetSet
 from jetlab.data.torchdata import JetDataset, split_indices
@@ -46,6 +45,7 @@ from jetlab.model.factory import (
     check_recipe,
 )
 from jetlab.physics.metrics import inverse_background_efficiency, roc_metrics
+from jetlab.simulator.generate import GENERATORS
 from jetlab.train import fit_classifier, predict
 
 from .baselines import ParticleFlowNetwork

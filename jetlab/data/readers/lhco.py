@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from jetlab.simulator.quiet_fastjet import fastjet_module
+
 from ..preprocess import wrap_phi
-from ..quiet_fastjet import fastjet_module
 from ..schema import KINEMATIC_FEATURES, JetSet, SchemaError
 from ._common import (
     DroppedEventsWarning,

@@ -1,5 +1,5 @@
 """Pythia 8 events in vectorised batches and their FastJet jets: the event machinery of
-:mod:`jetlab.data.generate` (which keeps the dataset specs, the per-dataset chunk workers and the
+:mod:`jetlab.simulator.generate` (which keeps the dataset specs, the per-dataset chunk workers and the
 planning). Seeds come from :func:`chunk_seeds` alone, so a chunk's events depend only on its identity.
 """
 

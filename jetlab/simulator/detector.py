@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .preprocess import wrap_phi
+from jetlab.data.preprocess import wrap_phi
 
 __all__ = [
     "DetectorModel",

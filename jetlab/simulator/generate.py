@@ -3,7 +3,7 @@
 ``generate(name, n_jets, out)`` writes one jetlab schema file (atomic) for
 
 * ``jetclass-mini`` - QCD, t->bqq', W->qq', Z->qq, H->bb jets; anti-kT R=0.8, 500 < pT < 1000 GeV,
-  |eta| < 2, CMS-like particle flow (:data:`~jetlab.data.detector.JETCLASS_LIKE`), charge + PID;
+  |eta| < 2, CMS-like particle flow (:data:`~jetlab.simulator.detector.JETCLASS_LIKE`), charge + PID;
   ``classes="all"`` (or their names) adds JetClass's other five: H->cc, H->gg, H->4q, H->l nu q q',
   t->b l nu (labels 5-9); a default file keeps the five classes and label names it always had;
 * ``toptag-mini`` - top vs QCD with an ATLAS-like cluster detector with pileup, anti-kT R=1.0
@@ -26,7 +26,7 @@ chunk has its own Pythia instance and its seeds derive only from (seed, dataset,
 index). The output is therefore identical for any number of ``workers``.
 
 The event machinery (Pythia batches, clustering, trimming, truth matching) is
-:mod:`jetlab.data.pythia_jets`; this module holds the dataset specs, the per-dataset chunk workers
+:mod:`jetlab.simulator.pythia_jets`; this module holds the dataset specs, the per-dataset chunk workers
 and the planning.
 """
 
@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from jetlab.data.schema import KINEMATIC_FEATURES, PID_FEATURES, JetSet, write_jetsets
 
 from .detector import ATLAS_LIKE, JETCLASS_LIKE, DetectorModel, pid_flags_from_pdg
 from .pythia_jets import (
@@ -62,7 +64,6 @@ from .pythia_jets import (
     trim,
 )
 from .quiet_fastjet import consume_fastjet_banner
-from .schema import KINEMATIC_FEATURES, PID_FEATURES, JetSet, write_jetsets
 
 __all__ = [
     "generate",
@@ -395,7 +396,7 @@ def _single_jet_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
 
 
 def _zjets_chunk(spec: GeneratorSpec, chunk: Chunk) -> dict[str, JetSet]:
-    from ..physics.observables import zg as zg_of_particles
+    from jetlab.physics.observables import zg as zg_of_particles
 
     opts = dict(chunk.options)
     sample = next(s for s in spec.samples if s.name == chunk.sample)
@@ -677,7 +678,7 @@ def generate(
     perm = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 7])).permutation(n)
     collections = {k: v.subset(perm) for k, v in collections.items()}
     info = {
-        "generator": "jetlab.data.generate",
+        "generator": "jetlab.simulator.generate",
         "description": spec.description,
         "n_jets": int(n_jets),
         "seed": int(seed),
