@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -146,6 +146,19 @@ if "unrecordable" in ev:  # jetlab's generated datasets: their detector model is
 
 # %%
 result.compare_generation([], device=run.device)
+
+# %% [markdown]
+# ## The foundation model jetlab ships
+# The model above was pretrained here in minutes, on the jets of this notebook. jetlab also ships a
+# foundation model, `jetlab-foundation`: the same tiny PET pretrained on 100,000 jets of all ten
+# JetClass classes (`jetlab pretrain --recipe jetlab-foundation`, under an hour on 2 CPU cores;
+# `jetlab model info jetlab-foundation` shows its card). It is what notebooks 02-04 fine-tune with
+# `checkpoint="auto"`. Here it is judged on the same test jets as the model above: deciding among this
+# notebook's classes, and generating jets the same way (jet features from a generator fitted to these
+# training jets, the same steps, seed and constraints), against the same real-vs-real floor.
+
+# %%
+result.compare_with("jetlab-foundation", device=run.device)
 
 # %% [markdown]
 # ## Save

@@ -24,6 +24,8 @@ def headline(stem: str, m: dict[str, Any]) -> dict[str, float | None]:
             out[k] = m[k]
         for table in ("w1", "w1_reference"):
             out.update({f"{table}/{o}": per["all"] for o, per in m[table].items()})
+        for other in m.get("compared_with", [])[1:]:  # the shipped model on the same test jets
+            out.update({f"{other['model']}/{k}": other[k] for k in ("accuracy", "generated_accuracy")})
     elif stem == "02_top_tagging":
         for r in m["runs"]:
             for k in ("auc", "accuracy", "rej_at_0.5", "rej_at_0.8"):

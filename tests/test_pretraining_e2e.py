@@ -484,7 +484,6 @@ def test_compare_with_judges_the_shipped_model_on_the_same_test_jets(run) -> Non
     cols = [model.card.class_names.index(c) for c in run.class_names]
     assert shipped["accuracy"] == pytest.approx(float((probs[:, cols].argmax(-1) == test.labels).mean()))
     # 100,000 jets against this fixture's 160 for one epoch (about chance): the shipped model is far better
-    print(table.to_markdown(), ours, shipped)
     assert shipped["accuracy"] >= ours["accuracy"] + 0.3, (shipped["accuracy"], ours["accuracy"])
     assert set(shipped["w1"]) == set(run.evaluation["w1"]) and len(table.cells) == 3
     assert run.to_dict()["compared_with"] == run.evaluation["compared_with"]
