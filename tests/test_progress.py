@@ -20,7 +20,7 @@ from jetlab import runner
 from jetlab.data import cache
 
 CELLS = [
-    # a library-style stage bar: tqdm.auto, as jetlab.data.generate and jetlab.train use it
+    # a library-style stage bar: tqdm.auto, as jetlab.simulator.generate and jetlab.train use it
     'from tqdm.auto import tqdm\nfor _ in tqdm(range(n), desc="stage A"):\n    pass\nprint("after the bar", n)',
     # C-level output (like FastJet's banner): must reach the terminal once, not twice. ipykernel
     # forwards it from a pipe-reading thread, so the cell waits for that before it ends
