@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -22,9 +22,9 @@
 #    stored in jetlab's one common schema;
 # 2. **look at a jet**, particle by particle;
 # 3. **turn jets into model inputs** (the 13 particle and 4 jet features of PET / OmniLearn);
-# 4. **tag jets** with a PET model: the pretrained one from notebook 01 if you have run it (or the
-#    small one `jetlab data prepare` and notebooks 02-04 keep in jetlab's cache), otherwise a tiny
-#    untrained model (its answers are then random, and the notebook says so).
+# 4. **tag jets** with the foundation model jetlab ships (`jetlab-foundation`: PET pretrained on 100,000
+#    jets of the ten JetClass classes), or with `checkpoint = "none"` a tiny untrained model (its answers
+#    are then random, and the notebook says so).
 #
 # Everything runs on a laptop CPU. The same notebook runs headless with
 # `jetlab run notebooks/00_quickstart.ipynb -p n_jets 1000`, which stores the executed notebook,
@@ -40,7 +40,7 @@
 n_jets = 500  # jets to generate (cached after the first run)
 seed = 0  # seeds Python, NumPy and torch
 output_dir = "jetlab_output/00_quickstart"  # figures, metrics and run_info.json go here
-checkpoint = "auto"  # a model directory, or "auto" (notebook 01's checkpoint, else the cached one, if any)
+checkpoint = "auto"  # a model directory, "auto" ($JETLAB_CHECKPOINT, else the foundation model jetlab ships) or "none"
 
 # %% [markdown]
 # `jetlab.notebook.setup` makes the run reproducible and self-describing: it seeds every random
@@ -143,10 +143,10 @@ print(len(JET_INPUTS), "jet inputs:", ", ".join(JET_INPUTS))
 # %% [markdown]
 # ## 4. A model, and a tag
 #
-# With `checkpoint="auto"` the notebook looks for `$JETLAB_CHECKPOINT`, then the model that notebook 01
-# pretrains (`jetlab_output/01_pretraining/checkpoint`), then the tiny pretrained model in jetlab's cache
-# (made once by notebooks 02-04 or by `jetlab data prepare`, as on Binder). Without any we build a *tiny, untrained* PET:
-# the code path is the same, but its probabilities mean nothing yet.
+# With `checkpoint="auto"` the notebook takes `$JETLAB_CHECKPOINT` if it is set, else the foundation model
+# shipped inside jetlab (`jetlab model info jetlab-foundation` prints its card: ten JetClass classes, 100,000
+# jets, and the command that made it). With `checkpoint="none"` we build a *tiny, untrained* PET: the code
+# path is the same, but its probabilities mean nothing yet.
 
 # %%
 from jetlab.data import model_inputs
@@ -158,7 +158,7 @@ model = model.to(device).eval()
 standardizer = model.card.get_standardizer() if ckpt is not None else None  # None: fitted on these jets below
 class_names = (model.card.class_names if ckpt is not None else None) or list(data.label_names)
 print(f"loaded the pretrained model from {ckpt}" if ckpt is not None else f"no checkpoint (checkpoint={checkpoint!r}): "
-      "a tiny UNTRAINED PET, so its probabilities are meaningless. Run notebook 01 (or `jetlab data prepare`) first.")
+      "a tiny UNTRAINED PET, so its probabilities are meaningless; checkpoint='auto' gives the shipped model.")
 print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
 
 # %% [markdown]

@@ -51,8 +51,8 @@ lr = 1e-3  # learning rate of the fresh head (and of every scratch / PFN paramet
 lr_factor = 5.0  # fine-tuning: the pretrained body trains at lr / lr_factor
 optimizer = "adamw"  # or "lion", the OmniLearn reference recipe (body weight decay x lr_factor)
 input_scaling = "task"  # fine-tuned inputs scaled to these training jets (jetlab's default), or "pretraining"
-checkpoint = "auto"  # pretrained model directory; "auto": $JETLAB_CHECKPOINT, notebook 01's, or pretrain a tiny one once
-pretrain_jets = 4000  # only if "auto" finds no checkpoint: jetclass-mini jets for the one-off pretraining
+checkpoint = "auto"  # pretrained model directory; "auto": $JETLAB_CHECKPOINT, else the foundation model jetlab ships
+pretrain_jets = 4000  # only where jetlab ships no model and "auto" finds none: jets of a one-off pretraining
 pretrain_epochs = 8
 device = "auto"
 seed = 0  # data split and generation seed
@@ -74,9 +74,10 @@ run = jnb.setup(dict(dataset=dataset, n_jets=n_jets, fractions=fractions, seeds=
 # %% [markdown]
 # ## 1. The pretrained model and the data
 #
-# `checkpoint = "auto"` looks for `$JETLAB_CHECKPOINT`, then the checkpoint notebook 01 wrote
-# next to this notebook's output, then jetlab's cache. If there is none, it pretrains a *tiny* PET
-# on `jetclass-mini` once (a few minutes on a laptop; cached and shared by notebooks 02-04).
+# `checkpoint = "auto"` takes `$JETLAB_CHECKPOINT` if it is set, else the foundation model shipped inside
+# jetlab: the tiny PET pretrained on 100,000 jets of the ten JetClass classes by `jetlab pretrain --recipe
+# jetlab-foundation` (about 25x this notebook's training jets, the paper's ratio of JetClass to the ATLAS
+# sample). Pass notebook 01's `<output_dir>/checkpoint` to fine-tune the model you pretrained there.
 # The checkpoint's **model card** stores the standardizer of the pretraining data. With
 # `input_scaling = "task"` (jetlab's default in every task) the fine-tuned model's inputs are instead
 # scaled to this task's training jets, like the scratch model's, so the pretrained weights see inputs with

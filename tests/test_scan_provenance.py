@@ -44,13 +44,41 @@ def test_a_scan_read_from_a_file_is_labelled_in_text_and_figure(tmp_path):
 
 
 def test_auto_uses_the_stored_scan_only_for_the_same_settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("JETLAB_CATHODE_SCAN", str(_stored(tmp_path)))
+    import hashlib
+    import shutil
+
+    import torch
+
+    from jetlab.model import PET, PETConfig, save
+
+    torch.manual_seed(0)
+    made_with = save(PET(PETConfig.tiny(num_classes=5)), tmp_path / "made_with")
+    sha = hashlib.sha256((made_with / "model.safetensors").read_bytes()).hexdigest()
+    stored = _stored(tmp_path)
+    doc = json.loads(stored.read_text())
+    doc["settings"]["pretrained_weights_sha256"] = sha
+    stored.write_text(json.dumps(doc))
+    monkeypatch.setenv("JETLAB_CATHODE_SCAN", str(stored))
     calls = []
     monkeypatch.setattr(S, "scan_signal_fraction", lambda data, **kw: calls.append((data, kw)) or _computed())
     same = {k: v for k, v in SETTINGS.items() if k not in ("data", "checkpoint", "device")}
-    # the run's own configuration (another checkpoint path and device do not matter): the stored scan
-    scan = S.signal_fraction_scan("auto", "lhco-mini", checkpoint="/elsewhere", device="cpu", **same)
+    # the run's own configuration (the same weights at another path, another device): the stored scan
+    elsewhere = shutil.copytree(made_with, tmp_path / "elsewhere")
+    scan = S.signal_fraction_scan("auto", "lhco-mini", checkpoint=str(elsewhere), device="cpu", **same)
     assert scan is not None and scan.computed_here is False and calls == []
+    # another pretrained model (what "auto" means changed when jetlab began to ship one): computed
+    other = save(PET(PETConfig.tiny(num_classes=5)), tmp_path / "other")
+    S.signal_fraction_scan("auto", "lhco-mini", checkpoint=str(other), device="cpu", **same)
+    assert len(calls) == 1 and calls[-1][1]["checkpoint"] == str(other)
+    # a stored scan that does not say which weights it fine-tuned: computed too
+    del doc["settings"]["pretrained_weights_sha256"]
+    stored.write_text(json.dumps(doc))
+    S.signal_fraction_scan("auto", "lhco-mini", checkpoint=str(elsewhere), device="cpu", **same)
+    assert len(calls) == 2
+    calls.clear()
+    same["checkpoint"] = str(elsewhere)
+    doc["settings"]["pretrained_weights_sha256"] = sha
+    stored.write_text(json.dumps(doc))
     # the organisers' real file (cpu-quick with -p dataset lhco_rnd): computed, never the mini scan
     scan = S.signal_fraction_scan("auto", "lhco_rnd", **same)
     assert scan is not None and scan.settings == {"data": "computed-here"} and calls[-1][0] == "lhco_rnd"

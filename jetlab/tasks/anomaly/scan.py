@@ -26,8 +26,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from jetlab._io import atomic_path
+from jetlab.model.checkpoint import WEIGHTS_FILE
 from jetlab.physics.metrics import max_sic
 
+from ..checkpoints import resolve_checkpoint
 from .events import DEFAULT_SB, DEFAULT_SR, MassWindows, inject_signal, load_dijets
 from .study import run_anomaly
 
@@ -330,6 +332,7 @@ def scan_signal_fraction(
         "file_signal_fraction": file_signal_fraction,
         "max_particles": max_particles,
         **{k: v for k, v in run_kwargs.items() if k not in ("output_dir", "progress")},
+        PRETRAINED_WEIGHTS: pretrained_weights_sha256(run_kwargs.get("checkpoint", "auto")),
     }
     scan = SignalFractionScan(points=[], settings=settings, seeds=[int(s) for s in seeds])
     if resume is not None:
@@ -418,16 +421,33 @@ def _check_resumable(partial: SignalFractionScan, fresh: SignalFractionScan) -> 
 
 #: settings that do not change a scan's physics (paths, device): ignored when matching a stored scan
 _NOT_SCAN_SETTINGS = ("checkpoint", "device", "output_dir", "progress")
+#: the scan setting naming the pretrained model by its weights: "auto" or a path say where a model is,
+#: not which one (``checkpoint="auto"`` once meant notebook 01's model, now the shipped one)
+PRETRAINED_WEIGHTS = "pretrained_weights_sha256"
+
+
+def pretrained_weights_sha256(checkpoint: Any) -> str | None:
+    """SHA-256 of the weights a run with ``checkpoint`` fine-tunes (None: no pretrained model)."""
+    import hashlib
+
+    path = resolve_checkpoint(checkpoint)
+    return None if path is None else hashlib.sha256((Path(path) / WEIGHTS_FILE).read_bytes()).hexdigest()
 
 
 def stored_scan_matches(stored: SignalFractionScan, wanted: dict[str, Any]) -> list[str]:
     """The settings a stored scan was made with that differ from ``wanted`` (empty: it is a scan of
-    this configuration). Only keys both name are compared."""
+    this configuration). Only keys both name are compared, except the pretrained weights: a scan
+    that does not record them is not taken for a run that names them."""
 
     def norm(v: Any) -> Any:
         return json.loads(json.dumps(v, default=str))
 
-    return [
+    missing = (
+        [f"{PRETRAINED_WEIGHTS}: not recorded by the stored scan, this run {wanted[PRETRAINED_WEIGHTS]!r}"]
+        if PRETRAINED_WEIGHTS in wanted and PRETRAINED_WEIGHTS not in stored.settings
+        else []
+    )
+    return missing + [
         f"{k}: stored {stored.settings[k]!r}, this run {wanted[k]!r}"
         for k in sorted(stored.settings.keys() & wanted.keys())
         if k not in _NOT_SCAN_SETTINGS and norm(stored.settings[k]) != norm(wanted[k])
@@ -465,6 +485,7 @@ def signal_fraction_scan(
     if saved is not None:
         stored = SignalFractionScan.load(saved)
         wanted = {"data": str(data), **{k: v for k, v in scan_kwargs.items() if k not in ("seeds",)}}
+        wanted[PRETRAINED_WEIGHTS] = pretrained_weights_sha256(scan_kwargs.get("checkpoint", "auto"))
         differs = stored_scan_matches(stored, wanted)
         if not differs:
             return stored
