@@ -243,8 +243,8 @@ def _input_scaling_defaults() -> dict[str, object]:
     import inspect
 
     from jetlab.notebook_params import read_parameters
-    from jetlab.tasks.anomaly import models as anomaly_models
     from jetlab.tasks.anomaly import study
+    from jetlab.tasks.anomaly import training as anomaly_models
     from jetlab.tasks.omnifold import classifiers, pipeline
     from jetlab.tasks.tagging import run_tagging
 

@@ -631,7 +631,7 @@ def test_restandardize_rebuilds_inputs_as_dijet_inputs_would(jets):
     from jetlab.data.preprocess import Standardizer
     from jetlab.model.omnilearned import identity_standardizer
     from jetlab.tasks.anomaly import dijet_inputs
-    from jetlab.tasks.anomaly.models import restandardize
+    from jetlab.tasks.anomaly.training import restandardize
 
     ev = fake_events(40, 10)
     fitted = Standardizer.fit_jetset(JetSet.concatenate([ev.jet1, ev.jet2]))

@@ -11,8 +11,9 @@ import torch
 from jetlab.data.preprocess import Standardizer
 from jetlab.data.schema import JetSet, jet_features_from_particles, sort_and_truncate
 from jetlab.model import PET, ModelCard, PETConfig, save
+from jetlab.model.mlp import ObservableMLP
+from jetlab.model.pfn import ParticleFlowNetwork
 from jetlab.physics.metrics import roc_metrics
-from jetlab.tasks.baselines import ObservableMLP, ParticleFlowNetwork
 from jetlab.tasks.common import (
     GroupedModel,
     TaskData,

@@ -44,11 +44,11 @@ from jetlab.model.factory import (
     build_pet,
     check_recipe,
 )
+from jetlab.model.pfn import ParticleFlowNetwork
 from jetlab.physics.metrics import inverse_background_efficiency, roc_metrics
 from jetlab.simulator.generate import GENERATORS
 from jetlab.train import fit_classifier, predict
 
-from .baselines import ParticleFlowNetwork
 from .checkpoints import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
 from .common import TaskData, TrimmedDataset, load_task_data, max_multiplicity
 from .tagging_results import METRICS, MODEL_LABELS, PAPER_TABLE_I, TaggingResults, TaggingRun, plot_learning_curve

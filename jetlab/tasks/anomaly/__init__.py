@@ -21,14 +21,24 @@ background in the SR) and the *fully supervised* classifier (signal vs backgroun
 
 Units: ``mjj`` in TeV everywhere in this package (files store GeV; :func:`load_dijets` converts).
 
-Modules: :mod:`.events` (windows, events, signal injection), :mod:`.models` (the dijet classifier,
-k-fold), :mod:`.generator` (the background model), :mod:`.metrics` (SIC, closeness, sculpting),
+Modules: :mod:`.events` (windows, events, signal injection), :mod:`.training` (the dijet classifier's
+training, k-fold), :mod:`.background` (the background model), :mod:`.metrics` (SIC, closeness, sculpting),
 :mod:`.pipelines` (CATHODE, idealised, supervised for one seed), :mod:`.study` (:func:`run_anomaly`,
-every seed as one call), :mod:`.scan` (:func:`scan_signal_fraction`: max SIC against the injected S/B).
+every seed as one call), :mod:`.scan` (:func:`scan_signal_fraction`: max SIC against the injected S/B). The
+networks are :mod:`jetlab.model.dijet_classifier` and :mod:`jetlab.model.mjj_generator` (re-exported here).
 """
 
 from __future__ import annotations
 
+from jetlab.model.dijet_classifier import DijetClassifier
+from jetlab.model.mjj_generator import MjjConditionedGenerator
+
+from .background import (
+    CATHODE_GEN_PT_INPUT,
+    PARTICLE_FEATURE_NAMES,
+    BackgroundGenerator,
+    fit_background_generator,
+)
 from .events import (
     DEFAULT_SB,
     DEFAULT_SR,
@@ -39,16 +49,11 @@ from .events import (
     inject_signal,
     load_dijets,
 )
-from .generator import (
-    CATHODE_GEN_PT_INPUT,
-    PARTICLE_FEATURE_NAMES,
-    BackgroundGenerator,
-    MjjConditionedGenerator,
-    fit_background_generator,
-)
 from .metrics import anomaly_metrics, closeness_metrics, raw_particles, sculpting_check
-from .models import (
-    DijetClassifier,
+from .pipelines import AnomalyRun, run_cathode, run_idealised, run_supervised
+from .scan import SignalFractionScan, find_saved_scan, random_max_sic, scan_signal_fraction, signal_fraction_scan
+from .study import AnomalyResults, run_anomaly
+from .training import (
     KFoldResult,
     TrainingSettings,
     dijet_inputs,
@@ -58,9 +63,6 @@ from .models import (
     supervised_scores,
     train_dijet_classifier,
 )
-from .pipelines import AnomalyRun, run_cathode, run_idealised, run_supervised
-from .scan import SignalFractionScan, find_saved_scan, random_max_sic, scan_signal_fraction, signal_fraction_scan
-from .study import AnomalyResults, run_anomaly
 
 __all__ = [
     "DEFAULT_SB",

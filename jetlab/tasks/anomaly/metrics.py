@@ -10,9 +10,9 @@ import numpy as np
 from jetlab.data.preprocess import Standardizer
 from jetlab.physics.metrics import roc_metrics, sic_curve, two_sample_auc, wasserstein_1d
 
+from .background import PARTICLE_FEATURE_NAMES
 from .events import JET_FEATURE_NAMES, MassWindows
-from .generator import PARTICLE_FEATURE_NAMES
-from .models import take_inputs
+from .training import take_inputs
 
 __all__ = ["anomaly_metrics", "closeness_metrics", "raw_particles", "sculpting_check"]
 

@@ -13,14 +13,14 @@ import torch
 from jetlab.data.preprocess import Standardizer
 from jetlab.data.schema import JetSet
 from jetlab.model import read_card
+from jetlab.model.dijet_classifier import DijetClassifier
 from jetlab.model.factory import build_pet, scaling_standardizer
 from jetlab.model.omnilearned import is_omnilearned_card
 
+from .background import OMNILEARNED_GENERATOR_NOTE, fit_background_generator
 from .events import AnomalySplit, DijetEvents, MassWindows
-from .generator import OMNILEARNED_GENERATOR_NOTE, fit_background_generator
 from .metrics import anomaly_metrics, closeness_metrics
-from .models import (
-    DijetClassifier,
+from .training import (
     TrainingSettings,
     dijet_inputs,
     kfold_scores,

@@ -18,8 +18,8 @@ from jetlab.plot import compare_hist, mjj_spectrum, results_table, sic_curves
 
 from ..checkpoints import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
 from ..common import TaskResults
+from .background import PARTICLE_FEATURE_NAMES
 from .events import DEFAULT_SB, DEFAULT_SR, JET_FEATURE_NAMES, AnomalySplit, MassWindows, inject_signal, load_dijets
-from .generator import PARTICLE_FEATURE_NAMES
 from .metrics import raw_particles, sculpting_check
 from .pipelines import SAME, AnomalyRun, run_cathode, run_idealised, run_supervised
 

@@ -22,10 +22,9 @@ from jetlab.model.factory import (
     finetune_groups,
     scaling_standardizer,
 )
+from jetlab.model.mlp import ObservableMLP
 from jetlab.model.pfn import OMNIFOLD_F_SIZES, OMNIFOLD_PHI_SIZES
 from jetlab.physics import compute_observables
-
-from ..baselines import ObservableMLP
 
 __all__ = [
     "ClassifierSpec",
@@ -128,7 +127,7 @@ def particle_features(
 
 @dataclass
 class ObservableClassifier:
-    """Fast baseline: :class:`jetlab.tasks.baselines.ObservableMLP` on jet observables.
+    """Fast baseline: :class:`jetlab.model.mlp.ObservableMLP` on jet observables.
 
     This is the "MultiFold" variant of OmniFold (unfolds exactly the listed observables). Inputs
     may be JetSets (observables computed with :func:`jetlab.physics.compute_observables`) or

@@ -1,12 +1,6 @@
-"""Classic peers for the tasks' results tables.
-
-* :class:`ParticleFlowNetwork` (:mod:`jetlab.model.pfn`) - Komiske, Metodiev, Thaler, "Energy Flow Networks: Deep Sets for
-  Particle Jets" (JHEP 01 (2019) 121): a per-particle MLP ``Phi``, a masked sum over the jet (so the
-  output does not depend on particle order or padding) and an MLP ``F`` on the sum. It takes the
-  same inputs as PET (``x, mask, jets`` from :func:`jetlab.data.preprocess.model_inputs`), so it
-  trains with :func:`jetlab.train.fit_classifier` and predicts with :func:`jetlab.train.predict`.
-* :class:`ObservableMLP` - a dense network on a handful of jet-level observables (the OmniFold
-  "step 1/2" classifier on unbinned observables, and a high-level-feature tagger).
+"""A classic peer for the tasks' results tables: :class:`ObservableMLP`, a dense network on a handful
+of jet-level observables (the OmniFold "step 1/2" classifier on unbinned observables, and a
+high-level-feature tagger). The other classic peer, the Particle Flow Network, is :mod:`jetlab.model.pfn`.
 """
 
 from __future__ import annotations
@@ -17,9 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from jetlab.model.pfn import ParticleFlowNetwork  # the network lives in jetlab.model; re-exported here
-
-__all__ = ["ObservableMLP", "ParticleFlowNetwork", "mlp"]
+__all__ = ["ObservableMLP", "mlp"]
 
 
 def mlp(sizes: Sequence[int], dropout: float = 0.0, final_activation: bool = False) -> nn.Sequential:

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
 
 from jetlab.data.preprocess import Standardizer, model_inputs
 from jetlab.data.schema import JetSet
 from jetlab.model.checkpoint import read_card
-from jetlab.model.diffusion import complete_particle_inputs, v_loss
+from jetlab.model.diffusion import complete_particle_inputs
 from jetlab.model.diffusion import sample as ddim
-from jetlab.model.factory import DEFAULT_LR_FACTOR, body_head_groups, build_pet, finetune_groups
+from jetlab.model.factory import build_pet, finetune_groups
 from jetlab.model.jet_generator import JetFeatureGenerator
+from jetlab.model.mjj_generator import MjjConditionedGenerator
 from jetlab.model.omnilearned import is_omnilearned_card
 from jetlab.model.pet import PET
 from jetlab.train import Trainer
@@ -25,14 +25,13 @@ from jetlab.train.ddp import resolve_device
 
 from ..common import ArrayDataset, fit_jet_generator
 from .events import DijetEvents, MassWindows
-from .models import TrainingSettings
+from .training import TrainingSettings
 
 __all__ = [
     "CATHODE_GEN_PT_INPUT",
     "OMNILEARNED_GENERATOR_NOTE",
     "PARTICLE_FEATURE_NAMES",
     "BackgroundGenerator",
-    "MjjConditionedGenerator",
     "fit_background_generator",
 ]
 
@@ -65,36 +64,6 @@ def _jet_physical(latent: np.ndarray) -> np.ndarray:
         f[:, j] = np.exp(np.clip(f[:, j], -10, 12))
         f[:, j + 2] = np.exp(np.clip(f[:, j + 2], 0, 12))
     return f.astype(np.float32)
-
-
-class MjjConditionedGenerator(nn.Module):
-    """PET's particle generator with ``mjj`` as an extra condition, without touching PET.
-
-    The generator head conditions on the standardised jet features through an MLP; the scaled
-    ``mjj`` enters as a learned shift of that jet-feature vector, ``jets + W mjj`` (``W`` starts
-    at zero, so a pretrained head starts exactly where pretraining left it). The jet index
-    (heavier = 0, lighter = 1) is passed as PET's class label.
-    """
-
-    def __init__(self, pet: PET) -> None:
-        super().__init__()
-        self.pet = pet
-        self.mjj_proj = nn.Linear(1, pet.config.num_jet)
-        nn.init.zeros_(self.mjj_proj.weight)
-        nn.init.zeros_(self.mjj_proj.bias)
-
-    def condition(self, jets: Tensor, mjj_scaled: Tensor) -> Tensor:
-        return jets + self.mjj_proj(mjj_scaled.reshape(-1, 1).to(jets.dtype))
-
-    def loss(self, batch: Mapping[str, Tensor]) -> Tensor:
-        b = dict(batch)
-        b["jets"] = self.condition(batch["jets"], batch["mjj"])
-        return v_loss(self.pet, b)
-
-    def param_groups(
-        self, lr_head: float, lr_factor: float = DEFAULT_LR_FACTOR, weight_decay: float | None = None
-    ) -> list[dict]:
-        return body_head_groups(self, self.pet.body, lr_head, lr_factor, weight_decay)
 
 
 @dataclass
@@ -178,7 +147,7 @@ def fit_background_generator(
     between the two sidebands. ``standardizer`` defaults to the model's (the checkpoint's with
     ``input_scaling="pretraining"``), else it is fitted on the sideband jets. The jet-feature stage
     trains ``jet_epochs`` with :func:`jetlab.tasks.common.fit_jet_generator`, the particle stage
-    per ``training``: the :class:`~jetlab.tasks.anomaly.models.TrainingSettings` fields as keywords
+    per ``training``: the :class:`~jetlab.tasks.anomaly.training.TrainingSettings` fields as keywords
     (``epochs`` with ``optimizer`` at ``lr``, the pretrained body at ``lr / lr_factor``, ...); another
     keyword is a TypeError naming it. ``gen_pt_input`` is the generated pT coordinate
     (:attr:`PETConfig.gen_pt_input`; None: the checkpoint's or preset's own); a pretrained generator

@@ -1,11 +1,12 @@
-"""The event classifier of the search: both jets through one (pretrained or scratch) PET body,
-trained data vs template with class-balanced BCE, k-fold so every event is scored out of fold."""
+"""Training of the search's event classifier (:class:`jetlab.model.dijet_classifier.DijetClassifier`):
+data vs template with class-balanced BCE, k-fold so every event is scored out of fold; the training
+settings shared by the search's PETs (:class:`TrainingSettings`)."""
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, Mapping, Sequence, cast
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -14,11 +15,11 @@ from torch import Tensor, nn
 
 from jetlab.data.preprocess import Standardizer, model_inputs
 from jetlab.model.diffusion import complete_particle_inputs
+from jetlab.model.dijet_classifier import DijetClassifier
 from jetlab.model.factory import (
     DEFAULT_INPUT_SCALING,
     DEFAULT_LR_FACTOR,
     DEFAULT_OPTIMIZER,
-    body_head_groups,
     finetune_groups,
 )
 from jetlab.train import Trainer
@@ -28,7 +29,6 @@ from ..common import ArrayDataset
 from .events import DijetEvents
 
 __all__ = [
-    "DijetClassifier",
     "KFoldResult",
     "TrainingSettings",
     "concat_inputs",
@@ -144,43 +144,6 @@ def take_inputs(inputs: Mapping[str, np.ndarray], index) -> dict[str, np.ndarray
 def concat_inputs(*parts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     keys = parts[0].keys()
     return {k: np.concatenate([p[k] for p in parts]) for k in keys}
-
-
-def _jet_embedding(pet, x: Tensor, mask: Tensor, jets: Tensor) -> Tensor:
-    """PET's per-jet summary: body, then the classifier head up to its final norm (class token);
-    a backbone with its own ``jet_embedding`` (a converted OmniLearned PET2) gives that."""
-    mask = mask.bool()
-    if hasattr(pet, "jet_embedding"):
-        return pet.jet_embedding(x, mask, jets)
-    return pet.classifier.summary(pet.body(x, mask), mask, jets)
-
-
-class DijetClassifier(nn.Module):
-    """Event classifier on both jets: one shared PET embeds each jet, an MLP combines the two.
-
-    The body is shared (and pretrained when PET comes from a checkpoint); the combination sees the
-    class-token summaries of the heavier and the lighter jet side by side, so correlations between
-    the two jets (the signal's two resonances) are learnable.
-    """
-
-    def __init__(self, pet: nn.Module) -> None:
-        super().__init__()
-        # a PET or an OmniLearnedModel, used duck-typed (body, config or embedding_dim, classify)
-        duck = cast(Any, pet)
-        self.pet: Any = duck
-        d = int(getattr(duck, "embedding_dim", 0) or duck.config.projection_dim)
-        self.combine = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, 1))
-
-    def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
-        c1 = _jet_embedding(self.pet, batch["x1"], batch["mask1"], batch["jets1"])
-        c2 = _jet_embedding(self.pet, batch["x2"], batch["mask2"], batch["jets2"])
-        return self.combine(torch.cat([c1, c2], dim=-1))[:, 0]
-
-    def param_groups(
-        self, lr_head: float, lr_factor: float = DEFAULT_LR_FACTOR, weight_decay: float | None = None
-    ) -> list[dict]:
-        """Body at ``lr_head / lr_factor`` (the OmniLearn fine-tuning recipe), everything else at ``lr_head``."""
-        return body_head_groups(self, self.pet.body, lr_head, lr_factor, weight_decay)
 
 
 def _bce_loss(model: nn.Module, batch: dict) -> tuple[Tensor, dict]:
