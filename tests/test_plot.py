@@ -305,7 +305,7 @@ def _bold_cells(table) -> set[tuple[str, str]]:
 
 def _tagging_results(metrics: dict[tuple[str, float], list[tuple[float, float, float, float]]]):
     """A hand-made TaggingResults: ``metrics[(model, fraction)]`` = one (auc, acc, rej0.5, rej0.8) per seed."""
-    from jetlab.tasks.tagging_results import TaggingResults, TaggingRun
+    from jetlab.tasks.tagging.results import TaggingResults, TaggingRun
 
     runs = [
         TaggingRun(

@@ -8,10 +8,10 @@ import os
 
 import numpy as np
 import pytest
-
 from fixtures_formats import write_replica
+
 from jetlab.data.schema import SchemaError, read_jetset, write_jetset
-from jetlab.data.sources import DataSource, DatasetNotReadyError, resolve
+from jetlab.data.sources import DatasetNotReadyError, DataSource, resolve
 from jetlab.physics import jet_mass
 
 
@@ -206,7 +206,7 @@ def test_cli_data_prepare_converts_a_fetched_dataset_on_workers(data_root, capsy
 
 
 def test_data_release_names_what_a_tagging_run_read():
-    from jetlab.tasks.tagging import data_release
+    from jetlab.tasks.tagging.pipeline import data_release
 
     assert "record 15013" in data_release("atlas_toptag", ["/d/schema/train/train.h5", "/d/schema/test/test.h5"])
     assert "record 80030" in data_release("atlas_toptag", ["/d/schema/train/train_nominal_000.h5"])

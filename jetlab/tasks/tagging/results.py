@@ -1,5 +1,5 @@
 """What :func:`jetlab.tasks.tagging.run_tagging` returns: the runs, the Table-I-like summary, the
-comparisons and the figures (split from :mod:`jetlab.tasks.tagging`, which re-exports every name)."""
+comparisons and the figures."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from jetlab.physics.metrics import mean_and_spread
 from jetlab.plot import COLORS, label_axes, rejection_curves, results_table, roc_curves, style
 
-from .common import TaskResults
+from ..common import TaskResults
 
 __all__ = ["METRICS", "MODEL_LABELS", "PAPER_TABLE_I", "TaggingResults", "TaggingRun", "plot_learning_curve"]
 

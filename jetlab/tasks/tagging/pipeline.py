@@ -49,19 +49,11 @@ from jetlab.physics.metrics import inverse_background_efficiency, roc_metrics
 from jetlab.simulator.generate import GENERATORS
 from jetlab.train import fit_classifier, predict
 
-from .checkpoints import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
-from .common import TaskData, TrimmedDataset, load_task_data, max_multiplicity
-from .tagging_results import METRICS, MODEL_LABELS, PAPER_TABLE_I, TaggingResults, TaggingRun, plot_learning_curve
+from ..checkpoints import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
+from ..common import TaskData, TrimmedDataset, load_task_data, max_multiplicity
+from .results import MODEL_LABELS, TaggingResults, TaggingRun
 
-__all__ = [
-    "METRICS",
-    "MODEL_LABELS",
-    "PAPER_TABLE_I",
-    "TaggingResults",
-    "TaggingRun",
-    "plot_learning_curve",
-    "run_tagging",
-]
+__all__ = ["ATLAS_RELEASES", "data_release", "run_tagging"]
 
 log = logging.getLogger(__name__)
 
