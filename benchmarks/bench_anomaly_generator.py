@@ -28,6 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from result_paths import portable_args  # noqa: E402  (benchmarks/, the script's own folder)
+
 from jetlab.model.config import GEN_PT_INPUTS  # noqa: E402
 from jetlab.tasks import anomaly as A  # noqa: E402
 
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
+        tmp.write_text(json.dumps({"args": {k: str(v) for k, v in portable_args(args).items()}, "rows": rows}, indent=1))
         tmp.replace(args.out)
     return 0
 

@@ -24,12 +24,15 @@ settings and seeds, or it refuses), running only the S/B targets the file lacks.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from result_paths import portable_path  # noqa: E402  (benchmarks/, the script's own folder)
 
 from jetlab.notebook_params import load_profile  # noqa: E402
 from jetlab.tasks.anomaly import SignalFractionScan, scan_signal_fraction  # noqa: E402
@@ -76,13 +79,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint:
         kwargs["checkpoint"] = args.checkpoint
     data = kwargs.pop("data", "lhco-mini")
+    if resume is not None:  # the file holds portable paths (below): compare it with this run's own
+        for k, v in kwargs.items():
+            if resume.settings.get(k) == portable_path(v):
+                resume.settings[k] = v
     t_all = time.perf_counter()
 
     def save(partial: SignalFractionScan) -> None:
         p = partial.points[-1]  # scan_signal_fraction appends each new point, also when it resumes
         print(f"S/B {p['sr_s_over_b']:.3f} ({p['n_injected']} injected): {p['seconds']:.0f} s", flush=True)
         if args.out:
-            partial.save(args.out, profile=args.profile, load_average=os.getloadavg())
+            portable = {k: portable_path(v) for k, v in partial.settings.items()}  # no temp paths in results
+            dataclasses.replace(partial, settings=portable).save(
+                args.out, profile=args.profile, load_average=os.getloadavg()
+            )
 
     scan = scan_signal_fraction(data, sb_targets=args.sb, seeds=args.seeds, device=args.device,
                                 output_dir=args.output_dir, progress=False, on_point=save, resume=resume, **kwargs)

@@ -29,6 +29,7 @@ import os
 import time
 
 import numpy as np
+from result_paths import portable_args, portable_path  # benchmarks/, the script's own folder
 
 ARMS = (("adamw", "pretraining"), ("adamw", "task"), ("lion", "pretraining"), ("lion", "task"))
 
@@ -74,7 +75,7 @@ def main() -> None:
     print(f"checkpoint {ckpt} ({time.perf_counter() - t0:.0f} s); device {dev}; seeds 0..{args.seeds - 1}; "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
     seeds = list(range(args.seeds))
-    out: dict = {"checkpoint": str(ckpt), "device": str(dev), "seeds": seeds, "args": vars(args)}
+    out: dict = {"checkpoint": portable_path(ckpt), "device": str(dev), "seeds": seeds, "args": portable_args(args)}
 
     if "zjets" in args.tasks:
         from jetlab.tasks.omnifold import PETClassifier, load_omnifold_data, step1_curves

@@ -50,18 +50,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from result_paths import portable_args  # noqa: E402  (benchmarks/, the script's own folder)
+
 from jetlab.data.schema import JetSet, jet_features_from_particles  # noqa: E402
 from jetlab.data.sources import acceptance_of, resolve  # noqa: E402
 from jetlab.data.torchdata import split_indices  # noqa: E402
 from jetlab.model.config import GEN_PT_INPUTS, PETConfig  # noqa: E402
 from jetlab.physics.metrics import mean_and_spread, two_sample_auc, wasserstein_1d  # noqa: E402
-from jetlab.tasks.generation import (  # noqa: E402
+from jetlab.tasks.pretraining import load_pretrained, run_pretraining  # noqa: E402
+from jetlab.tasks.pretraining.diffusion_generation import (  # noqa: E402
     constraint_flags,
     evaluate_pretraining,
     generate_jets,
     unrecordable_fractions,
 )
-from jetlab.tasks.pretraining import load_pretrained, run_pretraining  # noqa: E402
 from jetlab.train import TimeLimit  # noqa: E402
 
 #: notebook 01's cpu-quick settings (jetlab/profiles/cpu-quick.yaml), except epochs (set by the budget)
@@ -337,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp_out = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "seconds_per_epoch": sec_per_epoch,
+        tmp_out.write_text(json.dumps({"args": {k: str(v) for k, v in portable_args(args).items()}, "seconds_per_epoch": sec_per_epoch,
                                        "load_average": os.getloadavg(), "rows": rows}, indent=1, default=float))
         tmp_out.replace(args.out)
     return 0

@@ -40,6 +40,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from result_paths import portable_args, portable_path  # benchmarks/, the script's own folder
+
 OBS = ("mass", "multiplicity", "width", "log_rho", "tau21", "zg")
 DEFAULT_ARMS = ["mlp:mass,multiplicity", "mlp:mass,multiplicity,width", "mlp", "scratch", "pretrained"]
 
@@ -103,7 +105,8 @@ def main() -> None:
     print(f"\nzjets-mini {args.n} events per setup; {args.iterations} iterations; PET arms {args.epochs} epochs, "
           f"lr {args.lr}, lr_factor {args.lr_factor}, batch {args.batch_size}, patience {args.patience}, "
           f"step 2 from {args.step2_init}; checkpoint {ckpt}\n")
-    out = {"settings": vars(args) | {"json": str(args.json), "checkpoint": str(ckpt)}, "methods": {}}
+    out = {"settings": portable_args(args) | {"json": str(portable_path(args.json)), "checkpoint": portable_path(ckpt)},
+           "methods": {}}
 
     def table(summary, runs, title: str) -> dict:
         print(title + "\n")

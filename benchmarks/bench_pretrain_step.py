@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+from result_paths import portable_args  # benchmarks/, the script's own folder
 
 import jetlab.model.diffusion as diffusion_module
 import jetlab.model.layers as layers_module
@@ -320,7 +321,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "uptime_before": uptime(),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "settings": portable_args(args),
         "grid": [],
         "breakdown": [],
     }

@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from result_paths import portable_path  # benchmarks/, the script's own folder
 
 OBS = ("mass", "multiplicity", "width", "log_rho", "tau21", "zg")
 
@@ -275,7 +276,7 @@ def main() -> None:
     if args.json:
         import json
 
-        doc = {"command": "python benchmarks/bench_zjets_mini.py " + " ".join(sys.argv[1:]),
+        doc = {"command": "python benchmarks/bench_zjets_mini.py " + " ".join(map(portable_path, sys.argv[1:])),
                "n_events_per_setup": n, "seed": args.seed, "level": args.level, "splits": args.splits,
                "zg_stress": bool(file_info.get("options", {}).get("zg_stress", False)),
                "samples": file_info.get("samples"), "generation_seconds": round(gen_s, 1),

@@ -54,6 +54,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
+from result_paths import portable_path  # noqa: E402 - benchmarks/, the script's own folder
+
 from jetlab.train.callbacks import TimeLimit  # noqa: E402 - after the path set-up (run from a checkout)
 
 #: issue 19's targets on one H100
@@ -207,14 +209,18 @@ def run_section(name: str, fn: Callable[[Context], dict], ctx: Context, *, min_s
     return rec
 
 
-def _json_safe(obj: Any) -> Any:
-    """Non-finite floats -> None, tuples -> lists, anything else unknown -> str (summary.json is strict JSON)."""
+def _json_safe(obj: Any, out_dir: Path | None = None) -> Any:
+    """Non-finite floats -> None, tuples -> lists, absolute paths -> repo-relative or ``<outside repo>/...``
+    (result_paths.portable_path: summary.json is committed, so no machine's temp or home paths), anything
+    else unknown -> str (summary.json is strict JSON). Paths below ``out_dir`` become ``<out>/...``."""
+    if isinstance(obj, (str, Path)):
+        return portable_path(obj, {"<out>": out_dir} if out_dir is not None else None)
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): _json_safe(v, out_dir) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [_json_safe(v, out_dir) for v in obj]
     if obj is None or isinstance(obj, (str, int, bool)):
         return obj
     return str(obj)
@@ -1159,7 +1165,7 @@ def main(argv: list[str] | None = None) -> int:
     md = render_markdown(summary)
     from jetlab._io import atomic_write_text
 
-    atomic_write_text(out / "summary.json", json.dumps(_json_safe(summary), indent=1, allow_nan=False))
+    atomic_write_text(out / "summary.json", json.dumps(_json_safe(summary, out), indent=1, allow_nan=False))
     atomic_write_text(out / "summary.md", md)
     if not args.keep_work:
         size = pack(work, out / "artifacts.tar.gz")
