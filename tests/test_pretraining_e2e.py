@@ -10,8 +10,8 @@ import torch
 
 from jetlab.data.schema import JetSet, SchemaError
 from jetlab.model import load
-from jetlab.tasks.generation import match_jet_mass
 from jetlab.tasks.pretraining import OBSERVABLES, generate_jets, load_pretrained, run_pretraining, wasserstein_table
+from jetlab.tasks.pretraining.diffusion_generation import match_jet_mass
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +207,7 @@ def test_generate_jets_keeps_only_particles_the_detector_can_record(run) -> None
     left_pt = np.hypot(*((np.where(left, only.particles[..., 0], 0) * f(only.particles[..., 2])).sum(1) for f in (np.cos, np.sin)))
     assert (left_pt < 0.99 * cond[:, 0]).any()  # removing alone loses pT: the check above can fail
     with pytest.raises(ValueError, match="evaluate_pretraining: the 'detector' constraint needs the dataset's acceptance"):
-        from jetlab.tasks.generation import evaluate_pretraining
+        from jetlab.tasks.pretraining.diffusion_generation import evaluate_pretraining
 
         evaluate_pretraining(run.model, run.test.subset(slice(0, 5)), run.jet_generator, constraints=["detector"])
 
@@ -235,7 +235,7 @@ def test_evaluation_metrics(run) -> None:
     gpred = np.argmax(predict(run.model, JetDataset(gen, standardizer=run.standardizer)), -1)
     assert ev["generated_accuracy"] == pytest.approx(np.mean(gpred == gen.labels))
     # the like-for-like reference: the same real jets without charge, particle type or particle mass
-    from jetlab.tasks.generation import as_generated
+    from jetlab.tasks.pretraining.diffusion_generation import as_generated
 
     kin = as_generated(run.test.subset(slice(0, 15)))
     kpred = np.argmax(predict(run.model, JetDataset(kin, standardizer=run.standardizer)), -1)
@@ -301,7 +301,7 @@ def test_compare_generation_samples_the_same_jets_again_with_other_constraints(r
 def test_evaluation_reports_unrecordable_particles_and_the_detector_constraint_removes_them(run) -> None:
     import dataclasses
 
-    from jetlab.tasks.generation import evaluate_pretraining
+    from jetlab.tasks.pretraining.diffusion_generation import evaluate_pretraining
 
     ev = run.evaluation  # jetclass-mini's own detector, no constraints in this run: as drawn
     gen = ev["generated"]
@@ -444,7 +444,7 @@ def test_chance_bound_fails_when_the_labels_carry_no_information(jetclass_400, t
 
 
 def test_as_generated_keeps_only_what_the_generator_produces() -> None:
-    from jetlab.tasks.generation import as_generated
+    from jetlab.tasks.pretraining.diffusion_generation import as_generated
 
     # two jets: two particles (one charged hadron, one photon) and one particle, with a mass of 0.3 GeV
     feats = ("pt", "eta", "phi", "energy", "charge", "is_charged_hadron", "is_photon")
@@ -471,7 +471,7 @@ def test_compare_with_judges_the_shipped_model_on_the_same_test_jets(run) -> Non
     name), its accuracy recomputed here by hand from its own predictions."""
     from jetlab.data.torchdata import JetDataset
     from jetlab.model import FOUNDATION_MODEL, load
-    from jetlab.tasks.generation import model_class_columns
+    from jetlab.tasks.pretraining.diffusion_generation import model_class_columns
     from jetlab.train import predict
 
     table = run.compare_with(FOUNDATION_MODEL)

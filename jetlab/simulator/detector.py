@@ -150,7 +150,7 @@ class DetectorModel:
         """The softest particle pT (GeV) this detector reports at pseudorapidity ``eta``; inf where it sees nothing.
 
         Why: a generator of detector-level particles must stay where the detector can put particles
-        (``jetlab.tasks.generation.generate_jets(acceptance=...)``). Calorimeter deposits pass an energy
+        (``jetlab.tasks.pretraining.diffusion_generation.generate_jets(acceptance=...)``). Calorimeter deposits pass an energy
         threshold after smearing, so their reported pT >= E_min / cosh(eta) exactly (and >= the cluster
         threshold); tracks pass ``track_pt_min`` before their pT is smeared, so the bound keeps
         five resolution widths of margin; pileup deposits start at the cluster threshold.
@@ -350,7 +350,7 @@ def get_detector(detector: DetectorModel | str) -> DetectorModel:
 class JetAcceptance:
     """Where a dataset's detector-level particles can lie: recorded by ``detector``, clustered into
     anti-kT jets of radius ``jet_radius``. Generated particles are held to it
-    (``jetlab.tasks.generation.generate_jets(acceptance=...)``); :func:`jetlab.data.sources.acceptance_of`
+    (``jetlab.tasks.pretraining.diffusion_generation.generate_jets(acceptance=...)``); :func:`jetlab.data.sources.acceptance_of`
     finds a dataset's.
     """
 

@@ -1,11 +1,11 @@
 """Pretraining and jet generation (notebook 01): :mod:`.pipeline` trains PET and the jet-feature generator
 and writes one checkpoint (:func:`run_pretraining`), :mod:`.results` holds what it returns
 (:class:`PretrainingResult`); generating jets with the model and judging them is
-:mod:`jetlab.tasks.generation` (its functions re-exported here)."""
+:mod:`.diffusion_generation` (its functions re-exported here)."""
 
 from __future__ import annotations
 
-from ..generation import (
+from .diffusion_generation import (
     GEN_CONSTRAINTS,
     OBSERVABLES,
     evaluate_pretraining,

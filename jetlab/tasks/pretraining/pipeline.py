@@ -1,7 +1,7 @@
 """OmniLearn-style pretraining end to end: train, generate jets, evaluate, save one checkpoint.
 
 :func:`run_pretraining` trains PET (classifier + diffusion head) and the jet-feature generator
-(:mod:`jetlab.tasks.generation` explains the two generation stages) and writes ONE checkpoint
+(:mod:`jetlab.tasks.pretraining.diffusion_generation` explains the two generation stages) and writes ONE checkpoint
 directory: the PET checkpoint of :mod:`jetlab.model.checkpoint` (``model.safetensors`` +
 ``model_card.json``) with the jet generator (``jet_generator.safetensors`` + ``jet_generator.json``)
 alongside. Notebooks 02-04 load it with :func:`jetlab.model.load` (PET) and :func:`load_pretrained`
@@ -34,7 +34,7 @@ from jetlab.model.jet_generator import (
 from jetlab.simulator.detector import JetAcceptance
 from jetlab.train.pretrain import MAX_VALIDATION_ROWS, pretrain
 
-from ..generation import (
+from .diffusion_generation import (
     check_constraints,
     evaluate_pretraining,
     train_jet_generator,

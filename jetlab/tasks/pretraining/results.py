@@ -20,7 +20,7 @@ from jetlab.plot import compare_jets, confusion_matrix, results_table
 from jetlab.simulator.detector import JetAcceptance
 
 from ..common import TaskResults
-from ..generation import (
+from .diffusion_generation import (
     check_constraints,
     evaluate_pretraining,
     model_class_columns,

@@ -1,4 +1,5 @@
-"""Generating jets with the pretrained model and judging them (notebook 01, evaluation of pretraining).
+"""Generating jets with the pretrained model's diffusion head and judging them (notebook 01, evaluation of
+pretraining); the Pythia simulation of jets is :mod:`jetlab.simulator`.
 
 Generating a jet takes two stages, because PET's generator head produces particles *given* the
 jet-level features and class:
@@ -27,7 +28,7 @@ from jetlab.simulator.detector import JetAcceptance
 from jetlab.train import predict
 from jetlab.train.ddp import resolve_device
 
-from .common import fit_jet_generator
+from ..common import fit_jet_generator
 
 __all__ = [
     "GEN_CONSTRAINTS",
