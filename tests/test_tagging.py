@@ -188,7 +188,7 @@ def test_resolve_checkpoint_explicit_paths(tmp_path, checkpoint):
     assert resolve_checkpoint("none") is None
 
 
-def test_resolve_checkpoint_auto_search_order(tmp_path, checkpoint, monkeypatch):
+def test_resolve_checkpoint_auto_search_order(tmp_path, checkpoint, monkeypatch, without_shipped_model):
     monkeypatch.setenv("JETLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("JETLAB_CHECKPOINT", raising=False)
     monkeypatch.chdir(tmp_path)
