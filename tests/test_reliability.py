@@ -163,7 +163,7 @@ def test_truncated_trainer_checkpoint_is_a_clear_error(tmp_path):
     import torch
 
     from jetlab.train import load_checkpoint
-    from jetlab.train.trainer import save_checkpoint
+    from jetlab.train.resume import save_checkpoint
 
     path = save_checkpoint({"format": "x", "w": torch.arange(4096.0)}, tmp_path / "last.pt")
     data = path.read_bytes()
@@ -186,7 +186,7 @@ def test_trainer_checkpoint_with_code_is_refused_not_run(tmp_path):
     import torch
 
     from jetlab.train import load_checkpoint
-    from jetlab.train.trainer import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+    from jetlab.train.resume import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 
     marker = tmp_path / "code_ran"
     path = tmp_path / "last.pt"
@@ -205,7 +205,7 @@ def test_trainer_checkpoint_round_trips_rng_states_with_weights_only(tmp_path):
     import torch
 
     from jetlab.train import load_checkpoint
-    from jetlab.train.checkpointing import (
+    from jetlab.train.resume import (
         CHECKPOINT_FORMAT,
         CHECKPOINT_VERSION,
         rng_state,

@@ -8,8 +8,9 @@ from .ema import ModelEMA
 from .finetune import classifier_loss, fit_classifier, predict
 from .precision import tf32_inference
 from .pretrain import CPU_RECIPE, pretrain
+from .resume import load_checkpoint, save_checkpoint
 from .schedule import WarmupCosine, warmup_cosine_factor
-from .trainer import Lion, Trainer, load_checkpoint, save_checkpoint
+from .trainer import Lion, Trainer
 
 __all__ = [
     "Callback",

@@ -28,7 +28,9 @@ from jetlab.data.torchdata import EpochBatchSampler, collate_batches, make_loade
 
 from . import ddp
 from .callbacks import Callback, EarlyStopping, History, ProgressBar
-from .checkpointing import (
+from .ema import ModelEMA
+from .optim import Lion, build_optimizer
+from .resume import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     load_checkpoint,
@@ -36,11 +38,9 @@ from .checkpointing import (
     save_checkpoint,
     set_rng_state,
 )
-from .ema import ModelEMA
-from .optim import Lion, build_optimizer
 from .schedule import make_scheduler
 
-__all__ = ["CHECKPOINT_FORMAT", "Lion", "Trainer", "build_optimizer", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Lion", "Trainer", "build_optimizer"]
 
 #: ``loss_fn(model, batch)``; its first argument is the model given to the Trainer (typed Any so a
 #: loss may name the concrete class it needs, e.g. ``PET``; Callable parameters are contravariant)

@@ -1,6 +1,7 @@
-"""Trainer checkpoint files: atomic save, checked load (``weights_only=True``) and the RNG states a
-bit-identical resume restores. Split from :mod:`jetlab.train.trainer` (which re-exports the
-public names) so the loop and its file format read separately."""
+"""Resumable trainer state: the Trainer's checkpoint files (atomic save, checked load with
+``weights_only=True``) and the RNG states a bit-identical resume restores. The loop that writes and
+reads them is :mod:`jetlab.train.trainer`; a model's own checkpoint (weights + card) is
+:mod:`jetlab.model.checkpoint`."""
 
 from __future__ import annotations
 
