@@ -36,6 +36,7 @@ from jetlab.notebook_params import (
     read_parameters,
     type_name,
 )
+from jetlab.options import is_special
 from jetlab.progress import (
     HEARTBEAT_SECONDS,
     KERNEL_STARTUP_LINE,
@@ -78,7 +79,6 @@ DEFAULT_OUTPUT_ROOT = "jetlab_output"
 #: The notebook whose output (``<out>/01_pretraining/checkpoint``) feeds the others in ``--all``.
 PRETRAINING_STEM = "01_pretraining"
 CHECKPOINT_SUBPATH = "checkpoint"
-_NOT_A_PATH = ("auto", "", "none")  # see jetlab.notebook.resolve_checkpoint
 
 
 class NotebookExecutionError(RuntimeError):
@@ -160,11 +160,7 @@ def validate_parameters(
                 resolve_omnilearned(value, convert=False)
             except (ValueError, FileNotFoundError) as exc:
                 raise ParameterError(f"{notebook.name}: parameter {name!r} ({source}): {exc}") from None
-        elif (
-            _is_checkpoint(name)
-            and isinstance(value, (str, os.PathLike))
-            and str(value).strip().lower() not in _NOT_A_PATH
-        ):
+        elif _is_checkpoint(name) and isinstance(value, (str, os.PathLike)) and not is_special(value):
             path = Path(value).expanduser().resolve()
             if not path.exists() and path not in pending_paths:
                 raise ParameterError(
