@@ -374,7 +374,7 @@ def test_results_table_ties_on_the_printed_value_are_all_bold():
 def _unfolding_results(td: dict[str, dict[str, float]]):
     """OmniFoldResults around a hand-made UnfoldingSummary (``td[method][observable]``, spread 1.0)."""
     from jetlab.tasks.omnifold.evaluation import UnfoldingSummary
-    from jetlab.tasks.omnifold.pipeline import OmniFoldResults
+    from jetlab.tasks.omnifold.results import OmniFoldResults
 
     methods = list(td)
     observables = tuple(next(iter(td.values())))

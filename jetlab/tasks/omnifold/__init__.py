@@ -9,7 +9,8 @@
   :class:`ConvergenceStudy`, :func:`convergence_ratio`);
 * :mod:`.evaluation` - triangular discriminators vs the truth with IBU (:func:`unfold_observables`);
 * :mod:`.data` - :func:`load_omnifold_data`;
-* :mod:`.pipeline` - :func:`run_omnifold`, the whole study as one call (:class:`OmniFoldResults`).
+* :mod:`.pipeline` - :func:`run_omnifold`, the whole study as one call;
+* :mod:`.results` - what it returns (:class:`OmniFoldResults`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from .classifiers import ClassifierSpec, ObservableClassifier, PETClassifier, ma
 from .convergence import ConvergenceStudy, convergence_ratio, epochs_to_reach, step1_curves
 from .data import OMNIFOLD_DATA, OMNIFOLD_SIM, load_omnifold_data
 from .evaluation import UnfoldingSummary, unfold_observables, weighted_histogram
-from .pipeline import CLASSIFIERS, OmniFoldResults, run_omnifold
+from .pipeline import run_omnifold
+from .results import CLASSIFIERS, OmniFoldResults
 
 __all__ = [
     "CLASSIFIERS",
