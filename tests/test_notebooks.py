@@ -243,7 +243,7 @@ def _input_scaling_defaults() -> dict[str, object]:
     import inspect
 
     from jetlab.notebook_params import read_parameters
-    from jetlab.tasks.anomaly import study
+    from jetlab.tasks.anomaly import run_anomaly
     from jetlab.tasks.anomaly import training as anomaly_models
     from jetlab.tasks.omnifold import classifiers, pipeline
     from jetlab.tasks.tagging import run_tagging
@@ -253,7 +253,7 @@ def _input_scaling_defaults() -> dict[str, object]:
         params = read_parameters(nb)
         if "input_scaling" in params:
             found[nb.name] = params["input_scaling"].default
-    for fn in (run_tagging, pipeline.run_omnifold, study.run_anomaly):
+    for fn in (run_tagging, pipeline.run_omnifold, run_anomaly):
         found[fn.__qualname__] = inspect.signature(fn).parameters["input_scaling"].default
     for cls in (classifiers.PETClassifier, *[c for c in vars(anomaly_models).values()
                                              if dataclasses.is_dataclass(c) and isinstance(c, type)]):

@@ -649,7 +649,7 @@ def test_cathode_with_an_omnilearned_checkpoint_uses_jetlab_generator_and_says_s
 
     from jetlab.model import PET, PETConfig
     from jetlab.tasks import anomaly as A
-    from jetlab.tasks.anomaly.pipelines import background_generator_source
+    from jetlab.tasks.anomaly.detectors import background_generator_source
 
     jetlab_ckpt = jm.save(PET(PETConfig.tiny(num_classes=1)), tmp_path / "jetlab")
     assert background_generator_source(str(jetlab_ckpt)) == (str(jetlab_ckpt), "")

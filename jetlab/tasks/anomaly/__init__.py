@@ -23,8 +23,8 @@ Units: ``mjj`` in TeV everywhere in this package (files store GeV; :func:`load_d
 
 Modules: :mod:`.events` (windows, events, signal injection), :mod:`.training` (the dijet classifier's
 training, k-fold), :mod:`.background` (the background model), :mod:`.metrics` (SIC, closeness, sculpting),
-:mod:`.pipelines` (CATHODE, idealised, supervised for one seed), :mod:`.study` (:func:`run_anomaly`,
-every seed as one call), :mod:`.scan` (:func:`scan_signal_fraction`: max SIC against the injected S/B). The
+:mod:`.detectors` (CATHODE, idealised, supervised for one seed), :mod:`.pipeline` (:func:`run_anomaly`,
+every seed as one call), :mod:`.results` (what it returns), :mod:`.scan` (:func:`scan_signal_fraction`: max SIC against the injected S/B). The
 networks are :mod:`jetlab.model.dijet_classifier` and :mod:`jetlab.model.mjj_generator` (re-exported here).
 """
 
@@ -39,6 +39,7 @@ from .background import (
     BackgroundGenerator,
     fit_background_generator,
 )
+from .detectors import AnomalyRun, run_cathode, run_idealised, run_supervised
 from .events import (
     DEFAULT_SB,
     DEFAULT_SR,
@@ -50,9 +51,9 @@ from .events import (
     load_dijets,
 )
 from .metrics import anomaly_metrics, closeness_metrics, raw_particles, sculpting_check
-from .pipelines import AnomalyRun, run_cathode, run_idealised, run_supervised
+from .pipeline import run_anomaly
+from .results import AnomalyResults
 from .scan import SignalFractionScan, find_saved_scan, random_max_sic, scan_signal_fraction, signal_fraction_scan
-from .study import AnomalyResults, run_anomaly
 from .training import (
     KFoldResult,
     TrainingSettings,

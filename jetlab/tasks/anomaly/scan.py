@@ -31,7 +31,7 @@ from jetlab.physics.metrics import max_sic
 
 from ..checkpoints import resolve_checkpoint
 from .events import DEFAULT_SB, DEFAULT_SR, MassWindows, inject_signal, load_dijets
-from .study import run_anomaly
+from .pipeline import run_anomaly
 
 __all__ = [
     "SignalFractionScan",
