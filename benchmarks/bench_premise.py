@@ -107,7 +107,9 @@ def _mean_sd(v) -> tuple[float, float]:
 
 def _fmt(v, digits: int = 3) -> str:
     m, s = _mean_sd(v)
-    return "-" if np.isnan(m) else f"{m:.{digits}f} ± {s:.{digits}f}"
+    if np.isnan(m):
+        return "-"
+    return f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if len(v) > 1 else " (1 seed)")
 
 
 class Results:
@@ -119,11 +121,16 @@ class Results:
         self.doc: dict[str, Any] = {**header, "blocks": old.get("blocks", {})}
         self.doc["models"] = {**old.get("models", {}), **header["models"]}
 
-    def block(self, name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    def block(self, name: str, settings: dict[str, Any], extendable: str | None = None) -> dict[str, Any]:
+        """The block's stored results if made with ``settings``, else a fresh block. ``extendable``: a
+        settings key (seeds) whose stored values are kept and joined with the new ones (more seeds later)."""
         b = self.doc["blocks"].setdefault(name, {})
-        if b.get("settings") != settings:  # other settings: start the block afresh
-            b.clear()
-            b["settings"] = settings
+        old = dict(b.get("settings") or {})
+        if extendable and extendable in old:
+            settings = {**settings, extendable: sorted(set(old[extendable]) | set(settings[extendable]))}
+        if old != settings and not (extendable and {**old, extendable: settings[extendable]} == settings):
+            b.clear()  # other settings: start the block afresh
+        b["settings"] = settings
         b.setdefault("results", {})
         return b
 
@@ -383,7 +390,8 @@ def run_cathode_block(res: Results, models: dict[str, str], args) -> None:
         "sb_targets": args.sb,
         "data_seed": 0,
     }
-    b = res.block("cathode", settings)
+    stored_seeds = list(res.doc["blocks"].get("cathode", {}).get("settings", {}).get("seeds", []))
+    b = res.block("cathode", settings, extendable="seeds")
     windows = MassWindows(DEFAULT_SR, DEFAULT_SB)
     events = load_dijets("lhco-mini", args.lhco_events, seed=0, signal_fraction=0.15, max_particles=24)
     sr_bkg = int(windows.in_sr(inject_signal(events, 0, seed=0).data.mjj).sum())
@@ -407,11 +415,11 @@ def run_cathode_block(res: Results, models: dict[str, str], args) -> None:
             },
         )
         for name, ckpt in [("scratch", None), *models.items()]:
-            if name in point["methods"]:
-                continue
-            t0 = time.perf_counter()
-            per = [
-                run_cathode(
+            done = point["methods"].setdefault(name, {"seeds": [], "max_sic": [], "auc": [], "seconds": 0.0})
+            done.setdefault("seeds", stored_seeds[: len(done["max_sic"])])  # a file written before seeds were kept
+            for s in [s for s in args.cathode_seeds if s not in done["seeds"]]:
+                t0 = time.perf_counter()
+                m = run_cathode(
                     split,
                     windows,
                     checkpoint=ckpt,
@@ -427,21 +435,16 @@ def run_cathode_block(res: Results, models: dict[str, str], args) -> None:
                     lr=1e-3,
                     device="cpu",
                 ).metrics
-                for s in args.cathode_seeds
-            ]
-            point["methods"][name] = {
-                "max_sic": [m["max_sic"] for m in per],
-                "auc": [m.get("auc") for m in per],
-                "seconds": time.perf_counter() - t0,
-            }
-            res.save()
-            print(
-                f"cathode S/B {summary['sr_s_over_b']:.3f} {name}: {point['methods'][name]['seconds']:.0f} s; "
-                f"max SIC "
-                + ", ".join(f"{v:.2f}" for v in point["methods"][name]["max_sic"])
-                + f" (random 95th pct {point['random_max_sic'][1]:.2f})",
-                flush=True,
-            )
+                done["seeds"].append(s)
+                done["max_sic"].append(m["max_sic"])
+                done["auc"].append(m.get("auc"))
+                done["seconds"] += time.perf_counter() - t0
+                res.save()
+                print(
+                    f"cathode S/B {summary['sr_s_over_b']:.3f} {name} seed {s}: {time.perf_counter() - t0:.0f} s; "
+                    f"max SIC {m['max_sic']:.2f} (random 95th pct {point['random_max_sic'][1]:.2f})",
+                    flush=True,
+                )
 
 
 # ---------------------------------------------------------------------------- table
