@@ -61,20 +61,21 @@ PRETRAIN_STEP_SPEED_RATIO = 5469.0 / 8841.0
 #: measurement on an H100 (none has run jetlab).
 H100_TIME_PER_H200_TIME = 4.8 / 3.35
 
-#: CPU conversion rates (rows per second on one core), benchmarks/README.md "Readers on replicas of
-#: the published formats" (``benchmarks/bench_readers.py``, one run on a shared 2-core machine at
-#: 46% of a core: rates are low, so core-hours are an upper bound; no raw JSON of that run is committed)
-CONVERT_RATES_SOURCE = "benchmarks/README.md, 'Readers on replicas' (bench_readers.py, shared 2-core machine)"
+#: CPU conversion rates (rows per second on one core, rounded), ``benchmarks/results/readers.json``
+#: (``benchmarks/bench_readers.py --json``, its "convert" column: one run on a shared 2-core machine at
+#: load 7-8, so the rates are low and the core-hours an upper bound)
+CONVERT_RATES_SOURCE = "benchmarks/results/readers.json (bench_readers.py on a shared 2-core machine, load 7-8)"
 CONVERT_ROWS_PER_CORE_S = {
-    "jetclass": 807.0,
-    "atlas_toptag": 11625.0,
-    "omnifold_zjets": 1582.0,
-    "lhco_rnd": 1118.0,
-    "aspen_open_jets": 2272.0,
+    "jetclass": 402.0,
+    "atlas_toptag": 4418.0,
+    "omnifold_zjets": 374.0,
+    "lhco_rnd": 495.0,
+    "aspen_open_jets": 584.0,
 }
-#: jetlab's Pythia generator for the offline stand-ins: 52.1 jets/s on one worker
-#: (benchmarks/README.md, generator row "QCD + Tbqq, 200 jets/class"); used for every ``*-mini``
-GENERATE_JETS_PER_CORE_S = 52.1
+#: jetlab's Pythia generator for the offline stand-ins: 110,000 jetclass-mini jets of the ten classes in
+#: 620 s on 2 workers (the shipped model's card, jetlab/weights/jetlab-foundation: recipe
+#: ``generation_s``), 88.7 jets/s per core; used for every ``*-mini``
+GENERATE_JETS_PER_CORE_S = 110_000 / 620.0 / 2
 
 #: a run whose estimate exceeds this many H100 GPU-hours needs ``--yes``
 CONFIRM_ABOVE_GPU_HOURS = 2.0

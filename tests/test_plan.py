@@ -45,8 +45,8 @@ def test_pretraining_estimate_by_hand():
     assert cost.h200_gpu_hours == pytest.approx(seconds / 3600, rel=1e-9)
     assert cost.h200_gpu_hours == pytest.approx(0.6182, abs=1e-3)
     assert cost.h100_gpu_hours == pytest.approx(0.6182 * H100_FACTOR, abs=2e-3)
-    # every fetched JetClass jet is converted: 125M jets at 807 jets per core-second
-    assert cost.conversion_core_hours == pytest.approx(125e6 / 807 / 3600, rel=1e-9)  # 43.0
+    # every fetched JetClass jet is converted: 125M jets at 402 jets per core-second (results/readers.json)
+    assert cost.conversion_core_hours == pytest.approx(125e6 / 402 / 3600, rel=1e-9)  # 86.4
     # disk: 125M rows x (150 slots x 14 features + 7) x 4 bytes, uncompressed
     assert cost.disk_bytes == 125_000_000 * (150 * 14 + 7) * 4
 
@@ -61,8 +61,8 @@ def test_tagging_estimate_by_hand_on_record_15013():
     seconds = 17_325_000 / (8655 * 128 / 120) + (275_000 * 7 * 3 + 2_500_000 * 2 * 3) / (35950 * 128 / 120)
     assert cost.h200_gpu_hours == pytest.approx(seconds / 3600, rel=1e-9)  # 0.672 h
     assert cost.h100_gpu_hours == pytest.approx(seconds / 3600 * H100_FACTOR, rel=1e-9)
-    # record 15013 alone is converted: ~42M + 2.5M jets at 11625 per core-second
-    assert cost.conversion_core_hours == pytest.approx(44.5e6 / 11625 / 3600, rel=1e-9)
+    # record 15013 alone is converted: ~42M + 2.5M jets at 4418 per core-second
+    assert cost.conversion_core_hours == pytest.approx(44.5e6 / 4418 / 3600, rel=1e-9)
     # the manifest's rounded sizes of train.h5 (130 GB) and test.h5 (7.6 GB)
     assert cost.fetch_bytes == 130_000_000_000 + 7_600_000_000
     # the 2024 release instead: its 1033 shards have no size in the manifest
