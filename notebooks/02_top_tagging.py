@@ -82,11 +82,8 @@ run = jnb.setup(dict(dataset=dataset, n_jets=n_jets, fractions=fractions, seeds=
 # `input_scaling = "task"` (jetlab's default in every task) the fine-tuned model's inputs are instead
 # scaled to this task's training jets, like the scratch model's, so the pretrained weights see inputs with
 # the moments they were trained on; `"pretraining"` feeds the new jets through the pretraining
-# normalisation. Over 6 seeds with the fallback tiny checkpoint the two tie on `toptag-mini` (AUC difference
-# -0.0006 ± 0.0014) and `"task"` wins on OmniFold (benchmarks/README.md, "Fine-tuning recipe"). With notebook
-# 01's cpu-quick checkpoint this notebook's stored run gives the fine-tuned PET AUC 0.9484 ± 0.0011 (100%)
-# and 0.9521 ± 0.0017 (10%); the same run with `"pretraining"` gave 0.9515 ± 0.0015 and 0.9521 ± 0.0008,
-# a small difference at 100% that does not change the comparison with scratch.
+# normalisation. Which of the two fine-tunes better is measured, not assumed:
+# `benchmarks/bench_finetune_recipe.py` compares them over seeds, on this task and on OmniFold.
 #
 # `toptag-mini` carries only kinematics (pT, η, φ, E of calorimeter-like clusters): the particle-ID
 # inputs of PET are absent. The models drop the `pid` feature group consistently in training and

@@ -108,8 +108,8 @@ run = jnb.setup(dict(dataset=dataset, n_jets=n_jets, n_iterations=n_iterations, 
 # OmniFold classifiers learn"). With `input_scaling = "task"` both PETs
 # scale their inputs to the simulation's means and widths: the pretrained weights then see inputs with the
 # moments they were trained on, although these R = 0.4, 200 GeV jets lie far from the pretraining jets
-# (`"task"` is jetlab's default in every task; `"pretraining"` keeps the pretraining sample's scaling, and on
-# `zjets-mini` it learns more slowly than scratch: benchmarks/README.md, "Fine-tuning recipe"). The scratch
+# (`"task"` is jetlab's default in every task; `"pretraining"` keeps the pretraining sample's scaling;
+# `benchmarks/bench_finetune_recipe.py` compares the two over seeds). The scratch
 # model uses the *same* architecture, so the comparison isolates the effect of pretraining.
 
 # %% [markdown]

@@ -33,12 +33,9 @@
 #    scores every SR event with a model that never saw it.
 #
 # Fine-tuned PETs scale their inputs to the sideband data (`input_scaling = "task"`, jetlab's default in
-# every task; `"pretraining"` keeps the pretraining sample's scaling). In one cpu-quick run of this notebook
-# (2 seeds, then with a 3-epoch particle generator) `"task"` gave max SIC 2.86 ± 0.75 for CATHODE pretrained
-# against 2.02 ± 0.04 with `"pretraining"`, and the idealised and supervised PETs gained alike; the
-# generator's closeness to the true background did not change (generated-vs-true AUC 0.966 / 0.953 against
-# 0.968 / 0.957). That template was easy to tell from the background by its particles; the particle
-# generator now trains `gen_epochs = 40` (`benchmarks/bench_anomaly_generator.py`), section 3 shows how close it gets.
+# every task; `"pretraining"` keeps the pretraining sample's scaling; `benchmarks/bench_finetune_recipe.py`
+# compares the two). The particle generator trains `gen_epochs = 40` (`benchmarks/bench_anomaly_generator.py`,
+# `benchmarks/results/anomaly_generator_epochs_20_40.json`); section 3 shows how close it gets.
 #
 # Baselines: the **idealised** detector (template = true background, the best CATHODE can do) and
 # the **supervised** classifier (trained with signal labels - the upper bound). The figure of merit

@@ -272,7 +272,7 @@ def test_one_input_scaling_policy_everywhere() -> None:
     assert {"02_top_tagging.ipynb", "03_omnifold_unfolding.ipynb", "04_lhco_anomaly_detection.ipynb"} <= set(found)
     assert {"run_tagging", "run_omnifold", "run_anomaly", "PETClassifier"} <= set(found)
     assert {k: v for k, v in found.items() if v != DEFAULT_INPUT_SCALING} == {}, found
-    assert DEFAULT_INPUT_SCALING == "task"  # benchmarks/README.md, "Fine-tuning recipe"
+    assert DEFAULT_INPUT_SCALING == "task"  # benchmarks/bench_finetune_recipe.py compares the two policies
 
 
 def test_input_scaling_policy_check_sees_a_notebook_that_departs(tmp_path: Path, monkeypatch) -> None:

@@ -53,9 +53,9 @@ __all__ = [
 
 #: where fine-tuning takes its input standardisation from (see the module docstring)
 INPUT_SCALINGS: tuple[str, ...] = ("pretraining", "task")
-#: the default of every task's ``input_scaling`` parameter, chosen by
-#: ``benchmarks/bench_finetune_recipe.py`` (6 seeds, benchmarks/README.md): "task" fits better on
-#: zjets-mini OmniFold step 1 in every seed and ties on toptag-mini tagging
+#: the default of every task's ``input_scaling`` parameter, chosen with
+#: ``benchmarks/bench_finetune_recipe.py`` over 6 seeds ("task" fitted zjets-mini OmniFold step 1 better
+#: and tied on toptag-mini tagging), in a run whose raw output was not kept: ``--json`` records a new one
 DEFAULT_INPUT_SCALING = "task"
 #: fine-tuning optimizers: "adamw" (jetlab's default), "lion" (the OmniLearn reference recipe)
 OPTIMIZERS: tuple[str, ...] = ("adamw", "lion")
