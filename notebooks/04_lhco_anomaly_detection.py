@@ -200,13 +200,12 @@ if scan is not None:
 
 # %% [markdown]
 # Read the summary lines: the S/B where a CATHODE line enters the grey band is where it stops finding the
-# signal on this sample size. In the saved cpu-quick scan (this notebook's settings, 40 generator epochs,
-# two seeds) both CATHODE variants stay above the band down to S/B of about 0.1 - the pretrained one
-# higher at the two largest injections - and are at the random line at S/B 0.05, where the idealised
-# detector (a perfect background template) still finds the signal: what is lost there is the
-# generator's fidelity, which a larger sample and a longer generator training (`--profile paper`)
-# must buy back. (With a 3-epoch generator, scratch CATHODE found the signal only at the largest
-# injection: `benchmarks/results/cathode_scan_gen3.json`.)
+# signal on this sample size. The stored cpu-quick run computed its own scan (the saved benchmark scan was
+# made with another pretrained model, so it is not shown): with the shipped foundation model, both CATHODE
+# variants find the signal at both scanned levels, down to S/B 0.096 in the signal region. Lower levels
+# need more seeds than a laptop run has: `benchmarks/bench_premise.py` scans S/B ~0.05 for each pretraining
+# size. (With a 3-epoch generator, scratch CATHODE found the signal only at the largest injection:
+# `benchmarks/results/cathode_scan_gen3.json`.)
 
 # %% [markdown]
 # ## Where next
