@@ -257,7 +257,7 @@ def _load_pet(path: str):
 
 def run_generation_block(res: Results, models: dict[str, str], args) -> None:
     from jetlab.data.sources import resolve
-    from jetlab.tasks.pretraining.diffusion_generation import evaluate_pretraining, train_jet_generator
+    from jetlab.tasks.pretraining import evaluate_pretraining, train_jet_generator
 
     settings = {
         "dataset": "jetclass-mini",
