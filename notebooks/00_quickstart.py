@@ -177,7 +177,7 @@ probs = logits.softmax(dim=-1).cpu().numpy()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("probabilities:", probs.shape, "| each row sums to 1:", bool(np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)))
+print("probabilities of", len(probs), "jets | each row sums to 1:", bool(np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)))
 
 # %%
 true_name = data.label_names[jets.labels[0]]
