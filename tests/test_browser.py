@@ -285,9 +285,10 @@ def test_top_tagging_threshold_explorer_and_progress_bars_in_jupyterlab(lab: Lab
     try:
         panel, outputs = _open_and_run_all(page, lab, "02_top_tagging")
         _check_widgets_rendered(panel, "02_top_tagging")
-        # the library's tqdm.auto bars are Jupyter widgets here (data generation, pretraining, training)
+        # the library's tqdm.auto bars are Jupyter widgets here: the data generation (nothing is pretrained
+        # first: checkpoint="auto" is the foundation model jetlab ships)
         bars = panel.locator(".jp-OutputArea-output .widget-hprogress")
-        assert bars.count() >= 2, "expected tqdm widget bars for the data generation and the fallback pretraining"
+        assert bars.count() >= 1, "expected a tqdm widget bar for the data generation"
         bars.first.scroll_into_view_if_needed()
         _shot(page, "02_top_tagging_progress_bars")  # the bars in their cell, as a reader sees them
         widget_views = [o for outs in outputs for o in outs
