@@ -29,13 +29,13 @@ def main() -> None:
     from jetlab.data.preprocess import Standardizer
     from jetlab.data.torchdata import JetDataset, split_indices
     from jetlab.model import read_card
+    from jetlab.tasks.checkpoint_resolver import resolve_checkpoint
     from jetlab.tasks.common import (
         TrimmedDataset,
         build_finetune_model,
         build_scratch_model,
         load_task_data,
         max_multiplicity,
-        resolve_checkpoint,
     )
     from jetlab.tasks.tagging.pipeline import _test_metrics
     from jetlab.train import fit_classifier, predict

@@ -66,7 +66,7 @@ def main() -> None:
     arms = [tuple(a.split(":")) for a in args.arms]
     ref_name = "{}, {}".format(*arms[0])
 
-    from jetlab.tasks.checkpoints import resolve_checkpoint
+    from jetlab.tasks.checkpoint_resolver import resolve_checkpoint
     from jetlab.train.ddp import resolve_device
 
     dev = resolve_device(args.device)

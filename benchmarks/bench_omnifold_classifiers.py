@@ -72,7 +72,7 @@ def main() -> None:
     import numpy as np
 
     from jetlab.physics import compute_observables
-    from jetlab.tasks.checkpoints import resolve_checkpoint
+    from jetlab.tasks.checkpoint_resolver import resolve_checkpoint
     from jetlab.tasks.omnifold import load_omnifold_data, omnifold, unfold_observables
     from jetlab.tasks.omnifold.classifiers import make_classifier
 

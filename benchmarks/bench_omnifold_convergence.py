@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--no-pretraining-scaling", action="store_true", help="skip the third peer")
     args = ap.parse_args()
 
-    from jetlab.tasks.common import resolve_checkpoint
+    from jetlab.tasks.checkpoint_resolver import resolve_checkpoint
     from jetlab.tasks.omnifold import ConvergenceStudy, PETClassifier, load_omnifold_data, step1_curves
 
     ckpt = str(resolve_checkpoint(args.checkpoint))

@@ -52,10 +52,7 @@ def _resolve_checkpoint(spec: str) -> str:
     """A model directory; ``auto`` as checkpoint="auto" resolves it (the shipped model)."""
     if spec != "auto":
         return str(Path(spec).resolve())
-    try:
-        from jetlab.tasks.checkpoints import resolve_checkpoint
-    except ImportError:  # the module may move; jetlab.tasks.common re-exports it
-        from jetlab.tasks.common import resolve_checkpoint
+    from jetlab.tasks.checkpoint_resolver import resolve_checkpoint
     return str(resolve_checkpoint("auto", train_if_missing=False, progress=False))
 
 

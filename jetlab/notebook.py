@@ -32,7 +32,8 @@ import torch
 from jetlab import __version__
 from jetlab._io import atomic_write_text, to_jsonable
 from jetlab._logging import show_messages
-from jetlab.tasks.checkpoints import DEFAULT_OUTPUT_ROOT, resolve_checkpoint
+from jetlab.options import DEFAULT_OUTPUT_ROOT
+from jetlab.tasks.checkpoint_resolver import resolve_checkpoint
 from jetlab.train.ddp import resolve_device
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["AUTO", "AUTO_VALUES", "NONE", "NONE_VALUES", "is_auto", "is_none", "is_special"]
+__all__ = ["AUTO", "AUTO_VALUES", "DEFAULT_OUTPUT_ROOT", "NONE", "NONE_VALUES", "is_auto", "is_none", "is_special"]
 
 #: "find it for me": the checkpoint search, or CUDA when available
 AUTO = "auto"
@@ -20,6 +20,9 @@ NONE = "none"
 AUTO_VALUES: tuple[str, ...] = (AUTO, "")
 #: spellings of :data:`NONE` after ``strip().lower()``; Python ``None`` is accepted too
 NONE_VALUES: tuple[str, ...] = (NONE,)
+#: where runs write their outputs when no ``output_dir`` is given (notebooks, ``jetlab run``, and the
+#: checkpoint search for notebook 01's output)
+DEFAULT_OUTPUT_ROOT = "jetlab_output"
 
 
 def _key(value: Any) -> str | None:

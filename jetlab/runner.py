@@ -36,7 +36,7 @@ from jetlab.notebook_params import (
     read_parameters,
     type_name,
 )
-from jetlab.options import is_special
+from jetlab.options import DEFAULT_OUTPUT_ROOT, is_special
 from jetlab.progress import (
     HEARTBEAT_SECONDS,
     KERNEL_STARTUP_LINE,
@@ -50,7 +50,6 @@ from jetlab.progress import (
 __all__ = [
     "HEARTBEAT_SECONDS",
     "DEFAULT_KERNEL",
-    "DEFAULT_OUTPUT_ROOT",
     "NotebookExecutionError",
     "NotebookParameter",
     "ParameterError",
@@ -75,7 +74,6 @@ __all__ = [
 ]
 
 DEFAULT_KERNEL = "python3"
-DEFAULT_OUTPUT_ROOT = "jetlab_output"
 #: The notebook whose output (``<out>/01_pretraining/checkpoint``) feeds the others in ``--all``.
 PRETRAINING_STEM = "01_pretraining"
 CHECKPOINT_SUBPATH = "checkpoint"
@@ -531,7 +529,7 @@ def prepare_notebook_data(
         )
     checkpoint = None
     if pretrain:
-        from jetlab.tasks.common import resolve_checkpoint
+        from jetlab.tasks.checkpoint_resolver import resolve_checkpoint
 
         checkpoint = resolve_checkpoint(
             "auto", train_if_missing=True, cache_dir=cache_dir, device="cpu", progress=progress

@@ -51,7 +51,7 @@ def test_cli_and_notebook_setup_share_one_handler(package_logger, capsys, tmp_pa
     assert main(["data", "list"]) == 0
     assert sum(isinstance(h, CurrentStdoutHandler) for h in package_logger.handlers) == 1
     capsys.readouterr()
-    logging.getLogger("jetlab.tasks.checkpoints").info("checkpoint: %s", "x")
+    logging.getLogger("jetlab.tasks.checkpoint_resolver").info("checkpoint: %s", "x")
     assert capsys.readouterr().out == "checkpoint: x\n"
 
 

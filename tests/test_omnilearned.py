@@ -438,7 +438,7 @@ def test_run_tagging_finetunes_an_omnilearned_checkpoint(tiny_dir):
 
 # ------------------------------------------------------------------------------- names, manifest, CLI
 def test_omnilearned_names_resolve_to_the_fetched_and_converted_file(small_pt, tmp_path, monkeypatch):
-    from jetlab.tasks.common import resolve_checkpoint
+    from jetlab.tasks.checkpoint_resolver import resolve_checkpoint
 
     monkeypatch.setenv("JETLAB_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("JETLAB_CACHE", str(tmp_path / "cache"))

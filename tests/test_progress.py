@@ -155,7 +155,7 @@ def jetlab_messages(caplog) -> list[str]:
 def test_fallback_pretraining_is_announced_before_it_starts_and_not_when_cached(tmp_path: Path, caplog,
                                                                               monkeypatch, without_shipped_model) -> None:
     from jetlab.model.checkpoint import CARD_FILE, WEIGHTS_FILE
-    from jetlab.tasks import checkpoints
+    from jetlab.tasks import checkpoint_resolver as checkpoints
 
     caplog.set_level(logging.INFO, logger="jetlab")
     logged_before = []

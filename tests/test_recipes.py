@@ -140,7 +140,7 @@ def test_auto_resolves_to_the_shipped_model_and_a_modified_file_is_refused(tmp_p
     import jetlab.model.checkpoint as ck
     from jetlab.model import PET, PETConfig, load, save
     from jetlab.model.checkpoint import CheckpointError
-    from jetlab.tasks.checkpoints import resolve_checkpoint
+    from jetlab.tasks.checkpoint_resolver import resolve_checkpoint
 
     shipped_root = tmp_path / "weights"
     torch.manual_seed(0)
@@ -181,7 +181,7 @@ def test_auto_gives_the_shipped_foundation_model_with_nothing_trained_and_it_kno
     from jetlab.data.torchdata import JetDataset
     from jetlab.model import load
     from jetlab.model.checkpoint import FOUNDATION_MODEL, SHIPPED_DIR
-    from jetlab.tasks.checkpoints import resolve_checkpoint
+    from jetlab.tasks.checkpoint_resolver import resolve_checkpoint
     from jetlab.train.finetune import predict
 
     monkeypatch.delenv("JETLAB_CHECKPOINT", raising=False)

@@ -355,7 +355,7 @@ def test_save_metrics_and_figure(jnb, tmp_path: Path) -> None:
 
 def test_resolve_checkpoint(jnb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, without_shipped_model) -> None:
     from jetlab.model import PET, PETConfig, save
-    from jetlab.tasks.common import cached_checkpoint_dir
+    from jetlab.tasks.checkpoint_resolver import cached_checkpoint_dir
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("JETLAB_CACHE", str(tmp_path / "cache"))

@@ -14,6 +14,7 @@ from jetlab.model import PET, ModelCard, PETConfig, save
 from jetlab.model.mlp import ObservableMLP
 from jetlab.model.pfn import ParticleFlowNetwork
 from jetlab.physics.metrics import roc_metrics
+from jetlab.tasks.checkpoint_resolver import resolve_checkpoint
 from jetlab.tasks.common import (
     GroupedModel,
     TaskData,
@@ -21,7 +22,6 @@ from jetlab.tasks.common import (
     build_finetune_model,
     build_scratch_model,
     load_task_data,
-    resolve_checkpoint,
 )
 from jetlab.tasks.tagging import MODEL_LABELS, TaggingResults, run_tagging
 

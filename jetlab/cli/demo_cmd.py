@@ -84,7 +84,8 @@ def demo(
     from jetlab.cli.main import CLIError
     from jetlab.notebook import seed_everything
     from jetlab.plot import roc_curves, save_figure
-    from jetlab.tasks.common import atomic_write_text, resolve_checkpoint
+    from jetlab.tasks.checkpoint_resolver import resolve_checkpoint
+    from jetlab.tasks.common import atomic_write_text
     from jetlab.tasks.tagging import run_tagging
 
     t0 = time.perf_counter()

@@ -81,9 +81,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from jetlab.cli.main import CLIError
+    from jetlab.options import DEFAULT_OUTPUT_ROOT
     from jetlab.plan import format_plan
     from jetlab.runner import (
-        DEFAULT_OUTPUT_ROOT,
         NotebookExecutionError,
         ParameterError,
         estimate_costs,

@@ -8,8 +8,7 @@
   an output); :class:`ArrayDataset` - named arrays as a dataset of dict batches;
 * :func:`fit_jet_generator` - the jet-feature generator's training (pretraining and CATHODE) on the
   :class:`~jetlab.train.Trainer`;
-* re-exported toolkit: :func:`resolve_checkpoint` (:mod:`jetlab.tasks.checkpoints`),
-  :func:`jetlab.model.factory.build_pet` and :class:`~jetlab.model.factory.GroupedModel`.
+* re-exported toolkit: :func:`jetlab.model.factory.build_pet` and :class:`~jetlab.model.factory.GroupedModel`.
 """
 
 from __future__ import annotations
@@ -33,21 +32,9 @@ from jetlab.model.factory import DEFAULT_INPUT_SCALING, GroupedModel, build_pet
 from jetlab.model.jet_generator import JetFeatureGenerator
 from jetlab.train import Trainer
 
-from .checkpoints import (
-    CHECKPOINT_ENV,
-    DEFAULT_PRETRAIN_EPOCHS,
-    DEFAULT_PRETRAIN_JETS,
-    cached_checkpoint_dir,
-    find_checkpoint,
-    resolve_checkpoint,
-)
-
 __all__ = [
     "ArrayDataset",
     "atomic_write_text",
-    "CHECKPOINT_ENV",
-    "DEFAULT_PRETRAIN_EPOCHS",
-    "DEFAULT_PRETRAIN_JETS",
     "GroupedModel",
     "TaskData",
     "TaskResults",
@@ -55,12 +42,9 @@ __all__ = [
     "build_finetune_model",
     "build_pet",
     "build_scratch_model",
-    "cached_checkpoint_dir",
-    "find_checkpoint",
     "fit_jet_generator",
     "load_task_data",
     "max_multiplicity",
-    "resolve_checkpoint",
 ]
 
 

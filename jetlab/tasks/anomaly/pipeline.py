@@ -11,7 +11,7 @@ import torch
 
 from jetlab.model.factory import DEFAULT_INPUT_SCALING, DEFAULT_LR_FACTOR, DEFAULT_OPTIMIZER
 
-from ..checkpoints import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
+from ..checkpoint_resolver import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
 from .detectors import SAME, AnomalyRun, run_cathode, run_idealised, run_supervised
 from .events import DEFAULT_SB, DEFAULT_SR, MassWindows, inject_signal, load_dijets
 from .results import AnomalyResults

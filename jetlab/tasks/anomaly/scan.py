@@ -29,7 +29,7 @@ from jetlab._io import atomic_path
 from jetlab.model.checkpoint import WEIGHTS_FILE
 from jetlab.physics.metrics import max_sic
 
-from ..checkpoints import resolve_checkpoint
+from ..checkpoint_resolver import resolve_checkpoint
 from .events import DEFAULT_SB, DEFAULT_SR, MassWindows, inject_signal, load_dijets
 from .pipeline import run_anomaly
 

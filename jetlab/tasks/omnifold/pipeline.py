@@ -13,7 +13,7 @@ from jetlab.data.schema import JetSet
 from jetlab.model.factory import DEFAULT_INPUT_SCALING, DEFAULT_LR_FACTOR, DEFAULT_OPTIMIZER
 from jetlab.physics import DEFAULT_OBSERVABLES, compute_observables
 
-from ..checkpoints import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
+from ..checkpoint_resolver import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
 from .algorithm import OmniFoldResult, omnifold
 from .classifiers import ClassifierSpec, make_classifier
 from .convergence import ConvergenceStudy, step1_curves

@@ -49,7 +49,7 @@ from jetlab.physics.metrics import inverse_background_efficiency, roc_metrics
 from jetlab.simulator.generate import GENERATORS
 from jetlab.train import fit_classifier, predict
 
-from ..checkpoints import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
+from ..checkpoint_resolver import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
 from ..common import TaskData, TrimmedDataset, load_task_data, max_multiplicity
 from .results import MODEL_LABELS, TaggingResults, TaggingRun
 

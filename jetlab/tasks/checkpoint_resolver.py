@@ -21,12 +21,11 @@ import torch
 from jetlab.data.cache import resolve_cache_dir
 from jetlab.model.checkpoint import CARD_FILE, FOUNDATION_MODEL, WEIGHTS_FILE, shipped_checkpoints
 from jetlab.model.omnilearned_convert import resolve_omnilearned
-from jetlab.options import is_auto, is_none
+from jetlab.options import DEFAULT_OUTPUT_ROOT, is_auto, is_none
 from jetlab.train import CPU_RECIPE, pretrain
 
 __all__ = [
     "CHECKPOINT_ENV",
-    "DEFAULT_OUTPUT_ROOT",
     "DEFAULT_PRETRAIN_EPOCHS",
     "DEFAULT_PRETRAIN_JETS",
     "cached_checkpoint_dir",
@@ -39,8 +38,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CHECKPOINT_ENV = "JETLAB_CHECKPOINT"
-#: Where runs write their outputs when no ``output_dir`` is given (``jetlab run`` uses it too).
-DEFAULT_OUTPUT_ROOT = "jetlab_output"
 #: Size of the fallback pretraining (jetclass-mini jets) and its epochs: a few minutes on 2 CPU cores, once.
 DEFAULT_PRETRAIN_JETS = 4000
 DEFAULT_PRETRAIN_EPOCHS = 8
