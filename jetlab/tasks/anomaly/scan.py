@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from jetlab._io import atomic_path
-from jetlab.model.checkpoint import WEIGHTS_FILE
+from jetlab.model.checkpoint import WEIGHTS_FILE, file_sha256
 from jetlab.physics.metrics import max_sic
 
 from ..checkpoint_resolver import resolve_checkpoint
@@ -428,10 +428,8 @@ PRETRAINED_WEIGHTS = "pretrained_weights_sha256"
 
 def pretrained_weights_sha256(checkpoint: Any) -> str | None:
     """SHA-256 of the weights a run with ``checkpoint`` fine-tunes (None: no pretrained model)."""
-    import hashlib
-
     path = resolve_checkpoint(checkpoint)
-    return None if path is None else hashlib.sha256((Path(path) / WEIGHTS_FILE).read_bytes()).hexdigest()
+    return None if path is None else file_sha256(Path(path) / WEIGHTS_FILE)
 
 
 def stored_scan_matches(stored: SignalFractionScan, wanted: dict[str, Any]) -> list[str]:

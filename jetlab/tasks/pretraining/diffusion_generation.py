@@ -453,7 +453,7 @@ def model_class_columns(model, class_names: Sequence[str]) -> np.ndarray:
     names no classes), so a model pretrained on more classes can be judged on a sample of fewer."""
     card = getattr(model, "card", None)
     own = list(card.class_names or []) if card is not None else []
-    if not own or own[: len(class_names)] == list(class_names):
+    if not own:
         return np.arange(len(class_names))
     missing = [c for c in class_names if c not in own]
     if missing:

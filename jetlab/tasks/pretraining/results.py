@@ -80,21 +80,21 @@ class PretrainingResult(TaskResults):
         w1 = self.evaluation.get("w1", {})
         return {c: {o: float(w1[o].get(c, float("nan"))) for o in observables} for c in self.class_names}
 
-    def compare_generation(self, constraints: Sequence[str] = (), device: str | torch.device = "cpu"):
-        """The evaluation's generated jets next to the same model and jet features sampled with other
-        ``constraints`` (default none: the diffusion head alone). A table per arm: jet-mass W1 overall
-        and per class (floor in the last row) and the classifier's accuracy on generated jets against
-        its accuracy on real ones; the numbers are kept for ``metrics.json`` (``generation_compared``)."""
-        ev = self.evaluation
+    def _generation(self, caller: str) -> dict[str, Any]:
+        """How the evaluation generated its jets (steps, seed, constraints); an error if it generated none."""
         gen = self.metrics.get("generation")
-        constraints = check_constraints(constraints, "compare_generation")
-        if "generated" not in ev or gen is None:
-            raise ValueError("compare_generation: this run has no generated jets (run_pretraining(evaluate=False)?)")
-        other = evaluate_pretraining(
-            self.model,
-            self.test.subset(slice(0, ev["n_test"])),
-            self.jet_generator,
-            standardizer=self.standardizer,
+        if "generated" not in self.evaluation or gen is None:
+            raise ValueError(f"{caller}: this run has no generated jets (run_pretraining(evaluate=False)?)")
+        return gen
+
+    def _evaluate_again(self, model, jet_generator, standardizer, constraints, device) -> dict[str, Any]:
+        """:func:`evaluate_pretraining` on the evaluation's test jets with its sampling steps and seed."""
+        gen = self._generation("evaluate")
+        return evaluate_pretraining(
+            model,
+            self.test.subset(slice(0, self.evaluation["n_test"])),
+            jet_generator,
+            standardizer=standardizer,
             class_names=self.class_names,
             steps=gen["steps"],
             seed=gen["seed"],
@@ -102,6 +102,16 @@ class PretrainingResult(TaskResults):
             constraints=constraints,
             acceptance=self.acceptance,
         )
+
+    def compare_generation(self, constraints: Sequence[str] = (), device: str | torch.device = "cpu"):
+        """The evaluation's generated jets next to the same model and jet features sampled with other
+        ``constraints`` (default none: the diffusion head alone). A table per arm: jet-mass W1 overall
+        and per class (floor in the last row) and the classifier's accuracy on generated jets against
+        its accuracy on real ones; the numbers are kept for ``metrics.json`` (``generation_compared``)."""
+        ev = self.evaluation
+        constraints = check_constraints(constraints, "compare_generation")
+        gen = self._generation("compare_generation")
+        other = self._evaluate_again(self.model, self.jet_generator, self.standardizer, constraints, device)
 
         def arm(held: Sequence[str], e: dict[str, Any]) -> dict[str, Any]:
             scale = e["generated"].extra.get("mass_scale")
@@ -149,9 +159,7 @@ class PretrainingResult(TaskResults):
         training jets in that model's input scaling, same steps, seed and constraints) against the same
         real-vs-real floor. A table of both models; the numbers are kept for ``metrics.json``
         (``compared_with``)."""
-        ev, gen = self.evaluation, self.metrics.get("generation")
-        if "generated" not in ev or gen is None:
-            raise ValueError("compare_with: this run has no generated jets (run_pretraining(evaluate=False)?)")
+        ev, gen = self.evaluation, self._generation("compare_with")
         other = load(checkpoint, map_location="cpu")
         std = other.card.get_standardizer()
         columns = model_class_columns(other, self.class_names)
@@ -164,18 +172,7 @@ class PretrainingResult(TaskResults):
             epochs=len(self.jet_generator_history),
             seed=gen["seed"],
         )
-        theirs = evaluate_pretraining(
-            other,
-            self.test.subset(slice(0, ev["n_test"])),
-            jg,
-            standardizer=std,
-            class_names=self.class_names,
-            steps=gen["steps"],
-            seed=gen["seed"],
-            device=device,
-            constraints=gen["constraints"],
-            acceptance=self.acceptance,
-        )
+        theirs = self._evaluate_again(other, jg, std, gen["constraints"], device)
 
         def arm(name: str, card: ModelCard, e: dict[str, Any]) -> dict[str, Any]:
             keep = ("accuracy", "generated_accuracy", "kinematic_accuracy", "standard_errors")
