@@ -83,6 +83,39 @@ def _kinematics(px, py, pz):
     return pt, eta, phi
 
 
+def _checked_inputs(px, py, pz, energy, pdg, charge, event) -> tuple[np.ndarray, ...]:
+    """:meth:`DetectorModel.apply`'s inputs as arrays of the dtypes it computes in, all of one length."""
+    px, py, pz, energy = (np.asarray(a, dtype=np.float64) for a in (px, py, pz, energy))
+    pdg = np.asarray(pdg)
+    charge = np.asarray(charge, dtype=np.float64)
+    event = np.asarray(event, dtype=np.int64)
+    n = len(px)
+    for nm, arr in (("py", py), ("pz", pz), ("energy", energy), ("pdg", pdg), ("charge", charge), ("event", event)):
+        if len(arr) != n:
+            raise ValueError(f"DetectorModel.apply: {nm} has {len(arr)} entries, px has {n}")
+    return px, py, pz, energy, pdg, charge, event
+
+
+def _track_flags(is_e: np.ndarray, is_mu: np.ndarray) -> np.ndarray:
+    """PID flags of tracks: charged hadron, electron or muon (no neutral flags)."""
+    flags = np.zeros((len(is_e), 5), dtype=bool)
+    flags[:, 0] = ~is_e & ~is_mu
+    flags[:, 3] = is_e
+    flags[:, 4] = is_mu
+    return flags
+
+
+def _event_ordered(parts: list[tuple]) -> RecoParticles:
+    """Tracks, clusters and pileup joined into one particle list, stably sorted by event."""
+    if not parts:
+        z = np.zeros(0)
+        return RecoParticles(z, z, z, z, z, np.zeros((0, 5), bool), np.zeros(0, np.int64))
+    cat = [np.concatenate([p[k] for p in parts]) for k in range(7)]
+    order = np.argsort(cat[6], kind="stable")
+    pt_, eta_, phi_, e_, q_, fl_, ev_ = (c[order] for c in cat)
+    return RecoParticles(pt_, eta_, phi_, e_, q_.astype(np.float64), fl_.astype(bool), ev_.astype(np.int64))
+
+
 @dataclass(frozen=True)
 class DetectorModel:
     """A parametric detector. Resolutions are relative: sigma(X)/X.
@@ -198,14 +231,8 @@ class DetectorModel:
         rng: np.random.Generator,
     ) -> RecoParticles:
         """Reconstruct flat generator-level stable particles; see the class docstring."""
-        px, py, pz, energy = (np.asarray(a, dtype=np.float64) for a in (px, py, pz, energy))
-        pdg = np.asarray(pdg)
-        charge = np.asarray(charge, dtype=np.float64)
-        event = np.asarray(event, dtype=np.int64)
+        px, py, pz, energy, pdg, charge, event = _checked_inputs(px, py, pz, energy, pdg, charge, event)
         n = len(px)
-        for nm, arr in (("py", py), ("pz", pz), ("energy", energy), ("pdg", pdg), ("charge", charge), ("event", event)):
-            if len(arr) != n:
-                raise ValueError(f"DetectorModel.apply: {nm} has {len(arr)} entries, px has {n}")
         a = np.abs(pdg)
         visible = ~np.isin(a, _NEUTRINOS)
         pt, eta, phi = _kinematics(px, py, pz)
@@ -227,63 +254,59 @@ class DetectorModel:
         em = is_gamma | is_e
 
         out = {}
-        # tracks: pT smearing, tiny angular smearing, keep the particle's mass
+        # the random draws keep their order: tracks, then calorimeter, then pileup
         ti = np.nonzero(tracked)[0]
         if len(ti):
-            s = 1.0 + self.track_resolution(pt[ti]) * rng.standard_normal(len(ti))
-            s = np.clip(s, 0.05, None)
-            tpt = pt[ti] * s
-            teta = eta[ti] + self.track_angle_sigma * rng.standard_normal(len(ti))
-            tphi = wrap_phi(phi[ti] + self.track_angle_sigma * rng.standard_normal(len(ti)))
-            m2 = np.clip(energy[ti] ** 2 - pt[ti] ** 2 - pz[ti] ** 2, 0, None)
-            tenergy = np.sqrt((tpt * np.cosh(teta)) ** 2 + m2)
-            tflags = np.zeros((len(ti), 5), dtype=bool)
-            tflags[:, 0] = ~is_e[ti] & ~is_mu[ti]
-            tflags[:, 3] = is_e[ti]
-            tflags[:, 4] = is_mu[ti]
-            out["tracks"] = (tpt, teta, tphi, tenergy, np.sign(charge[ti]), tflags, event[ti])
-        # calorimeter: energy smearing, angular smearing, massless
+            kin = self._smeared_tracks(pt[ti], eta[ti], phi[ti], energy[ti], pz[ti], rng)
+            out["tracks"] = (*kin, np.sign(charge[ti]), _track_flags(is_e[ti], is_mu[ti]), event[ti])
         ci = np.nonzero(calo)[0]
         if len(ci):
-            cem = em[ci]
-            ce = energy[ci] * (1.0 + self.calo_resolution(energy[ci], cem) * rng.standard_normal(len(ci)))
-            sig = np.where(cem, self.ecal_angle_sigma, self.hcal_angle_sigma)
-            ceta = eta[ci] + sig * rng.standard_normal(len(ci))
-            cphi = wrap_phi(phi[ci] + sig * rng.standard_normal(len(ci)))
-            cev = event[ci]
-            if self.cell_size is not None:
-                ce, ceta, cphi, cev, cem = self._merge_cells(ce, ceta, cphi, cev, cem)
-            keep = ce > np.where(cem, self.photon_e_min, self.neutral_e_min)
-            ce, ceta, cphi, cev, cem = ce[keep], ceta[keep], cphi[keep], cev[keep], cem[keep]
-            cpt = ce / np.cosh(ceta)
-            if self.cluster_pt_min > 0:
-                keep = cpt > self.cluster_pt_min
-                ce, ceta, cphi, cev, cem, cpt = ce[keep], ceta[keep], cphi[keep], cev[keep], cem[keep], cpt[keep]
-            cflags = np.zeros((len(ce), 5), dtype=bool)
-            cflags[:, 1] = ~cem
-            cflags[:, 2] = cem
-            out["calo"] = (cpt, ceta, cphi, ce, np.zeros(len(ce)), cflags, cev)
-        # pileup overlay
+            out["calo"] = self._calo_clusters(energy[ci], eta[ci], phi[ci], event[ci], em[ci], rng)
         if self.pileup_density > 0 and n_events > 0:
-            area = 2 * self.pileup_eta_max * 2 * np.pi
-            npu = rng.poisson(self.pileup_density * area, size=n_events)
-            tot = int(npu.sum())
-            pev = np.repeat(np.arange(n_events), npu)
-            ppt = self.cluster_pt_min + rng.exponential(self.pileup_pt_mean, tot)
-            peta = rng.uniform(-self.pileup_eta_max, self.pileup_eta_max, tot)
-            pphi = rng.uniform(-np.pi, np.pi, tot)
-            pflags = np.zeros((tot, 5), dtype=bool)
-            pflags[:, 1] = True
-            out["pileup"] = (ppt, peta, pphi, ppt * np.cosh(peta), np.zeros(tot), pflags, pev)
+            out["pileup"] = self._pileup(n_events, rng)
+        return _event_ordered(list(out.values()))
 
-        parts = list(out.values())
-        if not parts:
-            z = np.zeros(0)
-            return RecoParticles(z, z, z, z, z, np.zeros((0, 5), bool), np.zeros(0, np.int64))
-        cat = [np.concatenate([p[k] for p in parts]) for k in range(7)]
-        order = np.argsort(cat[6], kind="stable")
-        pt_, eta_, phi_, e_, q_, fl_, ev_ = (c[order] for c in cat)
-        return RecoParticles(pt_, eta_, phi_, e_, q_.astype(np.float64), fl_.astype(bool), ev_.astype(np.int64))
+    def _smeared_tracks(self, pt, eta, phi, energy, pz, rng) -> tuple:
+        """Track (pT, eta, phi, energy): pT smearing, tiny angular smearing, the particle's mass kept."""
+        s = 1.0 + self.track_resolution(pt) * rng.standard_normal(len(pt))
+        s = np.clip(s, 0.05, None)
+        tpt = pt * s
+        teta = eta + self.track_angle_sigma * rng.standard_normal(len(pt))
+        tphi = wrap_phi(phi + self.track_angle_sigma * rng.standard_normal(len(pt)))
+        m2 = np.clip(energy**2 - pt**2 - pz**2, 0, None)
+        return (tpt, teta, tphi, np.sqrt((tpt * np.cosh(teta)) ** 2 + m2))
+
+    def _calo_clusters(self, energy, eta, phi, cev, cem, rng) -> tuple:
+        """Calorimeter deposits: energy and angular smearing, cell merging, thresholds; massless."""
+        ce = energy * (1.0 + self.calo_resolution(energy, cem) * rng.standard_normal(len(energy)))
+        sig = np.where(cem, self.ecal_angle_sigma, self.hcal_angle_sigma)
+        ceta = eta + sig * rng.standard_normal(len(energy))
+        cphi = wrap_phi(phi + sig * rng.standard_normal(len(energy)))
+        if self.cell_size is not None:
+            ce, ceta, cphi, cev, cem = self._merge_cells(ce, ceta, cphi, cev, cem)
+        keep = ce > np.where(cem, self.photon_e_min, self.neutral_e_min)
+        ce, ceta, cphi, cev, cem = ce[keep], ceta[keep], cphi[keep], cev[keep], cem[keep]
+        cpt = ce / np.cosh(ceta)
+        if self.cluster_pt_min > 0:
+            keep = cpt > self.cluster_pt_min
+            ce, ceta, cphi, cev, cem, cpt = ce[keep], ceta[keep], cphi[keep], cev[keep], cem[keep], cpt[keep]
+        cflags = np.zeros((len(ce), 5), dtype=bool)
+        cflags[:, 1] = ~cem
+        cflags[:, 2] = cem
+        return (cpt, ceta, cphi, ce, np.zeros(len(ce)), cflags, cev)
+
+    def _pileup(self, n_events: int, rng: np.random.Generator) -> tuple:
+        """Pileup overlay: a Poisson number of soft neutral clusters per event, flat in eta and phi."""
+        area = 2 * self.pileup_eta_max * 2 * np.pi
+        npu = rng.poisson(self.pileup_density * area, size=n_events)
+        tot = int(npu.sum())
+        pev = np.repeat(np.arange(n_events), npu)
+        ppt = self.cluster_pt_min + rng.exponential(self.pileup_pt_mean, tot)
+        peta = rng.uniform(-self.pileup_eta_max, self.pileup_eta_max, tot)
+        pphi = rng.uniform(-np.pi, np.pi, tot)
+        pflags = np.zeros((tot, 5), dtype=bool)
+        pflags[:, 1] = True
+        return (ppt, peta, pphi, ppt * np.cosh(peta), np.zeros(tot), pflags, pev)
 
     def _merge_cells(self, e, eta, phi, ev, em):
         """Sum deposits of one event falling in the same eta-phi cell (energy-weighted axes)."""
