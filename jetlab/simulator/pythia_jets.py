@@ -1,6 +1,7 @@
 """Pythia 8 events in vectorised batches and their FastJet jets: the event machinery of
-:mod:`jetlab.simulator.generate` (which keeps the dataset specs, the per-dataset chunk workers and the
-planning). Seeds come from :func:`chunk_seeds` alone, so a chunk's events depend only on its identity.
+:mod:`jetlab.simulator.generate` (which keeps the per-dataset chunk workers and the planning; the
+dataset specs are :mod:`jetlab.simulator.mini_datasets`). Seeds come from :func:`chunk_seeds` alone,
+so a chunk's events depend only on its identity.
 """
 
 from __future__ import annotations
