@@ -50,69 +50,85 @@ def write_jetsets_chunked(
         n_total = 0
         for i, chunk in enumerate(chunks):
             check_collections(chunk, f"{path} (chunk {i})")
-            this = {
-                c: (
-                    js.particle_features,
-                    js.max_particles,
-                    tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in js.extra.items())),
-                )
-                for c, js in chunk.items()
-            }
+            this = _chunk_layout(chunk)
             if layout is None:
                 layout = this
-                for c, js in chunk.items():
-                    g = f.create_group(c)
-                    g.attrs["particle_features"] = json.dumps(list(js.particle_features))
-                    g.attrs["jet_features"] = json.dumps(list(JET_FEATURES))
-                    p, fdim = js.max_particles, len(js.particle_features)
-                    g.create_dataset(
-                        "particles",
-                        shape=(0, p, fdim),
-                        maxshape=(None, p, fdim),
-                        dtype=np.float32,
-                        chunks=(_ROW_CHUNK, p, fdim),
-                        **kw,
-                    )
-                    g.create_dataset("mask", shape=(0, p), maxshape=(None, p), dtype=bool, chunks=(_ROW_CHUNK, p), **kw)
-                    g.create_dataset(
-                        "jets",
-                        shape=(0, len(JET_FEATURES)),
-                        maxshape=(None, len(JET_FEATURES)),
-                        dtype=np.float32,
-                        chunks=True,
-                    )
-                    g.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=True)
-                    g.create_dataset("weights", shape=(0,), maxshape=(None,), dtype=np.float32, chunks=True)
-                    if js.extra:
-                        e = g.create_group("extra")
-                        for k, v in js.extra.items():
-                            e.create_dataset(
-                                k, shape=(0,) + v.shape[1:], maxshape=(None,) + v.shape[1:], dtype=v.dtype, chunks=True
-                            )
+                _create_resizable_groups(f, chunk, kw)
             elif this != layout:
                 raise SchemaError(f"{path}: chunk {i} has a different layout {this} than the first chunk {layout}")
             n = len(next(iter(chunk.values())))
             if n == 0:
                 continue
-            for c, js in chunk.items():
-                g = f[c]
-                arrays = {
-                    "particles": js.particles,
-                    "mask": js.mask,
-                    "jets": js.jets,
-                    "labels": js.labels,
-                    "weights": js.weights,
-                }
-                arrays.update({f"extra/{k}": v for k, v in js.extra.items()})
-                for name, arr in arrays.items():
-                    d = g[name]
-                    d.resize(n_total + n, axis=0)
-                    d[n_total : n_total + n] = arr
+            _append_rows(f, chunk, n_total, n)
             n_total += n
         if layout is None:
             raise SchemaError(f"{path}: nothing to write (no chunks)")
         write_header(f, dataset=dataset, label_names=label_names, collections=list(layout), info=info)
     return path
+
+
+def _chunk_layout(chunk: Mapping[str, JetSet]) -> dict[str, tuple]:
+    """What every chunk must share with the first: per collection its particle features,
+    ``max_particles`` and the names, row shapes and dtypes of its ``extra`` arrays."""
+    return {
+        c: (
+            js.particle_features,
+            js.max_particles,
+            tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in js.extra.items())),
+        )
+        for c, js in chunk.items()
+    }
+
+
+def _create_resizable_groups(f, chunk: Mapping[str, JetSet], kw: dict) -> None:
+    """One group per collection with empty datasets that grow along rows (the first chunk's layout)."""
+    for c, js in chunk.items():
+        g = f.create_group(c)
+        g.attrs["particle_features"] = json.dumps(list(js.particle_features))
+        g.attrs["jet_features"] = json.dumps(list(JET_FEATURES))
+        p, fdim = js.max_particles, len(js.particle_features)
+        g.create_dataset(
+            "particles",
+            shape=(0, p, fdim),
+            maxshape=(None, p, fdim),
+            dtype=np.float32,
+            chunks=(_ROW_CHUNK, p, fdim),
+            **kw,
+        )
+        g.create_dataset("mask", shape=(0, p), maxshape=(None, p), dtype=bool, chunks=(_ROW_CHUNK, p), **kw)
+        g.create_dataset(
+            "jets",
+            shape=(0, len(JET_FEATURES)),
+            maxshape=(None, len(JET_FEATURES)),
+            dtype=np.float32,
+            chunks=True,
+        )
+        g.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=True)
+        g.create_dataset("weights", shape=(0,), maxshape=(None,), dtype=np.float32, chunks=True)
+        if js.extra:
+            e = g.create_group("extra")
+            for k, v in js.extra.items():
+                e.create_dataset(
+                    k, shape=(0,) + v.shape[1:], maxshape=(None,) + v.shape[1:], dtype=v.dtype, chunks=True
+                )
+
+
+def _append_rows(f, chunk: Mapping[str, JetSet], n_total: int, n: int) -> None:
+    """Grow every dataset by the chunk's ``n`` rows and write them after the ``n_total`` already there."""
+    for c, js in chunk.items():
+        g = f[c]
+        arrays = {
+            "particles": js.particles,
+            "mask": js.mask,
+            "jets": js.jets,
+            "labels": js.labels,
+            "weights": js.weights,
+        }
+        arrays.update({f"extra/{k}": v for k, v in js.extra.items()})
+        for name, arr in arrays.items():
+            d = g[name]
+            d.resize(n_total + n, axis=0)
+            d[n_total : n_total + n] = arr
 
 
 # ------------------------------------------------------------------- datasets
