@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import pickle
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -208,8 +209,51 @@ def read_lhco(
     in the black boxes). Events with fewer than two jets are dropped with a
     :class:`DroppedEventsWarning` carrying the count; ``event_index`` shows which survived.
     """
-    import awkward as ak
+    path_str, parts, labels, start = _read_rows(path, start, stop)
+    n = len(parts)
+    pt, eta, phi = parts[..., 0], parts[..., 1], parts[..., 2]
+    mask = pt > 0
 
+    jets, cidx = _cluster(pt, eta, phi, mask, R)
+    jets, cidx, keep = _two_leading(jets, cidx)
+    n_drop = int((~keep).sum())
+    if n_drop:
+        warnings.warn(
+            DroppedEventsWarning(f"{path_str}: dropped {n_drop} of {n} event(s) with fewer than two jets", n_drop),
+            stacklevel=2,
+        )
+    jets, cidx = jets[keep], cidx[keep]
+    event_index = np.nonzero(keep)[0] + start
+    # real particles of all events in the order fastjet saw them (row-major), for constituent lookup
+    nk = int(keep.sum())
+    flat = parts[mask]
+    offsets = (np.cumsum(mask.sum(1)) - mask.sum(1))[keep]
+    (jpt, jeta, jphi, jm), mjj = _dijet_kinematics(jets, nk)
+    heavier_second = jm[:, 1] > jm[:, 0]
+    slot = np.stack([heavier_second.astype(int), 1 - heavier_second.astype(int)], axis=1)  # [jet1, jet2]
+
+    out = {}
+    for name, k in (("jet1", 0), ("jet2", 1)):
+        which = slot[:, k]
+        rows = np.arange(nk)
+        particles, pmask, ncon = _constituents(cidx, which, flat, offsets, max_particles)
+        jetf = np.stack([jpt[rows, which], jeta[rows, which], jphi[rows, which], jm[rows, which], ncon], axis=1)
+        js = JetSet(
+            particles,
+            pmask,
+            jetf,
+            labels[keep].astype(np.int64),
+            None,
+            KINEMATIC_FEATURES,
+            {"mjj": mjj.astype(np.float32), "event_index": event_index.astype(np.int64)},
+        )
+        out[name] = js.validate(where=f"{path_str}:{name}")
+    return out
+
+
+def _read_rows(path: PathLike, start: int, stop: int | None) -> tuple[Path, np.ndarray, np.ndarray, int]:
+    """Rows ``[start, stop)`` of an LHCO table, checked: (file path, particles (n, 700, 3) as
+    pT, eta, phi, labels, resolved start)."""
     frame = PandasFrame(path)
     if len(frame.columns) not in (N_COLUMNS, N_COLUMNS + 1):
         raise fail(
@@ -226,60 +270,48 @@ def read_lhco(
     labels = data[:, N_COLUMNS] if data.shape[1] > N_COLUMNS else np.zeros(n)
     if not np.isin(labels, (0.0, 1.0)).all():
         raise fail(frame.path, "df", f"label column must be 0 or 1, got {np.unique(labels)[:5].tolist()}")
-    pt, eta, phi = parts[..., 0], parts[..., 1], parts[..., 2]
-    mask = pt > 0
+    return frame.path, parts, labels, start
 
-    jets, cidx = _cluster(pt, eta, phi, mask, R)
+
+def _two_leading(jets, cidx):
+    """Each event's two highest-pT jets and their constituent indices, and which events have two."""
+    import awkward as ak
+
     jpt_all = np.hypot(jets.px, jets.py)
     order = ak.argsort(jpt_all, axis=1, ascending=False, stable=True)
     jets, cidx = jets[order][:, :2], cidx[order][:, :2]
     keep = ak.to_numpy(ak.num(jets, axis=1)) >= 2
-    n_drop = int((~keep).sum())
-    if n_drop:
-        warnings.warn(
-            DroppedEventsWarning(f"{frame.path}: dropped {n_drop} of {n} event(s) with fewer than two jets", n_drop),
-            stacklevel=2,
-        )
-    jets, cidx = jets[keep], cidx[keep]
-    event_index = np.nonzero(keep)[0] + start
-    # real particles of all events in the order fastjet saw them (row-major), for constituent lookup
-    nk = int(keep.sum())
-    flat = parts[mask]
-    offsets = (np.cumsum(mask.sum(1)) - mask.sum(1))[keep]
+    return jets, cidx, keep
+
+
+def _dijet_kinematics(jets, nk: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """(pT, eta, phi, m) of both jets, each shaped (events, 2), and the dijet invariant mass."""
+    import awkward as ak
 
     four = {k: ak.to_numpy(jets[k]).reshape(nk, 2) for k in ("px", "py", "pz", "E")}
-    jpt, jeta, jphi, jm = four_vector_features(four["px"], four["py"], four["pz"], four["E"])
+    jet_features = four_vector_features(four["px"], four["py"], four["pz"], four["E"])
     tot = {k: v.sum(1) for k, v in four.items()}
     mjj = four_vector_features(tot["px"], tot["py"], tot["pz"], tot["E"])[3]
-    heavier_second = jm[:, 1] > jm[:, 0]
-    slot = np.stack([heavier_second.astype(int), 1 - heavier_second.astype(int)], axis=1)  # [jet1, jet2]
+    return jet_features, mjj
 
-    out = {}
-    for name, k in (("jet1", 0), ("jet2", 1)):
-        which = slot[:, k]
-        rows = np.arange(nk)
-        idx_k = cidx[ak.from_regular(which[:, None])][:, 0]  # var-list index = jagged: per event, jet `which`
-        ncon = ak.to_numpy(ak.num(idx_k, axis=1)).astype(np.int64)
-        width = max(int(ncon.max()) if nk else 0, 1)
-        idx = ak.to_numpy(ak.fill_none(ak.pad_none(idx_k, width, axis=1), -1)).reshape(nk, width).astype(np.int64)
-        cmask = idx >= 0
-        cp = flat[np.where(cmask, idx + offsets[:, None], 0)] if len(flat) else np.zeros(idx.shape + (3,))
-        c_pt, c_eta, c_phi = cp[..., 0], cp[..., 1], cp[..., 2]
-        particles, pmask = finish_particles(
-            [c_pt, c_eta, wrap_phi(c_phi), c_pt * np.cosh(c_eta)], cmask & (c_pt > 0), max_particles
-        )
-        jetf = np.stack([jpt[rows, which], jeta[rows, which], jphi[rows, which], jm[rows, which], ncon], axis=1)
-        js = JetSet(
-            particles,
-            pmask,
-            jetf,
-            labels[keep].astype(np.int64),
-            None,
-            KINEMATIC_FEATURES,
-            {"mjj": mjj.astype(np.float32), "event_index": event_index.astype(np.int64)},
-        )
-        out[name] = js.validate(where=f"{frame.path}:{name}")
-    return out
+
+def _constituents(cidx, which: np.ndarray, flat: np.ndarray, offsets: np.ndarray, max_particles: int):
+    """Constituents of jet ``which`` (0 or 1) of each event: schema particles, their mask and the
+    constituent count. ``flat`` holds every event's real particles, event ``i`` from ``offsets[i]``."""
+    import awkward as ak
+
+    nk = len(which)
+    idx_k = cidx[ak.from_regular(which[:, None])][:, 0]  # var-list index = jagged: per event, jet `which`
+    ncon = ak.to_numpy(ak.num(idx_k, axis=1)).astype(np.int64)
+    width = max(int(ncon.max()) if nk else 0, 1)
+    idx = ak.to_numpy(ak.fill_none(ak.pad_none(idx_k, width, axis=1), -1)).reshape(nk, width).astype(np.int64)
+    cmask = idx >= 0
+    cp = flat[np.where(cmask, idx + offsets[:, None], 0)] if len(flat) else np.zeros(idx.shape + (3,))
+    c_pt, c_eta, c_phi = cp[..., 0], cp[..., 1], cp[..., 2]
+    particles, pmask = finish_particles(
+        [c_pt, c_eta, wrap_phi(c_phi), c_pt * np.cosh(c_eta)], cmask & (c_pt > 0), max_particles
+    )
+    return particles, pmask, ncon
 
 
 def read_lhco_features(path: PathLike) -> dict[str, np.ndarray]:
