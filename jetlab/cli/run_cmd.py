@@ -81,22 +81,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from jetlab.cli.main import CLIError
-    from jetlab.options import DEFAULT_OUTPUT_ROOT
-    from jetlab.plan import format_plan
-    from jetlab.runner import (
-        NotebookExecutionError,
-        ParameterError,
-        estimate_costs,
-        gate_on_cost,
-        list_profiles,
-        run_all,
-        run_notebook,
-    )
+    from jetlab.runner import NotebookExecutionError, ParameterError, list_profiles
 
     if args.list_profiles:
         for name in list_profiles():
             print(name)
         return 0
+    params = _checked_parameters(args)
+    try:
+        results = _execute(args, params)
+    except ParameterError as exc:  # nothing was executed: a usage error
+        raise CLIError(str(exc)) from exc
+    except NotebookExecutionError as exc:  # a cell failed: the run itself failed
+        print(f"jetlab: error: {exc}", file=sys.stderr)
+        return 1
+    if args.plan:
+        return 0
+    _report(args, results)
+    return 0
+
+
+def _checked_parameters(args: argparse.Namespace) -> dict[str, str]:
+    """The ``-p NAME VALUE`` pairs as a dict, after the checks that need no notebook (usage errors)."""
+    from jetlab.cli.main import CLIError
+
     if args.all == bool(args.notebook):
         raise CLIError("give either a NOTEBOOK or --all (not both, not neither)")
     if args.in_place and args.prepare_only:
@@ -106,6 +114,15 @@ def _run(args: argparse.Namespace) -> int:
         if name in params:
             raise CLIError(f"parameter {name!r} given twice with -p")
         params[name] = value
+    return params
+
+
+def _execute(args: argparse.Namespace, params: dict[str, str]) -> list:
+    """Run the notebook (or the series) after the cost table and the --yes gate; the run results."""
+    from jetlab.options import DEFAULT_OUTPUT_ROOT
+    from jetlab.plan import format_plan
+    from jetlab.runner import estimate_costs, gate_on_cost, run_all, run_notebook
+
     progress = not args.quiet  # progress goes to stderr, the result lines to stdout
 
     def cost_first(plans) -> bool:
@@ -116,40 +133,35 @@ def _run(args: argparse.Namespace) -> int:
         gate_on_cost(plans, args.profile, yes=args.yes, echo=lambda msg: print(msg, file=sys.stderr, flush=True))
         return True
 
-    try:
-        if args.all:
-            results = run_all(
-                args.notebook_dir,
-                params,
-                profile=args.profile,
-                out=args.out or DEFAULT_OUTPUT_ROOT,
-                kernel=args.kernel,
-                progress=progress,
-                log_output=args.log_output,
-                echo=None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)),
-                before_execute=cost_first,
-                check_kernel=not args.plan,
-            )
-        else:
-            one = run_notebook(
-                args.notebook,
-                params,
-                profile=args.profile,
-                out=args.out,
-                kernel=args.kernel,
-                progress=progress,
-                log_output=args.log_output,
-                prepare_only=args.prepare_only,
-                before_execute=cost_first,
-            )
-            results = [one] if one is not None else []
-    except ParameterError as exc:  # nothing was executed: a usage error
-        raise CLIError(str(exc)) from exc
-    except NotebookExecutionError as exc:  # a cell failed: the run itself failed
-        print(f"jetlab: error: {exc}", file=sys.stderr)
-        return 1
-    if args.plan:
-        return 0
+    if args.all:
+        return run_all(
+            args.notebook_dir,
+            params,
+            profile=args.profile,
+            out=args.out or DEFAULT_OUTPUT_ROOT,
+            kernel=args.kernel,
+            progress=progress,
+            log_output=args.log_output,
+            echo=None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True)),
+            before_execute=cost_first,
+            check_kernel=not args.plan,
+        )
+    one = run_notebook(
+        args.notebook,
+        params,
+        profile=args.profile,
+        out=args.out,
+        kernel=args.kernel,
+        progress=progress,
+        log_output=args.log_output,
+        prepare_only=args.prepare_only,
+        before_execute=cost_first,
+    )
+    return [one] if one is not None else []
+
+
+def _report(args: argparse.Namespace, results: list) -> None:
+    """One result line per notebook, then (with --in-place, once every run succeeded) the stored outputs."""
     for res in results:
         verb = "prepared" if args.prepare_only else f"executed in {res.seconds:.1f} s"
         print(f"{res.notebook.name}: {verb} -> {res.executed}")
@@ -162,4 +174,3 @@ def _run(args: argparse.Namespace) -> int:
         for res in results:
             stored = store_outputs(res.executed, res.notebook, profile=args.profile)
             print(f"{res.notebook.name}: outputs stored in {stored} ({stored.stat().st_size / 1024:.0f} KiB)")
-    return 0
