@@ -178,7 +178,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="dataset name (see `jetlab data list`)")
     p.set_defaults(func=_cmd_info)
 
-    subset_help = "subset to use (repeatable; 'all' for every file; default: the manifest's default subsets)"
+    _add_fetch(sub)
+    _add_verify(sub)
+    _add_prepare(sub)
+    _add_convert(sub)
+
+
+#: the --subset help of ``fetch`` and ``verify``
+_SUBSET_HELP = "subset to use (repeatable; 'all' for every file; default: the manifest's default subsets)"
+
+
+def _add_fetch(sub: argparse._SubParsersAction) -> None:
+    """``jetlab data fetch``: download, verify and unpack."""
     p = sub.add_parser(
         "fetch",
         help="download, verify and unpack a dataset (resumable)",
@@ -188,7 +199,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sizes are unknown.",
     )
     p.add_argument("name", help="dataset name (see `jetlab data list`)")
-    p.add_argument("--subset", action="append", metavar="S", help=subset_help)
+    p.add_argument("--subset", action="append", metavar="S", help=_SUBSET_HELP)
     p.add_argument(
         "--dest", metavar="DIR", help="target directory (default: $JETLAB_DATA/<name> or ~/.cache/jetlab/data/<name>)"
     )
@@ -202,6 +213,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=_cmd_fetch)
 
+
+def _add_verify(sub: argparse._SubParsersAction) -> None:
+    """``jetlab data verify``: local size and checksum checks."""
     p = sub.add_parser(
         "verify",
         help="check size and checksum of the local files (no network)",
@@ -210,10 +224,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "nothing published as 'unchecked', never as verified.",
     )
     p.add_argument("name", help="dataset name (see `jetlab data list`)")
-    p.add_argument("--subset", action="append", metavar="S", help=subset_help)
+    p.add_argument("--subset", action="append", metavar="S", help=_SUBSET_HELP)
     p.add_argument("--dest", metavar="DIR", help="directory holding the files")
     p.set_defaults(func=_cmd_verify)
 
+
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    """``jetlab data prepare``: the notebooks' offline datasets, or one published dataset converted."""
     p = sub.add_parser(
         "prepare",
         help="generate the datasets the notebooks read, or convert a fetched published dataset",
@@ -237,7 +254,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="only list what would be generated")
     p.set_defaults(func=_cmd_prepare)
 
-    # `jetlab data convert` lives in its own module (readers); plug it in when it exists.
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    """``jetlab data convert`` lives in its own module (readers); plug it in when it exists."""
     try:
         convert = importlib.import_module(CONVERT_MODULE)
     except ModuleNotFoundError as exc:
