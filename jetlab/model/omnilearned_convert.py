@@ -130,74 +130,13 @@ def infer_settings(
     (:class:`ConfigMismatchError` naming each differing setting).
     """
     body = ckpt["body"]
-    need = ("token", "embed.norm.weight", "local_physics.mlp.fc1.weight")
-    missing = [k for k in need if k not in body]
-    if missing:
-        raise CheckpointError(f"{where}: body has no {missing} tensor(s): not an OmniLearned PET2 body")
-    if any(k.startswith("cond_embed.") for k in body):
-        raise CheckpointError(
-            f"{where}: body tensors cond_embed.* (conditional=True): the meaning of its "
-            f"{body['cond_embed.0.fc1.weight'].shape[1]} global inputs is not stored, jetlab cannot feed them"
-        )
-    _, num_tokens, base_dim = body["token"].shape
-    input_dim = int(body["embed.norm.weight"].shape[0])
-    mlp_ratio = body["embed.mlp.fc1.weight"].shape[0] / base_dim
-    if mlp_ratio != int(mlp_ratio):
-        raise CheckpointError(
-            f"{where}: body tensor embed.mlp.fc1.weight {tuple(body['embed.mlp.fc1.weight'].shape)} "
-            f"gives a non-integer mlp_ratio {mlp_ratio}"
-        )
-    k_in = body["local_physics.mlp.fc1.weight"].shape[1]
-    if k_in not in (input_dim, input_dim + 3):
-        raise CheckpointError(
-            f"{where}: body tensor local_physics.mlp.fc1.weight has {k_in} inputs; "
-            f"expected {input_dim} or {input_dim + 3} (input_dim={input_dim})"
-        )
+    num_tokens, base_dim, input_dim, mlp_ratio, k_in = _body_shape(body, where)
     use_int = "interaction.mlp.fc2.weight" in body
     presets = size_presets()
-    heads_from = None
-    if use_int:
-        heads_from = int(body["interaction.mlp.fc2.weight"].shape[0])
-        if num_heads is not None and num_heads != heads_from:
-            raise ConfigMismatchError({"num_heads": (heads_from, num_heads)}, where)
-    elif num_heads is None:
-        same = [p["num_heads"] for p in presets.values() if p["base_dim"] == base_dim]
-        if not same:
-            raise CheckpointError(
-                f"{where}: num_heads is not stored in any tensor of a model without interaction "
-                f"blocks and no OmniLearned size has width {base_dim}: pass num_heads"
-            )
-        heads_from = same[0]
-    has_clf, has_gen = "classifier_head" in ckpt, "generator_head" in ckpt
-    use_time = "time_embed.fc1.weight" in body
-    mode = {(True, False, False): "classifier", (False, True, True): "generator", (True, True, True): "pretrain"}.get(
-        (has_clf, has_gen, use_time)
-    )
-    if mode is None:
-        raise CheckpointError(
-            f"{where}: unsupported combination classifier_head={has_clf}, generator_head={has_gen}, "
-            f"time embedding={use_time} (jetlab supports OmniLearned's classifier, generator and "
-            "pretrain modes)"
-        )
-    num_classes = 0  # no classifier head: nothing to count (describe() says so)
-    if has_clf:
-        num_classes = int(ckpt["classifier_head"]["out.weight"].shape[0])
-        head_blocks = _count(ckpt["classifier_head"], "in_blocks.")
-        local_blocks = _count(body, "local_physics.in_blocks.")
-        if head_blocks != local_blocks:
-            raise CheckpointError(
-                f"{where}: classifier_head has {head_blocks} in_blocks but the body's local_physics "
-                f"has {local_blocks}; PET2 uses one num_transformers_head for both"
-            )
-    gen_classes = 1
-    if has_gen:
-        gen = ckpt["generator_head"]
-        if int(gen["out.weight"].shape[0]) != input_dim:
-            raise CheckpointError(
-                f"{where}: generator_head tensor out.weight has {gen['out.weight'].shape[0]} outputs, "
-                f"not input_dim={input_dim} (segmentation / flavour-tagging heads are not supported)"
-            )
-        gen_classes = int(gen["pid_embed.0.weight"].shape[0]) if "pid_embed.0.weight" in gen else 1
+    heads_from = _stored_num_heads(body, base_dim, num_heads, presets, where)
+    mode = _mode(ckpt, body, where)
+    num_classes = _num_classes(ckpt, where) if "classifier_head" in ckpt else 0  # 0: nothing to count
+    gen_classes = _gen_classes(ckpt["generator_head"], input_dim, where) if "generator_head" in ckpt else 1
     skip = any(k.startswith("out_blocks.") for k in body)
     blocks = _count(body, "in_blocks.") + _count(body, "out_blocks.")
     heads = num_heads if num_heads is not None else heads_from
@@ -227,13 +166,107 @@ def infer_settings(
         size=size,
     )
     if size is not None:
-        if size not in presets:
-            raise ValueError(f"size must be one of {list(presets)}, got {size!r}")
-        got = settings.to_dict()
-        diffs = {k: (got[k], presets[size][k]) for k in _PRESET_KEYS if got[k] != presets[size][k]}
-        if diffs:
-            raise ConfigMismatchError(diffs, f"{where} (OmniLearned size {size!r})")
+        _check_preset(settings, size, presets, where)
     return settings
+
+
+def _body_shape(body: Mapping[str, torch.Tensor], where: str) -> tuple[int, int, int, float, int]:
+    """(num_tokens, base_dim, input_dim, mlp_ratio, local_physics inputs) of a PET2 body, checked."""
+    need = ("token", "embed.norm.weight", "local_physics.mlp.fc1.weight")
+    missing = [k for k in need if k not in body]
+    if missing:
+        raise CheckpointError(f"{where}: body has no {missing} tensor(s): not an OmniLearned PET2 body")
+    if any(k.startswith("cond_embed.") for k in body):
+        raise CheckpointError(
+            f"{where}: body tensors cond_embed.* (conditional=True): the meaning of its "
+            f"{body['cond_embed.0.fc1.weight'].shape[1]} global inputs is not stored, jetlab cannot feed them"
+        )
+    _, num_tokens, base_dim = body["token"].shape
+    input_dim = int(body["embed.norm.weight"].shape[0])
+    mlp_ratio = body["embed.mlp.fc1.weight"].shape[0] / base_dim
+    if mlp_ratio != int(mlp_ratio):
+        raise CheckpointError(
+            f"{where}: body tensor embed.mlp.fc1.weight {tuple(body['embed.mlp.fc1.weight'].shape)} "
+            f"gives a non-integer mlp_ratio {mlp_ratio}"
+        )
+    k_in = body["local_physics.mlp.fc1.weight"].shape[1]
+    if k_in not in (input_dim, input_dim + 3):
+        raise CheckpointError(
+            f"{where}: body tensor local_physics.mlp.fc1.weight has {k_in} inputs; "
+            f"expected {input_dim} or {input_dim + 3} (input_dim={input_dim})"
+        )
+    return num_tokens, base_dim, input_dim, mlp_ratio, k_in
+
+
+def _stored_num_heads(
+    body: Mapping[str, torch.Tensor], base_dim: int, num_heads: int | None, presets: Mapping, where: str
+) -> int | None:
+    """``num_heads`` as the interaction block stores it, else (when not given) the size preset's of
+    this width; None when the caller's ``num_heads`` stands."""
+    if "interaction.mlp.fc2.weight" in body:
+        heads_from = int(body["interaction.mlp.fc2.weight"].shape[0])
+        if num_heads is not None and num_heads != heads_from:
+            raise ConfigMismatchError({"num_heads": (heads_from, num_heads)}, where)
+        return heads_from
+    if num_heads is None:
+        same = [p["num_heads"] for p in presets.values() if p["base_dim"] == base_dim]
+        if not same:
+            raise CheckpointError(
+                f"{where}: num_heads is not stored in any tensor of a model without interaction "
+                f"blocks and no OmniLearned size has width {base_dim}: pass num_heads"
+            )
+        return same[0]
+    return None
+
+
+def _mode(ckpt: Mapping[str, Any], body: Mapping[str, torch.Tensor], where: str) -> str:
+    """OmniLearned's mode (classifier, generator, pretrain) from which heads and time embedding exist."""
+    has_clf, has_gen = "classifier_head" in ckpt, "generator_head" in ckpt
+    use_time = "time_embed.fc1.weight" in body
+    mode = {(True, False, False): "classifier", (False, True, True): "generator", (True, True, True): "pretrain"}.get(
+        (has_clf, has_gen, use_time)
+    )
+    if mode is None:
+        raise CheckpointError(
+            f"{where}: unsupported combination classifier_head={has_clf}, generator_head={has_gen}, "
+            f"time embedding={use_time} (jetlab supports OmniLearned's classifier, generator and "
+            "pretrain modes)"
+        )
+    return mode
+
+
+def _num_classes(ckpt: Mapping[str, Any], where: str) -> int:
+    """The classifier head's class count, after checking its blocks match the body's local_physics."""
+    num_classes = int(ckpt["classifier_head"]["out.weight"].shape[0])
+    head_blocks = _count(ckpt["classifier_head"], "in_blocks.")
+    local_blocks = _count(ckpt["body"], "local_physics.in_blocks.")
+    if head_blocks != local_blocks:
+        raise CheckpointError(
+            f"{where}: classifier_head has {head_blocks} in_blocks but the body's local_physics "
+            f"has {local_blocks}; PET2 uses one num_transformers_head for both"
+        )
+    return num_classes
+
+
+def _gen_classes(gen: Mapping[str, torch.Tensor], input_dim: int, where: str) -> int:
+    """The generator head's class count (its pid embedding rows; 1 without), after checking it
+    regenerates the particle features."""
+    if int(gen["out.weight"].shape[0]) != input_dim:
+        raise CheckpointError(
+            f"{where}: generator_head tensor out.weight has {gen['out.weight'].shape[0]} outputs, "
+            f"not input_dim={input_dim} (segmentation / flavour-tagging heads are not supported)"
+        )
+    return int(gen["pid_embed.0.weight"].shape[0]) if "pid_embed.0.weight" in gen else 1
+
+
+def _check_preset(settings: OmniLearnedSettings, size: str, presets: Mapping, where: str) -> None:
+    """ConfigMismatchError naming each setting that differs from OmniLearned's ``size`` preset."""
+    if size not in presets:
+        raise ValueError(f"size must be one of {list(presets)}, got {size!r}")
+    got = settings.to_dict()
+    diffs = {k: (got[k], presets[size][k]) for k in _PRESET_KEYS if got[k] != presets[size][k]}
+    if diffs:
+        raise ConfigMismatchError(diffs, f"{where} (OmniLearned size {size!r})")
 
 
 def _fit(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], part: str, where: str) -> None:
