@@ -129,6 +129,56 @@ class BackgroundGenerator:
 CATHODE_GEN_PT_INPUT = "log_1m_ptrel"
 
 
+def _check_background_inputs(sideband: DijetEvents, windows: MassWindows, checkpoint) -> None:
+    """Refuse too few events, events outside the sidebands and an OmniLearned checkpoint."""
+    if len(sideband) < 10:
+        raise ValueError(f"fit_background_generator: need at least 10 sideband events, got {len(sideband)}")
+    out_of_sb = ~windows.in_sb(sideband.mjj)
+    if out_of_sb.any():
+        raise ValueError(
+            f"fit_background_generator: {int(out_of_sb.sum())} events lie outside the sidebands "
+            f"{windows.sb} TeV; pass sideband events only"
+        )
+    if checkpoint is not None and is_omnilearned_card(read_card(checkpoint)):
+        raise ValueError(
+            f"fit_background_generator: {checkpoint} is an OmniLearned checkpoint; {OMNILEARNED_GENERATOR_NOTE}. "
+            "Pass checkpoint=None (jetlab's PET generator from scratch) or a jetlab checkpoint"
+        )
+
+
+def _fit_jet_stage(
+    sideband: DijetEvents, cond: np.ndarray, *, jet_epochs: int, seed: int, device: torch.device
+) -> tuple[JetFeatureGenerator, list[float]]:
+    """The first stage: both jets' features given the scaled ``mjj`` ``cond``; returns it and its loss per epoch."""
+    feats = sideband.jet_features()
+    n_max = int(max(feats[:, 3].max(), feats[:, 7].max()))
+    latent = _jet_latent(feats)
+    torch.manual_seed(seed)  # its initial weights: same seed -> same background model in any process
+    jet_model = JetFeatureGenerator(
+        8, cond_dim=1, hidden=128, layers=3, integer_features={3: (1, n_max), 7: (1, n_max)}
+    )
+    jet_model.fit_normalization(latent)
+    jet_losses = fit_jet_generator(
+        jet_model, latent, cond=cond, epochs=jet_epochs, batch_size=256, lr=2e-3, seed=seed, device=device
+    )
+    return jet_model, jet_losses
+
+
+def _particle_dataset(sideband: DijetEvents, cond: np.ndarray, standardizer: Standardizer) -> ArrayDataset:
+    """The second stage's training rows: every jet1 (label 0) then every jet2 (label 1), each with its event's ``cond``."""
+    x1, m1, j1, _ = model_inputs(sideband.jet1, standardizer)
+    x2, m2, j2, _ = model_inputs(sideband.jet2, standardizer)
+    n = len(sideband)
+    return ArrayDataset(
+        x=np.concatenate([x1, x2]),
+        mask=np.concatenate([m1, m2]),
+        jets=np.concatenate([j1, j2]),
+        label=np.concatenate([np.zeros(n, np.int64), np.ones(n, np.int64)]),
+        mjj=np.concatenate([cond, cond]),
+        weight=np.ones(2 * n, np.float32),
+    )
+
+
 def fit_background_generator(
     sideband: DijetEvents,
     windows: MassWindows,
@@ -154,19 +204,7 @@ def fit_background_generator(
     head that modelled another one is fine-tuned on this one.
     """
     t = TrainingSettings.from_keywords("fit_background_generator", training)
-    if len(sideband) < 10:
-        raise ValueError(f"fit_background_generator: need at least 10 sideband events, got {len(sideband)}")
-    out_of_sb = ~windows.in_sb(sideband.mjj)
-    if out_of_sb.any():
-        raise ValueError(
-            f"fit_background_generator: {int(out_of_sb.sum())} events lie outside the sidebands "
-            f"{windows.sb} TeV; pass sideband events only"
-        )
-    if checkpoint is not None and is_omnilearned_card(read_card(checkpoint)):
-        raise ValueError(
-            f"fit_background_generator: {checkpoint} is an OmniLearned checkpoint; {OMNILEARNED_GENERATOR_NOTE}. "
-            "Pass checkpoint=None (jetlab's PET generator from scratch) or a jetlab checkpoint"
-        )
+    _check_background_inputs(sideband, windows, checkpoint)
     dev = resolve_device(t.device)
     # label slots 0/1 = jet1/jet2, 2 = null
     pet = build_pet(checkpoint, preset=config, num_classes=1, seed=seed, input_scaling=t.input_scaling)
@@ -175,29 +213,9 @@ def fit_background_generator(
         pet.config = pet.config.replace(gen_pt_input=gen_pt_input)  # PETConfig names a bad value
     if standardizer is None:
         standardizer = pet.standardizer or Standardizer.fit_jetset(JetSet.concatenate([sideband.jet1, sideband.jet2]))
-    feats = sideband.jet_features()
     cond = windows.scale(sideband.mjj)
-    n_max = int(max(feats[:, 3].max(), feats[:, 7].max()))
-    latent = _jet_latent(feats)
-    torch.manual_seed(seed)  # its initial weights: same seed -> same background model in any process
-    jet_model = JetFeatureGenerator(
-        8, cond_dim=1, hidden=128, layers=3, integer_features={3: (1, n_max), 7: (1, n_max)}
-    )
-    jet_model.fit_normalization(latent)
-    jet_losses = fit_jet_generator(
-        jet_model, latent, cond=cond, epochs=jet_epochs, batch_size=256, lr=2e-3, seed=seed, device=dev
-    )
-    x1, m1, j1, _ = model_inputs(sideband.jet1, standardizer)
-    x2, m2, j2, _ = model_inputs(sideband.jet2, standardizer)
-    n = len(sideband)
-    ds = ArrayDataset(
-        x=np.concatenate([x1, x2]),
-        mask=np.concatenate([m1, m2]),
-        jets=np.concatenate([j1, j2]),
-        label=np.concatenate([np.zeros(n, np.int64), np.ones(n, np.int64)]),
-        mjj=np.concatenate([cond, cond]),
-        weight=np.ones(2 * n, np.float32),
-    )
+    jet_model, jet_losses = _fit_jet_stage(sideband, cond, jet_epochs=jet_epochs, seed=seed, device=dev)
+    ds = _particle_dataset(sideband, cond, standardizer)
     wrapper = MjjConditionedGenerator(pet)
     groups = finetune_groups(wrapper, t.lr, lr_factor=t.lr_factor, optimizer=t.optimizer, pretrained=pet.pretrained)
     trainer = Trainer(
