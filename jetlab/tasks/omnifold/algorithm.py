@@ -376,6 +376,141 @@ def fit_step(
     return model, record
 
 
+def _check_run_settings(n_iterations: int, epochs: int, max_weight: float, step2_init: str) -> str:
+    """Refuse settings :func:`omnifold` cannot run; returns the checked ``step2_init``."""
+    if n_iterations < 1:
+        raise ValueError(f"omnifold: n_iterations must be >= 1, got {n_iterations}")
+    if epochs < 1:
+        raise ValueError(f"omnifold: epochs must be >= 1, got {epochs}")
+    if max_weight <= 1.0:
+        raise ValueError(f"omnifold: max_weight must be > 1, got {max_weight}")
+    return check_choice("step2_init", step2_init, STEP2_INITS, "omnifold")
+
+
+@dataclass
+class _StepTrainer:
+    """Trains :func:`omnifold`'s steps, each from where the run's settings (``run``) say it starts;
+    holds the latest model of each step."""
+
+    spec: ClassifierSpec
+    run: Mapping[str, Any]  # the run's settings (OmniFoldResult.config)
+    device: torch.device
+    evals_per_epoch: int
+    progress: bool
+    models: dict[str, nn.Module | None] = field(default_factory=lambda: {"step1": None, "step2": None})
+
+    def train(self, step: str, it: int, sources, parts_tr, parts_va) -> tuple[nn.Module, dict]:
+        """Fit ``step`` of iteration ``it`` on the given rows and keep its model for the next start."""
+        start: nn.Module | None
+        if step == "step2" and self.run["step2_init"] == "step1":
+            start = copy.deepcopy(self.models["step1"])  # the same log ratio, learned at detector level
+        else:
+            previous = self.models[step]
+            start = previous if self.run["warm_start"] and it > 0 else None
+        warm = start is not None
+        step_seed = self.run["seed"] + 1000 * it + (0 if step == "step1" else 500)
+        level = "reco" if step == "step1" else "gen"
+        model = start if start is not None else seeded_build(self.spec, level, step_seed)
+        model, record = fit_step(
+            self.spec,
+            model,
+            sources,
+            parts_tr,
+            parts_va,
+            lr=self.run["warm_lr"] if warm else self.run["lr"],
+            warm=warm,
+            epochs=self.run["epochs"],
+            batch_size=self.run["batch_size"],
+            early_stopping_patience=self.run["early_stopping_patience"],
+            evals_per_epoch=self.evals_per_epoch,
+            device=self.device,
+            seed=step_seed,
+            progress=self.progress,
+        )
+        self.models[step] = model
+        return model, record
+
+
+def _iterate(
+    steps: _StepTrainer,
+    it: int,
+    push: np.ndarray,
+    data_w: np.ndarray,
+    feats_reco: list,
+    feats_gen,
+    splits: Mapping[str, np.ndarray],
+    max_weight: float,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One OmniFold iteration from the push weights ``push``: ``(pull weights, new push weights, records)``."""
+    spec, batch_size, dev = steps.spec, steps.run["batch_size"], steps.device
+    # ---- step 1: data_reco (1) vs sim_reco weighted by push (0) -> pull weights
+    w0, w1 = balanced(push, data_w)
+    model1, rec1 = steps.train(
+        "step1", it, feats_reco, step1_parts(w0, w1, splits, "train"), step1_parts(w0, w1, splits, "val")
+    )
+    pull = push * _ratio(_predict_logits(spec, model1, feats_reco[0], 4 * batch_size, dev), max_weight)
+    # ---- step 2: sim_gen weighted by pull (1) vs sim_gen weighted by push (0) -> new push
+    v0, v1 = balanced(push, pull)
+    sim_tr, sim_va = splits["sim_train"], splits["sim_val"]
+    model2, rec2 = steps.train(
+        "step2",
+        it,
+        [feats_gen],
+        [(0, sim_tr, 0, v0[sim_tr]), (0, sim_tr, 1, v1[sim_tr])],
+        [(0, sim_va, 0, v0[sim_va]), (0, sim_va, 1, v1[sim_va])],
+    )
+    push = push * _ratio(_predict_logits(spec, model2, feats_gen, 4 * batch_size, dev), max_weight)
+    return pull, push, {"step1": rec1, "step2": rec2}
+
+
+def _log_iteration(name: str, it: int, n_iterations: int, record: dict) -> None:
+    rec1, rec2 = record["step1"], record["step2"]
+    log.info(
+        "[omnifold:%s] iteration %d/%d: step1 best val %.5f (epoch %s), step2 best val %.5f (epoch %s), %.0f s",
+        name,
+        it + 1,
+        n_iterations,
+        rec1["best_val_loss"],
+        rec1["epochs_to_best"],
+        rec2["best_val_loss"],
+        rec2["epochs_to_best"],
+        rec1["wall_time"] + rec2["wall_time"],
+    )
+
+
+def _event_counts(sim_gen: LevelData, sim_reco: LevelData, data_reco: LevelData) -> tuple[int, int]:
+    """``(simulated events, measured events)``; the simulation's two levels must be row-aligned."""
+    n_sim, n_data = length(sim_gen, "sim_gen"), length(data_reco, "data_reco")
+    if length(sim_reco, "sim_reco") != n_sim:
+        raise ValueError(
+            f"omnifold: sim_gen ({n_sim}) and sim_reco ({length(sim_reco, 'sim_reco')}) must be "
+            "row-aligned (the same events at particle and detector level)"
+        )
+    return n_sim, n_data
+
+
+def _run_iterations(
+    steps: _StepTrainer,
+    sim_w: np.ndarray,
+    data_w: np.ndarray,
+    feats_reco: list,
+    feats_gen,
+    splits: Mapping[str, np.ndarray],
+) -> tuple[list[np.ndarray], list[np.ndarray], list[dict]]:
+    """Every iteration from the simulation's own weights: ``(push weights, pull weights, records)`` per iteration."""
+    n_iterations, max_weight = steps.run["n_iterations"], steps.run["max_weight"]
+    push = sim_w.copy()
+    pushes, pulls, histories = [], [], []
+    for it in range(n_iterations):
+        pull, push, record = _iterate(steps, it, push, data_w, feats_reco, feats_gen, splits, max_weight)
+        pulls.append(pull)
+        pushes.append(push.copy())
+        histories.append(record)
+        if steps.progress:
+            _log_iteration(steps.spec.name, it, n_iterations, record)
+    return pushes, pulls, histories
+
+
 def omnifold(
     sim_gen: LevelData,
     sim_reco: LevelData,
@@ -409,19 +544,8 @@ def omnifold(
     """
     t_start = time.perf_counter()
     spec = resolve_spec(classifier_factory)
-    if n_iterations < 1:
-        raise ValueError(f"omnifold: n_iterations must be >= 1, got {n_iterations}")
-    if epochs < 1:
-        raise ValueError(f"omnifold: epochs must be >= 1, got {epochs}")
-    if max_weight <= 1.0:
-        raise ValueError(f"omnifold: max_weight must be > 1, got {max_weight}")
-    step2_init = check_choice("step2_init", step2_init, STEP2_INITS, "omnifold")
-    n_sim, n_data = length(sim_gen, "sim_gen"), length(data_reco, "data_reco")
-    if length(sim_reco, "sim_reco") != n_sim:
-        raise ValueError(
-            f"omnifold: sim_gen ({n_sim}) and sim_reco ({length(sim_reco, 'sim_reco')}) must be "
-            "row-aligned (the same events at particle and detector level)"
-        )
+    step2_init = _check_run_settings(n_iterations, epochs, max_weight, step2_init)
+    n_sim, n_data = _event_counts(sim_gen, sim_reco, data_reco)
     sim_w = check_weights(sim_weights, n_sim, "sim_weights")
     data_w = check_weights(data_weights, n_data, "data_weights")
     lr = float(lr if lr is not None else spec.lr)
@@ -429,75 +553,8 @@ def omnifold(
     dev = resolve_device(device)
 
     splits = event_splits(n_sim, n_data, validation_fraction, seed, "omnifold")
-    sim_tr, sim_va = splits["sim_train"], splits["sim_val"]
-
     feats_reco = spec.prepare("reco", [sim_reco, data_reco])  # [sim, data]
     (feats_gen,) = spec.prepare("gen", [sim_gen])
-    models: dict[str, nn.Module | None] = {"step1": None, "step2": None}
-    push = sim_w.copy()
-    pushes, pulls, histories = [], [], []
-
-    def train(step: str, it: int, sources, parts_tr, parts_va) -> tuple[nn.Module, dict]:
-        start: nn.Module | None
-        if step == "step2" and step2_init == "step1":
-            start = copy.deepcopy(models["step1"])  # the same log ratio, learned at detector level
-        else:
-            previous = models[step]
-            start = previous if warm_start and it > 0 else None
-        warm = start is not None
-        step_seed = seed + 1000 * it + (0 if step == "step1" else 500)
-        model = start if start is not None else seeded_build(spec, "reco" if step == "step1" else "gen", step_seed)
-        return fit_step(
-            spec,
-            model,
-            sources,
-            parts_tr,
-            parts_va,
-            lr=warm_lr if warm else lr,
-            warm=warm,
-            epochs=epochs,
-            batch_size=batch_size,
-            early_stopping_patience=early_stopping_patience,
-            evals_per_epoch=evals_per_epoch,
-            device=dev,
-            seed=step_seed,
-            progress=progress,
-        )
-
-    for it in range(n_iterations):
-        # ---- step 1: data_reco (1) vs sim_reco weighted by push (0) -> pull weights
-        w0, w1 = balanced(push, data_w)
-        model1, rec1 = train(
-            "step1", it, feats_reco, step1_parts(w0, w1, splits, "train"), step1_parts(w0, w1, splits, "val")
-        )
-        models["step1"] = model1
-        pull = push * _ratio(_predict_logits(spec, model1, feats_reco[0], 4 * batch_size, dev), max_weight)
-        # ---- step 2: sim_gen weighted by pull (1) vs sim_gen weighted by push (0) -> new push
-        v0, v1 = balanced(push, pull)
-        model2, rec2 = train(
-            "step2",
-            it,
-            [feats_gen],
-            [(0, sim_tr, 0, v0[sim_tr]), (0, sim_tr, 1, v1[sim_tr])],
-            [(0, sim_va, 0, v0[sim_va]), (0, sim_va, 1, v1[sim_va])],
-        )
-        models["step2"] = model2
-        push = push * _ratio(_predict_logits(spec, model2, feats_gen, 4 * batch_size, dev), max_weight)
-        pulls.append(pull)
-        pushes.append(push.copy())
-        histories.append({"step1": rec1, "step2": rec2})
-        if progress:
-            log.info(
-                "[omnifold:%s] iteration %d/%d: step1 best val %.5f (epoch %s), step2 best val %.5f (epoch %s), %.0f s",
-                spec.name,
-                it + 1,
-                n_iterations,
-                rec1["best_val_loss"],
-                rec1["epochs_to_best"],
-                rec2["best_val_loss"],
-                rec2["epochs_to_best"],
-                rec1["wall_time"] + rec2["wall_time"],
-            )
     config = {
         "n_iterations": n_iterations,
         "epochs": epochs,
@@ -514,6 +571,8 @@ def omnifold(
         "n_sim": n_sim,
         "n_data": n_data,
     }
+    steps = _StepTrainer(spec, config, dev, evals_per_epoch, progress)
+    pushes, pulls, histories = _run_iterations(steps, sim_w, data_w, feats_reco, feats_gen, splits)
     return OmniFoldResult(
         classifier=spec.name,
         push_weights=pushes,
