@@ -94,6 +94,137 @@ class UnfoldingSummary:
         return out
 
 
+def _bin_edges(observables: Sequence[str], bins: Mapping[str, Any] | int | None) -> dict[str, np.ndarray]:
+    """Each observable's bin edges: given in ``bins``, a count of ``bins``, or :func:`observable_bins`' own."""
+    edges_for: dict[str, np.ndarray] = {}
+    for o in observables:
+        if isinstance(bins, Mapping) and o in bins:
+            e = np.asarray(bins[o], dtype=np.float64)
+        elif isinstance(bins, (int, np.integer)):
+            e = observable_bins(o, int(bins))
+        else:
+            e = observable_bins(o)
+        edges_for[o] = e
+    return edges_for
+
+
+@dataclass
+class _Unfolding:
+    """What :func:`unfold_observables` compares: each level's observables, the results and the bins."""
+
+    results: dict[str, OmniFoldResult]
+    observables: tuple[str, ...]
+    sim_gen: dict[str, np.ndarray]
+    truth_gen: dict[str, np.ndarray]
+    sim_reco: dict[str, np.ndarray]
+    data_reco: dict[str, np.ndarray]
+    truth_weights: np.ndarray | None
+    data_weights: Any
+    ibu_iterations: int
+    do_ibu: bool
+    edges: dict[str, np.ndarray]
+
+    @property
+    def prior_weights(self) -> np.ndarray:
+        return next(iter(self.results.values())).sim_weights
+
+    @property
+    def methods(self) -> list[str]:
+        return (["IBU"] if self.do_ibu else []) + [f"OmniFold-{k}" for k in self.results] + ["prior"]
+
+    def ibu_density(self, o: str, sim_idx=None, data_idx=None):
+        """Binned IBU of observable ``o`` on the given simulated and measured events (all by default)."""
+        gi = slice(None) if sim_idx is None else sim_idx
+        di = slice(None) if data_idx is None else data_idx
+        dwi = None if self.data_weights is None else np.asarray(self.data_weights)[di]
+        return ibu_unfold_samples(
+            self.sim_gen[o][gi],
+            self.sim_reco[o][gi],
+            self.data_reco[o][di],
+            self.edges[o],
+            self.ibu_iterations,
+            weights=self.prior_weights[gi],
+            data_weights=dwi,
+        )
+
+    def all_td(self, sim_idx, truth_idx, data_idx) -> dict[str, dict[str, float]]:
+        """Every method's triangular discriminator per observable on the given events."""
+        tw, prior_w = self.truth_weights, self.prior_weights
+        out: dict[str, dict[str, float]] = {m: {} for m in self.methods}
+        for o in self.observables:
+            e = self.edges[o]
+            t, twi = self.truth_gen[o][truth_idx], None if tw is None else tw[truth_idx]
+            s = self.sim_gen[o][sim_idx]
+            for k, r in self.results.items():
+                out[f"OmniFold-{k}"][o] = _td(s, r.weights()[sim_idx], t, twi, e)
+            out["prior"][o] = _td(s, prior_w[sim_idx], t, twi, e)
+            if self.do_ibu:
+                u = self.ibu_density(o, sim_idx, data_idx)
+                ht, _ = weighted_histogram(t, e, twi)
+                out["IBU"][o] = triangular_discriminator(u.unfolded * np.diff(e), ht, np.diff(e))  # density -> contents
+        return out
+
+
+def _bootstrapped_td(
+    u: _Unfolding, n_bootstrap: int, seed: int
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, tuple[float, float]]]]:
+    """The nominal discriminators and ``(nominal, std over n_bootstrap resamplings of the events)``."""
+    first = u.observables[0]
+    n_sim, n_truth = len(u.sim_gen[first]), len(u.truth_gen[first])
+    n_data = len(u.data_reco[first]) if u.do_ibu else 0
+    full = (np.arange(n_sim), np.arange(n_truth), np.arange(n_data))
+    nominal = u.all_td(*full)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(int(n_bootstrap)):
+        boots.append(
+            u.all_td(
+                rng.integers(0, n_sim, n_sim),
+                rng.integers(0, n_truth, n_truth),
+                rng.integers(0, n_data, n_data) if u.do_ibu else full[2],
+            )
+        )
+    td: dict[str, dict[str, tuple[float, float]]] = {}
+    for m in u.methods:
+        td[m] = {}
+        for o in u.observables:
+            vals = np.array([b[m][o] for b in boots])
+            td[m][o] = (float(nominal[m][o]), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0)
+    return nominal, td
+
+
+def _iteration_histograms(u: _Unfolding) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, Any]]]:
+    """Per-iteration discriminators and histograms of every method (for the widget and the plots)."""
+    per_iteration: dict[str, dict[str, np.ndarray]] = {}
+    hists: dict[str, dict[str, Any]] = {}
+    for o in u.observables:
+        e = u.edges[o]
+        ht, et = weighted_histogram(u.truth_gen[o], e, u.truth_weights)
+        hp, ep = weighted_histogram(u.sim_gen[o], e, u.prior_weights)
+        h: dict[str, Any] = {
+            "truth": {"values": ht, "errors": et},
+            "prior": {"values": hp, "errors": ep},
+            "iterations": {},
+        }
+        for k, r in u.results.items():
+            its = [weighted_histogram(u.sim_gen[o], e, w) for w in r.push_weights]
+            h["iterations"][f"OmniFold-{k}"] = [{"values": v, "errors": s} for v, s in its]
+            per_iteration.setdefault(f"OmniFold-{k}", {})[o] = np.array(
+                [triangular_discriminator(v, ht, np.diff(e)) for v, _ in its]
+            )
+        if u.do_ibu:
+            d = u.ibu_density(o)
+            scale = float(np.sum(ht))  # IBU densities scaled to the truth's event count for plotting
+            widths = np.diff(e)
+            h["IBU"] = {"values": d.unfolded * widths * scale, "errors": None}
+            h["iterations"]["IBU"] = [{"values": x * widths * scale, "errors": None} for x in d.history]
+            per_iteration.setdefault("IBU", {})[o] = np.array(
+                [triangular_discriminator(x * widths, ht, widths) for x in d.history]
+            )
+        hists[o] = h
+    return per_iteration, hists
+
+
 def unfold_observables(
     results: OmniFoldResult | Mapping[str, OmniFoldResult],
     sim_gen: LevelData,
@@ -133,97 +264,25 @@ def unfold_observables(
             raise ValueError(
                 f"unfold_observables: result {name!r} has weights for {len(r.sim_weights)} events, sim_gen has {n_sim}"
             )
-    do_ibu = sim_reco is not None and data_reco is not None
-    n_truth = len(tg[observables[0]])
-    tw = None if truth_weights is None else np.asarray(truth_weights, dtype=np.float64)
-    n_it = ibu_iterations or max(r.n_iterations for r in res.values())
-    prior_w = next(iter(res.values())).sim_weights
-    methods = (["IBU"] if do_ibu else []) + [f"OmniFold-{k}" for k in res] + ["prior"]
-    edges_for: dict[str, np.ndarray] = {}
-    for o in observables:
-        if isinstance(bins, Mapping) and o in bins:
-            e = np.asarray(bins[o], dtype=np.float64)
-        elif isinstance(bins, (int, np.integer)):
-            e = observable_bins(o, int(bins))
-        else:
-            e = observable_bins(o)
-        edges_for[o] = e
-
-    def ibu_density(o, sim_idx=None, data_idx=None):
-        gi = slice(None) if sim_idx is None else sim_idx
-        di = slice(None) if data_idx is None else data_idx
-        dwi = None if data_weights is None else np.asarray(data_weights)[di]
-        return ibu_unfold_samples(
-            sg[o][gi], sr[o][gi], dr[o][di], edges_for[o], n_it, weights=prior_w[gi], data_weights=dwi
-        )
-
-    def all_td(sim_idx, truth_idx, data_idx) -> dict[str, dict[str, float]]:
-        out: dict[str, dict[str, float]] = {m: {} for m in methods}
-        for o in observables:
-            e = edges_for[o]
-            t, twi = tg[o][truth_idx], None if tw is None else tw[truth_idx]
-            s = sg[o][sim_idx]
-            for k, r in res.items():
-                out[f"OmniFold-{k}"][o] = _td(s, r.weights()[sim_idx], t, twi, e)
-            out["prior"][o] = _td(s, prior_w[sim_idx], t, twi, e)
-            if do_ibu:
-                u = ibu_density(o, sim_idx, data_idx)
-                ht, _ = weighted_histogram(t, e, twi)
-                out["IBU"][o] = triangular_discriminator(u.unfolded * np.diff(e), ht, np.diff(e))  # density -> contents
-        return out
-
-    n_data = len(dr[observables[0]]) if do_ibu else 0
-    full = (np.arange(n_sim), np.arange(n_truth), np.arange(n_data))
-    nominal = all_td(*full)
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(int(n_bootstrap)):
-        boots.append(
-            all_td(
-                rng.integers(0, n_sim, n_sim),
-                rng.integers(0, n_truth, n_truth),
-                rng.integers(0, n_data, n_data) if do_ibu else full[2],
-            )
-        )
-    td: dict[str, dict[str, tuple[float, float]]] = {}
-    for m in methods:
-        td[m] = {}
-        for o in observables:
-            vals = np.array([b[m][o] for b in boots])
-            td[m][o] = (float(nominal[m][o]), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0)
-
-    # per-iteration values and histograms (for the widget and the plots)
-    per_iteration: dict[str, dict[str, np.ndarray]] = {}
-    hists: dict[str, dict[str, Any]] = {}
-    for o in observables:
-        e = edges_for[o]
-        ht, et = weighted_histogram(tg[o], e, tw)
-        hp, ep = weighted_histogram(sg[o], e, prior_w)
-        h: dict[str, Any] = {
-            "truth": {"values": ht, "errors": et},
-            "prior": {"values": hp, "errors": ep},
-            "iterations": {},
-        }
-        for k, r in res.items():
-            its = [weighted_histogram(sg[o], e, w) for w in r.push_weights]
-            h["iterations"][f"OmniFold-{k}"] = [{"values": v, "errors": s} for v, s in its]
-            per_iteration.setdefault(f"OmniFold-{k}", {})[o] = np.array(
-                [triangular_discriminator(v, ht, np.diff(e)) for v, _ in its]
-            )
-        if do_ibu:
-            u = ibu_density(o)
-            scale = float(np.sum(ht))  # IBU densities scaled to the truth's event count for plotting
-            widths = np.diff(e)
-            h["IBU"] = {"values": u.unfolded * widths * scale, "errors": None}
-            h["iterations"]["IBU"] = [{"values": d * widths * scale, "errors": None} for d in u.history]
-            per_iteration.setdefault("IBU", {})[o] = np.array(
-                [triangular_discriminator(d * widths, ht, widths) for d in u.history]
-            )
-        hists[o] = h
+    u = _Unfolding(
+        results=res,
+        observables=observables,
+        sim_gen=sg,
+        truth_gen=tg,
+        sim_reco=sr,
+        data_reco=dr,
+        truth_weights=None if truth_weights is None else np.asarray(truth_weights, dtype=np.float64),
+        data_weights=data_weights,
+        ibu_iterations=ibu_iterations or max(r.n_iterations for r in res.values()),
+        do_ibu=sim_reco is not None and data_reco is not None,
+        edges=_bin_edges(observables, bins),
+    )
+    nominal, td = _bootstrapped_td(u, n_bootstrap, seed)
+    per_iteration, hists = _iteration_histograms(u)
     return UnfoldingSummary(
         observables=observables,
-        bins=edges_for,
-        methods=methods,
+        bins=u.edges,
+        methods=u.methods,
         td=td,
         nominal=nominal,
         per_iteration=per_iteration,
