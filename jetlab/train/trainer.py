@@ -72,6 +72,37 @@ def _split_loss(out) -> tuple[torch.Tensor, dict[str, float]]:
     raise TypeError(f"loss_fn must return a tensor or (tensor, dict of floats), got {type(out).__name__}")
 
 
+def _check_arguments(
+    model: Any,
+    loss_fn: Any,
+    epochs: int,
+    max_steps: int | None,
+    batch_size: int,
+    checkpoint_every: int | None,
+    amp: Any,
+    find_unused_parameters: Any,
+) -> None:
+    """:class:`Trainer`'s argument checks, before anything is stored (TypeError / ValueError naming the argument)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"Trainer: model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise TypeError("Trainer: loss_fn must be callable as loss_fn(model, batch)")
+    if epochs < 1 and max_steps is None:
+        raise ValueError(f"Trainer: epochs must be >= 1, got {epochs}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"Trainer: max_steps must be >= 1, got {max_steps}")
+    if batch_size < 1:
+        raise ValueError(f"Trainer: batch_size must be >= 1, got {batch_size}")
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise ValueError(f"Trainer: checkpoint_every must be >= 1 or None, got {checkpoint_every}")
+    if amp not in ("auto", "bf16", "fp16", "off", True, False, None):
+        raise ValueError(f"Trainer: amp must be 'auto', 'bf16', 'fp16' or 'off', got {amp!r}")
+    if find_unused_parameters not in ("auto", True, False):
+        raise ValueError(
+            f"Trainer: find_unused_parameters must be 'auto', True or False, got {find_unused_parameters!r}"
+        )
+
+
 # --------------------------------------------------------------------------- trainer
 class Trainer:
     """Train ``model`` by minimising ``loss_fn(model, batch)``; see the module docstring.
@@ -124,24 +155,7 @@ class Trainer:
         drop_last: bool = False,
         find_unused_parameters: bool | str = "auto",
     ) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"Trainer: model must be a torch.nn.Module, got {type(model).__name__}")
-        if not callable(loss_fn):
-            raise TypeError("Trainer: loss_fn must be callable as loss_fn(model, batch)")
-        if epochs < 1 and max_steps is None:
-            raise ValueError(f"Trainer: epochs must be >= 1, got {epochs}")
-        if max_steps is not None and max_steps < 1:
-            raise ValueError(f"Trainer: max_steps must be >= 1, got {max_steps}")
-        if batch_size < 1:
-            raise ValueError(f"Trainer: batch_size must be >= 1, got {batch_size}")
-        if checkpoint_every is not None and checkpoint_every < 1:
-            raise ValueError(f"Trainer: checkpoint_every must be >= 1 or None, got {checkpoint_every}")
-        if amp not in ("auto", "bf16", "fp16", "off", True, False, None):
-            raise ValueError(f"Trainer: amp must be 'auto', 'bf16', 'fp16' or 'off', got {amp!r}")
-        if find_unused_parameters not in ("auto", True, False):
-            raise ValueError(
-                f"Trainer: find_unused_parameters must be 'auto', True or False, got {find_unused_parameters!r}"
-            )
+        _check_arguments(model, loss_fn, epochs, max_steps, batch_size, checkpoint_every, amp, find_unused_parameters)
         self.model, self.loss_fn = model, loss_fn
         self.train_data, self.val_data = train_data, val_data
         self.optimizer_spec, self.lr, self.param_groups_spec = optimizer, float(lr), param_groups
@@ -165,7 +179,10 @@ class Trainer:
         self.find_unused_parameters = find_unused_parameters
         #: trainable parameters the loss left without gradient (set by the DDP probe of find_unused_parameters="auto")
         self.unused_parameters: list[str] | None = None
-        # state
+        self._init_training_state()
+
+    def _init_training_state(self) -> None:
+        """The state :meth:`fit` advances and a checkpoint stores, empty: history, counters, optimizer, EMA, best weights."""
         self.history = History()
         self.stop_training = False
         self.global_step, self.epoch, self.batch_in_epoch = 0, 0, 0
