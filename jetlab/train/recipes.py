@@ -25,9 +25,15 @@ import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # run_recipe imports these lazily, so importing the recipes stays cheap
+    from jetlab.data.sources import DataSource
+    from jetlab.model import PET
+
+    from .callbacks import History
 
 log = logging.getLogger(__name__)
 
@@ -140,11 +146,8 @@ def run_recipe(
     """Run a recipe into ``out_dir`` (resumable) and return ``out_dir/model``; see the module docstring."""
     import torch
 
-    from jetlab.data.sources import resolve
-    from jetlab.data.torchdata import JetDataset
     from jetlab.model import save
 
-    from .finetune import predict
     from .pretrain import pretrain
 
     base = recipe(chosen) if isinstance(chosen, str) else chosen
@@ -158,18 +161,8 @@ def run_recipe(
         )
     out_dir = Path(out_dir)
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
-    opts = r.generator_options()
-    log.info(
-        "recipe %s: generating %d training and %d test jets (%s) with %d workers",
-        r.name,
-        r.n_jets,
-        r.n_test,
-        r.classes,
-        workers,
-    )
     start = time.perf_counter()
-    train = resolve(r.dataset, n_jets=r.n_jets, seed=r.seed, workers=workers, progress=progress, **opts)
-    test = resolve(r.dataset, n_jets=r.n_test, seed=r.seed + 1, workers=workers, progress=progress, **opts)
+    train, test = _recipe_jets(r, workers, progress)
     generation_s = time.perf_counter() - start
     torch.set_num_threads(r.threads)
     model, history = pretrain(
@@ -192,14 +185,7 @@ def run_recipe(
     )
     model_dir = out_dir / "model"
     card = model.card
-    test_jets = test.read()
-    std = card.get_standardizer()
-    probs = predict(model, JetDataset(test_jets, standardizer=std, max_particles=r.max_particles), device="cpu")
-    accuracy = float((np.argmax(probs, axis=-1) == test_jets.labels).mean())
-    card.metrics["test_accuracy"] = accuracy
-    card.metrics["test_jets"] = int(len(test_jets))
-    card.metrics["val_loss_curve"] = [float(e["val_loss"]) for e in history.epochs if "val_loss" in e]
-    card.metrics["train_loss_curve"] = [float(e["train_loss"]) for e in history.epochs if "train_loss" in e]
+    accuracy, n_test = _record_metrics(model, history, test, r.max_particles)
     card.recipe = {
         **r.to_dict(),
         "command": base.command(out_dir, fraction),
@@ -210,8 +196,44 @@ def run_recipe(
         "total_s": round(time.perf_counter() - start, 1),
     }
     save(model, model_dir, card)
-    log.info("recipe %s: test accuracy %.4f on %d jets; model in %s", r.name, accuracy, len(test_jets), model_dir)
+    log.info("recipe %s: test accuracy %.4f on %d jets; model in %s", r.name, accuracy, n_test, model_dir)
     return model_dir
+
+
+def _recipe_jets(r: PretrainingRecipe, workers: int, progress: bool) -> tuple[DataSource, DataSource]:
+    """The recipe's training and test jets (seeds ``seed`` and ``seed + 1``), generated or from the cache."""
+    from jetlab.data.sources import resolve
+
+    opts = r.generator_options()
+    log.info(
+        "recipe %s: generating %d training and %d test jets (%s) with %d workers",
+        r.name,
+        r.n_jets,
+        r.n_test,
+        r.classes,
+        workers,
+    )
+    train = resolve(r.dataset, n_jets=r.n_jets, seed=r.seed, workers=workers, progress=progress, **opts)
+    test = resolve(r.dataset, n_jets=r.n_test, seed=r.seed + 1, workers=workers, progress=progress, **opts)
+    return train, test
+
+
+def _record_metrics(model: PET, history: History, test: DataSource, max_particles: int) -> tuple[float, int]:
+    """Test accuracy and the loss curves into the model card's metrics; (accuracy, test jets)."""
+    from jetlab.data.torchdata import JetDataset
+
+    from .finetune import predict
+
+    card = model.card
+    test_jets = test.read()
+    std = card.get_standardizer()
+    probs = predict(model, JetDataset(test_jets, standardizer=std, max_particles=max_particles), device="cpu")
+    accuracy = float((np.argmax(probs, axis=-1) == test_jets.labels).mean())
+    card.metrics["test_accuracy"] = accuracy
+    card.metrics["test_jets"] = int(len(test_jets))
+    card.metrics["val_loss_curve"] = [float(e["val_loss"]) for e in history.epochs if "val_loss" in e]
+    card.metrics["train_loss_curve"] = [float(e["train_loss"]) for e in history.epochs if "train_loss" in e]
+    return accuracy, int(len(test_jets))
 
 
 def _versions(*packages: str) -> dict[str, str]:
