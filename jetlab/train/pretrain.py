@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import numpy as np
 import torch
@@ -228,28 +228,17 @@ def pretrain(
     """
     out_dir = Path(out_dir)
     torch.manual_seed(seed)  # model initialisation
-    if isinstance(data, JetSet):
-        names = (
-            tuple(label_names) if label_names is not None else tuple(str(i) for i in range(int(data.labels.max()) + 1))
-        )
-        dataset_name, train_ds, val_ds, n_train = "in-memory", *_in_memory(data, n_val, seed, max_particles)
-    else:
-        source = data if isinstance(data, DataSource) else resolve(data, n_jets=n_jets, seed=seed, progress=progress)
-        names = tuple(label_names) if label_names is not None else source.label_names
-        dataset_name = source.name
-        train_ds, val_ds, n_train = _from_source(
-            source, n_jets, n_val, collection, streaming, seed, batch_size, max_particles
-        )
-    std = train_ds.standardizer
-    n_classes = max(len(names), 1)
+    td = _training_data(
+        data, label_names, n_jets, n_val, collection, streaming, seed, batch_size, max_particles, progress
+    )
+    n_classes = max(len(td.names), 1)
     model = PET(PETConfig.preset(model_config, num_classes=n_classes))
     weights = LossWeights(**dict(loss_weights)) if loss_weights else LossWeights()
-    loss_fn = functools.partial(pretraining_loss, weights=weights)
     trainer = Trainer(
         model,
-        loss_fn,
-        train_ds,
-        val_ds,
+        functools.partial(pretraining_loss, weights=weights),
+        td.train,
+        td.val,
         optimizer=optimizer,
         lr=lr,
         epochs=epochs,
@@ -271,31 +260,81 @@ def pretrain(
     history = trainer.fit()
     model.eval()
     if trainer.is_main:
-        metrics: dict[str, Any] = {
-            "best_val_loss": history.best_val_loss,
-            "best_epoch": history.best_epoch,
-            "epochs": len(history.epochs),
-            "steps": len(history.steps),
-            "wall_time_s": round(history.wall_time, 2),
-        }
-        if history.epochs:
-            metrics.update({k: v for k, v in history.epochs[-1].items() if k.startswith("val_")})
-        probs = predict(model, val_ds, batch_size=max(batch_size, 256), device=trainer.device)
-        labels = val_ds.tensors["label"].numpy()
-        if n_classes > 1:
-            metrics["val_accuracy"] = float((np.argmax(probs, axis=-1) == labels).mean())
-        card = ModelCard(
-            training_data=dataset_name,
-            training_size=n_train,
-            standardizer=std.to_dict(),
-            class_names=list(names) if n_classes > 1 else None,
-            metrics=metrics,
-            notes=f"jetlab.train.pretrain: optimizer={optimizer}, lr={lr}, batch_size={batch_size}, "
+        notes = (
+            f"jetlab.train.pretrain: optimizer={optimizer}, lr={lr}, batch_size={batch_size}, "
             f"world_size={trainer.world_size}, seed={seed}, loss_weights={asdict(weights)}, "
-            f"max_particles={max_particles}",
+            f"max_particles={max_particles}"
         )
-        save(model, out_dir / "model", card)
-        model.card = card
+        model.card = _save_with_card(model, history, td, max(batch_size, 256), trainer.device, out_dir / "model", notes)
     ddp.barrier(trainer.ctx)
     ddp.cleanup(trainer.ctx)
     return model, history
+
+
+class _TrainingData(NamedTuple):
+    """What :func:`pretrain` trains on, and what the model card records of it."""
+
+    names: tuple[str, ...]  # class names
+    dataset_name: str
+    train: Any  # a JetDataset, or a streamed dataset
+    val: JetDataset
+    n_train: int  # training rows
+    standardizer: Any  # the training data's, as the datasets were made
+
+
+def _training_data(
+    data: str | os.PathLike | JetSet | DataSource,
+    label_names: Iterable[str] | None,
+    n_jets: int | None,
+    n_val: int | None,
+    collection: str | None,
+    streaming: bool | str,
+    seed: int,
+    batch_size: int,
+    max_particles: int | None,
+    progress: bool,
+) -> _TrainingData:
+    """Training and validation datasets of :func:`pretrain`'s ``data`` (see its docstring)."""
+    if isinstance(data, JetSet):
+        names = (
+            tuple(label_names) if label_names is not None else tuple(str(i) for i in range(int(data.labels.max()) + 1))
+        )
+        dataset_name, (train_ds, val_ds, n_train) = "in-memory", _in_memory(data, n_val, seed, max_particles)
+    else:
+        source = data if isinstance(data, DataSource) else resolve(data, n_jets=n_jets, seed=seed, progress=progress)
+        names = tuple(label_names) if label_names is not None else source.label_names
+        dataset_name = source.name
+        train_ds, val_ds, n_train = _from_source(
+            source, n_jets, n_val, collection, streaming, seed, batch_size, max_particles
+        )
+    return _TrainingData(names, dataset_name, train_ds, val_ds, n_train, train_ds.standardizer)
+
+
+def _save_with_card(
+    model: PET, history: History, td: _TrainingData, batch_size: int, device: torch.device, path: Path, notes: str
+) -> ModelCard:
+    """Validation metrics into a model card, saved with the model at ``path``; returns the card."""
+    n_classes = max(len(td.names), 1)
+    metrics: dict[str, Any] = {
+        "best_val_loss": history.best_val_loss,
+        "best_epoch": history.best_epoch,
+        "epochs": len(history.epochs),
+        "steps": len(history.steps),
+        "wall_time_s": round(history.wall_time, 2),
+    }
+    if history.epochs:
+        metrics.update({k: v for k, v in history.epochs[-1].items() if k.startswith("val_")})
+    probs = predict(model, td.val, batch_size=batch_size, device=device)
+    labels = td.val.tensors["label"].numpy()
+    if n_classes > 1:
+        metrics["val_accuracy"] = float((np.argmax(probs, axis=-1) == labels).mean())
+    card = ModelCard(
+        training_data=td.dataset_name,
+        training_size=td.n_train,
+        standardizer=td.standardizer.to_dict(),
+        class_names=list(td.names) if n_classes > 1 else None,
+        metrics=metrics,
+        notes=notes,
+    )
+    save(model, path, card)
+    return card
