@@ -13,7 +13,7 @@ models made by one recipe on more and more jets (``jetlab pretrain --recipe jetl
   divided by its accuracy on the real jets they were made for (notebook 01's ``generated_accuracy /
   accuracy``: :func:`evaluate_pretraining` with the pt, mass and detector constraints), over sampling
   seeds, on fresh ten-class jetclass-mini jets. The recipe's models carry no jet-feature generator, so
-  one (:func:`train_jet_generator`, notebook 01's 100 epochs) is fitted per model on other fresh jets;
+  one (:func:`build_and_fit_jet_generator`, notebook 01's 100 epochs) is fitted per model on other fresh jets;
 * ``cathode`` - CATHODE (:func:`jetlab.tasks.anomaly.run_cathode`, notebook 04) at injected S/B ~0.1
   and ~0.05 in the signal region: max SIC per seed, with a random score's mean and 95th percentile
   (:func:`random_max_sic`) on the same SR events.
@@ -254,7 +254,7 @@ def _load_pet(path: str):
 
 def run_generation_block(res: Results, models: dict[str, str], args) -> None:
     from jetlab.data.sources import resolve
-    from jetlab.tasks.pretraining import evaluate_pretraining, train_jet_generator
+    from jetlab.tasks.pretraining import build_and_fit_jet_generator, evaluate_pretraining
 
     settings = {
         "dataset": "jetclass-mini",
@@ -285,7 +285,7 @@ def run_generation_block(res: Results, models: dict[str, str], args) -> None:
         t0 = time.perf_counter()
         model = _load_pet(ckpt)
         std = model.card.get_standardizer()
-        jg, _ = train_jet_generator(
+        jg, _ = build_and_fit_jet_generator(
             _jet_inputs(fit),
             fit.labels,
             num_classes=int(model.config.num_classes),

@@ -1,7 +1,8 @@
 """Pretraining and jet generation (notebook 01): :mod:`.pipeline` trains PET and the jet-feature generator
 and writes one checkpoint (:func:`run_pretraining`), :mod:`.results` holds what it returns
 (:class:`PretrainingResult`); generating jets with the model and judging them is
-:mod:`.diffusion_generation` (its functions re-exported here)."""
+:mod:`.diffusion_generation` (its functions re-exported here), with the jet-feature stage in
+:mod:`.jet_feature_generation` and the constraints on generated particles in :mod:`.generation_constraints`."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from .diffusion_generation import (
     evaluate_pretraining,
     generate_jets,
     jet_observables,
-    train_jet_generator,
     wasserstein_table,
 )
+from .jet_feature_generation import build_and_fit_jet_generator
 from .pipeline import load_pretrained, run_pretraining
 from .results import PretrainingResult
 
@@ -21,11 +22,11 @@ __all__ = [
     "GEN_CONSTRAINTS",
     "OBSERVABLES",
     "PretrainingResult",
+    "build_and_fit_jet_generator",
     "evaluate_pretraining",
     "generate_jets",
     "jet_observables",
     "load_pretrained",
     "run_pretraining",
-    "train_jet_generator",
     "wasserstein_table",
 ]

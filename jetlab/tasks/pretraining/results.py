@@ -24,8 +24,8 @@ from .diffusion_generation import (
     check_constraints,
     evaluate_pretraining,
     model_class_columns,
-    train_jet_generator,
 )
+from .jet_feature_generation import build_and_fit_jet_generator
 
 __all__ = ["ACCURACY_METRICS", "PretrainingResult"]
 
@@ -163,7 +163,7 @@ class PretrainingResult(TaskResults):
         other = load(checkpoint, map_location="cpu")
         std = other.card.get_standardizer()
         columns = model_class_columns(other, self.class_names)
-        jg, _ = train_jet_generator(
+        jg, _ = build_and_fit_jet_generator(
             jet_inputs(self.train),
             columns[self.train.labels],
             num_classes=other.config.num_classes,
