@@ -6,10 +6,12 @@ versions both as a visible cell output and in ``run_info.json`` of the run's out
 :func:`save_metrics` and :func:`save_figure` write results there atomically, so ``jetlab run``
 (papermill) and interactive Jupyter sessions leave the same artefacts behind.
 
-Typical use::
+Typical use, right after the ``parameters`` cell (each parameter is written once, there)::
 
     import jetlab.notebook as jnb
-    run = jnb.setup(dict(n_jets=n_jets, seed=seed, output_dir=output_dir), seed=seed)
+    from jetlab.tasks.tagging import TaggingSettings, run_tagging
+    run, settings = jnb.setup(globals(), TaggingSettings)
+    results = run_tagging(dataset, settings)
     ...
     jnb.save_figure(fig, "roc")
     jnb.save_metrics({"auc": auc}, "metrics")
@@ -24,7 +26,7 @@ import platform
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar, overload
 
 import numpy as np
 import torch
@@ -33,14 +35,14 @@ from jetlab import __version__
 from jetlab._io import atomic_write_text, to_jsonable
 from jetlab._logging import show_messages
 from jetlab.options import DEFAULT_OUTPUT_ROOT
-from jetlab.tasks.checkpoint_resolver import resolve_checkpoint
+from jetlab.tasks.settings import TaskSettings
 from jetlab.train.ddp import resolve_device
 
 __all__ = [
     "RunInfo",
     "current",
+    "notebook_parameters",
     "output_dir",
-    "resolve_checkpoint",
     "resolve_device",
     "save_figure",
     "save_metrics",
@@ -124,24 +126,69 @@ def output_dir(path: str | os.PathLike | None = None) -> Path:
     return _OUTPUT_DIR
 
 
+#: names IPython puts in a notebook's namespace that are not parameters
+_IPYTHON_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython"})
+_PLAIN = (type(None), bool, int, float, str, list, tuple, dict)
+
+S = TypeVar("S", bound=TaskSettings)
+
+
+def notebook_parameters(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters in a notebook's ``globals()`` when :func:`setup` runs: every public name bound to
+    plain data (None, bool, numbers, strings, lists, tuples, dicts); modules, functions and IPython's
+    own names are left out. A mapping that is not a module namespace is taken as it is."""
+    if "__name__" not in namespace:
+        return dict(namespace)
+    return {
+        k: v
+        for k, v in namespace.items()
+        if not k.startswith("_") and k not in _IPYTHON_NAMES and isinstance(v, _PLAIN)
+    }
+
+
+@overload
 def setup(
-    parameters: Mapping[str, Any], seed: int | None = None, *, style: bool = True, quiet: bool = False
-) -> RunInfo:
+    parameters: Mapping[str, Any],
+    settings: None = None,
+    seed: int | None = None,
+    *,
+    style: bool = ...,
+    quiet: bool = ...,
+) -> RunInfo: ...
+@overload
+def setup(
+    parameters: Mapping[str, Any], settings: type[S], seed: int | None = None, *, style: bool = ..., quiet: bool = ...
+) -> tuple[RunInfo, S]: ...
+def setup(
+    parameters: Mapping[str, Any],
+    settings: type[TaskSettings] | None = None,
+    seed: int | None = None,
+    *,
+    style: bool = True,
+    quiet: bool = False,
+) -> RunInfo | tuple[RunInfo, TaskSettings]:
     """Start a notebook run: seed, pick the device, style plots, record parameters + versions.
 
-    ``parameters`` is the notebook's parameter dict (its ``parameters`` cell). ``seed`` defaults
-    to ``parameters["seed"]`` (else 0), the device to ``parameters["device"]`` (else ``"auto"``)
-    and the output directory to ``parameters["output_dir"]``. The record is printed (so it is
-    kept in the executed notebook) and written to ``<output_dir>/run_info.json``.
+    ``parameters``: the notebook's ``globals()`` right after its ``parameters`` cell (the parameters
+    are its plain-data names, :func:`notebook_parameters`) or a dict of them. ``seed`` defaults to
+    ``parameters["seed"]`` (else 0), the device to ``parameters["device"]`` (else ``"auto"``) and the
+    output directory to ``parameters["output_dir"]``. The record is printed (so it is kept in the
+    executed notebook) and written to ``<output_dir>/run_info.json``.
+
+    With a task's ``settings`` class (e.g. :class:`~jetlab.tasks.tagging.TaggingSettings`) it returns
+    ``(run, settings)``: the settings made from the parameters that name its fields (checked for
+    type), with the resolved device and output directory, so the next cell calls
+    ``run_tagging(dataset, settings)`` without repeating a parameter.
     """
     global _CURRENT
     show_messages()  # the library's INFO messages (stages, results) appear in the cell output
-    params = dict(parameters)
+    params = notebook_parameters(parameters)
     if seed is None:
         seed = params.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"setup: seed must be an int, got {type(seed).__name__} ({seed!r})")
     seed = int(seed)
+    task_settings = settings.from_parameters(params, strict=False) if settings is not None else None
     seed_everything(seed)
     device = resolve_device(params.get("device", "auto"))
     if style:
@@ -167,7 +214,9 @@ def setup(
         for key, value in params.items():
             print(f"  {key:<{width}} = {value!r}")
         print(f"run info written to {out / 'run_info.json'}")
-    return info
+    if task_settings is None:
+        return info
+    return info, task_settings.replace(device=str(device), output_dir=str(info.output_dir))
 
 
 def current() -> RunInfo | None:

@@ -53,7 +53,7 @@ import torch
 
 import jetlab.notebook as jnb
 
-run = jnb.setup(dict(n_jets=n_jets, seed=seed, output_dir=output_dir, checkpoint=checkpoint))
+run = jnb.setup(globals())
 device = run.device
 
 # %% [markdown]
@@ -69,7 +69,7 @@ device = run.device
 # %%
 from jetlab.data.sources import resolve
 
-data = resolve("jetclass-mini", n_jets=n_jets, seed=seed)  # a generator, a published dataset, files: one resolver
+data = resolve("jetclass-mini", n_jets=run.parameters["n_jets"], seed=run.seed)  # a generator, a published dataset, files: one resolver
 jets = data.read()
 print(f"{len(jets)} jets from {data.files()[0].name}")
 
@@ -151,8 +151,9 @@ print(len(JET_INPUTS), "jet inputs:", ", ".join(JET_INPUTS))
 # %%
 from jetlab.data import model_inputs
 from jetlab.model import PET, PETConfig, load
+from jetlab.tasks.checkpoint_resolver import resolve_checkpoint
 
-ckpt = jnb.resolve_checkpoint(checkpoint, run.output_dir)  # None: no pretrained model (yet)
+ckpt = resolve_checkpoint(checkpoint, run.output_dir)  # None: no pretrained model (yet)
 model = load(ckpt) if ckpt is not None else PET(PETConfig.preset("tiny", num_classes=len(data.label_names)))
 model = model.to(device).eval()
 standardizer = model.card.get_standardizer() if ckpt is not None else None  # None: fitted on these jets below

@@ -67,14 +67,11 @@ seed = 0
 # %%
 import jetlab.notebook as jnb
 from jetlab.model import PET, PETConfig
-from jetlab.tasks.pretraining import run_pretraining
+from jetlab.tasks.pretraining import PretrainingSettings, run_pretraining
 from jetlab.train import LiveLossPlot
 from jetlab.widgets import TrainingMonitor
 
-run = jnb.setup(dict(dataset=dataset, n_jets=n_jets, epochs=epochs, model=model, batch_size=batch_size,
-                     lr=lr, diffusion_weight=diffusion_weight, ema_decay=ema_decay, jet_epochs=jet_epochs,
-                     gen_steps=gen_steps, gen_constraints=gen_constraints, n_generate=n_generate, device=device,
-                     output_dir=output_dir, seed=seed), seed=seed)
+run, settings = jnb.setup(globals(), PretrainingSettings)  # the parameters above, checked and frozen
 
 # %% [markdown]
 # ## The model
@@ -91,10 +88,7 @@ PET(PETConfig.preset(model, num_classes=5)).describe();
 # %%
 monitor = TrainingMonitor(title="PET pretraining")
 monitor.display()
-result = run_pretraining(dataset, n_jets=n_jets, epochs=epochs, model=model, device=run.device,
-                         output_dir=run.output_dir, seed=seed, batch_size=batch_size, lr=lr, jet_epochs=jet_epochs,
-                         diffusion_weight=diffusion_weight, ema_decay=ema_decay, gen_steps=gen_steps,
-                         gen_constraints=gen_constraints, n_generate=n_generate, callbacks=[LiveLossPlot(monitor, every=5)], progress=False)
+result = run_pretraining(dataset, settings, callbacks=[LiveLossPlot(monitor, every=5)], progress=False)
 print(f"train/val/test jets: {len(result.train)}/{len(result.val)}/{len(result.test)}")
 print("timings [s]:", {k: round(v, 1) for k, v in result.timings.items()})
 

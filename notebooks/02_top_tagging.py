@@ -61,15 +61,14 @@ output_dir = "jetlab_output/02_top_tagging"
 # %% [markdown]
 # `jetlab.notebook.setup` seeds every random number generator, picks the device, applies the plot
 # style and records these parameters with the jetlab and torch versions (also in `run_info.json`).
+# It also checks them into the task's one settings object, `TaggingSettings` (frozen; a wrong type is
+# an error naming the parameter), so each parameter is written once: in the cell above.
 
 # %%
 import jetlab.notebook as jnb
-from jetlab.tasks.tagging import run_tagging
+from jetlab.tasks.tagging import TaggingSettings, run_tagging
 
-run = jnb.setup(dict(dataset=dataset, n_jets=n_jets, fractions=fractions, seeds=seeds, epochs=epochs,
-                     batch_size=batch_size, lr=lr, lr_factor=lr_factor, optimizer=optimizer, input_scaling=input_scaling,
-                     checkpoint=checkpoint, pretrain_jets=pretrain_jets, pretrain_epochs=pretrain_epochs, device=device,
-                     seed=seed, output_dir=output_dir))
+run, settings = jnb.setup(globals(), TaggingSettings)
 
 # %% [markdown]
 # ## 1. The pretrained model and the data
@@ -101,10 +100,7 @@ run = jnb.setup(dict(dataset=dataset, n_jets=n_jets, fractions=fractions, seeds=
 # point above ε_S instead (kept in the JSON as `rej_first_above_*`).
 
 # %%
-results = run_tagging(dataset, n_jets=n_jets, checkpoint=checkpoint, fractions=fractions, seeds=seeds, epochs=epochs,
-                      batch_size=batch_size, lr=lr, lr_factor=lr_factor, optimizer=optimizer, input_scaling=input_scaling,
-                      pretrain_jets=pretrain_jets, pretrain_epochs=pretrain_epochs, split_seed=seed, device=run.device,
-                      output_dir=run.output_dir)
+results = run_tagging(dataset, settings)
 
 # %% [markdown]
 # ## 3. Results table

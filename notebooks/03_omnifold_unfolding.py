@@ -70,14 +70,9 @@ output_dir = "jetlab_output/03_omnifold_unfolding"
 
 # %%
 import jetlab.notebook as jnb
-from jetlab.tasks.omnifold import run_omnifold
+from jetlab.tasks.omnifold import OmniFoldSettings, run_omnifold
 
-run = jnb.setup(dict(dataset=dataset, n_jets=n_jets, n_iterations=n_iterations, epochs=epochs, batch_size=batch_size,
-                     early_stopping_patience=early_stopping_patience, lr=lr, lr_factor=lr_factor,
-                     step2_init=step2_init, max_particles=max_particles, model=model,
-                     checkpoint=checkpoint, pretrain_jets=pretrain_jets, pretrain_epochs=pretrain_epochs,
-                     classifiers=classifiers, n_bootstrap=n_bootstrap, seeds=seeds, input_scaling=input_scaling,
-                     optimizer=optimizer, device=device, seed=seed, output_dir=output_dir))
+run, settings = jnb.setup(globals(), OmniFoldSettings)  # the parameters above, checked and frozen
 
 # %% [markdown]
 # ## 1. Data: two generator setups at particle and detector level
@@ -126,13 +121,7 @@ run = jnb.setup(dict(dataset=dataset, n_jets=n_jets, n_iterations=n_iterations, 
 # few epochs learn only what mass and multiplicity carry; the substructure step 1 found is then lost.
 
 # %%
-results = run_omnifold(dataset, n_jets=n_jets, data_seed=seed, checkpoint=checkpoint, model=model, seeds=seeds,
-                       classifiers=classifiers, n_iterations=n_iterations, epochs=epochs, batch_size=batch_size,
-                       early_stopping_patience=early_stopping_patience, lr=lr, lr_factor=lr_factor,
-                       step2_init=step2_init, max_particles=max_particles, input_scaling=input_scaling,
-                       optimizer=optimizer, n_bootstrap=n_bootstrap,
-                       pretrain_jets=pretrain_jets, pretrain_epochs=pretrain_epochs, device=run.device,
-                       output_dir=run.output_dir)
+results = run_omnifold(dataset, settings)
 
 # %% [markdown]
 # ## 4. Convergence: pretrained vs scratch (the paper's Figure 1)

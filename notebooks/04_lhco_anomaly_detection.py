@@ -80,17 +80,9 @@ output_dir = "jetlab_output/04_lhco_anomaly_detection"
 
 # %%
 import jetlab.notebook as jnb
-from jetlab.tasks.anomaly import run_anomaly
+from jetlab.tasks.anomaly import AnomalySettings, run_anomaly
 
-run = jnb.setup({
-    "dataset": dataset, "n_events": n_events, "file_signal_fraction": file_signal_fraction, "n_signal": n_signal,
-    "sr": sr, "sb": sb, "max_particles": max_particles, "epochs": epochs, "gen_epochs": gen_epochs,
-    "jet_gen_epochs": jet_gen_epochs, "gen_steps": gen_steps, "oversample": oversample, "kfolds": kfolds,
-    "seeds": seeds, "model": model, "batch_size": batch_size, "lr": lr, "lr_factor": lr_factor, "optimizer": optimizer,
-    "input_scaling": input_scaling, "min_background_events": min_background_events, "signal_scan": signal_scan,
-    "scan_sb": scan_sb, "scan_n_signal": scan_n_signal, "checkpoint": checkpoint,
-    "device": device, "seed": seed, "output_dir": output_dir,
-})
+run, settings = jnb.setup(globals(), AnomalySettings)  # the parameters above, checked and frozen
 
 # %% [markdown]
 # ## 1. Data, signal injection and the mass windows
@@ -107,12 +99,7 @@ run = jnb.setup({
 # data size at SR masses drawn from the SR data; then `kfolds` classifiers SR-data vs synthetic.
 
 # %%
-search = dict(n_events=n_events, data_seed=seed, file_signal_fraction=file_signal_fraction, sr=sr, sb=sb,
-              max_particles=max_particles, checkpoint=checkpoint, model=model, epochs=epochs, gen_epochs=gen_epochs,
-              jet_gen_epochs=jet_gen_epochs, gen_steps=gen_steps, oversample=oversample, kfolds=kfolds,
-              batch_size=batch_size, lr=lr, lr_factor=lr_factor, optimizer=optimizer, input_scaling=input_scaling,
-              min_background_events=min_background_events, device=run.device, output_dir=run.output_dir)
-results = run_anomaly(dataset, n_signal=n_signal, seeds=seeds, **search)
+results = run_anomaly(dataset, settings)
 
 # %% [markdown]
 # ## 3. Is the generated background right? Generated vs true background in the SR
@@ -191,7 +178,8 @@ results.save(run.output_dir);
 # %%
 from jetlab.tasks.anomaly import signal_fraction_scan
 
-scan = signal_fraction_scan(signal_scan, dataset, sb_targets=scan_sb, n_injected=scan_n_signal, seeds=seeds[:1], **search)
+scan = signal_fraction_scan(signal_scan, dataset, settings.replace(seeds=settings.seeds[:1]), sb_targets=scan_sb,
+                            n_injected=scan_n_signal)
 print(scan.report() if scan is not None else "no signal-fraction scan in this run (signal_scan = 'none')")
 
 # %% tags=["plot"]

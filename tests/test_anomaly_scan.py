@@ -98,8 +98,9 @@ def _fake_search(monkeypatch, events):
     monkeypatch.setattr(S, "load_dijets", lambda *a, **k: events)
     seen = []
 
-    def fake_run_anomaly(data, *, n_signal, data_seed, seeds, **kw):
-        split = A.inject_signal(events, n_signal, seed=data_seed)
+    def fake_run_anomaly(data, settings, *, progress=True):
+        n_signal = settings.n_signal
+        split = A.inject_signal(events, n_signal, seed=settings.seed)
         win = A.MassWindows()
         sr = win.in_sr(split.data.mjj)
         realised = (split.data.labels[sr] == 1).sum() / (split.data.labels[sr] == 0).sum()
@@ -116,7 +117,7 @@ def test_scan_injects_the_signal_that_gives_each_target_sb(monkeypatch, tmp_path
     split the search would see), and a target needing more signal than the file holds is refused."""
     events = fake_events(n_bkg=2000, n_sig=400, seed=3)
     seen = _fake_search(monkeypatch, events)
-    scan = A.scan_signal_fraction("fake", sb_targets=[0.05, 0.3], seeds=[0], n_events=2400, data_seed=1)
+    scan = A.scan_signal_fraction("fake", sb_targets=[0.05, 0.3], seeds=[0], n_events=2400, seed=1)
     n_b_sr = (A.MassWindows().in_sr(A.inject_signal(events, 0, seed=1).data.mjj)).sum()
     for (n_signal, realised), target in zip(seen, (0.3, 0.05)):
         assert abs(realised - target) < 2.0 / n_b_sr, (n_signal, realised, target)

@@ -238,25 +238,22 @@ def test_notebook_uses_no_private_jetlab_names(notebook: Path) -> None:
 
 def _input_scaling_defaults() -> dict[str, object]:
     """Where a fine-tuning input scaling is chosen by default: every notebook parameter and every
-    task entry point or classifier spec that takes ``input_scaling``."""
+    task's settings or classifier spec that takes ``input_scaling``."""
     import dataclasses
-    import inspect
 
     from jetlab.notebook_params import read_parameters
-    from jetlab.tasks.anomaly import run_anomaly
+    from jetlab.tasks.anomaly import AnomalySettings
     from jetlab.tasks.anomaly import training as anomaly_models
-    from jetlab.tasks.omnifold import classifiers, pipeline
-    from jetlab.tasks.tagging import run_tagging
+    from jetlab.tasks.omnifold import OmniFoldSettings, classifiers
+    from jetlab.tasks.tagging import TaggingSettings
 
     found: dict[str, object] = {}
     for nb in NOTEBOOKS:
         params = read_parameters(nb)
         if "input_scaling" in params:
             found[nb.name] = params["input_scaling"].default
-    for fn in (run_tagging, pipeline.run_omnifold, run_anomaly):
-        found[fn.__qualname__] = inspect.signature(fn).parameters["input_scaling"].default
-    for cls in (classifiers.PETClassifier, *[c for c in vars(anomaly_models).values()
-                                             if dataclasses.is_dataclass(c) and isinstance(c, type)]):
+    for cls in (TaggingSettings, OmniFoldSettings, AnomalySettings, classifiers.PETClassifier,
+                *[c for c in vars(anomaly_models).values() if dataclasses.is_dataclass(c) and isinstance(c, type)]):
         fields = {f.name: f.default for f in dataclasses.fields(cls)}
         if "input_scaling" in fields:
             found[cls.__qualname__] = fields["input_scaling"]
@@ -268,9 +265,9 @@ def test_one_input_scaling_policy_everywhere() -> None:
     from jetlab.model.factory import DEFAULT_INPUT_SCALING
 
     found = _input_scaling_defaults()
-    # the three notebooks that fine-tune and the three task entry points, at least
+    # the three notebooks that fine-tune and the three tasks' settings, at least
     assert {"02_top_tagging.ipynb", "03_omnifold_unfolding.ipynb", "04_lhco_anomaly_detection.ipynb"} <= set(found)
-    assert {"run_tagging", "run_omnifold", "run_anomaly", "PETClassifier"} <= set(found)
+    assert {"TaggingSettings", "OmniFoldSettings", "AnomalySettings", "PETClassifier"} <= set(found)
     assert {k: v for k, v in found.items() if v != DEFAULT_INPUT_SCALING} == {}, found
     assert DEFAULT_INPUT_SCALING == "task"  # benchmarks/bench_finetune_recipe.py compares the two policies
 

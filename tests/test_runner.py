@@ -353,29 +353,29 @@ def test_save_metrics_and_figure(jnb, tmp_path: Path) -> None:
     assert png.stat().st_mode & 0o044  # readable by others like any normal file, not mkstemp's 0600
 
 
-def test_resolve_checkpoint(jnb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, without_shipped_model) -> None:
+def test_resolve_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, without_shipped_model) -> None:
     from jetlab.model import PET, PETConfig, save
-    from jetlab.tasks.checkpoint_resolver import cached_checkpoint_dir
+    from jetlab.tasks.checkpoint_resolver import cached_checkpoint_dir, resolve_checkpoint
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("JETLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("JETLAB_CHECKPOINT", raising=False)
     out = tmp_path / "res" / "02_top_tagging"
-    assert jnb.resolve_checkpoint("auto", out) is None
+    assert resolve_checkpoint("auto", out) is None
     # the tiny fallback model in the cache (made by notebooks 02-04 or `jetlab data prepare`)
     fallback = save(PET(PETConfig.tiny(num_classes=2)), cached_checkpoint_dir())
-    assert jnb.resolve_checkpoint("auto", out) == fallback
+    assert resolve_checkpoint("auto", out) == fallback
     # notebook 01's checkpoint next to this run's output comes first; an empty directory is not one
     ckpt = tmp_path / "res" / "01_pretraining" / "checkpoint"
     ckpt.mkdir(parents=True)
-    assert jnb.resolve_checkpoint("auto", out) == fallback
+    assert resolve_checkpoint("auto", out) == fallback
     save(PET(PETConfig.tiny(num_classes=2)), ckpt)
-    assert jnb.resolve_checkpoint("auto", out) == ckpt
-    assert jnb.resolve_checkpoint("", out) == ckpt
-    assert jnb.resolve_checkpoint("none", out) is None and jnb.resolve_checkpoint(None, out) is None
-    assert jnb.resolve_checkpoint(str(ckpt)) == ckpt
+    assert resolve_checkpoint("auto", out) == ckpt
+    assert resolve_checkpoint("", out) == ckpt
+    assert resolve_checkpoint("none", out) is None and resolve_checkpoint(None, out) is None
+    assert resolve_checkpoint(str(ckpt)) == ckpt
     with pytest.raises(FileNotFoundError, match="checkpoint 'gone' does not exist"):
-        jnb.resolve_checkpoint("gone")
+        resolve_checkpoint("gone")
 
 
 def test_resolve_device(jnb) -> None:

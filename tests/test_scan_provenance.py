@@ -13,7 +13,7 @@ import pytest
 from jetlab.tasks import anomaly as A
 from jetlab.tasks.anomaly import scan as S
 
-SETTINGS = {"data": "lhco-mini", "n_events": 6000, "data_seed": 0, "max_particles": 24, "epochs": 3,
+SETTINGS = {"data": "lhco-mini", "n_events": 6000, "seed": 0, "max_particles": 24, "epochs": 3,
             "gen_epochs": 40, "checkpoint": "/tmp/somewhere/checkpoint", "device": "auto"}
 
 
@@ -60,7 +60,7 @@ def test_auto_uses_the_stored_scan_only_for_the_same_settings(tmp_path, monkeypa
     stored.write_text(json.dumps(doc))
     monkeypatch.setenv("JETLAB_CATHODE_SCAN", str(stored))
     calls = []
-    monkeypatch.setattr(S, "scan_signal_fraction", lambda data, **kw: calls.append((data, kw)) or _computed())
+    monkeypatch.setattr(S, "scan_signal_fraction", lambda data, settings, **kw: calls.append((data, settings)) or _computed())
     same = {k: v for k, v in SETTINGS.items() if k not in ("data", "checkpoint", "device")}
     # the run's own configuration (the same weights at another path, another device): the stored scan
     elsewhere = shutil.copytree(made_with, tmp_path / "elsewhere")
@@ -69,7 +69,7 @@ def test_auto_uses_the_stored_scan_only_for_the_same_settings(tmp_path, monkeypa
     # another pretrained model (what "auto" means changed when jetlab began to ship one): computed
     other = save(PET(PETConfig.tiny(num_classes=5)), tmp_path / "other")
     S.signal_fraction_scan("auto", "lhco-mini", checkpoint=str(other), device="cpu", **same)
-    assert len(calls) == 1 and calls[-1][1]["checkpoint"] == str(other)
+    assert len(calls) == 1 and calls[-1][1].checkpoint == str(other)
     # a stored scan that does not say which weights it fine-tuned: computed too
     del doc["settings"]["pretrained_weights_sha256"]
     stored.write_text(json.dumps(doc))
@@ -120,9 +120,9 @@ def test_scan_injects_the_given_counts(monkeypatch):
         def closeness(self):
             return {}
 
-    def fake_run(data, *, n_signal, **kw):
-        injected.append(n_signal)
-        return _Result(n_signal)
+    def fake_run(data, settings, *, progress=True):
+        injected.append(settings.n_signal)
+        return _Result(settings.n_signal)
 
     monkeypatch.setattr(S, "run_anomaly", fake_run)
     scan = S.scan_signal_fraction("lhco_rnd", n_injected=[500, 2000, 100], seeds=[0], progress=False)

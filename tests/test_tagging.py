@@ -373,9 +373,9 @@ def test_optimizer_and_input_scaling_reach_the_fine_tuning(data, checkpoint, res
     for other in (lion, own):
         assert not np.allclose(other.runs[0].scores, base.scores)
         assert 0.5 < other.runs[0].metrics["auc"] <= 1.0
-    with pytest.raises(ValueError, match=r"run_tagging: optimizer must be one of \['adamw', 'lion'\]"):
+    with pytest.raises(ValueError, match=r"TaggingSettings: optimizer must be one of \['adamw', 'lion'\]"):
         run_tagging(data, optimizer="rmsprop", **kw)
-    with pytest.raises(ValueError, match=r"run_tagging: lr_factor must be > 0"):
+    with pytest.raises(ValueError, match=r"TaggingSettings: lr_factor must be > 0"):
         run_tagging(data, lr_factor=0.0, **kw)
 
 

@@ -86,7 +86,7 @@ def demo(
     from jetlab.plot import roc_curves, save_figure
     from jetlab.tasks.checkpoint_resolver import resolve_checkpoint
     from jetlab.tasks.common import atomic_write_text
-    from jetlab.tasks.tagging import run_tagging
+    from jetlab.tasks.tagging import TaggingSettings, run_tagging
 
     t0 = time.perf_counter()
     seed_everything(seed)
@@ -102,20 +102,19 @@ def demo(
             else "training a tiny PET from scratch (no pretrained checkpoint found)"
         )
         print(f"jetlab demo: {n_jets} toptag-mini jets (generated once, then cached), {how}", flush=True)
-    res = run_tagging(
-        "toptag-mini",
+    settings = TaggingSettings(
         n_jets=n_jets,
-        checkpoint=ckpt if ckpt is not None else "none",
+        checkpoint=str(ckpt) if ckpt is not None else "none",
         fractions=(1.0,),
         seeds=(seed,),
         epochs=epochs,
         batch_size=batch_size,
         models=(model,),
-        split_seed=seed,
+        seed=seed,
         model="tiny",
         device=device,
-        progress=progress,
     )
+    res = run_tagging("toptag-mini", settings, progress=progress)
     run = res.runs[0]
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ from .events import (
     load_dijets,
 )
 from .metrics import anomaly_metrics, closeness_metrics, raw_particles, sculpting_check
-from .pipeline import run_anomaly
+from .pipeline import AnomalySettings, run_anomaly
 from .results import AnomalyResults
 from .scan import SignalFractionScan, find_saved_scan, random_max_sic, scan_signal_fraction, signal_fraction_scan
 from .training import (
@@ -71,6 +71,7 @@ __all__ = [
     "JET_FEATURE_NAMES",
     "PARTICLE_FEATURE_NAMES",
     "AnomalyResults",
+    "AnomalySettings",
     "AnomalyRun",
     "AnomalySplit",
     "BackgroundGenerator",

@@ -30,8 +30,8 @@ from jetlab.model.checkpoint import WEIGHTS_FILE, file_sha256
 from jetlab.physics.metrics import max_sic
 
 from ..checkpoint_resolver import resolve_checkpoint
-from .events import DEFAULT_SB, DEFAULT_SR, MassWindows, inject_signal, load_dijets
-from .pipeline import run_anomaly
+from .events import inject_signal, load_dijets
+from .pipeline import AnomalySettings, run_anomaly
 
 __all__ = [
     "SignalFractionScan",
@@ -234,9 +234,12 @@ class SignalFractionScan:
         if not isinstance(doc, dict) or not doc.get("points"):
             raise ValueError(f"SignalFractionScan.load: {p} has no 'points' (expected bench_cathode_scan.py's JSON)")
         meta = {k: v for k, v in doc.items() if k not in ("points", "settings", "seeds", "lowest_sb_found")}
+        settings = dict(doc.get("settings", {}))
+        if "data_seed" in settings and "seed" not in settings:  # scans saved before the seed had one name
+            settings["seed"] = settings.pop("data_seed")
         return cls(
             points=doc["points"],
-            settings=doc.get("settings", {}),
+            settings=settings,
             seeds=doc.get("seeds", []),
             source=str(p),
             meta=meta,
@@ -263,20 +266,14 @@ def find_saved_scan(start: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
-def _signal_region_counts(
-    data: Any,
-    n_events: int,
-    data_seed: int,
-    file_signal_fraction: float,
-    max_particles: int | None,
-    windows: MassWindows,
-) -> dict[str, Any]:
+def _signal_region_counts(data: Any, s: AnomalySettings) -> dict[str, Any]:
     """SR background of the pseudo-data, the signal's SR fraction and the signal available, counted
     on the events :func:`run_anomaly` reads (they do not depend on the injected amount)."""
     events = load_dijets(
-        data, n_events, seed=data_seed, signal_fraction=file_signal_fraction, max_particles=max_particles
+        data, s.n_events, seed=s.seed, signal_fraction=s.file_signal_fraction, max_particles=s.max_particles
     )
-    none = inject_signal(events, 0, seed=data_seed)
+    none = inject_signal(events, 0, seed=s.seed)
+    windows = s.windows()
     sig = events.labels == 1
     return {
         "sr_background": int(windows.in_sr(none.data.mjj).sum()),
@@ -285,98 +282,107 @@ def _signal_region_counts(
     }
 
 
-def scan_signal_fraction(
-    data: Any = "lhco-mini",
-    *,
-    sb_targets: Sequence[float] = (0.5, 0.2, 0.1, 0.05),
-    seeds: Sequence[int] = (0, 1),
-    n_events: int = 6000,
-    data_seed: int = 0,
-    file_signal_fraction: float = 0.15,
-    max_particles: int | None = 24,
-    progress: bool = True,
-    on_point=None,
-    resume: SignalFractionScan | None = None,
-    n_injected: Sequence[int] | None = None,
-    **run_kwargs: Any,
-) -> SignalFractionScan:
-    """:func:`run_anomaly` at each target S/B in the SR (``sb_targets``): the number of injected
-    signal events is ``round(S/B * N_B(SR) / f_SR)``, with N_B(SR) the SR background of the
-    pseudo-data and f_SR the signal's SR fraction. ``run_kwargs`` go to :func:`run_anomaly` (same
-    names). ``on_point(scan)`` is called after every point (e.g. to save a partial scan).
-    ``resume``: a partial scan (e.g. the file an interrupted run saved) made with the same settings
-    and seeds; its points are kept and only the targets it lacks are run. ``n_injected``: inject these
-    numbers of signal events instead (a paper's levels, e.g. OmniLearn's 500 ... 10000); ``sb_targets``
-    is then ignored. Before the first run each level's expected S/B and S/sqrt(B) in the SR are printed
-    (``progress``); every point records the counted ones."""
+#: settings a scan sets itself (per point, or recorded apart) and never takes from its caller
+_SET_BY_THE_SCAN = ("n_signal",)
+
+
+def scan_record(data: Any, s: AnomalySettings) -> dict[str, Any]:
+    """What a scan records of its settings (and what a stored scan is matched on): the data, every
+    setting but the injected amount and the seeds (kept apart), the pretrained weights' checksum."""
+    record: dict[str, Any] = {"data": str(data)}
+    record.update({k: v for k, v in s.to_dict().items() if k not in (*_SET_BY_THE_SCAN, "seeds", "output_dir")})
+    record[PRETRAINED_WEIGHTS] = pretrained_weights_sha256(s.checkpoint)
+    return record
+
+
+def _levels(targets: Sequence[float], counts_given: Sequence[int], counts: dict[str, Any]) -> dict[float, int]:
+    """Injected signal events per target S/B in the SR: ``round(S/B * N_B(SR) / f_SR)`` (or the given counts)."""
+    per_event = counts["signal_sr_fraction"] / max(counts["sr_background"], 1)  # S/B per injected event
+    if counts_given:
+        targets = [n * per_event for n in counts_given]
+    return {t: (counts_given[i] if counts_given else int(round(t / per_event))) for i, t in enumerate(targets)}
+
+
+def _check_targets(sb_targets: Sequence[float], n_injected: Sequence[int] | None) -> tuple[list[float], list[int]]:
     if n_injected is not None and len(n_injected):
         counts_given = [int(n) for n in n_injected]
         if any(n <= 0 for n in counts_given):
             raise ValueError(f"scan_signal_fraction: n_injected must be positive counts, got {list(n_injected)}")
     else:
         counts_given = []
-    targets = [float(s) for s in sb_targets]
-    if not counts_given and (not targets or any(not s > 0 for s in targets)):
+    targets = [float(x) for x in sb_targets]
+    if not counts_given and (not targets or any(not x > 0 for x in targets)):
         raise ValueError(f"scan_signal_fraction: sb_targets must be positive S/B values, got {list(sb_targets)}")
-    for bad in ("n_signal", "seeds", "data_seed"):
-        if bad in run_kwargs:
-            raise TypeError(f"scan_signal_fraction: {bad!r} is set by the scan, not a run_anomaly keyword here")
-    windows = MassWindows(run_kwargs.get("sr", DEFAULT_SR), run_kwargs.get("sb", DEFAULT_SB))
-    counts = _signal_region_counts(data, n_events, data_seed, file_signal_fraction, max_particles, windows)
+    return targets, counts_given
+
+
+def _scan_point(data: Any, s: AnomalySettings, target: float, n_signal: int, counts, progress: bool) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    res = run_anomaly(data, s.replace(n_signal=n_signal), progress=progress)
+    summary = res.split.summary(res.windows)
+    return {
+        "target_sb": target,
+        "n_injected": n_signal,
+        "sr_background": counts["sr_background"],
+        "signal_sr_fraction": counts["signal_sr_fraction"],
+        "sr_s_over_b": summary["sr_s_over_b"],
+        "sr_s_over_sqrt_b": summary["sr_s_over_sqrt_b"],
+        "seconds": time.perf_counter() - t0,
+        "methods": res.metrics_table(),
+        "closeness_auc": {k: c["auc"] for k, c in res.closeness().items()},
+    }
+
+
+def scan_signal_fraction(
+    data: Any = "lhco-mini",
+    settings: AnomalySettings | None = None,
+    *,
+    sb_targets: Sequence[float] = (0.5, 0.2, 0.1, 0.05),
+    n_injected: Sequence[int] | None = None,
+    progress: bool = True,
+    on_point=None,
+    resume: SignalFractionScan | None = None,
+    **changes: Any,
+) -> SignalFractionScan:
+    """:func:`run_anomaly` at each target S/B in the SR (``sb_targets``): the number of injected
+    signal events is ``round(S/B * N_B(SR) / f_SR)``, with N_B(SR) the SR background of the
+    pseudo-data and f_SR the signal's SR fraction. ``settings`` (default :class:`AnomalySettings`)
+    with ``changes`` go to every :func:`run_anomaly`; the scan sets ``n_signal``.
+    ``on_point(scan)`` is called after every point (e.g. to save a partial scan).
+    ``resume``: a partial scan (e.g. the file an interrupted run saved) made with the same settings
+    and seeds; its points are kept and only the targets it lacks are run. ``n_injected``: inject these
+    numbers of signal events instead (a paper's levels, e.g. OmniLearn's 500 ... 10000); ``sb_targets``
+    is then ignored. Before the first run each level's expected S/B and S/sqrt(B) in the SR are printed
+    (``progress``); every point records the counted ones."""
+    targets, counts_given = _check_targets(sb_targets, n_injected)
+    for bad in _SET_BY_THE_SCAN:
+        if bad in changes:
+            raise TypeError(f"scan_signal_fraction: {bad!r} is set by the scan, not a run_anomaly setting here")
+    s = (settings or AnomalySettings()).replace(**changes)
+    counts = _signal_region_counts(data, s)
     if counts["signal_sr_fraction"] <= 0:
         raise ValueError(f"scan_signal_fraction: {data!r} has no signal events in the SR to inject")
-    settings = {
-        "data": str(data),
-        "n_events": n_events,
-        "data_seed": data_seed,
-        "file_signal_fraction": file_signal_fraction,
-        "max_particles": max_particles,
-        **{k: v for k, v in run_kwargs.items() if k not in ("output_dir", "progress")},
-        PRETRAINED_WEIGHTS: pretrained_weights_sha256(run_kwargs.get("checkpoint", "auto")),
-    }
-    scan = SignalFractionScan(points=[], settings=settings, seeds=[int(s) for s in seeds])
+    scan = SignalFractionScan(points=[], settings=scan_record(data, s), seeds=list(s.seeds))
     if resume is not None:
         _check_resumable(resume, scan)
-        scan = SignalFractionScan(points=list(resume.points), settings=settings, seeds=scan.seeds, meta=resume.meta)
-    per_event = counts["signal_sr_fraction"] / max(counts["sr_background"], 1)  # S/B per injected event
-    if counts_given:
-        targets = [n * per_event for n in counts_given]
-    levels = {t: (counts_given[i] if counts_given else int(round(t / per_event))) for i, t in enumerate(targets)}
+        scan = SignalFractionScan(
+            points=list(resume.points), settings=scan.settings, seeds=scan.seeds, meta=resume.meta
+        )
+    levels = _levels(targets, counts_given, counts)
     if progress:
         log.info(injection_levels_text(sorted(levels.values()), counts))
     done = {float(p["target_sb"]) for p in scan.points if "target_sb" in p}
-    for target in sorted(t for t in targets if t not in done)[::-1]:
+    for target in sorted(t for t in levels if t not in done)[::-1]:
         n_signal = levels[target]
         if n_signal > counts["n_signal_available"]:
             raise ValueError(
                 f"scan_signal_fraction: S/B {target} needs {n_signal} signal events, {data!r} has "
                 f"{counts['n_signal_available']}; raise n_events or file_signal_fraction"
             )
-        t0 = time.perf_counter()
-        res = run_anomaly(
-            data,
-            n_events=n_events,
-            data_seed=data_seed,
-            file_signal_fraction=file_signal_fraction,
-            max_particles=max_particles,
-            n_signal=n_signal,
-            seeds=seeds,
-            progress=progress,
-            **run_kwargs,
+        point = _scan_point(data, s, target, n_signal, counts, progress)
+        scan = SignalFractionScan(
+            points=[*scan.points, point], settings=scan.settings, seeds=scan.seeds, meta=scan.meta
         )
-        summary = res.split.summary(res.windows)
-        point = {
-            "target_sb": target,
-            "n_injected": n_signal,
-            "sr_background": counts["sr_background"],
-            "signal_sr_fraction": counts["signal_sr_fraction"],
-            "sr_s_over_b": summary["sr_s_over_b"],
-            "sr_s_over_sqrt_b": summary["sr_s_over_sqrt_b"],
-            "seconds": time.perf_counter() - t0,
-            "methods": res.metrics_table(),
-            "closeness_auc": {k: c["auc"] for k, c in res.closeness().items()},
-        }
-        scan = SignalFractionScan(points=[*scan.points, point], settings=settings, seeds=scan.seeds, meta=scan.meta)
         if on_point is not None:
             on_point(scan)
     return scan
@@ -455,10 +461,12 @@ def stored_scan_matches(stored: SignalFractionScan, wanted: dict[str, Any]) -> l
 def signal_fraction_scan(
     source: str | os.PathLike = "auto",
     data: Any = "lhco-mini",
+    settings: AnomalySettings | None = None,
     *,
     sb_targets: Sequence[float] = (0.5, 0.1),
     n_injected: Sequence[int] | None = None,
-    **scan_kwargs: Any,
+    progress: bool = True,
+    **changes: Any,
 ) -> SignalFractionScan | None:
     """The scan notebook 04 shows. ``source``:
 
@@ -466,8 +474,8 @@ def signal_fraction_scan(
       run's settings (data, sizes, epochs, ...: :func:`stored_scan_matches`), labelled as a stored
       result; otherwise computed like ``"compute"`` (a stored scan of other data is never shown);
     * ``"compute"``: :func:`scan_signal_fraction` of ``data`` at ``sb_targets`` (or the ``n_injected``
-      levels) with ``scan_kwargs``; written to ``<output_dir>/signal_fraction_scan.json`` when
-      ``output_dir`` is given;
+      levels) with ``settings`` and ``changes``; written to ``<output_dir>/signal_fraction_scan.json``
+      when ``output_dir`` is set;
     * ``"none"``: no scan (None);
     * the path of a saved scan: loaded and labelled as a stored result."""
     src = str(source)
@@ -479,19 +487,18 @@ def signal_fraction_scan(
                 f"signal_fraction_scan: {src!r} is not a file (expected 'auto', 'compute', 'none' or a scan JSON)"
             )
         return SignalFractionScan.load(src)
+    s = (settings or AnomalySettings()).replace(**changes)
     saved = find_saved_scan() if src == "auto" else None
     if saved is not None:
         stored = SignalFractionScan.load(saved)
-        wanted = {"data": str(data), **{k: v for k, v in scan_kwargs.items() if k not in ("seeds",)}}
-        wanted[PRETRAINED_WEIGHTS] = pretrained_weights_sha256(scan_kwargs.get("checkpoint", "auto"))
-        differs = stored_scan_matches(stored, wanted)
+        differs = stored_scan_matches(stored, scan_record(data, s))
         if not differs:
             return stored
         log.info(
             "signal_fraction_scan: the stored scan %s was made otherwise (%s): computing", saved, "; ".join(differs)
         )
-    scan = scan_signal_fraction(data, sb_targets=sb_targets, n_injected=n_injected, **scan_kwargs)
-    if scan_kwargs.get("output_dir") is not None:
-        scan.source = str(Path(scan_kwargs["output_dir"]) / "signal_fraction_scan.json")
+    scan = scan_signal_fraction(data, s, sb_targets=sb_targets, n_injected=n_injected, progress=progress)
+    if s.output_dir is not None:
+        scan.source = str(Path(s.output_dir) / "signal_fraction_scan.json")
         scan.save(scan.source)
     return scan

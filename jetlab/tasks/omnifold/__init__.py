@@ -20,7 +20,7 @@ from .classifiers import ClassifierSpec, ObservableClassifier, PETClassifier, ma
 from .convergence import ConvergenceStudy, convergence_ratio, epochs_to_reach, step1_curves
 from .data import OMNIFOLD_DATA, OMNIFOLD_SIM, load_omnifold_data
 from .evaluation import UnfoldingSummary, unfold_observables, weighted_histogram
-from .pipeline import run_omnifold
+from .pipeline import OmniFoldSettings, run_omnifold
 from .results import CLASSIFIERS, OmniFoldResults
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "ObservableClassifier",
     "OmniFoldResult",
     "OmniFoldResults",
+    "OmniFoldSettings",
     "PETClassifier",
     "UnfoldingSummary",
     "convergence_ratio",

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping, Sequence
-
-import torch
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 from jetlab.data.schema import JetSet
-from jetlab.model.factory import DEFAULT_INPUT_SCALING, DEFAULT_LR_FACTOR, DEFAULT_OPTIMIZER
 from jetlab.physics import DEFAULT_OBSERVABLES, compute_observables
 
-from ..checkpoint_resolver import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
+from ..checkpoint_resolver import resolve_checkpoint
+from ..settings import FineTuningSettings
 from .algorithm import OmniFoldResult, omnifold
 from .classifiers import ClassifierSpec, make_classifier
 from .convergence import ConvergenceStudy, step1_curves
@@ -21,62 +20,155 @@ from .data import load_omnifold_data
 from .evaluation import unfold_observables
 from .results import _PETS, CLASSIFIERS, OmniFoldResults
 
-__all__ = ["run_omnifold"]
+__all__ = ["OmniFoldSettings", "run_omnifold"]
 
 log = logging.getLogger(__name__)
 
 
-def _specs(
-    classifiers: Sequence[str], ckpt, model, observables: Sequence[str], pet_options: Mapping[str, Any]
-) -> dict[str, ClassifierSpec]:
-    unknown = [c for c in classifiers if c not in CLASSIFIERS]
-    if unknown or not classifiers:
-        raise ValueError(f"run_omnifold: unknown classifier(s) {unknown}; choose from {list(CLASSIFIERS)}")
-    if "pretrained" in classifiers and ckpt is None:
+@dataclass(frozen=True, kw_only=True)
+class OmniFoldSettings(FineTuningSettings):
+    """Notebook 03's unfolding: which classifiers, how many iterations, how the table is made.
+
+    The fine-tuning recipe (:class:`~jetlab.tasks.settings.FineTuningSettings`) trains every
+    classifier; ``lr`` None leaves each classifier its own learning rate.
+    """
+
+    #: events per generator setup (sim and data, gen and reco)
+    n_jets: int = 4000
+    #: among "pretrained", "scratch", "pfn", "mlp"
+    classifiers: tuple[str, ...] = CLASSIFIERS
+    n_iterations: int = 3
+    lr: float | None = None
+    early_stopping_patience: int | None = 2
+    #: PET and PFN see the leading particles only (None: all)
+    max_particles: int | None = 48
+    #: where each step 2 starts: "step1" (the step-1 model just trained) or "previous"
+    step2_init: str = "step1"
+    #: the observables the MLP reads and the table unfolds
+    observables: tuple[str, ...] = tuple(DEFAULT_OBSERVABLES)
+    #: histogram bins of the table: a count, or per observable
+    bins: Any = 30
+    #: bootstrap resamplings of the table's uncertainties
+    n_bootstrap: int = 20
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        unknown = [c for c in self.classifiers if c not in CLASSIFIERS]
+        if unknown or not self.classifiers:
+            raise ValueError(f"OmniFoldSettings: unknown classifier(s) {unknown}; choose from {list(CLASSIFIERS)}")
+
+    def training(self) -> dict[str, Any]:
+        """The keywords every OmniFold training takes (:func:`omnifold`, :func:`step1_curves`)."""
+        return dict(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            early_stopping_patience=self.early_stopping_patience,
+            lr=self.lr,
+            device=self.device,
+            progress=False,
+        )
+
+
+def _specs(s: OmniFoldSettings, ckpt) -> dict[str, ClassifierSpec]:
+    if "pretrained" in s.classifiers and ckpt is None:
         raise ValueError("run_omnifold: classifiers contains 'pretrained' but no checkpoint was found; set checkpoint")
+    pet_options: dict[str, Any] = {
+        "max_particles": s.max_particles,
+        "lr_factor": s.lr_factor,
+        "optimizer": s.optimizer,
+        "input_scaling": s.input_scaling,
+    }
     specs: dict[str, ClassifierSpec] = {}
-    for n in classifiers:
+    for n in s.classifiers:
         if n == "mlp":
-            specs[n] = make_classifier(n, observables=observables)
+            specs[n] = make_classifier(n, observables=s.observables)
         elif n == "pfn":
-            specs[n] = make_classifier(n, max_particles=pet_options.get("max_particles"))
+            specs[n] = make_classifier(n, max_particles=s.max_particles)
         else:
-            specs[n] = make_classifier(n, checkpoint=ckpt, config=model, **pet_options)
+            specs[n] = make_classifier(n, checkpoint=ckpt, config=s.model, **pet_options)
     return specs
+
+
+def _checkpoint(s: OmniFoldSettings, progress: bool):
+    ckpt = None
+    if "pretrained" in s.classifiers or "scratch" in s.classifiers:
+        ckpt = resolve_checkpoint(
+            s.checkpoint,
+            s.output_dir,
+            train_if_missing="pretrained" in s.classifiers,
+            n_jets=s.pretrain_jets,
+            epochs=s.pretrain_epochs,
+            seed=s.seed,
+            device=s.device,
+            progress=progress,
+        )
+    if progress:
+        log.info("checkpoint: %s", ckpt)
+    return ckpt
+
+
+def _convergence(runs: Mapping[str, OmniFoldResult], sets, specs, s: OmniFoldSettings) -> ConvergenceStudy | None:
+    """Step-1 curves of every PET over the seeds: the first seed's from the unfolding itself."""
+    pets = [n for n in _PETS if n in runs]
+    if not pets:
+        return None
+    return ConvergenceStudy(
+        {
+            n: [runs[n].histories[0]["step1"]["curve"]]
+            + (
+                step1_curves(
+                    sets["sim_reco"], sets["data_reco"], classifier_factory=specs[n], seeds=s.seeds[1:], **s.training()
+                )
+                if len(s.seeds) > 1
+                else []
+            )
+            for n in pets
+        }
+    )
+
+
+def _log_sets(sets: Mapping[str, JetSet]) -> None:
+    for k, v in sets.items():
+        log.info(
+            "%-9s: %d jets, <pT> = %.0f GeV, <multiplicity> = %.1f",
+            k,
+            len(v),
+            v.jets[:, 0].mean(),
+            v.mask.sum(1).mean(),
+        )
+
+
+def _record(s: OmniFoldSettings, ckpt) -> dict[str, Any]:
+    """The settings the results record (JSON)."""
+    return dict(
+        classifiers=list(s.classifiers),
+        seeds=list(s.seeds),
+        n_iterations=s.n_iterations,
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        lr_factor=s.lr_factor,
+        optimizer=s.optimizer,
+        input_scaling=s.input_scaling,
+        max_particles=s.max_particles,
+        step2_init=s.step2_init,
+        checkpoint=str(ckpt) if ckpt else None,
+        n_bootstrap=s.n_bootstrap,
+    )
 
 
 def run_omnifold(
     data: str | os.PathLike | Mapping[str, JetSet] = "zjets-mini",
+    settings: OmniFoldSettings | None = None,
     *,
-    checkpoint: str | os.PathLike | None = "auto",
-    model: Any = "tiny",
-    seeds: Sequence[int] = (0, 1, 2),
-    lr: float | None = None,
-    epochs: int = 4,
-    output_dir: str | os.PathLike | None = None,
-    device: str | torch.device = "auto",
-    classifiers: Sequence[str] = CLASSIFIERS,
-    n_jets: int = 4000,
-    data_seed: int = 0,
-    n_iterations: int = 3,
-    batch_size: int = 128,
-    early_stopping_patience: int | None = 2,
-    max_particles: int | None = 48,
-    lr_factor: float = DEFAULT_LR_FACTOR,
-    optimizer: str = DEFAULT_OPTIMIZER,
-    input_scaling: str = DEFAULT_INPUT_SCALING,
-    observables: Sequence[str] = DEFAULT_OBSERVABLES,
-    bins: int | Mapping[str, Any] = 30,
-    n_bootstrap: int = 20,
-    pretrain_jets: int = DEFAULT_PRETRAIN_JETS,
-    pretrain_epochs: int = DEFAULT_PRETRAIN_EPOCHS,
-    step2_init: str = "step1",
     progress: bool = True,
+    **changes: Any,
 ) -> OmniFoldResults:
-    """Unfold ``data`` with each of ``classifiers`` and compare with IBU and the truth.
+    """Unfold ``data`` with each classifier of ``settings`` and compare with IBU and the truth.
 
     ``data``: the four event sets of :func:`load_omnifold_data` or anything it reads (``n_jets``
-    events per set, generated with ``data_seed``). Each classifier runs :func:`omnifold` with
+    events per set, generated with ``seed``). ``settings`` (default :class:`OmniFoldSettings`), with
+    ``changes`` applied (:meth:`OmniFoldSettings.replace`). Each classifier runs :func:`omnifold` with
     ``seeds[0]`` (``n_iterations``, ``epochs`` per step, ``lr`` default: the classifier's own); the
     PETs' first step-1 training is repeated for every other seed (:func:`step1_curves`) and the
     convergence ratio is taken on the seed-averaged curves (:class:`ConvergenceStudy`). The MLP reads
@@ -87,56 +179,15 @@ def run_omnifold(
     ``step2_init`` says where each step 2 starts (:func:`omnifold`).
     The table is :func:`unfold_observables` with ``bins`` and ``n_bootstrap`` resamplings.
     """
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("run_omnifold: seeds must name at least one seed")
-    ckpt = None
-    if "pretrained" in classifiers or "scratch" in classifiers:
-        ckpt = resolve_checkpoint(
-            checkpoint,
-            output_dir,
-            train_if_missing="pretrained" in classifiers,
-            n_jets=pretrain_jets,
-            epochs=pretrain_epochs,
-            seed=data_seed,
-            device=device,
-            progress=progress,
-        )
-    if progress:
-        log.info("checkpoint: %s", ckpt)
-    specs = _specs(
-        classifiers,
-        ckpt,
-        model,
-        tuple(observables),
-        {
-            "max_particles": max_particles,
-            "lr_factor": lr_factor,
-            "optimizer": optimizer,
-            "input_scaling": input_scaling,
-        },
-    )
+    s = (settings or OmniFoldSettings()).replace(**changes)
+    ckpt = _checkpoint(s, progress)
+    specs = _specs(s, ckpt)
     sets = (
-        dict(data) if isinstance(data, Mapping) else load_omnifold_data(data, n_jets, seed=data_seed, progress=progress)
+        dict(data) if isinstance(data, Mapping) else load_omnifold_data(data, s.n_jets, seed=s.seed, progress=progress)
     )
-    obs = {k: compute_observables(v, list(observables)) for k, v in sets.items()}
+    obs = {k: compute_observables(v, list(s.observables)) for k, v in sets.items()}
     if progress:
-        for k, v in sets.items():
-            log.info(
-                "%-9s: %d jets, <pT> = %.0f GeV, <multiplicity> = %.1f",
-                k,
-                len(v),
-                v.jets[:, 0].mean(),
-                v.mask.sum(1).mean(),
-            )
-    train_kw: dict[str, Any] = dict(
-        epochs=epochs,
-        batch_size=batch_size,
-        early_stopping_patience=early_stopping_patience,
-        lr=lr,
-        device=device,
-        progress=False,
-    )
+        _log_sets(sets)
     runs: dict[str, OmniFoldResult] = {}
     for name, spec in specs.items():
         level = ("sim_gen", "sim_reco", "data_reco")
@@ -144,58 +195,26 @@ def run_omnifold(
         runs[name] = omnifold(
             *inputs,
             classifier_factory=spec,
-            n_iterations=n_iterations,
-            seed=seeds[0],
-            step2_init=step2_init,
-            **train_kw,
+            n_iterations=s.n_iterations,
+            seed=s.seeds[0],
+            step2_init=s.step2_init,
+            **s.training(),
         )
         if progress:
             log.info(
                 "%s: %.0f s, epochs to best per iteration: %s", name, runs[name].wall_time, runs[name].epochs_to_best
             )
-    pets = [n for n in _PETS if n in runs]
-    study = (
-        ConvergenceStudy(
-            {
-                n: [runs[n].histories[0]["step1"]["curve"]]
-                + (
-                    step1_curves(
-                        sets["sim_reco"], sets["data_reco"], classifier_factory=specs[n], seeds=seeds[1:], **train_kw
-                    )
-                    if len(seeds) > 1
-                    else []
-                )
-                for n in pets
-            }
-        )
-        if pets
-        else None
-    )
+    study = _convergence(runs, sets, specs, s)
     summary = unfold_observables(
         runs,
         obs["sim_gen"],
         obs["data_gen"],
-        tuple(observables),
-        bins=bins,
+        s.observables,
+        bins=s.bins,
         sim_reco=obs["sim_reco"],
         data_reco=obs["data_reco"],
-        n_bootstrap=n_bootstrap,
-        seed=data_seed,
-    )
-    settings = dict(
-        classifiers=list(classifiers),
-        seeds=seeds,
-        n_iterations=n_iterations,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        lr_factor=lr_factor,
-        optimizer=optimizer,
-        input_scaling=input_scaling,
-        max_particles=max_particles,
-        step2_init=step2_init,
-        checkpoint=str(ckpt) if ckpt else None,
-        n_bootstrap=n_bootstrap,
+        n_bootstrap=s.n_bootstrap,
+        seed=s.seed,
     )
     data_name = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "in-memory"
-    return OmniFoldResults(runs, summary, study, obs, str(data_name), settings)
+    return OmniFoldResults(runs, summary, study, obs, str(data_name), _record(s, ckpt))

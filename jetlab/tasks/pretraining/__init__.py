@@ -15,7 +15,7 @@ from .diffusion_generation import (
     wasserstein_table,
 )
 from .jet_feature_generation import build_and_fit_jet_generator
-from .pipeline import load_pretrained, run_pretraining
+from .pipeline import PretrainingSettings, load_pretrained, run_pretraining
 from .results import PretrainingResult
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "OBSERVABLES",
     "PretrainingResult",
     "build_and_fit_jet_generator",
+    "PretrainingSettings",
     "evaluate_pretraining",
     "generate_jets",
     "jet_observables",

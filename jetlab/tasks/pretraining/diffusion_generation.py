@@ -41,7 +41,6 @@ from .generation_constraints import (
 )
 from .jet_feature_generation import (
     MULTIPLICITY_INDEX,
-    build_and_fit_jet_generator,
     generator_max_particles,
     sample_jet_features,
 )
@@ -60,10 +59,6 @@ __all__ = [
     "unrecordable_fractions",
     "wasserstein_table",
 ]
-
-#: the old name of :func:`build_and_fit_jet_generator` (which builds the generator that
-#: :func:`jetlab.tasks.common.fit_jet_generator` fits), kept only while ``pipeline.py`` imports it
-train_jet_generator = build_and_fit_jet_generator
 
 #: Observables compared between generated and real jets (all computed from the particles).
 OBSERVABLES: tuple[str, ...] = ("jet_mass", "multiplicity", "particle_pt", "particle_eta", "particle_phi")

@@ -14,8 +14,9 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 import torch
 
@@ -34,14 +35,13 @@ from jetlab.model.jet_generator import (
 from jetlab.simulator.detector import JetAcceptance
 from jetlab.train.pretrain import MAX_VALIDATION_ROWS, pretrain
 
-from .diffusion_generation import (
-    check_constraints,
-    evaluate_pretraining,
-    train_jet_generator,
-)
+from ..settings import TaskSettings
+from .diffusion_generation import evaluate_pretraining
+from .generation_constraints import check_constraints
+from .jet_feature_generation import build_and_fit_jet_generator
 from .results import ACCURACY_METRICS, PretrainingResult
 
-__all__ = ["JET_GENERATOR_SAMPLE", "load_pretrained", "run_pretraining"]
+__all__ = ["JET_GENERATOR_SAMPLE", "PretrainingSettings", "load_pretrained", "run_pretraining"]
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -80,182 +80,239 @@ JET_GENERATOR_SAMPLE = 200_000
 
 
 # ---------------------------------------------------------------------------- the whole run
-def run_pretraining(
-    data: str | os.PathLike = "jetclass-mini",
-    *,
-    model: str | Mapping | Any = "tiny",
-    seed: int = 0,
-    lr: float = 1e-3,
-    epochs: int = 4,
-    output_dir: str | os.PathLike = "jetlab_output/01_pretraining",
-    device: str | torch.device = "auto",
-    n_jets: int = 4000,
-    batch_size: int = 32,
-    optimizer: str = "adamw",
-    ema_decay: float | None = 0.99,
-    diffusion_weight: float = 3.0,
-    split: Sequence[float] = (0.8, 0.1, 0.1),
-    jet_epochs: int = 100,
-    gen_steps: int = 32,
-    gen_constraints: Sequence[str] = (),
-    n_generate: int | None = None,
-    callbacks: Iterable[Any] = (),
-    resume: bool = False,
-    progress: bool = True,
-    workers: int | None = None,
-    evaluate: bool = True,
-) -> PretrainingResult:
-    """Pretrain PET (classifier + diffusion) and the jet-feature generator; evaluate; save one checkpoint.
+@dataclass(frozen=True, kw_only=True)
+class PretrainingSettings(TaskSettings):
+    """Notebook 01's pretraining: the jets, PET's training (classifier + diffusion head), the
+    jet-feature generator and the generation check. The defaults (batch 32, ``diffusion_weight`` 3,
+    EMA 0.99) are :data:`jetlab.train.CPU_RECIPE`, measured best for small budgets; the published
+    GPU recipe is batch 250 per GPU with ``diffusion_weight=1``."""
 
-    ``data`` is anything :func:`jetlab.data.sources.resolve` takes: a mini-generator name (generated
-    and cached, ``n_jets`` jets), a schema file (first ``n_jets`` rows; ``n_jets <= 0`` = all), or a
-    published dataset with train/val(/test) splits (JetClass: PET streams about ``n_jets`` training
-    jets spread over every training file and validates on the publisher's validation split; the
-    jet-feature generator and the evaluation use samples across files). Otherwise jets are split train/val/test by ``split``;
-    PET validates on val, the test split is only used for the final evaluation, and val also
-    serves as the independent real sample for the W1 reference floor. The checkpoint goes to
-    ``<output_dir>/checkpoint`` (where ``resolve_checkpoint("auto")`` of notebooks 02-04 looks
-    when ``output_dir`` is ``<root>/01_pretraining``); training state for ``resume`` to
-    ``<output_dir>/train_state``. The defaults (batch 32, ``diffusion_weight`` 3, EMA 0.99) are
-    :data:`jetlab.train.CPU_RECIPE`, measured best for small budgets; the published GPU recipe
-    is batch 250 per GPU with ``diffusion_weight=1``. ``ema_decay`` or ``n_generate`` of 0 mean None
-    (no EMA; one generated jet per test jet). ``gen_constraints`` (names in :data:`GEN_CONSTRAINTS`:
-    "pt", "mass", "detector") hold the evaluation's generated particles to the generated jet pT and/or
-    mass and/or to what the data's detector can record (its
-    :meth:`~jetlab.data.sources.DataSource.acceptance`: jetlab's generated datasets only).
-    """
-    ema_decay, n_generate = ema_decay or None, n_generate or None  # notebook parameters: 0 means "none"
-    gen_constraints = check_constraints(gen_constraints, "run_pretraining")
-    timings: dict[str, float] = {}
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    source = resolve(
-        data, n_jets=n_jets if n_jets and n_jets > 0 else None, seed=seed, progress=progress, workers=workers
-    )
-    data_name, names = source.name, list(source.label_names)
-    try:
-        acceptance: JetAcceptance | None = source.acceptance()
-    except ValueError as err:  # a published dataset: its detector is not jetlab's to model
-        if "detector" in gen_constraints:
-            raise ValueError(f"run_pretraining: gen_constraints asks for 'detector', but {err}") from None
-        acceptance = None
-    fr = tuple(float(f) for f in split)
-    if len(fr) != 3 or min(fr) <= 0:
-        raise ValueError(f"run_pretraining: split must be 3 positive fractions (train, val, test), got {tuple(split)}")
+    output_dir: str = "jetlab_output/01_pretraining"
+    #: jets generated / read (a schema file's first rows; <= 0: all)
+    n_jets: int = 4000
+    #: PET size: a preset name (tiny, small, paper), a config dict or a PETConfig
+    model: Any = "tiny"
+    epochs: int = 4
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: str = "adamw"
+    #: EMA decay of the weights (0 or None: no EMA)
+    ema_decay: float | None = 0.99
+    #: weight of the diffusion loss next to the classifier's
+    diffusion_weight: float = 3.0
+    #: (train, val, test) fractions when the data has no published splits
+    split: tuple[float, ...] = (0.8, 0.1, 0.1)
+    #: epochs of the jet-feature generator (a small MLP)
+    jet_epochs: int = 100
+    #: DDIM steps when generating particles
+    gen_steps: int = 32
+    #: what generated particles are held to: "pt", "mass", "detector" (empty: the diffusion head alone)
+    gen_constraints: tuple[str, ...] = ()
+    #: generated jets to compare (0 or None: one per test jet)
+    n_generate: int | None = None
+    #: continue from ``<output_dir>/train_state``
+    resume: bool = False
+    #: processes generating a mini dataset (None: every core)
+    workers: int | None = None
+    #: generate jets and compare them with real ones after training
+    evaluate: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.gen_constraints, str):  # one constraint named alone
+            object.__setattr__(self, "gen_constraints", (self.gen_constraints,))
+        super().__post_init__()
+        if len(self.split) != 3 or min(self.split) <= 0:
+            raise ValueError(
+                f"run_pretraining: split must be 3 positive fractions (train, val, test), got {self.split}"
+            )
+        object.__setattr__(self, "gen_constraints", tuple(check_constraints(self.gen_constraints, "run_pretraining")))
+        object.__setattr__(self, "ema_decay", self.ema_decay or None)  # notebook parameters: 0 means "none"
+        object.__setattr__(self, "n_generate", self.n_generate or None)
+
+
+@dataclass
+class _Samples:
+    """What PET trains on (a DataSource to stream, or jets) and the train / val / test jets."""
+
+    pet_data: Any
+    train: JetSet
+    val: JetSet
+    test: JetSet
+
+
+def _samples(source, s: PretrainingSettings) -> _Samples:
+    n_jets = s.n_jets
     if source.has_split("train") and source.has_split("val"):
         # a published dataset (JetClass): the publisher's splits; PET streams its training files, the
         # jet-feature generator and the evaluation use samples taken across every file (every class)
-        pet_data: Any = source
         cap = int(n_jets) if n_jets and n_jets > 0 else source.n_rows("train")
         train = source.sample(min(cap, JET_GENERATOR_SAMPLE), split="train")
         val = source.sample(MAX_VALIDATION_ROWS, split="val")
         test = source.sample(
-            int(n_generate) if n_generate else MAX_VALIDATION_ROWS, split="test" if source.has_split("test") else "val"
+            int(s.n_generate) if s.n_generate else MAX_VALIDATION_ROWS,
+            split="test" if source.has_split("test") else "val",
         )
-    else:
-        js = source.read(stop=None if source.kind == "generated" or not n_jets or n_jets <= 0 else int(n_jets))
-        if len(js) < 10:
-            raise ValueError(f"run_pretraining: need at least 10 jets, {data_name} gave {len(js)}")
-        tr, va, test_idx = split_indices(len(js), fr, seed=seed)
-        train, val, test = js.subset(tr), js.subset(va), js.subset(test_idx)
-        pet_data = JetSet.concatenate([train, val])
-    timings["data_s"] = time.perf_counter() - t0
-    work = out / "train_state"
-    if not resume and work.exists():
-        shutil.rmtree(work)
+        return _Samples(source, train, val, test)
+    js = source.read(stop=None if source.kind == "generated" or not n_jets or n_jets <= 0 else int(n_jets))
+    if len(js) < 10:
+        raise ValueError(f"run_pretraining: need at least 10 jets, {source.name} gave {len(js)}")
+    tr, va, test_idx = split_indices(len(js), s.split, seed=s.seed)
+    train, val, test = js.subset(tr), js.subset(va), js.subset(test_idx)
+    return _Samples(JetSet.concatenate([train, val]), train, val, test)
 
-    t1 = time.perf_counter()
-    model, history = pretrain(
-        pet_data,
-        work,
-        model_config=model,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        optimizer=optimizer,
-        n_val=len(val),
-        n_jets=n_jets if pet_data is source else None,
-        label_names=names,
-        seed=seed,
-        device=device,
-        resume=resume,
-        callbacks=callbacks,
-        ema_decay=ema_decay,
-        progress=progress,
-        checkpoint_every=None,
-        loss_weights={"diffusion": float(diffusion_weight)},
+
+def _acceptance(source, s: PretrainingSettings) -> JetAcceptance | None:
+    try:
+        return source.acceptance()
+    except ValueError as err:  # a published dataset: its detector is not jetlab's to model
+        if "detector" in s.gen_constraints:
+            raise ValueError(f"run_pretraining: gen_constraints asks for 'detector', but {err}") from None
+        return None
+
+
+def _evaluate(model, data: _Samples, jg, std, names, acceptance, s: PretrainingSettings, metrics: dict) -> dict:
+    """Generate jets for the test jets and compare (:func:`evaluate_pretraining`); ``metrics`` gains
+    the card's share of it."""
+    test_eval = (
+        data.test if s.n_generate is None else data.test.subset(slice(0, min(int(s.n_generate), len(data.test))))
     )
-    timings["pet_train_s"] = time.perf_counter() - t1
-    std = model.card.get_standardizer()
-    max_particles = train.max_particles
-
-    t2 = time.perf_counter()
-    jg, jg_hist = train_jet_generator(
-        jet_inputs(train),
-        train.labels,
-        num_classes=len(names),
-        max_particles=max_particles,
+    evaluation = evaluate_pretraining(
+        model,
+        test_eval,
+        jg,
         standardizer=std,
-        epochs=jet_epochs,
-        seed=seed,
-        device="cpu",
+        class_names=names,
+        reference_jetset=data.val,
+        steps=s.gen_steps,
+        seed=s.seed,
+        device=s.device,
+        constraints=s.gen_constraints,
+        acceptance=acceptance,
     )
-    timings["jet_generator_train_s"] = time.perf_counter() - t2
+    metrics.update({k: evaluation[k] for k in ACCURACY_METRICS if k in evaluation})
+    metrics["generation"] = {"steps": s.gen_steps, "seed": s.seed, "constraints": list(s.gen_constraints)}
+    if "unrecordable" in evaluation:
+        metrics["generation"]["unrecordable"] = evaluation["unrecordable"]
+    metrics["w1"] = evaluation.get("w1")
+    metrics["w1_reference"] = evaluation.get("w1_reference")
+    metrics["confusion_matrix"] = evaluation["confusion_matrix"]
+    return evaluation
 
-    evaluation: dict[str, Any] = {}
-    metrics: dict[str, Any] = dict(model.card.metrics)
-    if evaluate:
-        t3 = time.perf_counter()
-        test_eval = test if n_generate is None else test.subset(slice(0, min(int(n_generate), len(test))))
-        evaluation = evaluate_pretraining(
-            model,
-            test_eval,
-            jg,
-            standardizer=std,
-            class_names=names,
-            reference_jetset=val,
-            steps=gen_steps,
-            seed=seed,
-            device=device,
-            constraints=gen_constraints,
-            acceptance=acceptance,
-        )
-        timings["evaluate_s"] = time.perf_counter() - t3
-        metrics.update({k: evaluation[k] for k in ACCURACY_METRICS if k in evaluation})
-        metrics["generation"] = {"steps": gen_steps, "seed": seed, "constraints": list(gen_constraints)}
-        if "unrecordable" in evaluation:
-            metrics["generation"]["unrecordable"] = evaluation["unrecordable"]
-        metrics["w1"] = evaluation.get("w1")
-        metrics["w1_reference"] = evaluation.get("w1_reference")
-        metrics["confusion_matrix"] = evaluation["confusion_matrix"]
-    card = ModelCard(
+
+def _card(data_name: str, data: _Samples, std, names, metrics, s: PretrainingSettings) -> ModelCard:
+    return ModelCard(
         training_data=data_name,
-        training_size=int(len(train)),
+        training_size=int(len(data.train)),
         standardizer=std.to_dict(),
         class_names=names,
         metrics=metrics,
         notes=(
-            f"jetlab.tasks.pretraining.run_pretraining: model={model}, epochs={epochs}, batch_size={batch_size}, "
-            f"lr={lr}, optimizer={optimizer}, ema_decay={ema_decay}, diffusion_weight={diffusion_weight}, seed={seed}, split={list(fr)}, max_particles={max_particles}; "
+            f"jetlab.tasks.pretraining.run_pretraining: model={s.model}, epochs={s.epochs}, batch_size={s.batch_size}, "
+            f"lr={s.lr}, optimizer={s.optimizer}, ema_decay={s.ema_decay}, diffusion_weight={s.diffusion_weight}, "
+            f"seed={s.seed}, split={list(s.split)}, max_particles={data.train.max_particles}; "
             f"jet_generator={JET_GENERATOR_WEIGHTS} (+{JET_GENERATOR_CONFIG}): JetFeatureGenerator over "
             f"(pt, eta, mass, n_particles), class-conditional, load with jetlab.tasks.pretraining.load_pretrained"
         ),
     )
+
+
+def _train_pet(sets: _Samples, source, names, s: PretrainingSettings, work: Path, callbacks, progress: bool):
+    """PET's classifier and diffusion head, trained together (:func:`jetlab.train.pretrain`)."""
+    return pretrain(
+        sets.pet_data,
+        work,
+        model_config=s.model,
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        optimizer=s.optimizer,
+        n_val=len(sets.val),
+        n_jets=s.n_jets if sets.pet_data is source else None,
+        label_names=names,
+        seed=s.seed,
+        device=s.device,
+        resume=s.resume,
+        callbacks=callbacks,
+        ema_decay=s.ema_decay,
+        progress=progress,
+        checkpoint_every=None,
+        loss_weights={"diffusion": s.diffusion_weight},
+    )
+
+
+def _jet_generator_meta(data_name: str, sets: _Samples, names, s: PretrainingSettings, history) -> dict[str, Any]:
+    return {
+        "training_data": data_name,
+        "training_size": int(len(sets.train)),
+        "features": list(("pt", "eta", "mass", "n_particles")),
+        "class_names": names,
+        "max_particles": sets.train.max_particles,
+        "epochs": s.jet_epochs,
+        "final_loss": history[-1] if history else None,
+    }
+
+
+def run_pretraining(
+    data: str | os.PathLike = "jetclass-mini",
+    settings: PretrainingSettings | None = None,
+    *,
+    callbacks: Iterable[Any] = (),
+    progress: bool = True,
+    **changes: Any,
+) -> PretrainingResult:
+    """Pretrain PET (classifier + diffusion) and the jet-feature generator; evaluate; save one checkpoint.
+
+    ``settings`` (default :class:`PretrainingSettings`), with ``changes`` applied
+    (:meth:`PretrainingSettings.replace`). ``data`` is anything :func:`jetlab.data.sources.resolve`
+    takes: a mini-generator name (generated and cached, ``n_jets`` jets), a schema file (first
+    ``n_jets`` rows; ``n_jets <= 0`` = all), or a published dataset with train/val(/test) splits
+    (JetClass: PET streams about ``n_jets`` training jets spread over every training file and
+    validates on the publisher's validation split; the jet-feature generator and the evaluation use
+    samples across files). Otherwise jets are split train/val/test by ``split``; PET validates on
+    val, the test split is only used for the final evaluation, and val also serves as the
+    independent real sample for the W1 reference floor. The checkpoint goes to
+    ``<output_dir>/checkpoint`` (where ``resolve_checkpoint("auto")`` of notebooks 02-04 looks
+    when ``output_dir`` is ``<root>/01_pretraining``); training state for ``resume`` to
+    ``<output_dir>/train_state``. ``gen_constraints`` (names in :data:`GEN_CONSTRAINTS`: "pt",
+    "mass", "detector") hold the evaluation's generated particles to the generated jet pT and/or
+    mass and/or to what the data's detector can record (its
+    :meth:`~jetlab.data.sources.DataSource.acceptance`: jetlab's generated datasets only).
+    """
+    s = (settings or PretrainingSettings()).replace(**changes)
+    timings: dict[str, float] = {}
+    out = Path(s.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    n_jets = s.n_jets if s.n_jets and s.n_jets > 0 else None
+    source = resolve(data, n_jets=n_jets, seed=s.seed, progress=progress, workers=s.workers)
+    data_name, names = source.name, list(source.label_names)
+    acceptance = _acceptance(source, s)
+    sets = _samples(source, s)
+    timings["data_s"] = time.perf_counter() - t0
+    work = out / "train_state"
+    if not s.resume and work.exists():
+        shutil.rmtree(work)
+
+    t1 = time.perf_counter()
+    model, history = _train_pet(sets, source, names, s, work, callbacks, progress)
+    timings["pet_train_s"] = time.perf_counter() - t1
+    std = model.card.get_standardizer()
+    t2 = time.perf_counter()
+    jg, jg_hist = build_and_fit_jet_generator(
+        jet_inputs(sets.train), sets.train.labels, num_classes=len(names), max_particles=sets.train.max_particles,
+        standardizer=std, epochs=s.jet_epochs, seed=s.seed, device="cpu",
+    )  # fmt: skip
+    timings["jet_generator_train_s"] = time.perf_counter() - t2
+
+    evaluation: dict[str, Any] = {}
+    metrics: dict[str, Any] = dict(model.card.metrics)
+    if s.evaluate:
+        t3 = time.perf_counter()
+        evaluation = _evaluate(model, sets, jg, std, names, acceptance, s, metrics)
+        timings["evaluate_s"] = time.perf_counter() - t3
+    card = _card(data_name, sets, std, names, metrics, s)
     ckpt = _save_checkpoint(
-        model,
-        card,
-        jg,
-        out / "checkpoint",
-        {
-            "training_data": data_name,
-            "training_size": int(len(train)),
-            "features": list(("pt", "eta", "mass", "n_particles")),
-            "class_names": names,
-            "max_particles": max_particles,
-            "epochs": jet_epochs,
-            "final_loss": jg_hist[-1] if jg_hist else None,
-        },
+        model, card, jg, out / "checkpoint", _jet_generator_meta(data_name, sets, names, s, jg_hist)
     )
     model.card = card
     timings["total_s"] = time.perf_counter() - t0
@@ -266,9 +323,9 @@ def run_pretraining(
         jet_generator_history=jg_hist,
         standardizer=std,
         class_names=names,
-        train=train,
-        val=val,
-        test=test,
+        train=sets.train,
+        val=sets.val,
+        test=sets.test,
         metrics=metrics,
         evaluation=evaluation,
         checkpoint=ckpt,

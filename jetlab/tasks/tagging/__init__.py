@@ -3,7 +3,7 @@ what it returns (:class:`TaggingResults`: the runs, the Table-I-like summary, th
 
 from __future__ import annotations
 
-from .pipeline import run_tagging
+from .pipeline import TaggingSettings, run_tagging
 from .results import METRICS, MODEL_LABELS, PAPER_TABLE_I, TaggingResults, TaggingRun, plot_learning_curve
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "PAPER_TABLE_I",
     "TaggingResults",
     "TaggingRun",
+    "TaggingSettings",
     "plot_learning_curve",
     "run_tagging",
 ]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -37,23 +38,18 @@ from jetlab.data.preprocess import Standardizer
 from jetlab.data.schema import JetSet
 from jetlab.data.torchdata import JetDataset, split_indices
 from jetlab.model import read_card
-from jetlab.model.factory import (
-    DEFAULT_INPUT_SCALING,
-    DEFAULT_LR_FACTOR,
-    DEFAULT_OPTIMIZER,
-    build_pet,
-    check_recipe,
-)
+from jetlab.model.factory import build_pet, check_recipe
 from jetlab.model.pfn import ParticleFlowNetwork
 from jetlab.physics.metrics import inverse_background_efficiency, roc_metrics
 from jetlab.simulator.generate import GENERATORS
 from jetlab.train import fit_classifier, predict
 
-from ..checkpoint_resolver import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
+from ..checkpoint_resolver import resolve_checkpoint
 from ..common import TaskData, TrimmedDataset, load_task_data, max_multiplicity
+from ..settings import FineTuningSettings
 from .results import MODEL_LABELS, TaggingResults, TaggingRun
 
-__all__ = ["ATLAS_RELEASES", "data_release", "run_tagging"]
+__all__ = ["ATLAS_RELEASES", "TaggingSettings", "data_release", "run_tagging"]
 
 log = logging.getLogger(__name__)
 
@@ -124,32 +120,80 @@ class _Datasets:
         self.test = JetDataset(test, standardizer=std, max_particles=pmax)
 
 
-def _resolve(
-    checkpoint,
-    models: Sequence[str],
-    output_dir,
-    pretrain_jets: int,
-    pretrain_epochs: int,
-    seed: int,
-    device,
-    progress: bool,
-) -> Path | None:
+@dataclass(frozen=True, kw_only=True)
+class TaggingSettings(FineTuningSettings):
+    """Notebook 02's study: which models, on how many jets, how split, and how they train.
+
+    Every model of a (fraction, seed) cell trains on the same jets with the fine-tuning recipe of
+    :class:`~jetlab.tasks.settings.FineTuningSettings` (scratch and PFN at ``lr`` throughout).
+    """
+
+    #: jets to generate / read (None or -1: all of a published dataset)
+    n_jets: int | None = None
+    #: fractions of the training pool to train on (the learning curve), each in (0, 1]
+    fractions: tuple[float, ...] = (1.0, 0.1)
+    #: among "finetuned", "scratch", "pfn"
+    models: tuple[str, ...] = ("finetuned", "scratch", "pfn")
+    #: (train, val, test) fractions without a published test set; else (train, val) of the given jets
+    split: tuple[float, ...] = (0.6, 0.2, 0.2)
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int | None = None
+    early_stopping_patience: int | None = None
+    #: per-jet weights (ATLAS ``training_weights``) in the training loss
+    weights: bool = True
+    #: test metrics weighted by the test set's per-jet weights (the paper's evaluation is unweighted)
+    weighted_metrics: bool = False
+    #: keyword arguments of :class:`~jetlab.model.pfn.ParticleFlowNetwork`
+    pfn_kwargs: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        unknown = [m for m in self.models if m not in MODEL_LABELS]
+        if unknown or not self.models:
+            raise ValueError(f"TaggingSettings: unknown model(s) {unknown}; choose from {list(MODEL_LABELS)}")
+        optimizer, input_scaling, lr_factor = check_recipe(
+            self.optimizer, self.input_scaling, self.lr_factor, "TaggingSettings"
+        )
+        object.__setattr__(self, "optimizer", optimizer)
+        object.__setattr__(self, "input_scaling", input_scaling)
+        object.__setattr__(self, "lr_factor", lr_factor)
+        if not self.fractions or any(not 0.0 < f <= 1.0 for f in self.fractions):
+            raise ValueError(f"TaggingSettings: fractions must lie in (0, 1], got {list(self.fractions)}")
+
+    def budget(self) -> dict[str, Any]:
+        """What every model of the comparison shares (recorded with each run)."""
+        return dict(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            warmup_steps=self.warmup_steps,
+            early_stopping_patience=self.early_stopping_patience,
+            optimizer=self.optimizer,
+            schedule="warmup+cosine",
+            weights=self.weights,
+            input_scaling=self.input_scaling,
+        )
+
+
+def _resolve(s: TaggingSettings, progress: bool) -> Path | None:
     """The checkpoint to fine-tune (pretrained once if "auto" finds none and 'finetuned' is asked
     for); a given checkpoint without 'finetuned' still fixes the scratch architecture."""
     ckpt = resolve_checkpoint(
-        checkpoint,
-        output_dir,
-        train_if_missing="finetuned" in models,
-        n_jets=pretrain_jets,
-        epochs=pretrain_epochs,
-        seed=seed,
-        device=device,
+        s.checkpoint,
+        s.output_dir,
+        train_if_missing="finetuned" in s.models,
+        n_jets=s.pretrain_jets,
+        epochs=s.pretrain_epochs,
+        seed=s.seed,
+        device=s.device,
         progress=progress,
     )
-    if ckpt is None and "finetuned" in models:
+    if ckpt is None and "finetuned" in s.models:
         raise ValueError(
             "run_tagging: model 'finetuned' needs a pretrained checkpoint but checkpoint="
-            f"{checkpoint!r} gave none; pass a checkpoint path or 'auto', or drop 'finetuned'"
+            f"{s.checkpoint!r} gave none; pass a checkpoint path or 'auto', or drop 'finetuned'"
         )
     if ckpt is not None and progress:
         card = read_card(ckpt)
@@ -163,43 +207,162 @@ def _resolve(
     return ckpt
 
 
+@dataclass
+class _Split:
+    """The train and validation pools and the one test set of every run."""
+
+    train: JetSet
+    val: JetSet
+    test: JetSet
+    max_particles: int
+
+
+def _split(task: TaskData, s: TaggingSettings, progress: bool) -> _Split:
+    pool = task.jets
+    _check_binary(pool, f"dataset {task.name!r}")
+    if progress:
+        counts = np.bincount(pool.labels, minlength=2)
+        log.info(
+            "%s: %d jets (%d signal, %d background), test set: %s; feature groups %s",
+            task.name,
+            len(pool),
+            counts[1],
+            counts[0],
+            "published" if task.test is not None else "split from these jets",
+            task.groups,
+        )
+    if task.test is None:
+        if len(s.split) != 3:
+            raise ValueError(f"run_tagging: split must be (train, val, test) fractions, got {list(s.split)}")
+        tr_idx, va_idx, te_idx = split_indices(len(pool), s.split, seed=s.seed)
+        test_js = pool.subset(te_idx)
+    else:
+        tr_idx, va_idx = split_indices(len(pool), tuple(s.split[:2]), seed=s.seed)
+        test_js = task.test
+    _check_binary(test_js, "the test set")
+    train_js, val_js = pool.subset(tr_idx), pool.subset(va_idx)
+    if len(train_js) < 10 or len(val_js) < 2:
+        raise ValueError(f"run_tagging: too few jets ({len(pool)}) for a train/val/test split {tuple(s.split)}")
+    return _Split(train_js, val_js, test_js, max_multiplicity(train_js, val_js, test_js))
+
+
+def _network(model_name: str, s: TaggingSettings, ckpt: Path | None, seed: int, groups) -> Any:
+    if model_name == "pfn":
+        torch.manual_seed(seed)
+        return ParticleFlowNetwork(num_classes=1, **dict(s.pfn_kwargs or {}))
+    return build_pet(
+        ckpt,
+        preset=s.model,
+        num_classes=1,
+        pretrained=model_name == "finetuned",
+        seed=seed,
+        input_scaling=s.input_scaling,
+        groups=groups,
+    )
+
+
+def _run_datasets(net, data: _Split, cache: dict[Any, _Datasets], key, sel_tr, sel_va):
+    """(train, val, test) model inputs of one run: the checkpoint's scaling (one per checkpoint:
+    datasets of every jet, runs take subsets) or standardised on this run's own training jets."""
+    std = getattr(net, "standardizer", None)
+    if std is not None:
+        if "pre" not in cache:
+            cache["pre"] = _Datasets(data.train, data.val, data.test, std, data.max_particles)
+        sets = cache["pre"]
+        train_ds = TrimmedDataset(Subset(sets.train, sel_tr.tolist()))
+        val_ds = TrimmedDataset(Subset(sets.val, sel_va.tolist()))
+    else:
+        if key not in cache:
+            own = Standardizer.fit_jetset(data.train.subset(sel_tr))
+            cache[key] = _Datasets(
+                data.train.subset(sel_tr), data.val.subset(sel_va), data.test, own, data.max_particles
+            )
+        sets = cache[key]
+        train_ds, val_ds = TrimmedDataset(sets.train), TrimmedDataset(sets.val)
+    return train_ds, val_ds, TrimmedDataset(sets.test)
+
+
+def _train_and_test(model_name, net, datasets, s: TaggingSettings, seed: int, test_labels, metric_weights):
+    """Fit one model, score the test jets: (metrics, history, scores, seconds)."""
+    train_ds, val_ds, test_ds = datasets
+    factor = float(s.lr_factor) if model_name == "finetuned" else 1.0
+    t0 = time.perf_counter()
+    hist = fit_classifier(
+        net,
+        train_ds,
+        val_ds,
+        lr_head=s.lr,
+        lr_factor=factor,
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        weights=s.weights,
+        early_stopping_patience=s.early_stopping_patience,
+        seed=seed,
+        device=s.device,
+        weight_decay=s.weight_decay,
+        warmup_steps=s.warmup_steps,
+        optimizer=s.optimizer,
+        progress=False,
+    )
+    scores = predict(net, test_ds, batch_size=512, device=s.device)
+    seconds = time.perf_counter() - t0
+    return _test_metrics(test_labels, scores, metric_weights), hist, scores, seconds
+
+
+def _log_run(model_name: str, frac: float, n_tr: int, seed: int, metrics: Mapping[str, float], seconds: float) -> None:
+    log.info(
+        "%9s  %s (%6d jets)  seed %s:  AUC %.4f  acc %.4f  1/eps_B@0.5 %7.1f  @0.8 %6.1f  [%.0f s]",
+        model_name,
+        f"{frac:6.1%}",
+        n_tr,
+        seed,
+        metrics["auc"],
+        metrics["accuracy"],
+        metrics["rej_at_0.5"],
+        metrics["rej_at_0.8"],
+        seconds,
+    )
+
+
+def _record(s: TaggingSettings, ckpt: Path | None, task: TaskData, split: _Split) -> dict[str, Any]:
+    """The settings the results record (JSON): the shared budget, the study's shape, the data."""
+    return dict(
+        s.budget(),
+        lr_factor=float(s.lr_factor),
+        fractions=list(s.fractions),
+        seeds=list(s.seeds),
+        models=list(s.models),
+        split=list(s.split),
+        seed=s.seed,
+        checkpoint=str(ckpt) if ckpt else None,
+        groups=list(task.groups),
+        n_train_pool=len(split.train),
+        n_val_pool=len(split.val),
+        n_test=len(split.test),
+        max_particles=split.max_particles,
+        dataset_sources=list(task.sources),
+        weighted_metrics=s.weighted_metrics,
+        data_release=data_release(task.name, task.sources),
+    )
+
+
 def run_tagging(
     data: TaskData | str | os.PathLike | JetSet | Sequence[str | os.PathLike],
+    settings: TaggingSettings | None = None,
     *,
-    checkpoint: str | os.PathLike | None = "auto",
-    model: Any = "tiny",
-    seeds: Sequence[int] = (0, 1, 2),
-    lr: float = 1e-3,
-    epochs: int = 4,
-    output_dir: str | os.PathLike | None = None,
-    device: str | torch.device = "auto",
-    fractions: Sequence[float] = (1.0, 0.1),
-    batch_size: int = 128,
-    lr_factor: float = DEFAULT_LR_FACTOR,
-    optimizer: str = DEFAULT_OPTIMIZER,
-    input_scaling: str = DEFAULT_INPUT_SCALING,
-    weight_decay: float = 0.01,
-    warmup_steps: int | None = None,
-    early_stopping_patience: int | None = None,
-    models: Sequence[str] = ("finetuned", "scratch", "pfn"),
-    n_jets: int | None = None,
-    split: Sequence[float] = (0.6, 0.2, 0.2),
-    split_seed: int = 0,
-    weights: bool = True,
-    weighted_metrics: bool = False,
-    pfn_kwargs: Mapping[str, Any] | None = None,
-    pretrain_jets: int = DEFAULT_PRETRAIN_JETS,
-    pretrain_epochs: int = DEFAULT_PRETRAIN_EPOCHS,
     progress: bool = True,
+    **changes: Any,
 ) -> TaggingResults:
-    """Train every model in ``models`` for every training ``fraction`` and ``seed``; test them all.
+    """Train every model of ``settings.models`` for every training fraction and seed; test them all.
 
-    ``data``: a :class:`TaskData`, or anything :func:`load_task_data` accepts (with ``n_jets``).
-    Without a dataset test set the jets are split ``split`` = (train, val, test) by ``split_seed``
-    (the same test set for every run); with one (ATLAS) the given jets are split into train/val
-    by ``split[:2]``. A run with ``fraction`` f and ``seed`` s trains on the first f of the
-    training pool in an order drawn from s, validates on the same fraction of the validation
-    pool (at least 100 jets), and initialises its network from s.
+    ``data``: a :class:`TaskData`, or anything :func:`load_task_data` accepts (``settings.n_jets``
+    jets). ``settings`` (default :class:`TaggingSettings`), with ``changes`` applied
+    (:meth:`TaggingSettings.replace`: ``run_tagging(data, epochs=1)`` works too). Without a
+    dataset test set the jets are split ``split`` = (train, val, test) by ``seed`` (the same test
+    set for every run); with one (ATLAS) the given jets are split into train/val by ``split[:2]``.
+    A run with fraction f and training seed s trains on the first f of the training pool in an
+    order drawn from s, validates on the same fraction of the validation pool (at least 100 jets),
+    and initialises its network from s.
 
     ``checkpoint`` goes through :func:`resolve_checkpoint` with ``output_dir`` (``"auto"`` pretrains
     a tiny PET once on ``pretrain_jets`` jets for ``pretrain_epochs`` epochs if none is found and
@@ -212,170 +375,39 @@ def run_tagging(
     evaluation (OmniLearn: ``roc_curve(y, p)`` on the ATLAS test set); ``weighted_metrics=True``
     weights them by the test set's per-jet weights, and the table title and JSON say so.
     """
-    unknown = [m for m in models if m not in MODEL_LABELS]
-    if unknown or not models:
-        raise ValueError(f"run_tagging: unknown model(s) {unknown}; choose from {list(MODEL_LABELS)}")
-    optimizer, input_scaling, lr_factor = check_recipe(optimizer, input_scaling, lr_factor, "run_tagging")
-    fractions = [float(f) for f in fractions]
-    if not fractions or any(not 0.0 < f <= 1.0 for f in fractions):
-        raise ValueError(f"run_tagging: fractions must lie in (0, 1], got {fractions}")
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("run_tagging: need at least one seed")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"run_tagging: epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
-    ckpt = _resolve(checkpoint, models, output_dir, pretrain_jets, pretrain_epochs, split_seed, device, progress)
-    task = data if isinstance(data, TaskData) else load_task_data(data, n_jets, seed=split_seed, progress=progress)
-    groups = task.groups
-    pool = task.jets
-    _check_binary(pool, f"dataset {task.name!r}")
-    if progress:
-        counts = np.bincount(pool.labels, minlength=2)
-        log.info(
-            "%s: %d jets (%d signal, %d background), test set: %s; feature groups %s",
-            task.name,
-            len(pool),
-            counts[1],
-            counts[0],
-            "published" if task.test is not None else "split from these jets",
-            groups,
-        )
-    if task.test is None:
-        if len(split) != 3:
-            raise ValueError(f"run_tagging: split must be (train, val, test) fractions, got {split}")
-        tr_idx, va_idx, te_idx = split_indices(len(pool), split, seed=split_seed)
-        test_js = pool.subset(te_idx)
-    else:
-        tr_idx, va_idx = split_indices(len(pool), tuple(split[:2]), seed=split_seed)
-        test_js = task.test
-    _check_binary(test_js, "the test set")
-    train_js, val_js = pool.subset(tr_idx), pool.subset(va_idx)
-    if len(train_js) < 10 or len(val_js) < 2:
-        raise ValueError(f"run_tagging: too few jets ({len(pool)}) for a train/val/test split {tuple(split)}")
-    pmax = max_multiplicity(train_js, val_js, test_js)
-    test_labels = test_js.labels.astype(np.int64)
-    test_weights = test_js.weights.astype(np.float64) if weighted_metrics else np.ones(len(test_js))
-    metric_weights = test_weights if weighted_metrics else None
-
-    budget = dict(
-        epochs=int(epochs),
-        batch_size=int(batch_size),
-        lr=float(lr),
-        weight_decay=float(weight_decay),
-        warmup_steps=warmup_steps,
-        early_stopping_patience=early_stopping_patience,
-        optimizer=optimizer,
-        schedule="warmup+cosine",
-        weights=bool(weights),
-        input_scaling=input_scaling,
-    )
+    s = (settings or TaggingSettings()).replace(**changes)
+    ckpt = _resolve(s, progress)
+    task = data if isinstance(data, TaskData) else load_task_data(data, s.n_jets, seed=s.seed, progress=progress)
+    split = _split(task, s, progress)
+    test_labels = split.test.labels.astype(np.int64)
+    test_weights = split.test.weights.astype(np.float64) if s.weighted_metrics else np.ones(len(split.test))
+    metric_weights = test_weights if s.weighted_metrics else None
     cache: dict[Any, _Datasets] = {}  # model-input datasets per standardizer (pretraining's: shared by every run)
     runs: list[TaggingRun] = []
-    for frac in fractions:
-        n_tr = _subset_sizes(len(train_js), frac, 10)
-        n_va = _subset_sizes(len(val_js), frac, min(_MIN_VAL, len(val_js)))
-        for seed in seeds:
+    for frac in s.fractions:
+        n_tr = _subset_sizes(len(split.train), frac, 10)
+        n_va = _subset_sizes(len(split.val), frac, min(_MIN_VAL, len(split.val)))
+        for seed in s.seeds:
             rng = np.random.default_rng(np.random.SeedSequence([seed, 1234]))
-            sel_tr = np.sort(rng.permutation(len(train_js))[:n_tr])
-            sel_va = np.sort(rng.permutation(len(val_js))[:n_va])
-            for model_name in models:
-                if model_name == "pfn":
-                    torch.manual_seed(seed)
-                    net: Any = ParticleFlowNetwork(num_classes=1, **dict(pfn_kwargs or {}))
-                else:
-                    net = build_pet(
-                        ckpt,
-                        preset=model,
-                        num_classes=1,
-                        pretrained=model_name == "finetuned",
-                        seed=seed,
-                        input_scaling=input_scaling,
-                        groups=groups,
-                    )
-                std = getattr(net, "standardizer", None)
-                if (
-                    std is not None
-                ):  # the checkpoint's scaling (one per checkpoint): datasets of every jet, runs take subsets
-                    if "pre" not in cache:
-                        cache["pre"] = _Datasets(train_js, val_js, test_js, std, pmax)
-                    sets = cache["pre"]
-                    train_ds = TrimmedDataset(Subset(sets.train, sel_tr.tolist()))
-                    val_ds = TrimmedDataset(Subset(sets.val, sel_va.tolist()))
-                else:  # standardised on this run's own training jets
-                    key = (frac, seed)
-                    if key not in cache:
-                        own = Standardizer.fit_jetset(train_js.subset(sel_tr))
-                        cache[key] = _Datasets(train_js.subset(sel_tr), val_js.subset(sel_va), test_js, own, pmax)
-                    sets = cache[key]
-                    train_ds, val_ds = TrimmedDataset(sets.train), TrimmedDataset(sets.val)
-                factor = float(lr_factor) if model_name == "finetuned" else 1.0
-                t0 = time.perf_counter()
-                hist = fit_classifier(
-                    net,
-                    train_ds,
-                    val_ds,
-                    lr_head=lr,
-                    lr_factor=factor,
-                    epochs=epochs,
-                    batch_size=batch_size,
-                    weights=weights,
-                    early_stopping_patience=early_stopping_patience,
-                    seed=seed,
-                    device=device,
-                    weight_decay=weight_decay,
-                    warmup_steps=warmup_steps,
-                    optimizer=optimizer,
-                    progress=False,
+            sel_tr = np.sort(rng.permutation(len(split.train))[:n_tr])
+            sel_va = np.sort(rng.permutation(len(split.val))[:n_va])
+            for model_name in s.models:
+                net = _network(model_name, s, ckpt, seed, task.groups)
+                datasets = _run_datasets(net, split, cache, (frac, seed), sel_tr, sel_va)
+                metrics, hist, scores, seconds = _train_and_test(
+                    model_name, net, datasets, s, seed, test_labels, metric_weights
                 )
-                scores = predict(net, TrimmedDataset(sets.test), batch_size=512, device=device)
-                seconds = time.perf_counter() - t0
-                metrics = _test_metrics(test_labels, scores, metric_weights)
+                factor = float(s.lr_factor) if model_name == "finetuned" else 1.0
+                budget = dict(s.budget(), lr_factor=factor)
+                scores = np.asarray(scores, dtype=np.float32)
                 runs.append(
                     TaggingRun(
-                        model_name,
-                        frac,
-                        seed,
-                        n_tr,
-                        n_va,
-                        metrics,
-                        dict(budget, lr_factor=factor),
-                        _history_dict(hist),
-                        seconds,
-                        np.asarray(scores, dtype=np.float32),
+                        model_name, frac, seed, n_tr, n_va, metrics, budget, _history_dict(hist), seconds, scores
                     )
                 )
                 if progress:
-                    log.info(
-                        "%9s  %s (%6d jets)  seed %s:  AUC %.4f  acc %.4f  1/eps_B@0.5 %7.1f  @0.8 %6.1f  [%.0f s]",
-                        model_name,
-                        f"{frac:6.1%}",
-                        n_tr,
-                        seed,
-                        metrics["auc"],
-                        metrics["accuracy"],
-                        metrics["rej_at_0.5"],
-                        metrics["rej_at_0.8"],
-                        seconds,
-                    )
+                    _log_run(model_name, frac, n_tr, seed, metrics, seconds)
                 del net
             for key in [k for k in cache if k != "pre"]:
                 del cache[key]
-    settings = dict(
-        budget,
-        lr_factor=float(lr_factor),
-        fractions=fractions,
-        seeds=seeds,
-        models=list(models),
-        split=list(split),
-        split_seed=int(split_seed),
-        checkpoint=str(ckpt) if ckpt else None,
-        groups=list(groups),
-        n_train_pool=len(train_js),
-        n_val_pool=len(val_js),
-        n_test=len(test_js),
-        max_particles=pmax,
-        dataset_sources=list(task.sources),
-        weighted_metrics=bool(weighted_metrics),
-        data_release=data_release(task.name, task.sources),
-    )
-    return TaggingResults(runs, test_labels, test_weights, task.name, settings)
+    return TaggingResults(runs, test_labels, test_weights, task.name, _record(s, ckpt, task, split))
