@@ -27,8 +27,7 @@ output_dir = "jetlab_output/small"
 
 BODY = '''\
 import jetlab.notebook as jnb
-run = jnb.setup(dict(n_jets=n_jets, learning_rate=learning_rate, use_ema=use_ema, tags=tags,
-                     name=name, dataset=dataset, checkpoint=checkpoint, output_dir=output_dir), seed=1)
+run = jnb.setup(globals(), seed=1)
 '''
 
 FINISH = '''\
@@ -223,6 +222,9 @@ def test_run_writes_executed_notebook_run_info_and_outputs(small: Path, tmp_path
     info = json.loads((out / "run_info.json").read_text())
     assert info["parameters"]["n_jets"] == 42 and info["parameters"]["learning_rate"] == 0.5
     assert info["parameters"]["output_dir"] == str(out.resolve())
+    # setup(globals()) in a real kernel keeps the parameters and leaves out IPython's own names
+    assert set(info["parameters"]) == {"n_jets", "learning_rate", "use_ema", "tags", "name", "dataset",
+                                       "checkpoint", "output_dir"}
     assert info["seed"] == 1 and info["versions"]["jetlab"] == jetlab.__version__
     assert json.loads((out / "metrics.json").read_text()) == {"twice": 84, "lr": 0.5}
     assert (out / "line.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
