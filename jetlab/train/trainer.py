@@ -17,7 +17,7 @@ import random
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence, Sized
+from typing import Any, Iterable, Mapping, Sequence, Sized
 
 import numpy as np
 import torch
@@ -39,68 +39,13 @@ from .resume import (
     set_rng_state,
 )
 from .schedule import make_scheduler
+from .trainer_inputs import LossFn, LossModule, check_trainer_arguments, split_loss
 
 __all__ = ["Lion", "Trainer", "build_optimizer"]
-
-#: ``loss_fn(model, batch)``; its first argument is the model given to the Trainer (typed Any so a
-#: loss may name the concrete class it needs, e.g. ``PET``; Callable parameters are contravariant)
-LossFn = Callable[[Any, dict], Any]
 
 
 def _cpu_state(module: nn.Module) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
-
-
-class _LossModule(nn.Module):
-    """Puts ``loss_fn(model, batch)`` inside ``forward`` so DDP's gradient hooks see the whole step
-    even when the loss calls model methods other than ``forward`` (PET's body/classify/denoise)."""
-
-    def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
-        super().__init__()
-        self.model, self.loss_fn = model, loss_fn
-
-    def forward(self, batch: dict):
-        return self.loss_fn(self.model, batch)
-
-
-def _split_loss(out) -> tuple[torch.Tensor, dict[str, float]]:
-    if isinstance(out, torch.Tensor):
-        return out, {}
-    if isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[0], torch.Tensor):
-        parts = {k: float(v.detach() if isinstance(v, torch.Tensor) else v) for k, v in dict(out[1] or {}).items()}
-        return out[0], parts
-    raise TypeError(f"loss_fn must return a tensor or (tensor, dict of floats), got {type(out).__name__}")
-
-
-def _check_arguments(
-    model: Any,
-    loss_fn: Any,
-    epochs: int,
-    max_steps: int | None,
-    batch_size: int,
-    checkpoint_every: int | None,
-    amp: Any,
-    find_unused_parameters: Any,
-) -> None:
-    """:class:`Trainer`'s argument checks, before anything is stored (TypeError / ValueError naming the argument)."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"Trainer: model must be a torch.nn.Module, got {type(model).__name__}")
-    if not callable(loss_fn):
-        raise TypeError("Trainer: loss_fn must be callable as loss_fn(model, batch)")
-    if epochs < 1 and max_steps is None:
-        raise ValueError(f"Trainer: epochs must be >= 1, got {epochs}")
-    if max_steps is not None and max_steps < 1:
-        raise ValueError(f"Trainer: max_steps must be >= 1, got {max_steps}")
-    if batch_size < 1:
-        raise ValueError(f"Trainer: batch_size must be >= 1, got {batch_size}")
-    if checkpoint_every is not None and checkpoint_every < 1:
-        raise ValueError(f"Trainer: checkpoint_every must be >= 1 or None, got {checkpoint_every}")
-    if amp not in ("auto", "bf16", "fp16", "off", True, False, None):
-        raise ValueError(f"Trainer: amp must be 'auto', 'bf16', 'fp16' or 'off', got {amp!r}")
-    if find_unused_parameters not in ("auto", True, False):
-        raise ValueError(
-            f"Trainer: find_unused_parameters must be 'auto', True or False, got {find_unused_parameters!r}"
-        )
 
 
 # --------------------------------------------------------------------------- trainer
@@ -155,7 +100,9 @@ class Trainer:
         drop_last: bool = False,
         find_unused_parameters: bool | str = "auto",
     ) -> None:
-        _check_arguments(model, loss_fn, epochs, max_steps, batch_size, checkpoint_every, amp, find_unused_parameters)
+        check_trainer_arguments(
+            model, loss_fn, epochs, max_steps, batch_size, checkpoint_every, amp, find_unused_parameters
+        )
         self.model, self.loss_fn = model, loss_fn
         self.train_data, self.val_data = train_data, val_data
         self.optimizer_spec, self.lr, self.param_groups_spec = optimizer, float(lr), param_groups
@@ -271,7 +218,7 @@ class Trainer:
     def _setup(self) -> None:
         self.ctx = ddp.setup(self.device_spec)
         self.model.to(self.device)
-        self._loss_module = _LossModule(self.model, self.loss_fn)
+        self._loss_module = LossModule(self.model, self.loss_fn)
         self._wrapped: nn.Module | None
         if self.ctx.distributed and self.find_unused_parameters == "auto":
             self._wrapped = None  # wrapped at the first batch by _wrap_ddp, once the loss's unused parameters are known
@@ -424,7 +371,7 @@ class Trainer:
                     batch = self._to_device(batch)
                     n = float(next(iter(batch.values())).shape[0])
                     with torch.autocast(self.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-                        loss, parts = _split_loss(self.loss_fn(self.model, batch))
+                        loss, parts = split_loss(self.loss_fn(self.model, batch))
                     sums["loss"] = sums.get("loss", 0.0) + float(loss) * n
                     for k, v in parts.items():
                         sums[k] = sums.get(k, 0.0) + v * n
@@ -452,7 +399,7 @@ class Trainer:
 
         def loss() -> torch.Tensor:
             with torch.autocast(self.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-                return _split_loss(self._loss_module(batch))[0]
+                return split_loss(self._loss_module(batch))[0]
 
         self.unused_parameters = ddp.unused_parameters(self.model, loss, self.device)
         ctx = self._context()
@@ -466,7 +413,7 @@ class Trainer:
         n = int(next(iter(batch.values())).shape[0])
         wrapped = self._wrapped if self._wrapped is not None else self._wrap_ddp(batch, amp)
         with torch.autocast(self.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-            loss, parts = _split_loss(wrapped(batch))
+            loss, parts = split_loss(wrapped(batch))
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite training loss {float(loss.detach())} at step {self.global_step + 1} (epoch {self.epoch}); "
