@@ -77,6 +77,23 @@ def test_one_seed_name_and_one_fine_tuning_part():
     assert issubclass(PretrainingSettings, TaskSettings) and not issubclass(PretrainingSettings, FineTuningSettings)
 
 
+def test_the_detectors_train_with_the_same_recipe_part():
+    """CATHODE's per-detector TrainingSettings is the recipe the task settings carry, field for
+    field: what AnomalySettings hands the detectors builds one without a rename or a loss."""
+    from jetlab.tasks.anomaly.training import TrainingSettings
+    from jetlab.tasks.settings import TrainingRecipe
+
+    assert issubclass(TrainingSettings, TrainingRecipe) and issubclass(FineTuningSettings, TrainingRecipe)
+    s = AnomalySettings(epochs=2, lr=3e-4, lr_factor=2.0, optimizer="lion", batch_size=16, device="cpu")
+    keywords = s.training()
+    min_background = keywords.pop("min_background_events")
+    t = TrainingSettings.from_keywords("run_cathode", keywords)
+    assert (t.epochs, t.lr, t.lr_factor, t.optimizer, t.batch_size, t.device) == (2, 3e-4, 2.0, "lion", 16, "cpu")
+    assert min_background == s.min_background_events
+    with pytest.raises(TypeError, match="TrainingSettings: epochs must be int, got float"):
+        TrainingSettings(epochs=2.5)
+
+
 @pytest.mark.parametrize("cls", list(RUNS), ids=lambda c: c.__name__)
 def test_every_task_runs_as_data_then_settings(cls):
     params = list(inspect.signature(RUNS[cls]).parameters.values())

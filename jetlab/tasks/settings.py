@@ -1,15 +1,16 @@
 """One frozen settings object per task, its defaults said once.
 
 Every task run is ``run_<task>(data, settings)``: the data (a dataset name, files or jets) and one
-frozen dataclass of everything that shapes the result. The settings share two parts:
+frozen dataclass of everything that shapes the result. The settings are built from three parts:
 
 * :class:`TaskSettings` - where and how reproducibly: ``seed`` (the one seed of the data: generation,
   split, signal injection; training seeds are ``seeds``), ``device`` and ``output_dir``;
-* :class:`FineTuningSettings` - the OmniLearn fine-tuning recipe the downstream tasks share: which
-  pretrained model (``checkpoint``, ``model`` without one), the training budget (``epochs``,
-  ``batch_size``), the optimiser (``optimizer``, ``lr``, ``lr_factor`` for the pretrained body),
-  ``input_scaling``, the training ``seeds`` and the one-off fallback pretraining
-  (``pretrain_jets``, ``pretrain_epochs``).
+* :class:`TrainingRecipe` - how a network trains: ``epochs``, ``batch_size``, the optimiser
+  (``optimizer``, ``lr``, ``lr_factor`` for a pretrained body) and ``input_scaling``; CATHODE's
+  per-detector :class:`~jetlab.tasks.anomaly.training.TrainingSettings` is one too;
+* :class:`FineTuningSettings` - both, plus what the downstream tasks share: which pretrained model
+  (``checkpoint``, ``model`` without one), the training ``seeds`` and the one-off fallback
+  pretraining (``pretrain_jets``, ``pretrain_epochs``).
 
 Values are checked against the field types when the object is made (a notebook's ``[1.0, 0.1]``
 becomes the tuple ``(1.0, 0.1)``, an int is accepted for a float); an unknown name or a wrong type
@@ -22,19 +23,22 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import numbers
 import os
 import types
 import typing
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, TypeVar, Union
 
+import numpy as np
+
 from jetlab.model.factory import DEFAULT_INPUT_SCALING, DEFAULT_LR_FACTOR, DEFAULT_OPTIMIZER
 
 from .checkpoint_resolver import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS
 
-__all__ = ["FineTuningSettings", "TaskSettings"]
+__all__ = ["FineTuningSettings", "Settings", "TaskSettings", "TrainingRecipe"]
 
-S = TypeVar("S", bound="TaskSettings")
+S = TypeVar("S", bound="Settings")
 
 
 def _describe(tp: Any) -> str:
@@ -89,11 +93,11 @@ def _coerce(value: Any, tp: Any) -> Any:
             return value
         raise _Mismatch
     if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
             return int(value)
         raise _Mismatch
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
             return float(value)
         raise _Mismatch
     if tp is str:
@@ -108,15 +112,8 @@ def _coerce(value: Any, tp: Any) -> Any:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TaskSettings:
-    """Where a task runs and the seed of its data."""
-
-    #: the data's seed: generation, the train/val/test split, the signal injection
-    seed: int = 0
-    #: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
-    device: str = "auto"
-    #: where checkpoints and results go (None: nowhere beyond what the caller saves)
-    output_dir: str | None = None
+class Settings:
+    """A frozen dataclass whose values are checked against the field types when it is made."""
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -124,7 +121,7 @@ class TaskSettings:
             value = getattr(self, f.name)
             if isinstance(value, os.PathLike):
                 value = os.fspath(value)  # a Path given for a string field
-            elif f.name == "device" and value is not None and not isinstance(value, str):
+            elif f.name == "device" and hints[f.name] is str and value is not None and not isinstance(value, str):
                 value = str(value)  # a torch.device
             try:
                 object.__setattr__(self, f.name, _coerce(value, hints[f.name]))
@@ -183,16 +180,22 @@ class TaskSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FineTuningSettings(TaskSettings):
-    """The OmniLearn fine-tuning recipe shared by top tagging, OmniFold and anomaly detection."""
+class TaskSettings(Settings):
+    """Where a task runs and the seed of its data."""
 
-    #: the pretrained model: a checkpoint directory, "auto" ($JETLAB_CHECKPOINT, else the shipped
-    #: foundation model) or "none"/None (no pretrained model)
-    checkpoint: str | None = "auto"
-    #: PET preset (tiny, small, paper) of models trained from scratch when no checkpoint fixes it
-    model: Any = "tiny"
-    #: training seeds: every comparison is repeated once per seed (mean and spread over them)
-    seeds: tuple[int, ...] = (0, 1, 2)
+    #: the data's seed: generation, the train/val/test split, the signal injection
+    seed: int = 0
+    #: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+    device: str = "auto"
+    #: where checkpoints and results go (None: nowhere beyond what the caller saves)
+    output_dir: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingRecipe(Settings):
+    """How a network trains: the budget and the optimiser, with the pretrained body at
+    ``lr / lr_factor`` and inputs scaled per ``input_scaling`` (:mod:`jetlab.model.factory`)."""
+
     epochs: int = 4
     batch_size: int = 128
     #: learning rate of the fresh head and of every model trained from scratch
@@ -203,6 +206,31 @@ class FineTuningSettings(TaskSettings):
     optimizer: str = DEFAULT_OPTIMIZER
     #: fine-tuned inputs scaled to the task's training jets ("task") or to the pretraining ("pretraining")
     input_scaling: str = DEFAULT_INPUT_SCALING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"{type(self).__name__}: epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
+            )
+
+    def recipe(self) -> dict[str, Any]:
+        """The :class:`TrainingRecipe` fields and their values, as keywords."""
+        return {f.name: getattr(self, f.name) for f in fields(TrainingRecipe)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FineTuningSettings(TaskSettings, TrainingRecipe):
+    """The OmniLearn fine-tuning recipe shared by top tagging, OmniFold and anomaly detection: which
+    pretrained model, the :class:`TrainingRecipe`, the training seeds."""
+
+    #: the pretrained model: a checkpoint directory, "auto" ($JETLAB_CHECKPOINT, else the shipped
+    #: foundation model) or "none"/None (no pretrained model)
+    checkpoint: str | None = "auto"
+    #: PET preset (tiny, small, paper) of models trained from scratch when no checkpoint fixes it
+    model: Any = "tiny"
+    #: training seeds: every comparison is repeated once per seed (mean and spread over them)
+    seeds: tuple[int, ...] = (0, 1, 2)
     #: only when "auto" finds no model: jets and epochs of a one-off fallback pretraining
     pretrain_jets: int = DEFAULT_PRETRAIN_JETS
     pretrain_epochs: int = DEFAULT_PRETRAIN_EPOCHS
@@ -211,7 +239,3 @@ class FineTuningSettings(TaskSettings):
         super().__post_init__()
         if not self.seeds:
             raise ValueError(f"{type(self).__name__}: seeds must name at least one seed")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(
-                f"{type(self).__name__}: epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
-            )

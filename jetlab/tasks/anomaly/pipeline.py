@@ -55,17 +55,9 @@ class AnomalySettings(FineTuningSettings):
         return MassWindows(sr=self.sr, sb=self.sb)
 
     def training(self) -> dict[str, Any]:
-        """The keywords every detector trains with (:class:`~.training.TrainingSettings` fields)."""
-        return dict(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            lr_factor=self.lr_factor,
-            optimizer=self.optimizer,
-            input_scaling=self.input_scaling,
-            min_background_events=self.min_background_events,
-            device=self.device,
-        )
+        """The keywords every detector trains with (:class:`~.training.TrainingSettings` fields) and
+        the SIC's trusted range."""
+        return dict(self.recipe(), min_background_events=self.min_background_events, device=self.device)
 
 
 def _detectors(split, windows: MassWindows, ckpt, s: AnomalySettings, seed: int) -> dict[str, AnomalyRun]:

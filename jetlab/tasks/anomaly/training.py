@@ -16,16 +16,12 @@ from torch import Tensor, nn
 from jetlab.data.preprocess import Standardizer, model_inputs
 from jetlab.model.diffusion import complete_particle_inputs
 from jetlab.model.dijet_classifier import DijetClassifier
-from jetlab.model.factory import (
-    DEFAULT_INPUT_SCALING,
-    DEFAULT_LR_FACTOR,
-    DEFAULT_OPTIMIZER,
-    finetune_groups,
-)
+from jetlab.model.factory import DEFAULT_LR_FACTOR, DEFAULT_OPTIMIZER, finetune_groups
 from jetlab.train import Trainer
 from jetlab.train.ddp import resolve_device
 
 from ..common import ArrayDataset
+from ..settings import TrainingRecipe
 from .events import DijetEvents
 
 __all__ = [
@@ -45,24 +41,19 @@ __all__ = [
 _DIJET_KEYS = ("x1", "mask1", "jets1", "x2", "mask2", "jets2")
 
 
-@dataclass(frozen=True)
-class TrainingSettings:
+@dataclass(frozen=True, kw_only=True)
+class TrainingSettings(TrainingRecipe):
     """How the search's PETs train, said once for the three detectors and the background generator.
 
-    ``epochs`` with ``optimizer`` at ``lr``, the pretrained body at ``lr / lr_factor``
-    (:func:`jetlab.model.factory.finetune_groups`), ``batch_size``, inputs scaled per
-    ``input_scaling`` (:func:`jetlab.model.factory.scaling_standardizer`), on ``device``.
-    :func:`~jetlab.tasks.anomaly.run_cathode`, :func:`~jetlab.tasks.anomaly.run_idealised`,
+    The :class:`~jetlab.tasks.settings.TrainingRecipe` (``epochs`` with ``optimizer`` at ``lr``, the
+    pretrained body at ``lr / lr_factor``, ``batch_size``, inputs scaled per ``input_scaling``) on
+    ``device``. :func:`~jetlab.tasks.anomaly.run_cathode`, :func:`~jetlab.tasks.anomaly.run_idealised`,
     :func:`~jetlab.tasks.anomaly.run_supervised` and :func:`~jetlab.tasks.anomaly.fit_background_generator`
     take these fields as keyword arguments (:meth:`from_keywords`).
     """
 
     epochs: int = 5
-    batch_size: int = 128
     lr: float = 1e-3
-    lr_factor: float = DEFAULT_LR_FACTOR
-    optimizer: str = DEFAULT_OPTIMIZER
-    input_scaling: str = DEFAULT_INPUT_SCALING
     device: str | torch.device = "auto"
     progress: bool = False
 
