@@ -28,13 +28,14 @@ import os
 import types
 import typing
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, Mapping, TypeVar, Union
 
 import numpy as np
 
 from jetlab.model.factory import DEFAULT_INPUT_SCALING, DEFAULT_LR_FACTOR, DEFAULT_OPTIMIZER
 
-from .checkpoint_resolver import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS
+from .checkpoint_resolver import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
 
 __all__ = ["FineTuningSettings", "Settings", "TaskSettings", "TrainingRecipe"]
 
@@ -239,3 +240,18 @@ class FineTuningSettings(TaskSettings, TrainingRecipe):
         super().__post_init__()
         if not self.seeds:
             raise ValueError(f"{type(self).__name__}: seeds must name at least one seed")
+
+    def resolve_pretrained(self, *, train_if_missing: bool, progress: bool = True) -> Path | None:
+        """The pretrained model these settings name (:func:`~jetlab.tasks.checkpoint_resolver.resolve_checkpoint`
+        of ``checkpoint`` next to ``output_dir``); with ``train_if_missing`` and nothing found, the
+        one-off fallback pretraining on ``pretrain_jets`` jets for ``pretrain_epochs`` epochs."""
+        return resolve_checkpoint(
+            self.checkpoint,
+            self.output_dir,
+            train_if_missing=train_if_missing,
+            n_jets=self.pretrain_jets,
+            epochs=self.pretrain_epochs,
+            seed=self.seed,
+            device=self.device,
+            progress=progress,
+        )

@@ -8,7 +8,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..checkpoint_resolver import resolve_checkpoint
 from ..settings import FineTuningSettings
 from .detectors import SAME, AnomalyRun, run_cathode, run_idealised, run_supervised
 from .events import DEFAULT_SB, DEFAULT_SR, MassWindows, inject_signal, load_dijets
@@ -116,16 +115,7 @@ def run_anomaly(
         data, s.n_events, seed=s.seed, signal_fraction=s.file_signal_fraction, max_particles=s.max_particles
     )
     split = inject_signal(events, s.n_signal, seed=s.seed)
-    ckpt = resolve_checkpoint(
-        s.checkpoint,
-        s.output_dir,
-        train_if_missing=True,
-        n_jets=s.pretrain_jets,
-        epochs=s.pretrain_epochs,
-        seed=s.seed,
-        device=s.device,
-        progress=progress,
-    )
+    ckpt = s.resolve_pretrained(train_if_missing=True, progress=progress)
     if progress:
         summary = split.summary(windows)
         log.info("%s", {k: round(v, 3) if isinstance(v, float) else v for k, v in summary.items()})

@@ -11,7 +11,6 @@ from typing import Any, Mapping
 from jetlab.data.schema import JetSet
 from jetlab.physics import DEFAULT_OBSERVABLES, compute_observables
 
-from ..checkpoint_resolver import resolve_checkpoint
 from ..settings import FineTuningSettings
 from .algorithm import OmniFoldResult, omnifold
 from .classifiers import ClassifierSpec, make_classifier
@@ -92,16 +91,7 @@ def _specs(s: OmniFoldSettings, ckpt) -> dict[str, ClassifierSpec]:
 def _checkpoint(s: OmniFoldSettings, progress: bool):
     ckpt = None
     if "pretrained" in s.classifiers or "scratch" in s.classifiers:
-        ckpt = resolve_checkpoint(
-            s.checkpoint,
-            s.output_dir,
-            train_if_missing="pretrained" in s.classifiers,
-            n_jets=s.pretrain_jets,
-            epochs=s.pretrain_epochs,
-            seed=s.seed,
-            device=s.device,
-            progress=progress,
-        )
+        ckpt = s.resolve_pretrained(train_if_missing="pretrained" in s.classifiers, progress=progress)
     if progress:
         log.info("checkpoint: %s", ckpt)
     return ckpt

@@ -44,7 +44,6 @@ from jetlab.physics.metrics import inverse_background_efficiency, roc_metrics
 from jetlab.simulator.generate import GENERATORS
 from jetlab.train import fit_classifier, predict
 
-from ..checkpoint_resolver import resolve_checkpoint
 from ..common import TaskData, TrimmedDataset, load_task_data, max_multiplicity
 from ..settings import FineTuningSettings
 from .results import MODEL_LABELS, TaggingResults, TaggingRun
@@ -180,16 +179,7 @@ class TaggingSettings(FineTuningSettings):
 def _resolve(s: TaggingSettings, progress: bool) -> Path | None:
     """The checkpoint to fine-tune (pretrained once if "auto" finds none and 'finetuned' is asked
     for); a given checkpoint without 'finetuned' still fixes the scratch architecture."""
-    ckpt = resolve_checkpoint(
-        s.checkpoint,
-        s.output_dir,
-        train_if_missing="finetuned" in s.models,
-        n_jets=s.pretrain_jets,
-        epochs=s.pretrain_epochs,
-        seed=s.seed,
-        device=s.device,
-        progress=progress,
-    )
+    ckpt = s.resolve_pretrained(train_if_missing="finetuned" in s.models, progress=progress)
     if ckpt is None and "finetuned" in s.models:
         raise ValueError(
             "run_tagging: model 'finetuned' needs a pretrained checkpoint but checkpoint="
