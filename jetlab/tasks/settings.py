@@ -15,8 +15,8 @@ frozen dataclass of everything that shapes the result. The settings are built fr
 Values are checked against the field types when the object is made (a notebook's ``[1.0, 0.1]``
 becomes the tuple ``(1.0, 0.1)``, an int is accepted for a float); an unknown name or a wrong type
 is a :class:`TypeError` naming the settings class, the field and what it expected.
-:meth:`TaskSettings.from_parameters` builds the settings from a notebook's parameters (what
-:func:`jetlab.notebook.setup` does), :meth:`TaskSettings.replace` makes a changed copy.
+:meth:`Settings.from_parameters` builds the settings from a notebook's parameters (what
+:func:`jetlab.notebook.setup` does), :meth:`Settings.replace` makes a changed copy.
 """
 
 from __future__ import annotations
