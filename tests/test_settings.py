@@ -46,6 +46,14 @@ def test_values_are_checked_and_normalised_when_the_settings_are_made():
         AnomalySettings(sr=(3.3, 3.5, 3.7))
     with pytest.raises(ValueError, match=r"fractions must lie in \(0, 1\], got \[1.0, 2.0\]"):
         TaggingSettings(fractions=[1.0, 2.0])
+    # the recipe part is checked for every task, not only where a network is finally built
+    with pytest.raises(ValueError, match=r"OmniFoldSettings: optimizer must be one of \['adamw', 'lion'\], got 'sgd'"):
+        OmniFoldSettings(optimizer="sgd")
+    with pytest.raises(ValueError, match=r"AnomalySettings: input_scaling must be one of \['pretraining', 'task'\]"):
+        AnomalySettings(input_scaling="jetclass")
+    with pytest.raises(ValueError, match=r"TaggingSettings: lr_factor must be > 0, got 0"):
+        TaggingSettings(lr_factor=0)
+    assert OmniFoldSettings(optimizer="Lion").optimizer == "lion"
     with pytest.raises(ValueError, match="unknown classifier"):
         OmniFoldSettings(classifiers=["bdt"])
     with pytest.raises(ValueError, match="unknown constraints"):

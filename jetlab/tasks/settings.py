@@ -33,7 +33,7 @@ from typing import Any, Mapping, TypeVar, Union
 
 import numpy as np
 
-from jetlab.model.factory import DEFAULT_INPUT_SCALING, DEFAULT_LR_FACTOR, DEFAULT_OPTIMIZER
+from jetlab.model.factory import DEFAULT_INPUT_SCALING, DEFAULT_LR_FACTOR, DEFAULT_OPTIMIZER, check_recipe
 
 from .checkpoint_resolver import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
 
@@ -214,6 +214,10 @@ class TrainingRecipe(Settings):
             raise ValueError(
                 f"{type(self).__name__}: epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
             )
+        # optimizer and input_scaling among the known ones (lower-cased), lr_factor > 0
+        recipe = check_recipe(self.optimizer, self.input_scaling, self.lr_factor, type(self).__name__)
+        for name, value in zip(("optimizer", "input_scaling", "lr_factor"), recipe):
+            object.__setattr__(self, name, value)
 
     def recipe(self) -> dict[str, Any]:
         """The :class:`TrainingRecipe` fields and their values, as keywords."""

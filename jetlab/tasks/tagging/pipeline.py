@@ -38,7 +38,7 @@ from jetlab.data.preprocess import Standardizer
 from jetlab.data.schema import JetSet
 from jetlab.data.torchdata import JetDataset, split_indices
 from jetlab.model import read_card
-from jetlab.model.factory import build_pet, check_recipe
+from jetlab.model.factory import build_pet
 from jetlab.model.pfn import ParticleFlowNetwork
 from jetlab.physics.metrics import inverse_background_efficiency, roc_metrics
 from jetlab.simulator.generate import GENERATORS
@@ -151,12 +151,6 @@ class TaggingSettings(FineTuningSettings):
         unknown = [m for m in self.models if m not in MODEL_LABELS]
         if unknown or not self.models:
             raise ValueError(f"TaggingSettings: unknown model(s) {unknown}; choose from {list(MODEL_LABELS)}")
-        optimizer, input_scaling, lr_factor = check_recipe(
-            self.optimizer, self.input_scaling, self.lr_factor, "TaggingSettings"
-        )
-        object.__setattr__(self, "optimizer", optimizer)
-        object.__setattr__(self, "input_scaling", input_scaling)
-        object.__setattr__(self, "lr_factor", lr_factor)
         if not self.fractions or any(not 0.0 < f <= 1.0 for f in self.fractions):
             raise ValueError(f"TaggingSettings: fractions must lie in (0, 1], got {list(self.fractions)}")
 
