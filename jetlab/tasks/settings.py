@@ -37,7 +37,7 @@ from jetlab.model.factory import DEFAULT_INPUT_SCALING, DEFAULT_LR_FACTOR, DEFAU
 
 from .checkpoint_resolver import DEFAULT_PRETRAIN_EPOCHS, DEFAULT_PRETRAIN_JETS, resolve_checkpoint
 
-__all__ = ["FineTuningSettings", "Settings", "TaskSettings", "TrainingRecipe"]
+__all__ = ["FineTuningSettings", "Settings", "TaskSettings", "TrainingRecipe", "closest_hint"]
 
 S = TypeVar("S", bound="Settings")
 
@@ -112,6 +112,12 @@ def _coerce(value: Any, tp: Any) -> Any:
     return value
 
 
+def closest_hint(name: str, known: typing.Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the known name closest to a misspelt one (empty if none is close)."""
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """A frozen dataclass whose values are checked against the field types when it is made."""
@@ -143,10 +149,9 @@ class Settings:
         known = cls.names()
         for key in given:
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise TypeError(
-                    f"{where or cls.__name__}: unknown setting {key!r}{hint}; {cls.__name__} has {', '.join(known)}"
+                    f"{where or cls.__name__}: unknown setting {key!r}{closest_hint(key, known)}; "
+                    f"{cls.__name__} has {', '.join(known)}"
                 )
 
     @classmethod

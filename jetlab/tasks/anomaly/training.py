@@ -4,7 +4,6 @@ settings shared by the search's PETs (:class:`TrainingSettings`)."""
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Mapping, Sequence
 
@@ -21,7 +20,7 @@ from jetlab.train import Trainer
 from jetlab.train.ddp import resolve_device
 
 from ..common import ArrayDataset
-from ..settings import TrainingRecipe
+from ..settings import TrainingRecipe, closest_hint
 from .events import DijetEvents
 
 __all__ = [
@@ -61,13 +60,12 @@ class TrainingSettings(TrainingRecipe):
     def from_keywords(cls, where: str, keywords: Mapping[str, Any]) -> TrainingSettings:
         """The settings of a call's training ``keywords``; a TypeError names any keyword that is not
         a field (and the closest field), with ``where`` the function that was called."""
-        names = [f.name for f in fields(cls)]
+        names = cls.names()
         for key in keywords:
             if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise TypeError(
-                    f"{where}: unexpected keyword argument {key!r}{hint}; its training keywords are {', '.join(names)}"
+                    f"{where}: unexpected keyword argument {key!r}{closest_hint(key, names)}; "
+                    f"its training keywords are {', '.join(names)}"
                 )
         return cls(**keywords)
 
