@@ -144,9 +144,15 @@ class Results:
 def run_tagging_block(res: Results, models: dict[str, str], ref_ckpt: str, args) -> None:
     from jetlab.tasks.tagging import run_tagging
 
+    # the training and validation pools are 60% / 20% of --toptag-jets (notebook 02's split); the test set
+    # is the other 20%, or --toptag-test-jets more jets of the same file (1/eps_B@0.5 on 301 background jets
+    # is quantised: 100 = 3 passing jets)
+    n_train, n_val = round(0.6 * args.toptag_jets), round(0.2 * args.toptag_jets)
+    n_test = args.toptag_test_jets or args.toptag_jets - n_train - n_val
     settings = {
         "dataset": "toptag-mini",
-        "n_jets": args.toptag_jets,
+        "n_jets": n_train + n_val + n_test,
+        "split_jets": [n_train, n_val, n_test],
         "epochs": args.toptag_epochs,
         "batch_size": 64,
         "fractions": [1.0, 0.1],
@@ -161,7 +167,8 @@ def run_tagging_block(res: Results, models: dict[str, str], ref_ckpt: str, args)
         out = run_tagging(
             "toptag-mini",
             checkpoint=ckpt,
-            n_jets=args.toptag_jets,
+            n_jets=settings["n_jets"],
+            split=tuple(n / settings["n_jets"] for n in settings["split_jets"]),
             seeds=args.seeds,
             fractions=(1.0, 0.1),
             epochs=args.toptag_epochs,
@@ -176,6 +183,7 @@ def run_tagging_block(res: Results, models: dict[str, str], ref_ckpt: str, args)
             per[f"{frac:g}"] = {
                 "seeds": [r.seed for r in runs],
                 "n_train": [r.n_train for r in runs],
+                "n_test_signal_background": np.bincount(out.labels.astype(int), minlength=2)[::-1].tolist(),
                 "auc": [r.metrics["auc"] for r in runs],
                 "rej50": [r.metrics["rej_at_0.5"] for r in runs],
             }
@@ -508,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sampling-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--toptag-jets", type=int, default=3000, help="toptag-mini jets (notebook 02 cpu-quick)")
     ap.add_argument("--toptag-epochs", type=int, default=3)
+    ap.add_argument(
+        "--toptag-test-jets", type=int, default=None, help="test jets beyond the training pool (default: 20%% of them)"
+    )
     ap.add_argument("--zjets-events", type=int, default=4000, help="zjets-mini events per setup (notebook 03)")
     ap.add_argument("--zjets-epochs", type=int, default=4)
     ap.add_argument("--gen-jets", type=int, default=1000, help="fresh ten-class test jets for generation")
