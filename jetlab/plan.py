@@ -239,7 +239,8 @@ def _pretraining(p: Mapping[str, Any], cost: NotebookCost, ctx: Mapping[str, Any
     n_gen = _positive(p.get("n_generate")) or (val if dataset in DATASETS else int(0.1 * (n or 0)))
     seconds = _train_seconds(cost.train_jet_epochs, model, particles, pretraining=True)
     seconds += _infer_seconds(val * epochs, model, particles)  # validation every epoch
-    seconds += _infer_seconds(n_gen * int(p.get("gen_steps", 32)), model, particles)  # one pass per DDIM step
+    passes = int(p.get("gen_steps", 32)) * (2 if p.get("gen_guidance") else 1)  # guidance: a null-label pass too
+    seconds += _infer_seconds(n_gen * passes, model, particles)  # one pass per DDIM step
     cost.h200_gpu_hours = seconds / 3600
     cost.notes.append(f"pretraining step = {1 / PRETRAIN_STEP_SPEED_RATIO:.2f}x a classifier step")
 

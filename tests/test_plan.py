@@ -49,6 +49,9 @@ def test_pretraining_estimate_by_hand():
     assert cost.conversion_core_hours == pytest.approx(125e6 / 402 / 3600, rel=1e-9)  # 86.4
     # disk: 125M rows x (150 slots x 14 features + 7) x 4 bytes, uncompressed
     assert cost.disk_bytes == 125_000_000 * (150 * 14 + 7) * 4
+    # classifier-free guidance evaluates the head twice per DDIM step (class and null label): 10,000 x 64 more passes
+    guided = plan.estimate_notebook("01_pretraining", {**params, "gen_guidance": 4.0})
+    assert guided.h200_gpu_hours == pytest.approx((seconds + 10_000 * 64 / infer_rate) / 3600, rel=1e-9)
 
 
 def test_tagging_estimate_by_hand_on_record_15013():

@@ -492,3 +492,28 @@ def test_compare_with_judges_the_shipped_model_on_the_same_test_jets(run) -> Non
     assert model_class_columns(model, ["QCD", "Hbb"]).tolist() == [9, 5]
     with pytest.raises(ValueError, match=r"not trained on \['Zee'\]"):
         model_class_columns(model, ["QCD", "Zee"])
+
+
+def test_generation_guidance_reaches_the_sampler_and_is_recorded(run) -> None:
+    """``gen_guidance`` is the particle sampler's classifier-free guidance: the evaluation's jets are
+    generate_jets(..., guidance=w) for the same seed and steps (redone here), different from w = 0, and
+    the run records w so that compare_generation / compare_with sample the same way."""
+    from jetlab.tasks.pretraining.diffusion_generation import evaluate_pretraining
+
+    assert run.metrics["generation"]["guidance"] == 0.0  # the fixture's default
+    test = run.test.subset(slice(0, 15))
+    steps, seed = run.metrics["generation"]["steps"], run.metrics["generation"]["seed"]
+    ev = evaluate_pretraining(run.model, test, run.jet_generator, standardizer=run.standardizer, steps=steps,
+                              seed=seed, guidance=3.0)
+    by_hand = generate_jets(run.model, run.jet_generator, 15, labels=test.labels, standardizer=run.standardizer,
+                            steps=steps, seed=seed, max_particles=test.max_particles, guidance=3.0)
+    unguided = generate_jets(run.model, run.jet_generator, 15, labels=test.labels, standardizer=run.standardizer,
+                             steps=steps, seed=seed, max_particles=test.max_particles)
+    assert np.array_equal(ev["generated"].particles, by_hand.particles)
+    assert not np.allclose(by_hand.particles[by_hand.mask], unguided.particles[unguided.mask])
+    # a stored run's w is what its comparisons sample with
+    from dataclasses import replace as dc_replace
+
+    guided = dc_replace(run, metrics={**run.metrics, "generation": {**run.metrics["generation"], "guidance": 3.0}})
+    again = guided._evaluate_again(run.model, run.jet_generator, run.standardizer, [], "cpu")
+    assert np.array_equal(again["generated"].particles, by_hand.particles)

@@ -438,6 +438,7 @@ def evaluate_pretraining(
     batch_size: int = 256,
     constraints: Sequence[str] = (),
     acceptance: JetAcceptance | None = None,
+    guidance: float = 0.0,
 ) -> dict[str, Any]:
     """Classifier accuracy / confusion matrix on ``test_jetset`` and W1 of generated vs real jets.
 
@@ -446,7 +447,8 @@ def evaluate_pretraining(
     the dataset's ``acceptance``. With ``acceptance``, ``unrecordable`` reports the fractions of
     generated particles its detector could not have recorded (:func:`unrecordable_fractions`:
     ``before`` as first drawn, ``removed``, and ``after``, what the evaluation judges: 0 with the
-    "detector" constraint). ``reference_jetset`` (an
+    "detector" constraint); ``guidance`` w > 0 samples the particles with classifier-free guidance
+    (:func:`generate_jets`). ``reference_jetset`` (an
     independent real sample, e.g. the validation split) gives the W1 floor: the distance two
     real samples of that size have by statistics alone. Returns a JSON-friendly dict with
     ``accuracy``, ``confusion_matrix`` (rows: true, normalised), ``generated_accuracy`` (the
@@ -483,6 +485,7 @@ def evaluate_pretraining(
             device=dev,
             batch_size=batch_size,
             max_particles=test_jetset.max_particles,
+            guidance=guidance,
             **constraint_flags(constraints, "evaluate_pretraining", acceptance),
         )
         generated.labels = truth.copy()  # the sample's class indices, as the W1 tables expect

@@ -106,6 +106,9 @@ class PretrainingSettings(TaskSettings):
     jet_epochs: int = 100
     #: DDIM steps when generating particles
     gen_steps: int = 32
+    #: classifier-free guidance w of the particle sampler, ``(1 + w) v(class) - w v(null)``: 0 samples the
+    #: class-conditional head as trained; w > 0 makes jets more typical of their class, at twice the sampling cost
+    gen_guidance: float = 0.0
     #: what generated particles are held to: "pt", "mass", "detector" (empty: the diffusion head alone)
     gen_constraints: tuple[str, ...] = ()
     #: generated jets to compare (0 or None: one per test jet)
@@ -188,9 +191,15 @@ def _evaluate(model, data: _Samples, jg, std, names, acceptance, s: PretrainingS
         device=s.device,
         constraints=s.gen_constraints,
         acceptance=acceptance,
+        guidance=s.gen_guidance,
     )
     metrics.update({k: evaluation[k] for k in ACCURACY_METRICS if k in evaluation})
-    metrics["generation"] = {"steps": s.gen_steps, "seed": s.seed, "constraints": list(s.gen_constraints)}
+    metrics["generation"] = {
+        "steps": s.gen_steps,
+        "seed": s.seed,
+        "constraints": list(s.gen_constraints),
+        "guidance": s.gen_guidance,
+    }
     if "unrecordable" in evaluation:
         metrics["generation"]["unrecordable"] = evaluation["unrecordable"]
     metrics["w1"] = evaluation.get("w1")

@@ -101,6 +101,7 @@ class PretrainingResult(TaskResults):
             device=device,
             constraints=constraints,
             acceptance=self.acceptance,
+            guidance=gen.get("guidance", 0.0),
         )
 
     def compare_generation(self, constraints: Sequence[str] = (), device: str | torch.device = "cpu"):
