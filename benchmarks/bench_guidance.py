@@ -59,7 +59,9 @@ def _models(which: list[str], checkpoint: str | None, train, names):
             raise SystemExit("--checkpoint: notebook 01's checkpoint directory is needed for model 'own'")
         m, jg = load_pretrained(checkpoint)
         if jg is None:
-            raise SystemExit(f"--checkpoint {checkpoint}: no jet generator next to the model (run_pretraining writes one)")
+            raise SystemExit(
+                f"--checkpoint {checkpoint}: no jet generator next to the model (run_pretraining writes one)"
+            )
         out["own"] = (m, jg, m.card.get_standardizer())
     if "foundation" in which:
         other = load(FOUNDATION_MODEL, map_location="cpu")
