@@ -38,10 +38,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jetlab.data.preprocess import jet_inputs  # noqa: E402
 from jetlab.model import FOUNDATION_MODEL, load  # noqa: E402
-from jetlab.tasks.pretraining.diffusion_generation import evaluate_pretraining, model_class_columns  # noqa: E402
-from jetlab.tasks.pretraining.jet_feature_generation import build_and_fit_jet_generator  # noqa: E402
+from jetlab.tasks.pretraining.diffusion_generation import evaluate_pretraining, jet_generator_for_model  # noqa: E402
 from jetlab.tasks.pretraining.pipeline import (  # noqa: E402
     PretrainingSettings,
     _acceptance,
@@ -63,20 +61,10 @@ def _models(which: list[str], checkpoint: str | None, train, names):
                 f"--checkpoint {checkpoint}: no jet generator next to the model (run_pretraining writes one)"
             )
         out["own"] = (m, jg, m.card.get_standardizer())
-    if "foundation" in which:
+    if "foundation" in which:  # as PretrainingResult.compare_with: notebook 01's 100 jet-generator epochs, seed 0
         other = load(FOUNDATION_MODEL, map_location="cpu")
-        std = other.card.get_standardizer()
-        cols = model_class_columns(other, names)
-        jg, _ = build_and_fit_jet_generator(
-            jet_inputs(train),
-            cols[train.labels],
-            num_classes=other.config.num_classes,
-            max_particles=train.max_particles,
-            standardizer=std,
-            epochs=100,
-            seed=0,
-        )
-        out["foundation"] = (other, jg, std)
+        jg = jet_generator_for_model(other, train, names, epochs=100, seed=0)
+        out["foundation"] = (other, jg, other.card.get_standardizer())
     return out
 
 

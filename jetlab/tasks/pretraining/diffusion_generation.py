@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from jetlab.data.preprocess import Standardizer
+from jetlab.data.preprocess import Standardizer, jet_inputs
 from jetlab.data.schema import KINEMATIC_FEATURES, JetSet, jet_features_from_particles
 from jetlab.data.torchdata import JetDataset
 from jetlab.model.diffusion import balance_ptrel, generated_ptrel, sample
@@ -41,6 +41,7 @@ from .generation_constraints import (
 )
 from .jet_feature_generation import (
     MULTIPLICITY_INDEX,
+    build_and_fit_jet_generator,
     generator_max_particles,
     sample_jet_features,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "constraint_flags",
     "evaluate_pretraining",
     "generate_jets",
+    "jet_generator_for_model",
     "jet_observables",
     "match_jet_mass",
     "REDRAWS",
@@ -373,6 +375,23 @@ def model_class_columns(model, class_names: Sequence[str]) -> np.ndarray:
     if missing:
         raise ValueError(f"evaluate_pretraining: the model was not trained on {missing} (its classes: {own})")
     return np.array([own.index(c) for c in class_names])
+
+
+def jet_generator_for_model(model, jets: JetSet, class_names: Sequence[str], *, epochs: int, seed: int):
+    """A jet-feature generator fitted to ``jets`` for another pretrained ``model``: its labels in the model's
+    class columns (by name, :func:`model_class_columns`) and its features in the model's input scaling, so
+    that model's particle head can generate a sample of ``class_names`` the way the sample's own model does."""
+    columns = model_class_columns(model, class_names)
+    jg, _ = build_and_fit_jet_generator(
+        jet_inputs(jets),
+        columns[jets.labels],
+        num_classes=model.config.num_classes,
+        max_particles=jets.max_particles,
+        standardizer=model.card.get_standardizer(),
+        epochs=epochs,
+        seed=seed,
+    )
+    return jg
 
 
 def _classification_metrics(pred: np.ndarray, truth: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:

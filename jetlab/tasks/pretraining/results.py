@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from jetlab.data.preprocess import Standardizer, jet_inputs
+from jetlab.data.preprocess import Standardizer
 from jetlab.data.schema import JetSet
 from jetlab.model import FOUNDATION_MODEL, ModelCard, load
 from jetlab.model.jet_generator import JetFeatureGenerator
@@ -23,9 +23,8 @@ from ..common import TaskResults
 from .diffusion_generation import (
     check_constraints,
     evaluate_pretraining,
-    model_class_columns,
+    jet_generator_for_model,
 )
-from .jet_feature_generation import build_and_fit_jet_generator
 
 __all__ = ["ACCURACY_METRICS", "PretrainingResult"]
 
@@ -162,18 +161,10 @@ class PretrainingResult(TaskResults):
         (``compared_with``)."""
         ev, gen = self.evaluation, self._generation("compare_with")
         other = load(checkpoint, map_location="cpu")
-        std = other.card.get_standardizer()
-        columns = model_class_columns(other, self.class_names)
-        jg, _ = build_and_fit_jet_generator(
-            jet_inputs(self.train),
-            columns[self.train.labels],
-            num_classes=other.config.num_classes,
-            max_particles=self.train.max_particles,
-            standardizer=std,
-            epochs=len(self.jet_generator_history),
-            seed=gen["seed"],
+        jg = jet_generator_for_model(
+            other, self.train, self.class_names, epochs=len(self.jet_generator_history), seed=gen["seed"]
         )
-        theirs = self._evaluate_again(other, jg, std, gen["constraints"], device)
+        theirs = self._evaluate_again(other, jg, other.card.get_standardizer(), gen["constraints"], device)
 
         def arm(name: str, card: ModelCard, e: dict[str, Any]) -> dict[str, Any]:
             keep = ("accuracy", "generated_accuracy", "kinematic_accuracy", "standard_errors")
